@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT
+ * pymemtrace/probes.h: the USDT provider `pymemtrace`: its probe sites, its semaphores, and the
+ * test of whether a tracer is attached. Most code wants <pymemtrace/pymemtrace.h> instead.
+ *
+ * The probe table (the contract with every tracer script; README.md repeats it):
+ *
+ *   probe      arguments (bpftrace arg0..)                                  fires
+ *   alloc      ptr, size, domain                                            after an allocation that returned non-NULL
+ *   realloc    old_ptr, new_ptr, size, domain                               after every realloc, with its result
+ *   free       ptr, domain                                                  before a release; every call, NULL included
+ *   pyalloc    ptr, size, domain, filename, function, lineno                as alloc, with the Python location
+ *   pyrealloc  old_ptr, new_ptr, size, filename, function, lineno           a live block moved or resized
+ *   pyfree     ptr, domain, filename, function, lineno                      as free, with the Python location
+ *
+ * Types: pointers (passed as uintptr_t) and size are 8 bytes unsigned, domain and lineno 4 bytes signed, filename and
+ * function are `const char *`, never NULL ("" and line 0 when no Python frame is known).
+ *
+ * How a probe is built (x86-64 ELF): each probe is one tiny function, `pymemtrace_probe_NAME`,
+ * whose first instruction is the probe site and whose arguments are exactly the probe's, in the
+ * System V argument registers. The function and its .note.stapsdt entry sit in a COMDAT group,
+ * so one shared object has exactly one site per probe however many translation units call it
+ * (bpftrace refuses more than 512 sites). The six semaphores are one 12-byte COMDAT block in
+ * `.probes`, hidden so that each shared object traces independently, laid out in pairs
+ * (alloc|pyalloc, realloc|pyrealloc, free|pyfree) so that "is anyone listening" is one 32-bit load.
+ * The site is a 5-byte nop at the entry of a leaf function that keeps nothing below the stack
+ * pointer, so the kernel's nop5 uprobe optimisation (which writes there) is safe.
+ */
+#ifndef PYMEMTRACE_PROBES_H
+#define PYMEMTRACE_PROBES_H
+
+#include <stddef.h> /* size_t */
+#include <stdint.h> /* uint32_t */
+
+#include "config.h"
+
+/* Domains: which allocator a block belongs to. 16 and up are for users' own allocators. */
+enum pymemtrace_domain {
+    PYMEMTRACE_DOMAIN_C_HEAP = 0,    /* malloc family */
+    PYMEMTRACE_DOMAIN_PYMEM_RAW = 1, /* PyMem_Raw* */
+    PYMEMTRACE_DOMAIN_PYMEM = 2,     /* PyMem_* */
+    PYMEMTRACE_DOMAIN_PYOBJECT = 3,  /* PyObject_* */
+    PYMEMTRACE_DOMAIN_CXX = 4,       /* pymemtrace::allocator */
+    PYMEMTRACE_DOMAIN_USER = 16      /* first domain for users' own allocators */
+};
+
+/* Probes, in semaphore order: a plain probe and its py twin share one 32-bit word. */
+enum pymemtrace_probe {
+    PYMEMTRACE_PROBE_ALLOC = 0,
+    PYMEMTRACE_PROBE_PYALLOC = 1,
+    PYMEMTRACE_PROBE_REALLOC = 2,
+    PYMEMTRACE_PROBE_PYREALLOC = 3,
+    PYMEMTRACE_PROBE_FREE = 4,
+    PYMEMTRACE_PROBE_PYFREE = 5
+};
+
+#if PYMEMTRACE_HAVE_USDT
+
+#include <sys/sdt.h> /* _SDT_ASM_BODY, _SDT_ASM_BASE: the stapsdt note format */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* Defined by the assembly below; hidden, so each shared object has its own. */
+extern volatile unsigned short pymemtrace_semaphores[6] PYMEMTRACE_HIDDEN;
+extern volatile uint32_t pymemtrace_semaphore_pairs[3] PYMEMTRACE_HIDDEN;
+
+void pymemtrace_probe_alloc(uintptr_t ptr, size_t size, int domain) PYMEMTRACE_HIDDEN;
+void pymemtrace_probe_realloc(uintptr_t old_ptr, uintptr_t new_ptr, size_t size, int domain)
+    PYMEMTRACE_HIDDEN;
+void pymemtrace_probe_free(uintptr_t ptr, int domain) PYMEMTRACE_HIDDEN;
+void pymemtrace_probe_pyalloc(uintptr_t ptr, size_t size, int domain, const char *filename,
+                              const char *function, int lineno) PYMEMTRACE_HIDDEN;
+void pymemtrace_probe_pyrealloc(uintptr_t old_ptr, uintptr_t new_ptr, size_t size,
+                                const char *filename, const char *function, int lineno)
+    PYMEMTRACE_HIDDEN;
+void pymemtrace_probe_pyfree(uintptr_t ptr, int domain, const char *filename,
+                             const char *function, int lineno) PYMEMTRACE_HIDDEN;
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+/* sys/sdt.h's note body, with our semaphore symbols and with the nop emitted by us. */
+#pragma push_macro("_SDT_NOP")
+#pragma push_macro("_SDT_SEMAPHORE")
+#undef _SDT_NOP
+#undef _SDT_SEMAPHORE
+#define _SDT_NOP
+#define _SDT_SEMAPHORE(p, n) _SDT_ASM_1(_SDT_ASM_ADDR p##_##n##_semaphore)
+
+#if PYMEMTRACE_CONFIG_NOP5
+#  define PYMEMTRACE_DETAIL_NOP ".byte 0x0f, 0x1f, 0x44, 0x00, 0x00\n" /* nopl 0(%rax,%rax,1) */
+#else
+#  define PYMEMTRACE_DETAIL_NOP "nop\n"
+#endif
+
+/* `.ifndef` keeps a second copy out when LTO joins translation units into one assembly file. */
+#define PYMEMTRACE_DETAIL_SITE(name, args)                                                   \
+    ".ifndef pymemtrace_probe_" #name "\n"                                                   \
+    ".pushsection .text.pymemtrace_probe_" #name ",\"axG\",@progbits,pymemtrace_probe_" #name \
+    ",comdat\n"                                                                              \
+    ".weak pymemtrace_probe_" #name "\n"                                                     \
+    ".hidden pymemtrace_probe_" #name "\n"                                                   \
+    ".type pymemtrace_probe_" #name ",@function\n"                                           \
+    "pymemtrace_probe_" #name ":\n"                                                          \
+    _SDT_ASM_BODY(pymemtrace, name, _SDT_ASM_SUBSTR, args, /* no extra */)                   \
+    PYMEMTRACE_DETAIL_NOP                                                                    \
+    "ret\n"                                                                                  \
+    ".size pymemtrace_probe_" #name ", .-pymemtrace_probe_" #name "\n"                       \
+    ".popsection\n"                                                                          \
+    _SDT_ASM_BASE                                                                            \
+    ".endif\n"
+
+#define PYMEMTRACE_DETAIL_SEMAPHORE(name, offset)                                            \
+    ".weak pymemtrace_" #name "_semaphore\n"                                                 \
+    ".hidden pymemtrace_" #name "_semaphore\n"                                               \
+    ".set pymemtrace_" #name "_semaphore, pymemtrace_semaphores + " #offset "\n"
+
+__asm__(
+    ".ifndef pymemtrace_semaphores\n"
+    ".pushsection .probes,\"awG\",@progbits,pymemtrace_semaphores,comdat\n"
+    ".weak pymemtrace_semaphores\n"
+    ".hidden pymemtrace_semaphores\n"
+    ".weak pymemtrace_semaphore_pairs\n"
+    ".hidden pymemtrace_semaphore_pairs\n"
+    ".type pymemtrace_semaphores,@object\n"
+    ".balign 8\n"
+    "pymemtrace_semaphores:\n"
+    "pymemtrace_semaphore_pairs:\n"
+    ".zero 12\n"
+    ".size pymemtrace_semaphores, 12\n"
+    PYMEMTRACE_DETAIL_SEMAPHORE(alloc, 0)
+    PYMEMTRACE_DETAIL_SEMAPHORE(pyalloc, 2)
+    PYMEMTRACE_DETAIL_SEMAPHORE(realloc, 4)
+    PYMEMTRACE_DETAIL_SEMAPHORE(pyrealloc, 6)
+    PYMEMTRACE_DETAIL_SEMAPHORE(free, 8)
+    PYMEMTRACE_DETAIL_SEMAPHORE(pyfree, 10)
+    ".popsection\n"
+    ".endif\n");
+/* One statement a site: ISO C bounds a string literal's length. */
+__asm__(PYMEMTRACE_DETAIL_SITE(alloc, (8@%rdi 8@%rsi -4@%edx)));
+__asm__(PYMEMTRACE_DETAIL_SITE(realloc, (8@%rdi 8@%rsi 8@%rdx -4@%ecx)));
+__asm__(PYMEMTRACE_DETAIL_SITE(free, (8@%rdi -4@%esi)));
+__asm__(PYMEMTRACE_DETAIL_SITE(pyalloc, (8@%rdi 8@%rsi -4@%edx 8@%rcx 8@%r8 -4@%r9d)));
+__asm__(PYMEMTRACE_DETAIL_SITE(pyrealloc, (8@%rdi 8@%rsi 8@%rdx 8@%rcx 8@%r8 -4@%r9d)));
+__asm__(PYMEMTRACE_DETAIL_SITE(pyfree, (8@%rdi -4@%esi 8@%rdx 8@%rcx -4@%r8d)));
+
+#undef PYMEMTRACE_DETAIL_SEMAPHORE
+#undef PYMEMTRACE_DETAIL_SITE
+#undef PYMEMTRACE_DETAIL_NOP
+#pragma pop_macro("_SDT_SEMAPHORE")
+#pragma pop_macro("_SDT_NOP")
+
+/* Nonzero while a tracer is attached to `probe` in this shared object. */
+PYMEMTRACE_INLINE int pymemtrace_probe_enabled(enum pymemtrace_probe probe)
+{
+    return pymemtrace_semaphores[probe] != 0;
+}
+
+/* Nonzero while a tracer is attached to the plain probe `probe` or to its py twin: one load. */
+PYMEMTRACE_INLINE int pymemtrace_detail_pair_enabled(enum pymemtrace_probe probe)
+{
+    return pymemtrace_semaphore_pairs[probe / 2] != 0;
+}
+
+#else /* !PYMEMTRACE_HAVE_USDT: no probes; everything folds away. */
+
+PYMEMTRACE_INLINE int pymemtrace_probe_enabled(enum pymemtrace_probe probe)
+{
+    (void)probe;
+    return 0;
+}
+
+PYMEMTRACE_INLINE int pymemtrace_detail_pair_enabled(enum pymemtrace_probe probe)
+{
+    (void)probe;
+    return 0;
+}
+
+#endif /* PYMEMTRACE_HAVE_USDT */
+
+#endif /* PYMEMTRACE_PROBES_H */

@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT
+ * pymemtrace/python.h: traced twins of CPython's three allocator domains, and the Python
+ * location lookup behind the py* probes.
+ *
+ *   pymemtrace_raw_malloc/raw_calloc/raw_realloc/raw_free           PyMem_Raw*, domain 1
+ *   pymemtrace_mem_malloc/mem_calloc/mem_realloc/mem_free           PyMem_*,    domain 2
+ *   pymemtrace_object_malloc/object_calloc/object_realloc/object_free  PyObject_*, domain 3
+ *
+ * Same signatures, results and GIL rules as the functions they wrap: the raw ones may be called
+ * without the GIL, from any thread. Probe sizes are the sizes asked for (CPython serves 0 as 1).
+ *
+ * Including this header in any translation unit of a shared object makes every wrapper of that
+ * shared object (C heap and C++ allocator too) fill the py* probes' filename, function and line
+ * from the innermost Python frame of the calling thread, when the thread holds the GIL. The
+ * function is the qualified name (`Class.method`, `outer.<locals>.inner`) on 3.11+, where code
+ * objects carry one, and the plain name on 3.8-3.10.
+ */
+#ifndef PYMEMTRACE_PYTHON_H
+#define PYMEMTRACE_PYTHON_H
+
+#ifndef Py_PYTHON_H
+#  define PY_SSIZE_T_CLEAN
+#  include <Python.h>
+#endif
+#if PY_VERSION_HEX < 0x03080000
+#  error "pymemtrace supports CPython 3.8 and later"
+#endif
+#if PY_VERSION_HEX < 0x03090000
+#  include <frameobject.h> /* PyFrameObject fields: 3.8 has no accessor functions */
+#endif
+
+#include "pymemtrace.h"
+
+PYMEMTRACE_DETAIL_WRAP_ALLOCATOR(pymemtrace_raw_malloc, pymemtrace_raw_calloc,
+                                 pymemtrace_raw_realloc, pymemtrace_raw_free, PyMem_RawMalloc,
+                                 PyMem_RawCalloc, PyMem_RawRealloc, PyMem_RawFree,
+                                 PYMEMTRACE_DOMAIN_PYMEM_RAW)
+PYMEMTRACE_DETAIL_WRAP_ALLOCATOR(pymemtrace_mem_malloc, pymemtrace_mem_calloc,
+                                 pymemtrace_mem_realloc, pymemtrace_mem_free, PyMem_Malloc,
+                                 PyMem_Calloc, PyMem_Realloc, PyMem_Free,
+                                 PYMEMTRACE_DOMAIN_PYMEM)
+PYMEMTRACE_DETAIL_WRAP_ALLOCATOR(pymemtrace_object_malloc, pymemtrace_object_calloc,
+                                 pymemtrace_object_realloc, pymemtrace_object_free,
+                                 PyObject_Malloc, PyObject_Calloc, PyObject_Realloc,
+                                 PyObject_Free, PYMEMTRACE_DOMAIN_PYOBJECT)
+
+#if PYMEMTRACE_HAVE_USDT
+
+/* The thread state of the calling thread if it holds the GIL, else NULL. Never blocks, never
+ * takes the GIL: the raw wrappers run on threads that have none. */
+static inline PyThreadState *pymemtrace_detail_attached_thread_state(void)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyThreadState_GetUnchecked(); /* thread-local: NULL unless attached */
+#elif PY_VERSION_HEX >= 0x030C0000
+    return _PyThreadState_UncheckedGet(); /* thread-local since 3.12 */
+#else
+    /* 3.8-3.11: the GIL holder, whichever thread it is. It is ours only if it is the thread
+     * state PyGILState registered for this thread; compared as pointers, never dereferenced.
+     * (A thread running a sub-interpreter it did not register this way gets no location.) */
+    PyThreadState *holder = _PyThreadState_UncheckedGet();
+    if (holder == NULL || holder != PyGILState_GetThisThreadState())
+        return NULL;
+    return holder;
+#endif
+}
+
+static inline const char *pymemtrace_detail_utf8(PyObject *text)
+{
+    const char *utf8;
+    if (text == NULL || !PyUnicode_Check(text))
+        return "";
+    utf8 = PyUnicode_AsUTF8(text); /* ASCII: the string's own bytes, no allocation */
+    if (utf8 == NULL) {
+        PyErr_Clear();
+        return "";
+    }
+    return utf8;
+}
+
+/* Fills `location` from the innermost Python frame of the calling thread. Runs only inside the
+ * py* probes' path. The strings belong to the frame's code object, which the running frame keeps
+ * alive until it returns, so they outlive the probe. */
+PYMEMTRACE_EXTERN_C __attribute__((weak, noinline)) PYMEMTRACE_HIDDEN void
+pymemtrace_python_locate(struct pymemtrace_location *location)
+{
+    /* The lookup may allocate (3.11+ materialises frame objects); an allocator hook built from
+     * these wrappers would come back here. */
+    static __thread int looking_up;
+    PyThreadState *tstate;
+    PyFrameObject *frame;
+    PyCodeObject *code;
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *saved_exception;
+#else
+    PyObject *saved_type, *saved_value, *saved_traceback;
+#endif
+
+    if (looking_up)
+        return;
+    tstate = pymemtrace_detail_attached_thread_state();
+    if (tstate == NULL)
+        return;
+    looking_up = 1;
+#if PY_VERSION_HEX >= 0x030C0000
+    saved_exception = PyErr_GetRaisedException();
+#else
+    PyErr_Fetch(&saved_type, &saved_value, &saved_traceback);
+#endif
+
+#if PY_VERSION_HEX >= 0x03090000
+    frame = PyThreadState_GetFrame(tstate); /* new reference, or NULL */
+    code = frame ? PyFrame_GetCode(frame) : NULL;
+#else
+    frame = tstate->frame; /* borrowed */
+    code = frame ? frame->f_code : NULL;
+#endif
+    if (code != NULL) {
+        location->lineno = PyFrame_GetLineNumber(frame);
+        location->filename = pymemtrace_detail_utf8(code->co_filename);
+#if PY_VERSION_HEX >= 0x030B0000
+        location->function = pymemtrace_detail_utf8(code->co_qualname);
+#else
+        location->function = pymemtrace_detail_utf8(code->co_name);
+#endif
+    }
+#if PY_VERSION_HEX >= 0x03090000
+    Py_XDECREF(code);
+    Py_XDECREF(frame);
+#endif
+
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(saved_exception);
+#else
+    PyErr_Restore(saved_type, saved_value, saved_traceback);
+#endif
+    looking_up = 0;
+}
+
+#endif /* PYMEMTRACE_HAVE_USDT */
+
+#endif /* PYMEMTRACE_PYTHON_H */

@@ -1,0 +1,86 @@
+# SPDX-License-Identifier: MIT
+"""Real bpftrace attached to real processes, for the tracer tests.
+
+Every tracer test starts with `require_tracer()`: not root or no bpftrace means exit 77
+(meson's "skipped") with the reason printed; .ci/run turns such a skip into a failure.
+
+`BpftraceSession` runs one bpftrace program and knows when its probes are attached: the program
+gets a `BEGIN` clause printing a marker, and bpftrace runs BEGIN only after attaching every probe.
+Probes given by library path (`usdt:/path/lib.so:pymemtrace:alloc`) are system-wide, which is what
+sees extensions that are dlopen'ed later (bpftrace 0.17 with -p/-c does not); tests filter on pid.
+"""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+SKIP = 77
+READY_MARKER = "__pymemtrace_tracer_ready__"
+
+
+def skip(reason):
+    print(f"SKIP: {reason}", file=sys.stderr)
+    sys.exit(SKIP)
+
+
+def require_tracer():
+    """Exit 77 unless this process can run bpftrace."""
+    if os.geteuid() != 0:
+        skip("tracer tests need root (bpftrace attaches uprobes); run as root")
+    if shutil.which("bpftrace") is None:
+        skip("bpftrace is not installed: apt-get install bpftrace")
+    mount_tracefs()
+
+
+def mount_tracefs():
+    """Without tracefs, bpftrace still works but warns 'failed to detach probe'."""
+    if not os.path.exists("/sys/kernel/tracing/uprobe_events"):
+        subprocess.run(["mount", "-t", "tracefs", "tracefs", "/sys/kernel/tracing"],
+                       stderr=subprocess.DEVNULL, check=False)
+
+
+class BpftraceSession:
+    """A bpftrace program running in the background, attached once `start()` returns."""
+
+    def __init__(self, program, args=(), timeout=60.0):
+        self.program = f'BEGIN {{ printf("{READY_MARKER}\\n"); }}\n{program}'
+        self.args = list(args)
+        self.timeout = timeout
+        self.proc = None
+        self.lines = []
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["bpftrace", "-B", "line", *self.args, "-e", self.program],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("bpftrace exited before attaching:\n" + self.proc.stderr.read())
+            if line.strip() == READY_MARKER:
+                return self
+        raise RuntimeError("bpftrace did not attach in time")
+
+    def stop(self):
+        """Detach (SIGINT, as Ctrl-C) and return every line it printed after attaching."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        out, err = self.proc.communicate(timeout=self.timeout)
+        self.stderr = err
+        self.lines = out.splitlines()
+        return self.lines
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        if self.proc and self.proc.poll() is None:
+            self.stop()
+
+
+def events(lines, tag):
+    """Split the lines that start with `tag` into their whitespace-separated fields."""
+    return [line.split()[1:] for line in lines if line.startswith(tag + " ")]
