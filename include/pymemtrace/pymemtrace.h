@@ -90,8 +90,9 @@ PYMEMTRACE_INLINE uintptr_t pymemtrace_detail_opaque(uintptr_t bits)
 
 #endif /* PYMEMTRACE_HAVE_USDT */
 
-/* Report that `ptr` (size bytes, in `domain`) was allocated. NULL is ignored. */
-PYMEMTRACE_INLINE void pymemtrace_note_alloc(const void *ptr, size_t size, int domain)
+/* Report that `ptr` (size bytes, in `domain`) was allocated. NULL is ignored. Not `const void *`:
+ * gcc -Wmaybe-uninitialized would take a fresh block passed as const for a read of it. */
+PYMEMTRACE_INLINE void pymemtrace_note_alloc(void *ptr, size_t size, int domain)
 {
 #if PYMEMTRACE_HAVE_USDT
     if (PYMEMTRACE_UNLIKELY(pymemtrace_detail_pair_enabled(PYMEMTRACE_PROBE_ALLOC)))

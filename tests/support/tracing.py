@@ -44,17 +44,20 @@ def mount_tracefs():
 class BpftraceSession:
     """A bpftrace program running in the background, attached once `start()` returns."""
 
-    def __init__(self, program, args=(), timeout=60.0):
+    def __init__(self, program, args=(), positional=(), timeout=60.0, env=None):
+        """`args` are bpftrace options; `positional` its $1, $2... parameters."""
         self.program = f'BEGIN {{ printf("{READY_MARKER}\\n"); }}\n{program}'
         self.args = list(args)
+        self.positional = [str(p) for p in positional]
+        self.env = env
         self.timeout = timeout
         self.proc = None
         self.lines = []
 
     def start(self):
         self.proc = subprocess.Popen(
-            ["bpftrace", "-B", "line", *self.args, "-e", self.program],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            ["bpftrace", "-B", "line", *self.args, "-e", self.program, *self.positional],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env)
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()

@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: MIT
+// The probe notes a tracer reads, checked in this test binary and in two libraries built from a
+// C and a C++ file that call the wrappers from fifty places each. No root, no tracer.
+#include <pymemtrace/pymemtrace.h>
+
+#include <doctest/doctest.h>
+#include <link.h> // dl_iterate_phdr
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#define FIFTY_NAME fifty_a
+#include "fifty_call_sites.h"
+#include "stapsdt_notes.hpp"
+FIFTY_FUNCTIONS(fifty_b)
+
+namespace {
+
+// The probe table of probes.h: each argument's size, negative when signed.
+const std::map<std::string, std::vector<int>> probe_table = {
+    {"alloc", {8, 8, -4}},
+    {"realloc", {8, 8, 8, -4}},
+    {"free", {8, -4}},
+    {"pyalloc", {8, 8, -4, 8, 8, -4}},
+    {"pyrealloc", {8, 8, 8, 8, 8, -4}},
+    {"pyfree", {8, -4, 8, 8, -4}},
+};
+
+struct LoadedObject {
+    std::string path;
+    std::uintptr_t base = 0;
+};
+
+// Where the dynamic loader put the object whose path ends with `suffix` ("" = the executable).
+LoadedObject loaded_object(const std::string &suffix)
+{
+    struct Search {
+        std::string suffix;
+        LoadedObject found;
+    } search{suffix, {}};
+    dl_iterate_phdr(
+        [](dl_phdr_info *info, size_t, void *data) {
+            auto *s = static_cast<Search *>(data);
+            std::string name = info->dlpi_name ? info->dlpi_name : "";
+            bool is_exe = name.empty() && s->suffix.empty();
+            bool matches = !s->suffix.empty() && name.size() >= s->suffix.size()
+                           && name.compare(name.size() - s->suffix.size(), s->suffix.size(), s->suffix) == 0;
+            if (!is_exe && !matches)
+                return 0;
+            s->found = {is_exe ? "/proc/self/exe" : name, static_cast<std::uintptr_t>(info->dlpi_addr)};
+            return 1;
+        },
+        &search);
+    return search.found;
+}
+
+int argument_size(const std::string &argument)
+{
+    return std::stoi(argument.substr(0, argument.find('@')));
+}
+
+// The checks every object with the headers must pass; returns its probes by name.
+std::map<std::string, stapsdt::Probe> check_probes(const stapsdt::Elf &elf)
+{
+    std::map<std::string, stapsdt::Probe> by_name;
+    const auto probes = elf.probes_of("pymemtrace");
+    for (const auto &probe : probes) {
+        CAPTURE(probe.name);
+        CHECK_MESSAGE(by_name.count(probe.name) == 0, "one site per probe, however many callers");
+        by_name[probe.name] = probe;
+    }
+    REQUIRE(by_name.size() == probe_table.size());
+    const stapsdt::Section *semaphores = elf.section(".probes");
+    REQUIRE(semaphores != nullptr);
+    std::set<std::uint64_t> distinct;
+    for (const auto &entry : probe_table) {
+        const std::string &name = entry.first;
+        const std::vector<int> &sizes = entry.second;
+        CAPTURE(name);
+        REQUIRE(by_name.count(name) == 1);
+        const auto &probe = by_name[name];
+        REQUIRE(probe.arguments.size() == sizes.size());
+        for (std::size_t i = 0; i < sizes.size(); ++i)
+            CHECK(argument_size(probe.arguments[i]) == sizes[i]);
+        CHECK(probe.semaphore != 0);
+        CHECK(semaphores->contains(probe.semaphore));
+        distinct.insert(probe.semaphore);
+    }
+    CHECK(distinct.size() == probe_table.size());
+    // Pairs share one aligned 32-bit word: alloc|pyalloc, realloc|pyrealloc, free|pyfree.
+    for (const char *plain : {"alloc", "realloc", "free"}) {
+        const auto &p = by_name[plain];
+        const auto &py = by_name[std::string("py") + plain];
+        CHECK(p.semaphore % 4 == 0);
+        CHECK(py.semaphore == p.semaphore + 2);
+    }
+    return by_name;
+}
+
+} // namespace
+
+TEST_CASE("the test binary's notes list the six probes, once each, with semaphores")
+{
+    const LoadedObject exe = loaded_object("");
+    const auto probes = check_probes(stapsdt::read(exe.path));
+    SUBCASE("the notes point at the semaphores the code reads")
+    {
+        for (int p = PYMEMTRACE_PROBE_ALLOC; p <= PYMEMTRACE_PROBE_PYFREE; ++p) {
+            static const char *names[] = {"alloc", "pyalloc", "realloc", "pyrealloc", "free", "pyfree"};
+            CAPTURE(names[p]);
+            CHECK(probes.at(names[p]).semaphore + exe.base
+                  == reinterpret_cast<std::uintptr_t>(&pymemtrace_semaphores[p]));
+        }
+    }
+    SUBCASE("argument registers are the System V ones the probe functions receive")
+    {
+        CHECK(probes.at("pyalloc").arguments
+              == std::vector<std::string>{"8@%rdi", "8@%rsi", "-4@%edx", "8@%rcx", "8@%r8", "-4@%r9d"});
+        CHECK(probes.at("free").arguments == std::vector<std::string>{"8@%rdi", "-4@%esi"});
+    }
+}
+
+TEST_CASE("a library whose C and C++ files call the wrappers from fifty places has one site per probe")
+{
+    CHECK(fifty_a_c_calls() == 50);
+    CHECK(fifty_a_cxx_calls() == 50);
+    for (const char *library : {"libfifty_a.so", "libfifty_b.so"}) {
+        CAPTURE(library);
+        const LoadedObject object = loaded_object(library);
+        REQUIRE(!object.path.empty());
+        check_probes(stapsdt::read(object.path));
+    }
+}
+
+TEST_CASE("two libraries in one process have their own semaphores")
+{
+    CHECK(fifty_b_c_calls() == 50);
+    const std::uintptr_t a = fifty_a_semaphores();
+    const std::uintptr_t b = fifty_b_semaphores();
+    CHECK(a != b);
+    CHECK(a != reinterpret_cast<std::uintptr_t>(pymemtrace_semaphores));
+    const LoadedObject object = loaded_object("libfifty_a.so");
+    const auto probes = check_probes(stapsdt::read(object.path));
+    CHECK(probes.at("alloc").semaphore + object.base == a);
+}
