@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 SKIP = 77
@@ -42,39 +43,65 @@ def mount_tracefs():
 
 
 class BpftraceSession:
-    """A bpftrace program running in the background, attached once `start()` returns."""
+    """A bpftrace program running in the background, attached once `start()` returns.
+
+    A reader thread collects its output, so a test can wait for the events it expects
+    (`wait_for`) before detaching: bpftrace may drop what is still in its buffers on SIGINT."""
 
     def __init__(self, program, args=(), positional=(), timeout=60.0, env=None):
         """`args` are bpftrace options; `positional` its $1, $2... parameters."""
         self.program = f'BEGIN {{ printf("{READY_MARKER}\\n"); }}\n{program}'
         self.args = list(args)
         self.positional = [str(p) for p in positional]
-        self.env = env
         self.timeout = timeout
+        self.env = env
         self.proc = None
         self.lines = []
+        self.stderr = ""
+        self._ready = threading.Event()
+        self._reader = None
 
     def start(self):
         self.proc = subprocess.Popen(
             ["bpftrace", "-B", "line", *self.args, "-e", self.program, *self.positional],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env)
-        deadline = time.monotonic() + self.timeout
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        if not self._ready.wait(self.timeout) or self.proc.poll() is not None:
+            self.proc.kill()
+            raise RuntimeError("bpftrace did not attach:\n" + self.proc.stderr.read())
+        return self
+
+    def _read(self):
+        for line in self.proc.stdout:
+            line = line.rstrip("\n")
+            if line == READY_MARKER:
+                self._ready.set()
+            else:
+                self.lines.append(line)
+        self._ready.set()
+
+    def wait_for(self, predicate, timeout=10.0):
+        """Waits until predicate(lines) is true; returns whether it became true."""
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError("bpftrace exited before attaching:\n" + self.proc.stderr.read())
-            if line.strip() == READY_MARKER:
-                return self
-        raise RuntimeError("bpftrace did not attach in time")
+            if predicate(list(self.lines)):
+                return True
+            time.sleep(0.05)
+        return predicate(list(self.lines))
 
     def stop(self):
         """Detach (SIGINT, as Ctrl-C) and return every line it printed after attaching."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
-        out, err = self.proc.communicate(timeout=self.timeout)
-        self.stderr = err
-        self.lines = out.splitlines()
-        return self.lines
+        try:
+            self.proc.wait(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._reader.join(timeout=self.timeout)
+        self.stderr = self.proc.stderr.read()
+        return list(self.lines)
 
     def __enter__(self):
         return self.start()

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Installs, from Debian 12's packages, whatever the build, the tests and the tracer need and is
+# missing. Idempotent; needs root (apt-get) only when something is missing.
+set -euo pipefail
+
+packages=(
+  meson ninja-build pkg-config cmake        # build (cmake: how meson finds doctest)
+  gcc g++ clang lld binutils                # every compiler and linker the tests use
+  systemtap-sdt-dev                         # <sys/sdt.h>
+  doctest-dev libbenchmark-dev              # C++ tests and benchmarks
+  python3 python3-dev python3-pytest        # Debian's Python, built --with-dtrace
+  bpftrace util-linux procps                # the tracer; taskset, setpriv; ps
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+    || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "pymemtrace: missing Debian packages: ${missing[*]}" >&2
+    echo "  install them as root: apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "pymemtrace: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# bpftrace works without tracefs but then cannot detach cleanly.
+if [ "$(id -u)" -eq 0 ] && [ ! -e /sys/kernel/tracing/uprobe_events ]; then
+  mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || true
+fi

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The README's test command: installs what is missing, builds, runs every test suite
+# (unit, python, toolchains, tracer). Extra arguments go to `meson test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/install-deps.sh
+if [ -d build/meson-private ]; then
+  meson setup --reconfigure build >/dev/null
+else
+  meson setup build >/dev/null
+fi
+meson compile -C build
+meson test -C build --print-errorlogs "$@"
