@@ -13,7 +13,15 @@
  * shared object (C heap and C++ allocator too) fill the py* probes' filename, function and line
  * from the innermost Python frame of the calling thread, when the thread holds the GIL. The
  * function is the qualified name (`Class.method`, `outer.<locals>.inner`) on 3.11+, where code
- * objects carry one, and the plain name on 3.8-3.10.
+ * objects carry one, and the plain name on 3.8-3.10. No location ("" and line 0): a thread without
+ * the GIL or without a thread state, a callback with no Python frame (a C atexit function), and,
+ * on 3.8-3.11 only, a sub-interpreter run on a thread that already has a main-interpreter thread
+ * state (see below). tests/locations proves each case on 3.8-3.13 under bpftrace.
+ *
+ * CPython API used beyond the stable one, by version:
+ *   3.8-3.12  _PyThreadState_UncheckedGet()   private; 3.13 renamed it PyThreadState_GetUnchecked
+ *   3.8       PyThreadState.frame, PyFrameObject.f_code   struct fields (no accessors before 3.9)
+ *   3.8-3.13  PyCodeObject.co_filename, co_name (3.8-3.10), co_qualname (3.11+)   unstable API
  */
 #ifndef PYMEMTRACE_PYTHON_H
 #define PYMEMTRACE_PYTHON_H
@@ -53,11 +61,18 @@ static inline PyThreadState *pymemtrace_detail_attached_thread_state(void)
 #if PY_VERSION_HEX >= 0x030D0000
     return PyThreadState_GetUnchecked(); /* thread-local: NULL unless attached */
 #elif PY_VERSION_HEX >= 0x030C0000
-    return _PyThreadState_UncheckedGet(); /* thread-local since 3.12 */
+    /* Private API. Thread-local since 3.12 (_Py_tss_tstate; libpython3.12 reads it through
+     * __tls_get_addr), cleared when the thread releases the GIL: NULL unless attached. */
+    return _PyThreadState_UncheckedGet();
 #else
-    /* 3.8-3.11: the GIL holder, whichever thread it is. It is ours only if it is the thread
-     * state PyGILState registered for this thread; compared as pointers, never dereferenced.
-     * (A thread running a sub-interpreter it did not register this way gets no location.) */
+    /* 3.8-3.11: _PyThreadState_UncheckedGet() (private API) is _PyRuntime's GIL holder,
+     * whichever thread it is: taken alone it would give a C thread the location of the thread
+     * that holds the GIL meanwhile. It is ours only if it is the thread state PyGILState
+     * registered for this thread, which no other thread can make current; compared as
+     * pointers, never dereferenced, as another thread may free it at any time. A sub-interpreter
+     * run on a thread that already has a main-interpreter thread state (Py_NewInterpreter from
+     * Python code) is not registered, so it gets no location; telling it apart would mean
+     * reading the holder's fields without knowing that we hold the GIL. */
     PyThreadState *holder = _PyThreadState_UncheckedGet();
     if (holder == NULL || holder != PyGILState_GetThisThreadState())
         return NULL;
@@ -70,7 +85,9 @@ static inline const char *pymemtrace_detail_utf8(PyObject *text)
     const char *utf8;
     if (text == NULL || !PyUnicode_Check(text))
         return "";
-    utf8 = PyUnicode_AsUTF8(text); /* ASCII: the string's own bytes, no allocation */
+    /* ASCII: the string's own bytes. Otherwise CPython allocates a UTF-8 copy once, through
+     * PyObject_Malloc, and keeps it with the string. */
+    utf8 = PyUnicode_AsUTF8(text);
     if (utf8 == NULL) {
         PyErr_Clear();
         return "";
@@ -84,8 +101,10 @@ static inline const char *pymemtrace_detail_utf8(PyObject *text)
 PYMEMTRACE_EXTERN_C __attribute__((weak, noinline)) PYMEMTRACE_HIDDEN void
 pymemtrace_python_locate(struct pymemtrace_location *location)
 {
-    /* The lookup may allocate (3.11+ materialises frame objects); an allocator hook built from
-     * these wrappers would come back here. */
+    /* The lookup may allocate: 3.11+ creates the frame object, and a non-ASCII name gets its
+     * UTF-8 copy. An allocator hook reporting through pymemtrace_note_* would come back here and,
+     * on 3.11+, recurse until the stack overflows (tests/locations: hooked()); nested events get
+     * no location instead. */
     static __thread int looking_up;
     PyThreadState *tstate;
     PyFrameObject *frame;
