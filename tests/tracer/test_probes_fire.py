@@ -2,8 +2,12 @@
 # SPDX-License-Identifier: MIT
 """Real bpftrace attached to traced_program: every probe fires with the right pointer, size and
 domain; each probe fires only while its own semaphore is set; detaching clears the semaphores
-and the program carries on. Usage: test_probes_fire.py PATH/TO/traced_program"""
+and the program carries on. The sites are 5-byte nops: on kernels with the uprobe nop5
+optimisation (6.18+) the test also checks that the kernel took the optimised path (a
+[uprobes-trampoline] mapping), so the values above were checked through it.
+Usage: test_probes_fire.py PATH/TO/traced_program"""
 import os
+import platform
 import subprocess
 import sys
 
@@ -60,6 +64,8 @@ def trace(binary, probes):
     proc.stdin.write("go\n")
     proc.stdin.flush()
     during = read_semaphores(proc)
+    with open(f"/proc/{proc.pid}/maps") as maps:
+        optimised = "[uprobes-trampoline]" in maps.read()
     expected = []
     for line in iter(proc.stdout.readline, ""):
         if line.strip() == "done":
@@ -74,18 +80,22 @@ def trace(binary, probes):
     after = read_semaphores(proc)
     assert proc.wait(timeout=30) == 0, "the traced program did not exit cleanly"
     seen = [parse(line.split()) for line in lines if line.split() and line.split()[0] in FIELDS]
-    return expected, seen, (during, after)
+    return expected, seen, (during, after), optimised
 
 
 def check(binary, probes):
-    expected, seen, (during, after) = trace(binary, probes)
+    expected, seen, (during, after), optimised = trace(binary, probes)
     order = ["alloc", "pyalloc", "realloc", "pyrealloc", "free", "pyfree"]
     assert during == [1 if p in probes else 0 for p in order], \
         f"with {probes} attached, semaphores are {during}"
     assert after == [0] * 6, f"semaphores still set after the tracer detached: {after}"
     wanted = [e for e in expected if e[0] in probes]
     assert seen == wanted, "events differ:\n  expected %s\n  seen     %s" % (wanted, seen)
-    print(f"ok: {len(seen)} events from {sorted(probes)}, semaphores {during} then {after}")
+    release = tuple(int(n) for n in platform.release().split(".")[:2])
+    if release >= (6, 18):
+        assert optimised, "kernel 6.18+ should run nop5 probe sites through [uprobes-trampoline]"
+    print(f"ok: {len(seen)} events from {sorted(probes)}, semaphores {during} then {after}, "
+          f"{'optimised nop5 path' if optimised else 'int3 path'}")
 
 
 def main():
