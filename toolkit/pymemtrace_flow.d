@@ -1,0 +1,45 @@
+#!/usr/sbin/dtrace -Cs
+/* SPDX-License-Identifier: MIT
+ * pymemtrace_flow.d: one line per allocation event of the pymemtrace provider, at its Python location.
+ *
+ * Usage:  sudo dtrace -C -s toolkit/pymemtrace_flow.d -p PID [-D FULL_FILE_PATH]
+ *   -D FULL_FILE_PATH    whole Python file paths instead of their basename
+ * One complete line per event (entry and return joined by thread-locals, printed at return).
+ * Its bpftrace twin, pymemtrace_flow.bt, prints the same lines; toolkit/pymemtrace-trace runs that one.
+ */
+#pragma D option quiet
+#pragma D option dynvarsize=64m
+#pragma D option bufsize=16m
+
+#ifdef FULL_FILE_PATH
+#define PYFILE(p) ((p) != 0 ? copyinstr(p) : "")
+#else
+#define PYFILE(p) ((p) != 0 ? basename(copyinstr(p)) : "")
+#endif
+#define PYSTR(p) ((p) != 0 ? copyinstr(p) : "")
+
+dtrace:::BEGIN
+{
+	printf("dtrace:::BEGIN\n");
+}
+/* Oracle DTrace for Linux reads these probes through its stapsdt provider (PID-qualified, as here). */
+
+pymemtrace$target:::pyalloc
+{
+	printf("%6d %16s:%-4d -> %s malloc(%lu) pntr 0x%lx domain %d\n", pid, PYFILE(arg3), (int)arg5, copyinstr(arg4), arg1, arg0, (int)arg2);
+}
+
+pymemtrace$target:::pyrealloc
+{
+	printf("%6d %16s:%-4d -> %s realloc(0x%lx, %lu) pntr 0x%lx\n", pid, PYFILE(arg3), (int)arg5, copyinstr(arg4), arg0, arg2, arg1);
+}
+
+pymemtrace$target:::pyfree
+{
+	printf("%6d %16s:%-4d -> %s free(0x%lx) domain %d\n", pid, PYFILE(arg2), (int)arg4, copyinstr(arg3), arg0, (int)arg1);
+}
+
+dtrace:::END
+{
+	printf("\ndtrace:::END\n");
+}
