@@ -1,0 +1,692 @@
+# SPDX-License-Identifier: MIT
+"""pymemtrace's benchmarks: runs what benchmarks/run.sh built and prints one table of ratios.
+
+    bench.py BUILD_DIR [--reps R] [--quick] [--sections 1,2,3,4,5] [--no-heaptrack]
+             [--loop N] [--dense N] [--realistic N] [--capacity N] [--json FILE]
+
+Sections (each row of the table says which):
+  1  untraced cost: Google Benchmark, wrapper vs plain, medians of interleaved repetitions;
+     bytes a wrapper adds at a call site (gcc -O2, nm -S)
+  2  traced cost per event with bpftrace attached: uprobe floor, count by domain, 5-byte vs
+     1-byte nop site (C program); pyalloc by location and the leak report (Python workload)
+  3  Python frames the seed's way (CPython's function__entry/return/line probes + alloc) vs the
+     py* probes, on the same workloads
+  4  peers on the same workloads: tracemalloc, bcc memleak's method (libc uprobes+uretprobes,
+     in bpftrace), heaptrack
+  5  capacity: the highest rate the summary and leak reports sustain losing nothing, and what the
+     flow report (printf per event) loses at that rate
+
+Every measurement is repeated R times, interleaved (rep 1 of every configuration, then rep 2...),
+and the median is reported. Figures are ratios measured side by side in one run.
+
+Isolation from a shared machine: uprobes attach to a file (inode). Other users' tracers attached
+system-wide to /usr/bin/python3.11 or libc.so.6 would trap in our processes too, so the workloads
+run a byte-identical private copy of both (BUILD_DIR/python3.11, BUILD_DIR/lib/libc.so.6 through
+LD_LIBRARY_PATH), and our tracers attach to those copies with -p PID. Nothing here traps in
+anybody else's processes either.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
+from tracing import READY_MARKER, BpftraceSession, mount_tracefs  # noqa: E402
+
+ROWS = []  # (section, measurement, figure, ratio, target, result)
+
+
+def row(section, measurement, figure, ratio="", target="", result=""):
+    ROWS.append((str(section), measurement, figure, ratio, target, result))
+    print(f"  [{section}] {measurement}: {figure}  {ratio}  {target}  {result}", file=sys.stderr,
+          flush=True)
+
+
+def verdict(ok):
+    return "met" if ok else "**missed**"
+
+
+def median(values):
+    return statistics.median(values) if values else float("nan")
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes: a workload started with a gate, a tracer attached to its pid, then released.
+
+class Env:
+    def __init__(self, build):
+        self.build = os.path.abspath(build)
+        self.python = os.path.join(self.build, "python3.11")
+        self.libc = os.path.join(self.build, "lib", "libc.so.6")
+        self.ext = os.path.join(self.build, "benchext" + sysconfig.get_config_var("EXT_SUFFIX"))
+        self.loop = {5: os.path.join(self.build, "traced_loop_nop5"),
+                     1: os.path.join(self.build, "traced_loop_nop1")}
+        self.env = dict(os.environ, LD_LIBRARY_PATH=os.path.join(self.build, "lib"),
+                        BENCHEXT_DIR=self.build, PYTHONDONTWRITEBYTECODE="1")
+        self.workload = os.path.join(HERE, "workload.py")
+        self.scratch = tempfile.mkdtemp(prefix="bench-", dir=self.build)
+        self.private_copies()
+
+    def private_copies(self):
+        """Byte-identical copies of this Python and of libc.so.6 (and libpython, for the
+        embedded benchmark): see the module's docstring."""
+        os.makedirs(os.path.join(self.build, "lib"), exist_ok=True)
+        libdir = sysconfig.get_config_var("LIBDIR") or "/usr/lib/x86_64-linux-gnu"
+        libc = next(p for p in ("/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib64/libc.so.6",
+                                "/lib64/libc.so.6") if os.path.exists(p))
+        for source, target in ((os.path.realpath(sys.executable), self.python),
+                               (libc, self.libc),
+                               (os.path.join(libdir, sysconfig.get_config_var("INSTSONAME") or ""),
+                                os.path.join(self.build, "lib", "libpython.so.copy"))):
+            if os.path.isfile(source):
+                shutil.copy2(source, target)
+        soname = sysconfig.get_config_var("INSTSONAME")
+        if soname and os.path.exists(os.path.join(self.build, "lib", "libpython.so.copy")):
+            os.replace(os.path.join(self.build, "lib", "libpython.so.copy"),
+                       os.path.join(self.build, "lib", soname))
+
+
+def parse_fields(line):
+    parts = line.split()
+    return {parts[i]: parts[i + 1] for i in range(0, len(parts) - 1, 2)}
+
+
+class FileSession:
+    """A bpftrace program writing to a file (-o), for high-rate output the reader thread of
+    BpftraceSession would slow down. Attached once start() returns, as BpftraceSession."""
+
+    def __init__(self, program, args, positional, path):
+        # -o output is block-buffered: BEGIN touches a file instead (system() needs --unsafe).
+        self.marker = path + ".ready"
+        begin = re.search(r"^BEGIN\s*\{", program, re.M)
+        marker = f'system("touch {self.marker}");'
+        self.program = (program[:begin.end()] + marker + program[begin.end():] if begin
+                        else "BEGIN { " + marker + " }\n" + program)
+        self.args, self.positional, self.path = list(args), [str(p) for p in positional], path
+
+    def start(self):
+        self.proc = subprocess.Popen(["bpftrace", "--unsafe", "-o", self.path, *self.args,
+                                      "-e", self.program,
+                                      *self.positional], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if os.path.exists(self.marker):
+                return self
+            time.sleep(0.05)
+        self.proc.kill()
+        raise RuntimeError("bpftrace did not attach: " + self.proc.stderr.read())
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(2)
+        self.proc.wait(timeout=120)
+        self.stderr = self.proc.stderr.read()
+        with open(self.path, errors="replace") as f:
+            return f.read().splitlines()
+
+
+class RunnerSession:
+    """toolkit/pymemtrace-trace -p PID ... --json: the report as users run it. It attaches,
+    says "tracing PID", and prints its report once the process has exited."""
+
+    RUNNER = os.path.join(ROOT, "toolkit", "pymemtrace-trace")
+
+    def __init__(self, pid, words, path):
+        self.pid, self.words, self.path = pid, list(words), path
+
+    def start(self):
+        self.proc = subprocess.Popen([self.RUNNER, "-p", str(self.pid), *self.words, "--json",
+                                      "-o", self.path], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+        seen = []
+        for line in self.proc.stderr:
+            seen.append(line)
+            if "tracing PID" in line:
+                return self
+        raise RuntimeError("pymemtrace-trace did not attach: " + "".join(seen))
+
+    def stop(self):
+        try:
+            self.proc.wait(timeout=120)  # it ends by itself once the process is gone
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(2)
+            self.proc.wait(timeout=120)
+        self.stderr = self.proc.stderr.read()
+        with open(self.path) as f:
+            return json.load(f)
+
+
+def runner(env, *words):
+    def factory(pid):
+        return RunnerSession(pid, words, os.path.join(env.scratch, f"runner-{pid}.json"))
+    return factory
+
+
+def run_gated(env, argv, tracer=None, wrapper=()):
+    """Starts argv (which prints READY <pid> and waits for a line), attaches `tracer(pid)` (a
+    session factory) if given, releases it, and returns (fields of its TIME line, all its
+    stdout lines, the tracer's output lines or None, seconds from TIME to exit)."""
+    t_spawn = time.monotonic()
+    proc = subprocess.Popen([*wrapper, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env.env)
+    ready = proc.stdout.readline()
+    while ready and not ready.startswith("READY"):  # heaptrack prints its own lines first
+        ready = proc.stdout.readline()
+    if not ready.startswith("READY"):
+        proc.kill()
+        raise RuntimeError(f"{argv}: no READY line: {proc.stderr.read()}")
+    t_ready = time.monotonic()
+    session = None
+    try:
+        if tracer is not None:
+            session = tracer(int(ready.split()[1])).start()
+        t_go = time.monotonic()
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        out = []
+        fields = None
+        for line in proc.stdout:
+            out.append(line.rstrip("\n"))
+            if line.startswith("TIME "):
+                fields = parse_fields(line)
+                t_time = time.monotonic()
+        proc.wait()
+        t_exit = time.monotonic()
+        exit_lag = t_exit - t_time if fields else float("nan")
+        wall = (t_ready - t_spawn) + (t_exit - t_go)  # the attach wait left out
+        err = proc.stderr.read()
+        if proc.returncode != 0 or fields is None:
+            raise RuntimeError(f"{argv} failed ({proc.returncode}): {err[-2000:]}")
+    finally:
+        lines = session.stop() if session is not None else None
+        if proc.poll() is None:
+            proc.kill()
+    return fields, out, lines, (exit_lag, wall)
+
+
+def session(program, args=(), positional=()):
+    """A BpftraceSession; a program with its own BEGIN (the toolkit's) gets the ready marker
+    printed first thing in that BEGIN (bpftrace allows one BEGIN)."""
+    result = BpftraceSession(program, args=args, positional=positional, timeout=120)
+    begin = re.search(r"^BEGIN\s*\{", program, re.M)
+    if begin:
+        result.program = (program[:begin.end()] + f' printf("{READY_MARKER}\\n");'
+                          + program[begin.end():])
+    return result
+
+
+def bpftrace(program, pid_args=True, positional_pid=True, extra_positional=()):
+    """A session factory: bpftrace -p PID, $1 = PID."""
+    def factory(pid):
+        return session(program, args=["-p", str(pid)] if pid_args else [],
+                       positional=([pid] if positional_pid else []) + list(extra_positional))
+    return factory
+
+
+def map_values(lines, name):
+    """{key text: int} of `@name[key]: value` lines (and `@name: value` as key '')."""
+    result = {}
+    pattern = re.compile(r"^@" + re.escape(name) + r"(?:\[(.*)\])?: (-?\d+)$")
+    for line in lines or ():
+        m = pattern.match(line.strip())
+        if m:
+            result[m.group(1) or ""] = int(m.group(2))
+    return result
+
+
+def toolkit(name):
+    with open(os.path.join(ROOT, "toolkit", name)) as f:
+        return f.read()
+
+
+# ---------------------------------------------------------------------------------------------
+# Section 1: untraced cost and code size
+
+def section_untraced(env, args):
+    out = os.path.join(env.scratch, "untraced.json")
+    reps = 5 if args.quick else 15
+    cmd = [os.path.join(env.build, "untraced"), f"--benchmark_repetitions={reps}",
+           "--benchmark_enable_random_interleaving=true",
+           f"--benchmark_min_time={0.03 if args.quick else 0.05}",
+           "--benchmark_report_aggregates_only=true", f"--benchmark_out={out}",
+           "--benchmark_out_format=json"]
+    done = subprocess.run(cmd, env=env.env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} failed: {done.stderr[-2000:]}")
+    with open(out) as f:
+        data = json.load(f)
+    med = {b["run_name"]: b for b in data["benchmarks"] if b.get("aggregate_name") == "median"}
+    for domain, label in (("c_heap", "malloc/free"), ("pymem_raw", "PyMem_RawMalloc/RawFree"),
+                          ("pymem", "PyMem_Malloc/Free"), ("pyobject", "PyObject_Malloc/Free")):
+        for loop, what in (("tight", "64 B alloc+free"), ("mix", "16 B-4 KiB mix, 1024 live")):
+            b = med[f"{domain}/{loop}"]
+            ratio = b["ratio"]
+            row(1, f"untraced {label}, {what}: wrapper / plain",
+                f"{b['pymemtrace_ns']:.2f} vs {b['plain_ns']:.2f} ns", f"{ratio:.3f}", "<= 1.02",
+                verdict(ratio <= 1.02))
+
+    sizes = {}
+    for wrapped in (0, 1):
+        path = os.path.join(env.build, f"codesize{wrapped}.o")  # run.sh; meson: an archive
+        if not os.path.exists(path):
+            path = os.path.join(env.build, f"libcodesize{wrapped}.a")
+        text = subprocess.run(["nm", "-S", path],
+                              check=True, capture_output=True, text=True).stdout
+        sizes[wrapped] = {p[3]: int(p[1], 16) for p in (l.split() for l in text.splitlines())
+                          if len(p) == 4 and p[2] in "tT"}
+    for site in ("malloc", "realloc", "free"):
+        plain = sizes[0][f"site_{site}"]
+        hot = sizes[1][f"site_{site}"]
+        cold = sizes[1].get(f"site_{site}.cold", 0)
+        row(1, f"code at one {site} call site (gcc -O2): wrapped vs plain",
+            f"{hot} vs {plain} B hot (+{hot - plain}), +{cold} B cold", f"{hot / plain:.2f}",
+            "report", "")
+    once = sum(v for k, v in sizes[1].items() if k.startswith("pymemtrace_detail_"))
+    row(1, "code once per translation unit (cold helpers, gcc -O2)",
+        f"{once} B .text.unlikely + 6 x 6 B probe sites per shared object", "", "report", "")
+
+
+# ---------------------------------------------------------------------------------------------
+# Section 2: traced cost per event, C program
+
+def section_floor(env, args, results):
+    n = args.loop
+    paths = env.loop
+    programs = {
+        "untraced": None,
+        "floor": "usdt:{n5}:pymemtrace:alloc, usdt:{n1}:pymemtrace:alloc {{ }}",
+        "count": "usdt:{n5}:pymemtrace:alloc, usdt:{n1}:pymemtrace:alloc {{ @[arg2] = count(); }}",
+    }
+    times = {(p, nop): [] for p in programs for nop in (5, 1)}
+    counted = []
+    for rep in range(args.reps):
+        for name, text in programs.items():
+            tracer = None
+            if text:
+                tracer = session(text.format(n5=paths[5], n1=paths[1])).start()
+            try:
+                for nop in ((5, 1) if rep % 2 == 0 else (1, 5)):
+                    fields, _, _, _ = run_gated(env, [paths[nop], str(n), "1", "gate"])
+                    times[(name, nop)].append(float(fields["TIME"]))
+            finally:
+                lines = tracer.stop() if tracer else None
+            if name == "count":
+                counted.append(sum(map_values(lines, "").values()))
+    per_event = {}
+    for nop in (5, 1):
+        base = median(times[("untraced", nop)])
+        for name in ("floor", "count"):
+            per_event[(name, nop)] = (median(times[(name, nop)]) - base) / n * 1e9
+    results["floor_ns"] = per_event[("floor", 5)]
+    f5 = per_event[("floor", 5)]
+    row(2, "(a) uprobe floor: empty handler on alloc, 5-byte nop site (C loop)",
+        f"{f5:.0f} ns/event", "1.00", "", "")
+    r = per_event[("floor", 1)] / f5
+    row(2, "(a') uprobe floor, 1-byte nop site (-DPYMEMTRACE_CONFIG_NOP5=0)",
+        f"{per_event[('floor', 1)]:.0f} ns/event", f"{r:.2f}", "> 1 (nop5 faster)",
+        verdict(r > 1))
+    ok_count = all(c == 2 * n for c in counted)
+    results["floor_counted"] = counted
+    r = per_event[("count", 5)] / f5
+    row(2, "(b) alloc counted by domain, @[arg2] = count() (the extra is bpftrace's map update)",
+        f"{per_event[('count', 5)]:.0f} ns/event; counts exact: "
+        f"{'yes' if ok_count else 'NO ' + str(counted) + ' of ' + str(2 * n)}",
+        f"{r:.2f}", "report", "" if ok_count else "**counts wrong**")
+    r = per_event[("count", 1)] / per_event[("floor", 1)]
+    row(2, "(b') the same on 1-byte nop sites, vs their floor",
+        f"{per_event[('count', 1)]:.0f} ns/event", f"{r:.2f}", "", "")
+    untraced = median(times[("untraced", 5)]) / n * 1e9
+    row(2, "untraced C loop (pymemtrace_malloc(64)+free), for reference",
+        f"{untraced:.1f} ns/iteration", "", "", "")
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections 2-4 on the Python workloads: one matrix of configurations, interleaved
+
+LOC_PROGRAM = """
+usdt:{ext}:pymemtrace:pyalloc /pid == $1/ {{ @loc[str(arg3), str(arg4), arg5] = count(); }}
+"""
+
+SEED_PROGRAM = """
+usdt:{python}:python:function__entry /pid == $1/ {{ @file[tid] = arg0; @func[tid] = arg1; @line[tid] = arg2; }}
+usdt:{python}:python:function__return /pid == $1/ {{ delete(@file[tid]); delete(@func[tid]); delete(@line[tid]); }}
+usdt:{python}:python:line /pid == $1/ {{ @file[tid] = arg0; @func[tid] = arg1; @line[tid] = arg2; }}
+usdt:{ext}:pymemtrace:alloc /pid == $1/ {{ @loc[str(@file[tid]), str(@func[tid]), @line[tid]] = count(); }}
+END {{ clear(@file); clear(@func); clear(@line); }}
+"""
+
+MEMLEAK_PROGRAM = """
+uprobe:{libc}:malloc /pid == $1/ {{ @req[tid] = arg0; }}
+uprobe:{libc}:calloc /pid == $1/ {{ @req[tid] = arg0 * arg1; }}
+uprobe:{libc}:realloc /pid == $1/ {{ delete(@live[arg0]); @req[tid] = arg1; }}
+uretprobe:{libc}:malloc, uretprobe:{libc}:calloc, uretprobe:{libc}:realloc /pid == $1/
+{{ if (retval != 0) {{ @live[retval] = @req[tid]; @allocs = count(); }} delete(@req[tid]); }}
+uprobe:{libc}:free /pid == $1/ {{ delete(@live[arg0]); @frees = count(); }}
+END {{ clear(@live); clear(@req); }}
+"""
+
+
+def configs(env, args):
+    fmt = dict(ext=env.ext, python=env.python, libc=env.libc)
+    c = {
+        "baseline": {},
+        "alloc_empty": {"tracer": bpftrace(f"usdt:{env.ext}:pymemtrace:alloc {{ }}",
+                                           positional_pid=False), "only": "dense"},
+        "pyalloc_empty": {"tracer": bpftrace(f"usdt:{env.ext}:pymemtrace:pyalloc {{ }}",
+                                             positional_pid=False), "only": "dense"},
+        "pyalloc_loc": {"tracer": bpftrace(LOC_PROGRAM.format(**fmt))},
+        "summary": {"tracer": runner(env, "--report", "summary")},
+        "leaks": {"tracer": runner(env, "--report", "leaks")},
+        "leaks_bt": {"tracer": bpftrace(toolkit("pymemtrace_leaks.bt")), "only": "dense"},
+        "seed_toolkit": {"tracer": runner(env, "--frames", "python-probes", "--report",
+                                          "summary")},
+        "seed": {"tracer": bpftrace(SEED_PROGRAM.format(**fmt))},
+        "tracemalloc": {"flags": ["--tracemalloc"]},
+        "memleak": {"tracer": bpftrace(MEMLEAK_PROGRAM.format(**fmt))},
+    }
+    if not args.no_heaptrack and shutil.which("heaptrack"):
+        c["heaptrack"] = {"heaptrack": True}
+    return c
+
+
+def alloc_line(kind):
+    with open(os.path.join(HERE, "workload.py")) as f:
+        return next(no for no, text in enumerate(f, 1)
+                    if text.rstrip().endswith("# ALLOC_LINE " + kind))
+
+
+def run_matrix(env, args):
+    sizes = {"dense": args.dense, "realistic": args.realistic}
+    cfgs = configs(env, args)
+    runs = {(w, c): [] for w in sizes for c in cfgs}
+    for rep in range(args.reps):
+        for kind, n in sizes.items():
+            names = list(cfgs)[1:]
+            if rep % 2:
+                names.reverse()
+            # The cheap configurations whose small overhead is compared run twice a round.
+            names = ["baseline", *names, "baseline", "summary"]
+            for name in names:
+                cfg = cfgs[name]
+                if cfg.get("only", kind) != kind:
+                    continue
+                argv = [env.python, env.workload, kind, str(n), "--gate", *cfg.get("flags", [])]
+                wrapper = ()
+                if cfg.get("heaptrack"):
+                    wrapper = ("heaptrack", "-o", os.path.join(env.scratch, f"ht-{kind}-{rep}"))
+                fields, out, lines, lag = run_gated(env, argv, cfg.get("tracer"), wrapper)
+                runs[(kind, name)].append({"time": float(fields["TIME"]), "out": out,
+                                           "lines": lines, "exit_lag": lag[0], "wall": lag[1]})
+                print(f"    rep {rep} {kind:9s} {name:14s} {float(fields['TIME']):8.3f} s",
+                      file=sys.stderr, flush=True)
+    return sizes, runs
+
+
+def from_report(kind, entries):
+    """Allocations pymemtrace-trace's JSON report gives to the workload's allocating line."""
+    line = alloc_line(kind)
+    return sum(e["count"] for e in entries
+               if e["file"].endswith("workload.py") and e["line"] == line)
+
+
+def located(kind, lines, name="loc"):
+    """Events the program attributed to the workload's allocating line."""
+    line = alloc_line(kind)
+    return sum(v for k, v in map_values(lines, name).items()
+               if "workload.py" in k and re.search(rf",\s*{line}(,|$)", k))
+
+
+def python_rows(env, args, results, sizes, runs):
+    t = {key: median([r["time"] for r in v]) for key, v in runs.items() if v}
+    floor = results.get("floor_ns")
+    n = sizes["dense"]
+
+    # Section 2, on the dense Python workload: per event over untraced.
+    base = t[("dense", "baseline")]
+    def per_event(name, events):
+        return (t[("dense", name)] - base) / events * 1e9
+    pe = {"alloc_empty": per_event("alloc_empty", n),
+          "pyalloc_empty": per_event("pyalloc_empty", n),
+          "pyalloc_loc": per_event("pyalloc_loc", n),
+          "leaks": per_event("leaks", 2 * n - 64),
+          "leaks_bt": per_event("leaks_bt", 2 * n - 64)}
+    results["python_per_event"] = pe
+    def vs_floor(value):
+        return f"{value / floor:.2f}" if floor else ""
+    row(2, "uprobe floor in the Python workload: empty handler on alloc",
+        f"{pe['alloc_empty']:.0f} ns/event", vs_floor(pe["alloc_empty"]), "", "")
+    own = pe["pyalloc_empty"] / pe["alloc_empty"]
+    row(2, "pymemtrace's own work: empty handler on pyalloc (adds the Python location lookup) "
+        "vs empty handler on alloc, same workload",
+        f"{pe['pyalloc_empty']:.0f} ns/event (+{pe['pyalloc_empty'] - pe['alloc_empty']:.0f})",
+        f"{own:.2f}", "<= 1.20", verdict(own <= 1.20))
+    lookups = [parse_fields(subprocess.run(
+        [env.python, env.workload, "locate", "100000"], env=env.env, check=True,
+        capture_output=True, text=True).stdout) for _ in range(3)]
+    new = median([float(f["LOCATE_NEW_FRAME"]) for f in lookups])
+    same = median([float(f["LOCATE_SAME_FRAME"]) for f in lookups])
+    row(2, "the Python location lookup alone, no tracer (C loop in the extension)",
+        f"{new:.0f} ns from a new frame, {same:.0f} ns again in the same frame",
+        f"{new / pe['alloc_empty']:.2f}", "<= 0.20 of the floor", verdict(new <= 0.2 * pe["alloc_empty"]))
+    exact = all(located("dense", run["lines"]) == n for run in runs[("dense", "pyalloc_loc")])
+    row(2, "(c) pyalloc aggregated by Python location, @[str(file), str(function), line] = count()",
+        f"{pe['pyalloc_loc']:.0f} ns/event; counts exact: {'yes' if exact else 'NO'}",
+        vs_floor(pe["pyalloc_loc"]), "report", "" if exact else "**counts wrong**")
+    leak_ok = all(from_report("dense", run["lines"]) == 64 for run in runs[("dense", "leaks")])
+    row(2, "(d) leak report: toolkit/pymemtrace-trace --report leaks (pyalloc + pyfree events)",
+        f"{pe['leaks']:.0f} ns/event; finds the 64 leaked blocks: {'yes' if leak_ok else 'NO'}",
+        vs_floor(pe["leaks"]), "report", "" if leak_ok else "**leaks wrong**")
+    leak_ok = all(sum(1 for l in run["lines"] if l.startswith("@live[")) == 64
+                  for run in runs[("dense", "leaks_bt")])
+    row(2, "(d') the standalone toolkit/pymemtrace_leaks.bt (basename cut in BPF)",
+        f"{pe['leaks_bt']:.0f} ns/event; finds the 64: {'yes' if leak_ok else 'NO'}",
+        vs_floor(pe["leaks_bt"]), "report", "" if leak_ok else "**leaks wrong**")
+
+    # Section 3: the seed's way vs the py* probes, added time over untraced.
+    for kind in sizes:
+        b = t[(kind, "baseline")]
+        seed, loc = t[(kind, "seed")] - b, t[(kind, "pyalloc_loc")] - b
+        seed_ok = min(located(kind, run["lines"]) for run in runs[(kind, "seed")]) / sizes[kind]
+        # When the py* probes add less than the spread of the untraced runs, the ratio is only
+        # known to be at least seed / spread.
+        spread = max(r["time"] for r in runs[(kind, "baseline")]) - min(
+            r["time"] for r in runs[(kind, "baseline")])
+        if loc < spread:
+            r, text = seed / spread, f">= {seed / spread:.0f}"
+            loc_text = f"< {spread:.3f} s (below the spread of untraced runs)"
+        else:
+            r, text, loc_text = seed / loc, f"{seed / loc:.1f}", f"+{loc:.3f} s"
+        row(3, f"{kind}: added time, bpftrace one-liners: seed's way (CPython entry/return/line "
+            "+ alloc) / pyalloc by location",
+            f"+{seed:.3f} s vs {loc_text} (untraced {b:.3f} s); seed puts {seed_ok:.1%} on "
+            "the allocating line", text, ">= 10", verdict(r >= 10))
+        seed, pm = t[(kind, "seed_toolkit")] - b, t[(kind, "summary")] - b
+        seed_ok = min(from_report(kind, run["lines"])
+                      for run in runs[(kind, "seed_toolkit")]) / sizes[kind]
+        r = seed / pm
+        row(3, f"{kind}: added time, toolkit summary: pymemtrace-trace --frames python-probes "
+            "/ default (py* probes)",
+            f"+{seed:.3f} s vs +{pm:.3f} s; seed puts {seed_ok:.1%} on the allocating line",
+            f"{r:.1f}", ">= 10", verdict(r >= 10))
+
+    # Section 4: peers, wall time of the timed part over untraced.
+    for kind in sizes:
+        b = t[(kind, "baseline")]
+        answer = {}
+        share = min(from_report(kind, run["lines"])
+                    for run in runs[(kind, "summary")]) / sizes[kind]
+        answer["summary"] = "yes" if share == 1 else f"partly ({share:.1%} on the line)"
+        ok_tm = all(int(next(l for l in run["out"] if l.startswith("TRACEMALLOC_LINE")).split()[1])
+                    >= 64 for run in runs[(kind, "tracemalloc")])
+        answer["tracemalloc"] = "yes" if ok_tm else "no"
+        seen = min(sum(map_values(run["lines"], "allocs").values())
+                   for run in runs[(kind, "memleak")])
+        answer["memleak"] = f"no (native only; saw {seen} mallocs)"
+        answer["heaptrack"] = "no (native stacks only)"
+        share = min(from_report(kind, run["lines"])
+                    for run in runs[(kind, "seed_toolkit")]) / sizes[kind]
+        answer["seed_toolkit"] = "yes" if share >= 0.99 else f"partly ({share:.1%} on the line)"
+        labels = {"summary": "pymemtrace summary report (pymemtrace-trace, py* probes)",
+                  "tracemalloc": "tracemalloc (started at the top)",
+                  "memleak": "bcc memleak's method (libc uprobes+uretprobes, no stacks)",
+                  "heaptrack": "heaptrack",
+                  "seed_toolkit": "seed's way (pymemtrace-trace --frames python-probes)"}
+        wall = {name: median([r["wall"] for r in runs[(kind, name)]])
+                for name in list(labels) + ["baseline"] if runs.get((kind, name))}
+        row(4, f"{kind}: untraced", f"{b:.3f} s ({sizes[kind]} allocations); process "
+            f"{wall['baseline']:.3f} s", "1.00", "", "")
+        pm = t[(kind, "summary")] / b
+        for name, label in labels.items():
+            if (kind, name) not in t:
+                continue
+            ratio = t[(kind, name)] / b
+            figure = (f"{t[(kind, name)]:.3f} s, whole process x{wall[name] / wall['baseline']:.2f}"
+                      f"; Python lines: {answer[name]}")
+            if name == "summary":
+                target, res = "", ""
+            elif answer[name] == "yes" and kind == "realistic":
+                target, res = f"pymemtrace ({pm:.2f}) < this", verdict(pm < ratio)
+            else:
+                target, res = "", ("pymemtrace cheaper" if pm < ratio else "pymemtrace dearer")
+            row(4, f"{kind}: {label}", figure, f"{ratio:.2f}", target, res)
+
+
+# ---------------------------------------------------------------------------------------------
+# Section 5: capacity
+
+def section_capacity(env, args):
+    threads = os.cpu_count() or 1
+    n = args.capacity
+    events = 2 * n * threads  # pyalloc + pyfree
+    path = env.loop[5]
+    summary = toolkit("pymemtrace_summary.bt").replace("usdt:*:", f"usdt:{path}:")
+    leaks = toolkit("pymemtrace_leaks.bt").replace("usdt:*:", f"usdt:{path}:")
+    flow = toolkit("pymemtrace_flow.bt").replace("usdt:*:", f"usdt:{path}:")
+    argv = [path, str(n), str(threads), "gate"]
+
+    fields, _, lines, _ = run_gated(env, argv, bpftrace(summary))
+    # Allocations counted: @alloc[...] = stats() (one hit per allocation), or the older
+    # @count[...] = count() with @free_count (when the summary also traced frees).
+    allocs = sum(int(m.group(1)) for l in lines
+                 for m in [re.match(r"^@alloc\[.*\]: count (\d+),", l.strip())] if m)
+    allocs += sum(map_values(lines, "count").values())
+    frees = sum(map_values(lines, "free_count").values())
+    traced = n * threads * (2 if frees else 1)
+    rate = traced / float(fields["TIME"])
+    exact = allocs == n * threads and frees in (0, n * threads)
+    row(5, f"summary report, {threads} threads x {n} alloc+free",
+        f"{rate / 1e3:.0f}k events/s; counted {allocs} allocations"
+        + (f", {frees} frees" if frees else "") + f" of {n * threads}",
+        "", "no loss", verdict(exact))
+    fields, _, lines, _ = run_gated(env, argv, bpftrace(leaks))
+    live = sum(1 for l in lines if l.startswith("@live["))
+    rate_leaks = events / float(fields["TIME"])
+    row(5, f"leak report, {threads} threads x {n} alloc+free",
+        f"{rate_leaks / 1e3:.0f}k events/s; {live} blocks reported live of 0", "", "no loss",
+        verdict(live == 0))
+
+    out = os.path.join(env.scratch, "flow.out")
+    fields, _, lines, _ = run_gated(
+        env, argv, lambda pid: FileSession(flow, [], [pid], out))
+    printed = sum(1 for l in lines if " malloc(" in l or " free(" in l)
+    lost = sum(int(m.group(1)) for l in lines for m in [re.search(r"Lost (\d+) events", l)] if m)
+    rate_flow = events / float(fields["TIME"])
+    row(5, "flow report (printf per event, bpftrace -o file) at the same load",
+        f"{rate_flow / 1e3:.0f}k events/s; printed {printed} of {events}, "
+        f"bpftrace 'Lost {lost} events'", f"{printed / events:.3f}", "report", "")
+
+
+# ---------------------------------------------------------------------------------------------
+
+def machine():
+    model = next((l.split(":", 1)[1].strip() for l in subprocess.run(
+        ["lscpu"], capture_output=True, text=True).stdout.splitlines()
+        if l.startswith("Model name")), "?")
+    return (f"nproc {os.cpu_count()}, {model}, kernel {os.uname().release}, "
+            f"bpftrace {subprocess.run(['bpftrace', '--version'], capture_output=True, text=True).stdout.strip()}")
+
+
+def others():
+    """Other bpftrace processes: they cost CPU, and any attached to libraries we share trap."""
+    mine = os.getpid()
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit() and int(pid) != mine:
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    if f.read().strip() in ("bpftrace", "heaptrack_inter", "perf"):
+                        found.append(pid)
+            except OSError:
+                pass
+    return found
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("build")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="small N, 1 repetition")
+    parser.add_argument("--sections", default="1,2,3,4,5")
+    parser.add_argument("--no-heaptrack", action="store_true")
+    parser.add_argument("--loop", type=int, default=200000, help="C loop allocations")
+    parser.add_argument("--dense", type=int, default=30000)
+    parser.add_argument("--realistic", type=int, default=6000)
+    parser.add_argument("--capacity", type=int, default=200000, help="per thread")
+    parser.add_argument("--json", help="write the table as JSON here")
+    args = parser.parse_args()
+    if args.quick:
+        args.reps, args.loop, args.dense, args.realistic, args.capacity = 1, 50000, 10000, 2000, 50000
+    sections = {int(s) for s in args.sections.split(",")}
+    if os.geteuid() != 0 or shutil.which("bpftrace") is None:
+        print("tracer sections need root and bpftrace; running section 1 only", file=sys.stderr)
+        sections &= {1}
+    else:
+        mount_tracefs()
+    env = Env(args.build)
+    busy = others()
+    started = time.monotonic()
+    results = {}
+    if 1 in sections:
+        section_untraced(env, args)
+    if 2 in sections:
+        section_floor(env, args, results)
+    if sections & {2, 3, 4}:
+        sizes, runs = run_matrix(env, args)
+        if 2 not in sections:
+            results["floor_ns"] = None
+        python_rows(env, args, results, sizes, runs)
+    if 5 in sections:
+        section_capacity(env, args)
+    busy = sorted(set(busy) | set(others()))
+    elapsed = time.monotonic() - started
+
+    print(f"Machine: {machine()}")
+    print(f"Run: {args.reps} interleaved repetitions (medians), loop N={args.loop}, "
+          f"dense N={args.dense}, realistic N={args.realistic}, capacity N={args.capacity}/thread; "
+          f"{elapsed:.0f} s")
+    if busy:
+        print(f"Note: other tracer processes were running ({len(busy)}: pids {' '.join(busy)}); "
+              f"they share the CPUs (our processes use private copies of python3.11 and libc).")
+    print()
+    print("| § | measurement | figure | ratio | target | result |")
+    print("|---|---|---|---|---|---|")
+    for r in ROWS:
+        print("| " + " | ".join(x.replace("|", "\\|") for x in r) + " |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine(), "rows": ROWS, "results": results}, f, indent=1)
+    shutil.rmtree(env.scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT
+ * traced_loop: N x (pymemtrace_malloc(64); pymemtrace_free) on T threads, timed inside the
+ * program with clock_gettime around the loop only. Built twice: 5-byte nop sites (default) and
+ * 1-byte nop sites (-DPYMEMTRACE_CONFIG_NOP5=0).
+ *
+ * Usage: traced_loop N [THREADS] [gate]
+ *   gate: print "READY <pid>" and wait for a line on stdin before the loop (to attach a tracer).
+ * Prints: "TIME <seconds> EVENTS <allocations>".
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h> /* pthread_create, pthread_join */
+#include <stdio.h>   /* printf, fgets */
+#include <stdlib.h>  /* strtoul */
+#include <string.h>  /* strcmp */
+#include <time.h>    /* clock_gettime */
+#include <unistd.h>  /* getpid */
+
+#include <pymemtrace/pymemtrace.h> /* pymemtrace_malloc, pymemtrace_free */
+
+static unsigned long iterations;
+
+static void *loop(void *unused)
+{
+    unsigned long i;
+    (void)unused;
+    for (i = 0; i < iterations; ++i) {
+        char *block = pymemtrace_malloc(64);
+        if (block == NULL)
+            abort();
+        block[0] = (char)i;
+        pymemtrace_free(block);
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    unsigned long threads = 1, t;
+    pthread_t ids[64];
+    struct timespec start, end;
+    char line[16];
+
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s N [THREADS] [gate]\n", argv[0]);
+        return 2;
+    }
+    iterations = strtoul(argv[1], NULL, 10);
+    if (argc > 2)
+        threads = strtoul(argv[2], NULL, 10);
+    if (threads < 1 || threads > 64)
+        threads = 1;
+    if (argc > 3 && strcmp(argv[3], "gate") == 0) {
+        printf("READY %ld\n", (long)getpid());
+        fflush(stdout);
+        if (fgets(line, sizeof line, stdin) == NULL)
+            return 1;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    if (threads == 1) {
+        loop(NULL);
+    } else {
+        for (t = 0; t < threads; ++t)
+            pthread_create(&ids[t], NULL, loop, NULL);
+        for (t = 0; t < threads; ++t)
+            pthread_join(ids[t], NULL);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    printf("TIME %.9f EVENTS %lu\n",
+           (double)(end.tv_sec - start.tv_sec) + (double)(end.tv_nsec - start.tv_nsec) * 1e-9,
+           iterations * threads);
+    return 0;
+}
