@@ -111,6 +111,21 @@ class BpftraceSession:
             self.stop()
 
 
+def _runner():
+    """toolkit/pymemtrace-trace as a module: its probe-arming check serves the tests too."""
+    from importlib.machinery import SourceFileLoader
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "toolkit", "pymemtrace-trace")
+    return SourceFileLoader("pymemtrace_trace", os.path.realpath(path)).load_module()
+
+
+def wait_armed(session, pid, libraries, timeout=30.0):
+    """Waits until process `pid` sees set the semaphores of every pymemtrace probe that the
+    session's program attaches in `libraries`. bpftrace 0.17 runs BEGIN before it attaches USDT
+    probes, so a session's start() alone does not mean an existing process is traced yet."""
+    return _runner().wait_armed(pid, session.program, [os.path.realpath(l) for l in libraries],
+                                timeout)
+
+
 def events(lines, tag):
     """Split the lines that start with `tag` into their whitespace-separated fields."""
     return [line.split()[1:] for line in lines if line.startswith(tag + " ")]

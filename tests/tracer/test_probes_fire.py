@@ -61,6 +61,7 @@ def trace(binary, probes):
     before = read_semaphores(proc)
     assert before == [0] * 6, f"semaphores set with no tracer attached: {before}"
     session = tracing.BpftraceSession(program_for(binary, probes), positional=[proc.pid]).start()
+    assert tracing.wait_armed(session, proc.pid, [binary]), "bpftrace did not arm the probes"
     proc.stdin.write("go\n")
     proc.stdin.flush()
     during = read_semaphores(proc)
