@@ -113,9 +113,13 @@ class BpftraceSession:
 
 def _runner():
     """toolkit/pymemtrace-trace as a module: its probe-arming check serves the tests too."""
-    from importlib.machinery import SourceFileLoader
+    import importlib.machinery
+    import importlib.util
     path = os.path.join(os.path.dirname(__file__), "..", "..", "toolkit", "pymemtrace-trace")
-    return SourceFileLoader("pymemtrace_trace", os.path.realpath(path)).load_module()
+    loader = importlib.machinery.SourceFileLoader("pymemtrace_trace", os.path.realpath(path))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(module)  # load_module() is deprecated
+    return module
 
 
 def wait_armed(session, pid, libraries, timeout=30.0):
