@@ -60,10 +60,11 @@ def allocation_line(function, cls):
 def run(args, timeout=180, **kwargs):
     """Runs the runner; its report is read from -o, apart from the command's own output
     (one stdout would interleave the two). Returns the CompletedProcess with .report."""
-    with tempfile.NamedTemporaryFile("r", suffix=".report") as report:
-        result = subprocess.run([PYTHON, RUNNER, "-o", report.name, *args], capture_output=True,
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "report")
+        result = subprocess.run([PYTHON, RUNNER, "-o", path, *args], capture_output=True,
                                 text=True, timeout=timeout, **kwargs)
-        result.report = report.read()
+        result.report = open(path).read() if os.path.exists(path) else ""
     return result
 
 
