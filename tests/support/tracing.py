@@ -92,11 +92,16 @@ class BpftraceSession:
 
     def stop(self):
         """Detach (SIGINT, as Ctrl-C) and return every line it printed after attaching."""
-        if self.proc.poll() is None:
+        # Repeated: bpftrace 0.17 can miss a SIGINT that lands just before it blocks in
+        # epoll_wait, and then waits for an event that may never come.
+        deadline = time.monotonic() + self.timeout
+        while self.proc.poll() is None and time.monotonic() < deadline:
             self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=self.timeout)
-        except subprocess.TimeoutExpired:
+            try:
+                self.proc.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
         self._reader.join(timeout=self.timeout)

@@ -1,0 +1,360 @@
+# SPDX-License-Identifier: MIT
+"""The runner's promises to the processes it traces and to root (docs/security.md), each on real
+processes with real bpftrace: names a target controls never become bpftrace code or terminal
+escapes; the command runs unprivileged; -o never writes through a link nor loses a report; and a
+runner that dies, however, leaves no tracer: the target's semaphores go back to 0 and it goes on.
+
+Run through tests/support/run_pytest.py (exit 77 when not root or without bpftrace), with
+PYTHONPATH=<builddir>/src. PYMEMTRACE_RUNNER may name another runner (to show a test fails on an
+older one).
+"""
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
+import tracing  # noqa: E402
+
+RUNNER = os.environ.get("PYMEMTRACE_RUNNER", os.path.join(ROOT, "toolkit", "pymemtrace-trace"))
+PYTHON = "/usr/bin/python3"  # Debian's, built --with-dtrace
+BUILD_SRC = os.environ["PYTHONPATH"].split(os.pathsep)[0]
+CMEMLEAK = glob.glob(os.path.join(BUILD_SRC, "pymemtrace", "cMemLeak*.so"))[0]
+# A directory name that, pasted into a bpftrace program, ends the probe spec and adds a clause
+# printing INJECTED (which the name itself does not hold: only a run clause can print it).
+# `usdt:TMP/x.so:...{}` and, relative to the runner's directory TMP, `usdt:./pymemtrace/...`
+# then name real files (see armed_for_injection), as an attacker would make them.
+INJECTED = "INJECTED4242"
+PAYLOAD = 'x.so:pymemtrace:pyalloc{}interval:ms:20{printf("INJECTED%d\\n",4242);exit()}usdt:.'
+# Every character bpftrace's parser, a shell or a terminal gives a meaning, and bytes that are not
+# UTF-8 (surrogate-escaped, as os.fsencode makes them). No ':' here: PYTHONPATH splits on it.
+METACHARACTERS = 'm "{}();,%|$*+\\\'` \t\n\x1b[2J\udcff\udcc3(printf("INJECTED%d",4242))'
+
+# Allocates `count` CMalloc blocks of 4321 bytes at the line tagged ALLOCATES, keeps them.
+WORKLOAD = """\
+import sys
+sys.path.insert(0, sys.argv[1])
+from pymemtrace import cMemLeak
+blocks = [cMemLeak.CMalloc(4321) for _ in range(int(sys.argv[2]))]  # ALLOCATES
+print("done", flush=True)
+"""
+
+
+def run_runner(args, env=None, timeout=120, cwd=None):
+    """The runner with its report in a file; returns (CompletedProcess, report text)."""
+    with tempfile.TemporaryDirectory() as directory:
+        report = os.path.join(directory, "report")
+        result = subprocess.run([PYTHON, RUNNER, "-o", report, *args], capture_output=True,
+                                timeout=timeout, env=env, cwd=cwd)
+        text = open(report, encoding="utf-8", errors="replace").read() \
+            if os.path.exists(report) else ""
+    return result, text
+
+
+def package_in(directory):
+    """A copy of the built pymemtrace package (cMemLeak) under `directory`; returns it."""
+    package = os.path.join(directory, "pymemtrace")
+    os.makedirs(package)
+    shutil.copy(CMEMLEAK, package)
+    shutil.copy(os.path.join(ROOT, "src", "pymemtrace", "__init__.py"), package)
+    return directory
+
+
+def armed_for_injection(tmp_path):
+    """The files that make PAYLOAD's pieces valid probe specs, were it pasted into a program
+    run from `tmp_path`: TMP/x.so and ./pymemtrace/cMemLeak*.so, both with pymemtrace probes."""
+    shutil.copy(CMEMLEAK, os.path.join(str(tmp_path), "x.so"))
+    package_in(str(tmp_path))
+
+
+def script_in(directory, name="workload.py"):
+    path = os.path.join(directory, name)
+    with open(path, "w") as out:
+        out.write(WORKLOAD)
+    return path
+
+
+def allocation_line():
+    return next(n for n, line in enumerate(WORKLOAD.splitlines(), 1) if "ALLOCATES" in line)
+
+
+def located(entries, count, size=4321):
+    """The JSON entries at the workload's allocating line."""
+    mine = [e for e in entries if e["file"] == "workload.py" and e["line"] == allocation_line()]
+    return len(mine) == 1 and mine[0]["count"] == count and mine[0]["bytes"] == count * size
+
+
+def no_injection(result, report):
+    for text in (result.stdout.decode(errors="replace"), result.stderr.decode(errors="replace"),
+                 report):
+        assert INJECTED not in text
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tracer_ready():
+    tracing.mount_tracefs()
+
+
+# --- names a target controls never become code -----------------------------------------------
+
+@pytest.mark.parametrize("name", [PAYLOAD, METACHARACTERS], ids=["injection", "metacharacters"])
+def test_library_path_given_with_lib_is_not_code(tmp_path, name):
+    armed_for_injection(tmp_path)
+    directory = package_in(os.path.join(str(tmp_path), name))
+    library = glob.glob(os.path.join(glob.escape(directory), "pymemtrace", "cMemLeak*.so"))[0]
+    script = script_in(str(tmp_path))
+    result, report = run_runner(["--json", "--lib", library, "--", PYTHON, script, directory,
+                                 "3"], cwd=str(tmp_path))
+    no_injection(result, report)
+    assert result.returncode == 0, result.stderr
+    assert located(json.loads(report), 3), report
+
+
+@pytest.mark.parametrize("name", [PAYLOAD, METACHARACTERS], ids=["injection", "metacharacters"])
+def test_library_path_found_by_pid_is_not_code(tmp_path, name):
+    """-p: the libraries come from the target's own memory map, so the target names them."""
+    armed_for_injection(tmp_path)
+    directory = package_in(os.path.join(str(tmp_path), name))
+    target = subprocess.Popen(
+        [PYTHON, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                       "from pymemtrace import cMemLeak\n"
+                       "print('ready', flush=True); sys.stdin.readline()\n"
+                       "blocks = [cMemLeak.CMalloc(4321) for _ in range(5)]\n"
+                       "print('done', flush=True); sys.stdin.readline()",
+         directory], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert target.stdout.readline() == "ready\n"
+        runner = subprocess.Popen([PYTHON, RUNNER, "--report", "summary", "--json", "-p",
+                                   str(target.pid)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, cwd=str(tmp_path))
+        attached = runner.stderr.readline().decode(errors="replace")
+        assert "tracing PID" in attached, attached + runner.stderr.read().decode()
+        target.stdin.write("\n")
+        target.stdin.flush()
+        assert target.stdout.readline() == "done\n"
+        runner.send_signal(signal.SIGINT)
+        out, err = runner.communicate(timeout=60)
+    finally:
+        target.stdin.close()
+        target.wait(timeout=30)
+    result = subprocess.CompletedProcess(runner.args, runner.returncode, out, err)
+    no_injection(result, "")
+    assert runner.returncode == 0, err
+    entries = json.loads(out)
+    assert [e for e in entries if e["count"] == 5 and e["bytes"] == 5 * 4321], entries
+
+
+def test_library_found_on_pythonpath_is_not_code(tmp_path):
+    """Command mode: the target Python says where cMemLeak is; a PYTHONPATH names that."""
+    directory = package_in(os.path.join(str(tmp_path), METACHARACTERS))
+    script = script_in(str(tmp_path))
+    env = dict(os.environ, PYTHONPATH=directory)
+    result, report = run_runner(["--json", "--", PYTHON, script, directory, "2"], env=env)
+    no_injection(result, report)
+    assert result.returncode == 0, result.stderr
+    assert located(json.loads(report), 2), report
+
+
+@pytest.mark.parametrize("name", [PAYLOAD, METACHARACTERS], ids=["injection", "metacharacters"])
+def test_python_binary_path_is_not_code(tmp_path, name):
+    """--frames python-probes names the Python binary in the program."""
+    directory = os.path.join(str(tmp_path), name)
+    os.makedirs(directory)
+    python = os.path.join(directory, "python3")
+    shutil.copy(os.path.realpath(PYTHON), python)
+    script = script_in(str(tmp_path))
+    result, report = run_runner(["--json", "--frames", "python-probes", "--lib", CMEMLEAK, "--",
+                                 python, script, BUILD_SRC, "2"])
+    no_injection(result, report)
+    assert result.returncode == 0, result.stderr
+    entries = json.loads(report)
+    assert [e for e in entries if e["count"] == 2 and e["bytes"] == 2 * 4321], entries
+
+
+def test_script_name_cannot_drive_the_terminal_or_forge_rows(tmp_path):
+    """A Python file name arrives as probe data: it is shown escaped, on one row."""
+    name = "evil\x1b]0;pwned\x07\x1b[2J\nforged.py"
+    script = script_in(str(tmp_path), name)
+    result, report = run_runner(["--report", "summary", "--", PYTHON, script, BUILD_SRC, "2"])
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in report and "\x07" not in report
+    rows = [line for line in report.splitlines() if f":{allocation_line()} <" in line]
+    assert len(rows) == 1 and "\\x1b[2J\\nforged.py" in rows[0], report
+    result, flow = run_runner(["--report", "flow", "--", PYTHON, script, BUILD_SRC, "2"])
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in flow and "\x07" not in flow
+    rows = [line for line in flow.splitlines() if "malloc(4321)" in line]
+    assert len(rows) == 2 and all("forged.py:" in row for row in rows), flow
+
+
+# --- the command runs unprivileged ---------------------------------------------------------------
+
+WHOAMI = ("import os, sys; sys.path.insert(0, sys.argv[1]); from pymemtrace import cMemLeak; "
+          "block = cMemLeak.CMalloc(4321); print('uid', os.getuid(), os.getgid(), flush=True)")
+
+
+def _world_readable_package(tmp_path):
+    os.chmod(tmp_path, 0o755)
+    return package_in(os.path.join(str(tmp_path), "pkg"))
+
+
+@pytest.mark.parametrize("how", ["sudo", "--user"])
+def test_command_runs_as_the_invoking_user(tmp_path, how):
+    package = _world_readable_package(tmp_path)
+    env = dict(os.environ)
+    args = ["--json", "--lib", CMEMLEAK]
+    if how == "sudo":
+        env.update(SUDO_UID="65534", SUDO_GID="65534", SUDO_USER="nobody")
+    else:
+        args += ["--user", "nobody"]
+    result, report = run_runner(args + ["--", PYTHON, "-c", WHOAMI, package], env=env)
+    assert result.returncode == 0, result.stderr
+    assert b"uid 65534 65534" in result.stdout, result.stdout
+    entries = json.loads(report)
+    assert [e for e in entries if e["count"] == 1 and e["bytes"] == 4321], entries
+
+
+def test_user_root_keeps_root_and_an_unknown_user_is_an_error(tmp_path):
+    package = _world_readable_package(tmp_path)
+    env = dict(os.environ, SUDO_UID="65534", SUDO_GID="65534")
+    result, _ = run_runner(["--user", "root", "--lib", CMEMLEAK, "--", PYTHON, "-c", WHOAMI,
+                            package], env=env)
+    assert result.returncode == 0 and b"uid 0 0" in result.stdout, result.stderr
+    result, _ = run_runner(["--user", "no-such-user-here", "--", PYTHON, "-c", "pass"])
+    assert result.returncode == 2 and b"no such user" in result.stderr, result.stderr
+
+
+# --- -o -------------------------------------------------------------------------------------------
+
+def test_output_is_never_written_through_a_symlink(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    link = tmp_path / "report"
+    link.symlink_to(victim)
+    result = subprocess.run([PYTHON, RUNNER, "-o", str(link), "--lib", CMEMLEAK, "--", PYTHON,
+                             "-c", "pass"], capture_output=True, timeout=120)
+    assert victim.read_text() == "precious\n"
+    assert result.returncode == 2 and b"link" in result.stderr, result.stderr
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "created-through-link")
+    result = subprocess.run([PYTHON, RUNNER, "-o", str(dangling), "--lib", CMEMLEAK, "--",
+                             PYTHON, "-c", "pass"], capture_output=True, timeout=120)
+    assert result.returncode == 2 and not (tmp_path / "created-through-link").exists()
+
+
+def test_an_existing_report_is_replaced_only_by_a_finished_one(tmp_path):
+    report = tmp_path / "report"
+    report.write_text("the last good report\n")
+    result = subprocess.run([PYTHON, RUNNER, "-o", str(report), "--lib", "/bin/true", "--",
+                             PYTHON, "-c", "pass"], capture_output=True, timeout=120)
+    assert result.returncode == 2
+    assert report.read_text() == "the last good report\n"
+    assert os.listdir(tmp_path) == ["report"]  # no partial file left behind
+    result = subprocess.run([PYTHON, RUNNER, "-o", str(report), "--json", "--lib", CMEMLEAK,
+                             "--", PYTHON, script_in(str(tmp_path)), BUILD_SRC, "1"],
+                            capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert located(json.loads(report.read_text()), 1)
+
+
+# --- a runner that dies leaves no tracer ---------------------------------------------------------
+
+# Allocates every 10 ms and prints a heartbeat, until stdin closes.
+LONG_TARGET = """\
+import sys, threading
+sys.path.insert(0, sys.argv[1])
+from pymemtrace import cMemLeak
+print("pid", __import__("os").getpid(), flush=True)
+stop = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+beats = 0
+while not stop.wait(0.01):
+    block = cMemLeak.CMalloc(100)
+    beats += 1
+    if beats % 10 == 0:
+        print("beat", beats, flush=True)
+print("clean exit", flush=True)
+"""
+
+
+def semaphores(pid):
+    """Addresses, in process `pid`, of the semaphores of every pymemtrace probe of cMemLeak."""
+    runner = tracing._runner()
+    names = ("alloc", "realloc", "free", "pyalloc", "pyrealloc", "pyfree")
+    addresses = runner.runtime_addresses(pid, CMEMLEAK,
+                                         runner.semaphore_addresses(CMEMLEAK, names))
+    assert len(addresses) == 6, addresses
+    return list(addresses.values())
+
+
+def children(pid):
+    with open(f"/proc/{pid}/task/{pid}/children") as listing:
+        return [int(child) for child in listing.read().split()]
+
+
+def command_name(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as comm:
+            return comm.read().strip()
+    except OSError:
+        return None
+
+
+@pytest.mark.parametrize("mode", ["command", "pid"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_runner_death_leaves_no_tracer(mode, sig):
+    leftovers_before = set(glob.glob(os.path.join(tempfile.gettempdir(), "pymemtrace-*")))
+    runner_args = [PYTHON, RUNNER, "--report", "leaks", "--lib", CMEMLEAK]
+    if mode == "command":
+        runner = subprocess.Popen(runner_args + ["--", PYTHON, "-c", LONG_TARGET, BUILD_SRC],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        output = runner.stdout
+        pid = int(output.readline().split()[1])
+        target_stdin = runner.stdin
+    else:
+        target = subprocess.Popen([PYTHON, "-c", LONG_TARGET, BUILD_SRC], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        output = target.stdout
+        pid = int(output.readline().split()[1])
+        target_stdin = target.stdin
+        runner = subprocess.Popen(runner_args + ["-p", str(pid)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+    runner_module = tracing._runner()
+    addresses = semaphores(pid)
+    try:
+        assert runner_module.wait_semaphores(pid, addresses, any, 60), "never armed"
+        bpftrace = [child for child in children(runner.pid) if command_name(child) == "bpftrace"]
+        assert len(bpftrace) == 1
+        runner.send_signal(sig)
+        runner.wait(timeout=60)
+        assert runner_module.wait_semaphores(pid, addresses, lambda v: not any(v), 5), \
+            "the target's semaphores stayed set after the runner died"
+        deadline = time.monotonic() + 5
+        while command_name(bpftrace[0]) == "bpftrace" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert command_name(bpftrace[0]) != "bpftrace", "bpftrace outlived the runner"
+        # The target carries on, unharmed: more heartbeats, then a clean exit when asked.
+        beats = [output.readline() for _ in range(3)]
+        assert all(line.startswith("beat") for line in beats), beats
+    finally:
+        target_stdin.close()
+    rest = output.read()
+    assert rest.rstrip().endswith("clean exit"), rest
+    if mode == "pid":
+        assert target.wait(timeout=30) == 0
+    else:
+        deadline = time.monotonic() + 30
+        while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+            time.sleep(0.05)
+    leftovers = set(glob.glob(os.path.join(tempfile.gettempdir(), "pymemtrace-*")))
+    assert leftovers <= leftovers_before, leftovers - leftovers_before
