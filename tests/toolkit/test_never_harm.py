@@ -196,6 +196,39 @@ def test_script_name_cannot_drive_the_terminal_or_forge_rows(tmp_path):
     assert len(rows) == 2 and all("forged.py:" in row for row in rows), flow
 
 
+# --- forked children live --------------------------------------------------------------------------
+
+POOL = """\
+import multiprocessing, sys
+sys.path.insert(0, sys.argv[1])
+from pymemtrace import cMemLeak
+
+def work(n):
+    blocks = [cMemLeak.CMalloc(1000 + n) for _ in range(50)]
+    return sum(block.size for block in blocks)
+
+if __name__ == "__main__":
+    multiprocessing.set_start_method(sys.argv[2])
+    first = cMemLeak.CMalloc(64)  # the parent allocates under the tracer before forking
+    with multiprocessing.Pool(2) as pool:
+        print("results", sum(pool.map(work, range(8), chunksize=1)), flush=True)
+"""
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_a_traced_command_that_forks_workers_finishes(tmp_path, method):
+    """Workers forked (or spawned) by a traced process run the probe sites too: they must live."""
+    script = tmp_path / "pool.py"
+    script.write_text(POOL)
+    result, report = run_runner(["--json", "--lib", CMEMLEAK, "--", PYTHON, str(script),
+                                 BUILD_SRC, method], timeout=120)
+    expected = sum(50 * (1000 + n) for n in range(8))
+    assert result.returncode == 0, result.stderr
+    assert f"results {expected}".encode() in result.stdout
+    entries = json.loads(report)
+    assert [e for e in entries if e["count"] == 1 and e["bytes"] == 64], entries
+
+
 # --- the command runs unprivileged ---------------------------------------------------------------
 
 WHOAMI = ("import os, sys; sys.path.insert(0, sys.argv[1]); from pymemtrace import cMemLeak; "
