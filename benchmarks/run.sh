@@ -19,7 +19,8 @@ cd "$root"
 cflags="-O2 -g -Wall -Wextra -Wpedantic -Werror -Iinclude"
 cc $cflags -std=c99 -fPIC -shared $(pkg-config --cflags python3) benchmarks/benchext.c \
     -o "$build/benchext$($python -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')"
-cc $cflags -std=c99 -pthread benchmarks/traced_loop.c -o "$build/traced_loop_nop5"
+cc $cflags -std=c99 -pthread -DPYMEMTRACE_CONFIG_NOP5=1 benchmarks/traced_loop.c \
+    -o "$build/traced_loop_nop5"
 cc $cflags -std=c99 -pthread -DPYMEMTRACE_CONFIG_NOP5=0 benchmarks/traced_loop.c \
     -o "$build/traced_loop_nop1"
 for wrapped in 0 1; do

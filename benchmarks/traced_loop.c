@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT
  * traced_loop: N x (pymemtrace_malloc(64); pymemtrace_free) on T threads, timed inside the
- * program with clock_gettime around the loop only. Built twice: 5-byte nop sites (default) and
- * 1-byte nop sites (-DPYMEMTRACE_CONFIG_NOP5=0).
+ * program with clock_gettime around the loop only. Built twice: 5-byte nop sites
+ * (-DPYMEMTRACE_CONFIG_NOP5=1, opt-in) and 1-byte nop sites (-DPYMEMTRACE_CONFIG_NOP5=0, default).
  *
  * Usage: traced_loop N [THREADS] [gate]
  *   gate: print "READY <pid>" and wait for a line on stdin before the loop (to attach a tracer).

@@ -3,8 +3,14 @@
  *
  * Settings (define before including any pymemtrace header):
  *   PYMEMTRACE_CONFIG_DISABLE  1: no probes at all; every wrapper is the plain allocator.
- *   PYMEMTRACE_CONFIG_NOP5     1 (default): probe sites are 5-byte nops, which kernels with the
- *                              uprobe nop5 optimisation trap 3-4x faster; 0: classic 1-byte nop.
+ *   PYMEMTRACE_CONFIG_NOP5     0 (default): probe sites are the classic 1-byte nop, which every
+ *                              kernel traps with int3 and which survives fork().
+ *                              1: 5-byte nops, which kernels with the uprobe nop5 optimisation
+ *                              (Linux 6.18) trap faster, but UNSAFE ACROSS fork(): a child forked
+ *                              after a site was optimised inherits a call into the parent's
+ *                              [uprobes-trampoline], which the kernel does not copy, and dies with
+ *                              SIGSEGV on its first probe hit (docs/probes.md). Only for processes
+ *                              that never fork while traced (no multiprocessing, no os.fork()).
  *
  * Detected:
  *   PYMEMTRACE_HAVE_USDT       1 when probes are emitted: ELF on x86-64, <sys/sdt.h> present,
@@ -17,7 +23,7 @@
 #  define PYMEMTRACE_CONFIG_DISABLE 0
 #endif
 #ifndef PYMEMTRACE_CONFIG_NOP5
-#  define PYMEMTRACE_CONFIG_NOP5 1
+#  define PYMEMTRACE_CONFIG_NOP5 0
 #endif
 
 #if defined(__has_include)

@@ -22,8 +22,12 @@
  * (bpftrace refuses more than 512 sites). The six semaphores are one 12-byte COMDAT block in
  * `.probes`, hidden so that each shared object traces independently, laid out in pairs
  * (alloc|pyalloc, realloc|pyrealloc, free|pyfree) so that "is anyone listening" is one 32-bit load.
- * The site is a 5-byte nop at the entry of a leaf function that keeps nothing below the stack
- * pointer, so the kernel's nop5 uprobe optimisation (which writes there) is safe.
+ * The site is a 1-byte nop (int3 when traced), safe across fork() on every kernel. With
+ * PYMEMTRACE_CONFIG_NOP5=1 it is a 5-byte nop, which the kernel's nop5 uprobe optimisation
+ * (Linux 6.18) rewrites into a call to a [uprobes-trampoline] page: faster, and the call writes
+ * below the stack pointer, which is safe here (the entry of a leaf function that keeps nothing
+ * there), but a child forked after that inherits the call and not the trampoline (the kernel maps
+ * it VM_DONTCOPY) and dies with SIGSEGV on its first probe hit. See config.h and docs/probes.md.
  */
 #ifndef PYMEMTRACE_PROBES_H
 #define PYMEMTRACE_PROBES_H

@@ -2,10 +2,12 @@
 # SPDX-License-Identifier: MIT
 """Real bpftrace attached to traced_program: every probe fires with the right pointer, size and
 domain; each probe fires only while its own semaphore is set; detaching clears the semaphores
-and the program carries on. The sites are 5-byte nops: on kernels with the uprobe nop5
-optimisation (6.18+) the test also checks that the kernel took the optimised path (a
-[uprobes-trampoline] mapping), so the values above were checked through it.
-Usage: test_probes_fire.py PATH/TO/traced_program"""
+and the program carries on. Run on two builds of the program: the default one, whose sites are
+1-byte nops (never optimised: no [uprobes-trampoline] mapping), and one built with
+-DPYMEMTRACE_CONFIG_NOP5=1, whose 5-byte sites kernels with the uprobe nop5 optimisation (6.18+)
+run through a [uprobes-trampoline] mapping, which the test then requires, so that the values
+above were checked through the optimised path too.
+Usage: test_probes_fire.py PATH/TO/traced_program PATH/TO/traced_program_nop5"""
 import os
 import platform
 import subprocess
@@ -70,7 +72,7 @@ def trace(binary, probes):
         if line.strip() == "done":
             break
         expected.append(parse(line.split()[1:]))
-    # The kernel optimises a nop5 site on its first hit: look once the sequence has run.
+    # The kernel optimises a 5-byte site on its first hit: look once the sequence has run.
     with open(f"/proc/{proc.pid}/maps") as maps:
         optimised = "[uprobes-trampoline]" in maps.read()
     wanted = [e for e in expected if e[0] in probes]
@@ -85,7 +87,8 @@ def trace(binary, probes):
     return expected, seen, (during, after), optimised
 
 
-def check(binary, probes):
+def check(binary, probes, nop):
+    """`nop`: the width of the binary's probe sites, 1 (default build) or 5 (NOP5=1 build)."""
     expected, seen, (during, after), optimised = trace(binary, probes)
     order = ["alloc", "pyalloc", "realloc", "pyrealloc", "free", "pyfree"]
     assert during == [1 if p in probes else 0 for p in order], \
@@ -94,19 +97,22 @@ def check(binary, probes):
     wanted = [e for e in expected if e[0] in probes]
     assert seen == wanted, "events differ:\n  expected %s\n  seen     %s" % (wanted, seen)
     release = tuple(int(n) for n in platform.release().split(".")[:2])
-    if release >= (6, 18):
+    if nop == 1:
+        assert not optimised, "a 1-byte nop site was run through [uprobes-trampoline]"
+    elif release >= (6, 18):
         assert optimised, "kernel 6.18+ should run nop5 probe sites through [uprobes-trampoline]"
-    print(f"ok: {len(seen)} events from {sorted(probes)}, semaphores {during} then {after}, "
-          f"{'optimised nop5 path' if optimised else 'int3 path'}")
+    print(f"ok: {nop}-byte sites, {len(seen)} events from {sorted(probes)}, semaphores {during} "
+          f"then {after}, {'optimised nop5 path' if optimised else 'int3 path'}")
 
 
 def main():
     tracing.require_tracer()
-    binary = os.path.realpath(sys.argv[1])
-    check(binary, set(FIELDS))              # every probe, plain and py, at once
-    check(binary, {"alloc"})                # one probe: only its semaphore, only its events
-    check(binary, {"pyalloc", "pyrealloc", "pyfree"})  # what a Python-location tracer attaches
-    print("1 passed, 0 failed")
+    for nop, path in ((1, sys.argv[1]), (5, sys.argv[2])):
+        binary = os.path.realpath(path)
+        check(binary, set(FIELDS), nop)              # every probe, plain and py, at once
+        check(binary, {"alloc"}, nop)                # one probe: only its semaphore, only its events
+        check(binary, {"pyalloc", "pyrealloc", "pyfree"}, nop)  # a Python-location tracer's probes
+    print("2 passed, 0 failed")
 
 
 if __name__ == "__main__":

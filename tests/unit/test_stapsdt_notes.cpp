@@ -99,7 +99,34 @@ std::map<std::string, stapsdt::Probe> check_probes(const stapsdt::Elf &elf)
     return by_name;
 }
 
+// The bytes at each probe's site in the loaded object: the nop, then the probe function's `ret`.
+void check_sites(const std::map<std::string, stapsdt::Probe> &probes, std::uintptr_t base,
+                 const std::vector<unsigned char> &expected)
+{
+    for (const auto &entry : probes) {
+        CAPTURE(entry.first);
+        const auto *site = reinterpret_cast<const unsigned char *>(base + entry.second.pc);
+        CHECK(std::vector<unsigned char>(site, site + expected.size()) == expected);
+    }
+}
+
+const std::vector<unsigned char> nop1_site = {0x90, 0xc3};  // nop; ret
 } // namespace
+
+TEST_CASE("probe sites are 1-byte nops by default: safe across fork() on every kernel")
+{
+    // A 5-byte site is opt-in (PYMEMTRACE_CONFIG_NOP5=1): on kernels with the uprobe nop5
+    // optimisation a child forked from a traced process dies on its first probe hit.
+    CHECK(PYMEMTRACE_CONFIG_NOP5 == 0);
+    const LoadedObject exe = loaded_object("");
+    check_sites(check_probes(stapsdt::read(exe.path)), exe.base, nop1_site);
+    for (const char *library : {"libfifty_a.so", "libfifty_b.so"}) {
+        CAPTURE(library);
+        const LoadedObject object = loaded_object(library);
+        REQUIRE(!object.path.empty());
+        check_sites(check_probes(stapsdt::read(object.path)), object.base, nop1_site);
+    }
+}
 
 TEST_CASE("the test binary's notes list the six probes, once each, with semaphores")
 {
