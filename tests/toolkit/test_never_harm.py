@@ -23,7 +23,8 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
-import tracing  # noqa: E402
+import tracing  # noqa: E402  (also makes pymemtrace.trace importable)
+from pymemtrace.trace import elf, procfs  # noqa: E402
 
 RUNNER = os.environ.get("PYMEMTRACE_RUNNER", os.path.join(ROOT, "toolkit", "pymemtrace-trace"))
 PYTHON = "/usr/bin/python3"  # Debian's, built --with-dtrace
@@ -196,6 +197,18 @@ def test_script_name_cannot_drive_the_terminal_or_forge_rows(tmp_path):
     assert len(rows) == 2 and all("forged.py:" in row for row in rows), flow
 
 
+def test_non_ascii_names_are_shown_as_they_are(tmp_path):
+    """bpftrace 0.17's JSON sign-extends bytes >= 0x80 (\\uffffffc3): read back as bytes, as UTF-8,
+    in text and JSON alike."""
+    name = text = "uni-é✓.py"
+    script = script_in(str(tmp_path), name)
+    result, report = run_runner(["--report", "summary", "--", PYTHON, script, BUILD_SRC, "2"])
+    assert result.returncode == 0, result.stderr
+    assert f"{text}:{allocation_line()} <" in report, report
+    result, report = run_runner(["--json", "--", PYTHON, script, BUILD_SRC, "2"])
+    assert name in {entry["file"] for entry in json.loads(report)}, report
+
+
 # --- forked children live --------------------------------------------------------------------------
 
 POOL = """\
@@ -321,10 +334,8 @@ print("clean exit", flush=True)
 
 def semaphores(pid):
     """Addresses, in process `pid`, of the semaphores of every pymemtrace probe of cMemLeak."""
-    runner = tracing._runner()
     names = ("alloc", "realloc", "free", "pyalloc", "pyrealloc", "pyfree")
-    addresses = runner.runtime_addresses(pid, CMEMLEAK,
-                                         runner.semaphore_addresses(CMEMLEAK, names))
+    addresses = procfs.runtime_addresses(pid, CMEMLEAK, elf.semaphore_addresses(CMEMLEAK, names))
     assert len(addresses) == 6, addresses
     return list(addresses.values())
 
@@ -362,15 +373,14 @@ def test_runner_death_leaves_no_tracer(mode, sig):
         target_stdin = target.stdin
         runner = subprocess.Popen(runner_args + ["-p", str(pid)], stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
-    runner_module = tracing._runner()
     addresses = semaphores(pid)
     try:
-        assert runner_module.wait_semaphores(pid, addresses, any, 60), "never armed"
+        assert procfs.wait_semaphores(pid, addresses, any, 60), "never armed"
         bpftrace = [child for child in children(runner.pid) if command_name(child) == "bpftrace"]
         assert len(bpftrace) == 1
         runner.send_signal(sig)
         runner.wait(timeout=60)
-        assert runner_module.wait_semaphores(pid, addresses, lambda v: not any(v), 5), \
+        assert procfs.wait_semaphores(pid, addresses, lambda v: not any(v), 5), \
             "the target's semaphores stayed set after the runner died"
         deadline = time.monotonic() + 5
         while command_name(bpftrace[0]) == "bpftrace" and time.monotonic() < deadline:

@@ -1,0 +1,13 @@
+# SPDX-License-Identifier: MIT
+"""pymemtrace.trace: the runner behind `pymemtrace-trace`, as a package (standard library only).
+
+    cli       the command line; tracing a command or a running process
+    session   BpftraceSession: one bpftrace program in the background (runner, tests, benchmarks)
+    programs  which toolkit script, with which files; scripts: the scripts from shared parts
+    targets   the libraries, C library and user of what is traced
+    aliases   files named in a program by /proc/<pid>/fd aliases, never by their paths
+    procfs    a target's mappings, liveness and semaphores, read from /proc
+    elf       the USDT probes (.note.stapsdt) of an ELF file
+    reports   summary, leaks and flow reports, text and JSON
+    output    the -o report file; names: target names shown safely; errors: Failure
+"""

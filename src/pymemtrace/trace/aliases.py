@@ -1,0 +1,47 @@
+# SPDX-License-Identifier: MIT
+"""Files named in the bpftrace program. bpftrace parses a probe's path from the program text, so a
+path is code: a directory named `x.so:pymemtrace:pyalloc{}interval:ms:9{exit()}usdt:` would add
+clauses to root's bpftrace. The program names files only as /proc/<our PID>/fd/<N>, a file we
+opened and checked: digits and slashes, whatever the real path holds, and the same inode that
+was checked whatever happens to the path afterwards. bpftrace attaches through such a path."""
+import os
+import re
+import stat
+
+ALIAS = re.compile(r"/proc/\d+/fd/\d+")
+PROBE_PATH = re.compile(r"\b(?:usdt|uprobe|uretprobe):([^:\s]+):")
+
+
+class FileAliases:
+    """Open files, each named by an alias the program can hold safely. Closed by close()."""
+
+    def __init__(self):
+        self.fds = []
+
+    def open(self, path, probe_elf=False):
+        """The alias of the regular file at `path`; with probe_elf, None if it is not ELF."""
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(f"{path!r} is not a regular file")
+            if probe_elf and os.pread(fd, 4, 0) != b"\x7fELF":
+                os.close(fd)
+                return None
+        except OSError:
+            os.close(fd)
+            raise
+        self.fds.append(fd)
+        return f"/proc/{os.getpid()}/fd/{fd}"
+
+    def close(self):
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+
+
+def check_program_paths(program):
+    """Defence in depth: every file the program names is one of our aliases."""
+    for path in PROBE_PATH.findall(program):
+        if path != "*" and not ALIAS.fullmatch(path):
+            raise AssertionError(f"internal error: a file named in the bpftrace program by its "
+                                 f"own path: {path!r}")

@@ -1,0 +1,312 @@
+# SPDX-License-Identifier: MIT
+"""Reports from what bpftrace printed: the maps of the summary and leaks scripts, or a flow
+replayed (summary and leaks paired by pointer), as text (the D scripts' layout) or JSON. Knows
+nothing of how the events were collected."""
+import json
+import os
+import re
+
+from .names import shown
+
+DOMAINS = {0: "C heap", 1: "PyMem_Raw", 2: "PyMem", 3: "PyObject", 4: "C++", -1: "realloc"}
+
+# One flow line, as every script prints it: `%6d %16s:%-4d -> %s OP(ARGS) [pntr |X returns ]0x.. [domain N]`
+FLOW_LINE = re.compile(
+    r"^\s*(?P<pid>\d+)\s+(?P<file>.*?):(?P<line>\d+)\s+-> (?P<func>\S*) ?(?P<op>\w+)\((?P<args>[^)]*)\)"
+    r"(?: (?:pntr |\w+ returns )(?P<ret>0x[0-9a-f]+))?(?: domain (?P<domain>-?\d+))?\s*$")
+
+
+def domain_name(domain):
+    if domain >= 16:
+        return f"user {domain}"
+    return DOMAINS.get(domain, str(domain))
+
+
+class Shortener:
+    """Basenames for file paths in flow lines and map keys, unless --full-path. Locations that
+    differ only by directory then merge, as they would have in the D scripts' basename()."""
+
+    FLOW_PREFIX = re.compile(r"^(?P<pid>\s*\d+) (?P<file>.*?):(?P<line>\d+)\s*-> ", re.S)
+
+    def __init__(self, enabled, strlen):
+        self.enabled = enabled
+        self.strlen = strlen
+
+    def file(self, path):
+        if len(path.encode()) >= self.strlen - 1:  # bpftrace cut it: its basename is unknown
+            return path + "..."
+        return os.path.basename(path) if self.enabled else path
+
+    def flow(self, text):
+        """Flow text (whole lines) with its files shortened; for replaying, not for showing."""
+        def one(line):
+            match = self.FLOW_PREFIX.match(line)
+            if not match:
+                return line
+            name = self.file(match["file"].strip())
+            return f"{match['pid']} {name:>16}:{match['line']:<4} -> {line[match.end():]}"
+        return "".join(one(line) for line in text.splitlines(keepends=True))
+
+    def flow_row(self, event):
+        """One printf of a flow, to show: an event row (it holds names from the target) stays
+        one escaped row, whatever characters its names hold; the scripts' own text passes."""
+        body = event[:-1] if event.endswith("\n") else event
+        match = self.FLOW_PREFIX.match(body)
+        if not match:
+            return event
+        name = self.file(match["file"].strip())
+        row = f"{match['pid']} {name:>16}:{match['line']:<4} -> {body[match.end():]}"
+        return shown(row) + "\n"
+
+    def maps(self, maps):
+        """The report's maps with files shortened and equal keys merged."""
+        merged = dict(maps)
+        if "@alloc" in maps:
+            table = {}
+            for key, stats in maps["@alloc"].items():
+                parts = split_key(key, 3)
+                short = ",".join([self.file(parts[0])] + parts[1:])
+                if short in table:
+                    stats = {"count": table[short]["count"] + stats["count"],
+                             "total": table[short]["total"] + stats["total"]}
+                table[short] = stats
+            merged["@alloc"] = table
+        if "@live" in maps:
+            merged["@live"] = {ptr: [v[0], v[1], self.file(v[2]), v[3], v[4]]
+                               for ptr, v in maps["@live"].items()}
+        return merged
+
+
+def split_key(key, numbers):
+    """bpftrace joins map keys with ','; file names may hold commas, the rest never do."""
+    parts = key.rsplit(",", numbers + 1)
+    return parts
+
+
+def alloc_rows(maps):
+    """@alloc's rows: (file, function, line, domain, bucket, count, bytes); bucket is the
+    size's power of two, -1 for size 0."""
+    for key, stats in maps.get("@alloc", {}).items():
+        file, function, line, domain, bucket = split_key(key, 3)
+        yield (file, function, int(line), int(domain), int(bucket), int(stats["count"]),
+               int(stats["total"]))
+
+
+def entries_from_maps(maps):
+    """summary entries: file, function, line, domain, with count and bytes summed over sizes."""
+    merged = {}
+    for file, function, line, domain, _bucket, count, total in alloc_rows(maps):
+        entry = merged.setdefault((file, function, line, domain), {
+            "file": file, "line": line, "function": function, "domain": domain,
+            "count": 0, "bytes": 0})
+        entry["count"] += count
+        entry["bytes"] += total
+    return sorted(merged.values(), key=lambda e: (-e["bytes"], e["file"], e["line"]))
+
+
+def bucket_hist(counts):
+    """{bucket: count} -> histogram buckets as bpftrace's hist() prints them."""
+    return [{"min": 0 if b < 0 else 1 << b, "max": 0 if b < 0 else (2 << b) - 1, "count": c}
+            for b, c in sorted(counts.items())]
+
+
+def leaks_from_live(live):
+    groups = {}
+    for _ptr, value in live.items():
+        size, domain, file, function, line = value
+        key = (file, int(line), function, int(domain))
+        entry = groups.setdefault(key, {"file": file, "line": int(line), "function": function,
+                                        "domain": int(domain), "count": 0, "bytes": 0})
+        entry["count"] += 1
+        entry["bytes"] += int(size)
+    return sorted(groups.values(), key=lambda e: (-e["bytes"], -e["count"], e["file"], e["line"]))
+
+
+def parse_flow(lines, default_domain=-1):
+    """Flow lines -> events (op, file, line, function, size, ptr, old, domain)."""
+    events, unparsed = [], 0
+    for text in lines:
+        for line in text.splitlines():
+            if not line.strip() or line.startswith("dtrace:::"):
+                continue
+            match = FLOW_LINE.match(line)
+            if not match:
+                unparsed += 1
+                continue
+            op = match["op"].lower()
+            args = [a.strip() for a in match["args"].split(",")] if match["args"] else []
+            ev = {"file": match["file"].strip(), "line": int(match["line"]),
+                  "function": match["func"], "domain": int(match["domain"]) if match["domain"] else default_domain,
+                  "ret": int(match["ret"], 16) if match["ret"] else 0}
+            if op.endswith("realloc"):
+                ev.update(kind="realloc", old=int(args[0], 16), size=int(args[1]))
+            elif op.endswith("calloc"):
+                ev.update(kind="alloc", size=int(args[0]) * int(args[1]))
+            elif op.endswith("malloc"):
+                ev.update(kind="alloc", size=int(args[0]))
+            elif op.endswith("free"):
+                ev.update(kind="free", ptr=int(args[0], 16))
+            else:
+                unparsed += 1
+                continue
+            events.append(ev)
+    return events, unparsed
+
+
+def replay(events):
+    """Summary entries, leak entries and size lists from a flow, pairing frees by pointer."""
+    summary, live, sizes = {}, {}, {}
+    for ev in events:
+        if ev["kind"] in ("alloc", "realloc") and ev["ret"]:
+            key = (ev["file"], ev["line"], ev["function"], ev["domain"])
+            entry = summary.setdefault(key, {"file": key[0], "line": key[1], "function": key[2],
+                                             "domain": key[3], "count": 0, "bytes": 0})
+            entry["count"] += 1
+            entry["bytes"] += ev["size"]
+            sizes.setdefault((ev["file"], ev["function"]), []).append(ev["size"])
+            if ev["kind"] == "realloc":
+                live.pop(ev["old"], None)
+            live[ev["ret"]] = (ev["size"], key)
+        elif ev["kind"] == "realloc" and ev["size"] == 0:
+            live.pop(ev["old"], None)
+        elif ev["kind"] == "free":
+            live.pop(ev["ptr"], None)
+    groups = {}
+    for size, key in live.values():
+        entry = groups.setdefault(key, {"file": key[0], "line": key[1], "function": key[2],
+                                        "domain": key[3], "count": 0, "bytes": 0})
+        entry["count"] += 1
+        entry["bytes"] += size
+    order = lambda e: (-e["bytes"], e["file"], e["line"])
+    return sorted(summary.values(), key=order), sorted(groups.values(), key=order), sizes
+
+
+def hist_from_sizes(sizes):
+    """bpftrace-style power-of-two buckets from a list of sizes."""
+    buckets = {}
+    for size in sizes:
+        low = 0 if size == 0 else 1 << (size.bit_length() - 1)
+        buckets[low] = buckets.get(low, 0) + 1
+    return [{"min": low, "count": count} for low, count in sorted(buckets.items())]
+
+
+def quantize(buckets, indent="   "):
+    """A power-of-two histogram drawn as DTrace's quantize() draws it."""
+    rows = [(int(b.get("min", 0)), int(b["count"])) for b in buckets if "min" in b]
+    rows = [r for r in rows if r[0] >= 0]
+    nonzero = [value for value, count in rows if count]
+    lines = [f"{indent}{'value':>17}  ------------- Distribution ------------- count"]
+    if not nonzero:
+        return lines
+    counts = dict(rows)
+    total = sum(counts.values())
+    low, high = min(nonzero), max(nonzero)
+    value = 0 if low <= 1 else low >> 1
+    values = [value] if value < low else []
+    v = low
+    while v <= high:
+        values.append(v)
+        v = 1 if v == 0 else v << 1
+    values.append(v)
+    for value in values:
+        count = counts.get(value, 0)
+        bar = "@" * int(round(40.0 * count / total)) if total else ""
+        lines.append(f"{indent}{value:>17} |{bar:<40} {count}")
+    return lines
+
+
+def print_summary(title_lines, dists, domain_dists, entries, out):
+    print("\n".join(title_lines), file=out)
+    print("Python malloc byte distributions by Python file and function:\n", file=out)
+    for (file, function), (total, buckets) in sorted(dists.items(), key=lambda kv: kv[1][0]):
+        print(f"   {shown(file)}, {shown(function)}, bytes total = {total}", file=out)
+        print("\n".join(quantize(buckets, "   ")), file=out)
+        print(file=out)
+    if domain_dists:
+        print("\nPython malloc byte distributions by domain:\n", file=out)
+        for domain, (total, buckets) in sorted(domain_dists.items()):
+            print(f"   domain {domain} ({domain_name(domain)}), bytes total = {total}", file=out)
+            print("\n".join(quantize(buckets, "   ")), file=out)
+            print(file=out)
+    print("\nAllocations by Python location, largest first:\n", file=out)
+    print(f"   {'bytes':>12} {'count':>8}  {'domain':<14} file:line function", file=out)
+    for e in entries:
+        dom = f"{e['domain']} {domain_name(e['domain'])}"
+        print(f"   {e['bytes']:>12} {e['count']:>8}  {dom:<14} {shown(e['file'])}:{e['line']} "
+              f"{shown(e['function'])}", file=out)
+    if any(e["domain"] == -1 for e in entries):
+        print("\n   (domain -1: reallocs, whose probe carries no domain)", file=out)
+
+
+def print_leaks(entries, out, note=""):
+    print("Still allocated by Python location, largest first:\n", file=out)
+    print(f"   {'bytes':>12} {'count':>8}  {'domain':<14} file:line function", file=out)
+    for e in entries:
+        dom = f"{e['domain']} {domain_name(e['domain'])}"
+        print(f"   {e['bytes']:>12} {e['count']:>8}  {dom:<14} {shown(e['file'])}:{e['line']} "
+              f"{shown(e['function'])}", file=out)
+    blocks = sum(e["count"] for e in entries)
+    total = sum(e["bytes"] for e in entries)
+    print(f"\nTotal: {blocks} blocks, {total} bytes still allocated{note}", file=out)
+
+
+def report(out, plan, wanted, as_json, maps, flow, shortener):
+    """Writes the `wanted` report (summary or leaks; flow was written as it came) of a run of
+    `plan` (programs.Plan) from bpftrace's `maps` or its `flow` printfs."""
+    maps = shortener.maps(maps)
+    kind = plan.kind
+    if kind == "flow":
+        return
+    if kind == "flowlog":
+        # --libc / --object-allocator: the script prints a flow; summary and leaks are replayed
+        # from it here, as the original's log analyser did (lost events make them approximate).
+        events, unparsed = parse_flow([shortener.flow(text) for text in flow], plan.flow_domain)
+        summary, leaks, sizes = replay(events)
+        if wanted == "flow":
+            return
+        entries = leaks if wanted == "leaks" else summary
+        if as_json:
+            json.dump(entries, out, indent=1)
+            print(file=out)
+            return
+        if wanted == "leaks":
+            print_leaks(entries, out, " (paired by pointer from the event flow)")
+            return
+        dists = {key: (sum(v), hist_from_sizes(v)) for key, v in sizes.items()}
+        print_summary(["dtrace:::BEGIN", "dtrace:::END"], dists, {}, entries, out)
+        for title, name in (("by engine caller", "@by_caller"), ):
+            if maps.get(name):
+                print(f"\nPython malloc byte distributions {title}:\n", file=out)
+                for key, buckets in maps[name].items():
+                    total = maps.get(name + "_total", {}).get(key, 0)
+                    print(f"   {shown(key)}, total bytes = {total}", file=out)
+                    print("\n".join(quantize(buckets)), file=out)
+                    print(file=out)
+        if unparsed:
+            print(f"\n({unparsed} lines could not be parsed)", file=out)
+        return
+    if kind == "leaks":
+        entries = leaks_from_live(maps.get("@live", {}))
+        if as_json:
+            json.dump(entries, out, indent=1)
+            print(file=out)
+        else:
+            print_leaks(entries, out)
+        return
+    entries = entries_from_maps(maps)
+    if as_json:
+        json.dump(entries, out, indent=1)
+        print(file=out)
+        return
+    # Histograms per (file, function) and per domain, from @alloc's size buckets.
+    totals, domain_totals, by_function, by_domain = {}, {}, {}, {}
+    for file, function, _line, domain, bucket, count, total in alloc_rows(maps):
+        totals[(file, function)] = totals.get((file, function), 0) + total
+        domain_totals[domain] = domain_totals.get(domain, 0) + total
+        counts = by_function.setdefault((file, function), {})
+        counts[bucket] = counts.get(bucket, 0) + count
+        counts = by_domain.setdefault(domain, {})
+        counts[bucket] = counts.get(bucket, 0) + count
+    dists = {key: (totals[key], bucket_hist(c)) for key, c in by_function.items()}
+    domain_dists = {d: (domain_totals[d], bucket_hist(c)) for d, c in by_domain.items()}
+    print_summary(["dtrace:::BEGIN", "dtrace:::END"], dists, domain_dists, entries, out)

@@ -1,0 +1,206 @@
+# SPDX-License-Identifier: MIT
+"""One bpftrace program running in the background: the one session class of the runner, the
+tracer tests and the benchmarks.
+
+    with BpftraceSession(program, positional=[pid]) as session:   # returns once BEGIN has run
+        ...                                                          # the traced work
+        session.wait_for(lambda lines: len(lines) >= 3)
+    session.lines, session.maps, session.lost, session.errors
+
+bpftrace runs with `-f json`: each `printf` arrives whole (`on_printf` sees it as printed, `lines`
+holds its lines), each printed map as a dict in `maps`. The program is held in a memfd and named
+by a /proc/<our PID>/fd/N path, so nothing is left on disk; bpftrace gets SIGKILL if this process
+dies (PR_SET_PDEATHSIG), so it never outlives its owner and never leaves probes attached.
+
+bpftrace 0.17 runs BEGIN before it attaches USDT probes (measured: 5-16 ms before the target sees
+its semaphores set), so `start()` returning does not mean "armed": see procfs.wait_armed.
+"""
+import ctypes
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+
+READY_MARKER = "__pymemtrace_session_ready__"
+# bpftrace 0.17's JSON writes a byte >= 0x80 of a string as a sign-extended escape, \uffffffc3
+# for 0xc3 (a backslash before it doubled, as JSON escapes its own): read back as that byte.
+_SIGNED_BYTE = re.compile(r"(?<!\\)((?:\\\\)*)\\uffffff([89a-f][0-9a-f])")
+# bpftrace's stderr lines that are harmless here (see docs/toolkit.md).
+HARMLESS = re.compile(r"RLIMIT_MEMLOCK|available_filter_functions|^\s*$")
+
+
+class SessionError(RuntimeError):
+    """bpftrace ended, or failed, before its BEGIN ran: its message is the error's."""
+
+
+class BpftraceSession:
+    def __init__(self, program, positional=(), env=None, ready_marker=None, on_printf=None,
+                 options=()):
+        """`program`: bpftrace source. `positional`: its $1, $2... `ready_marker`: a printf of
+        the program's own BEGIN that says it ran (the toolkit scripts print `dtrace:::BEGIN`);
+        when None, a BEGIN clause printing READY_MARKER is added. `on_printf(text)`: called on
+        the reader thread for each printf instead of collecting `lines`. `options`: more
+        bpftrace options."""
+        if ready_marker is None:
+            program = f'BEGIN {{ printf("{READY_MARKER}\\n"); }}\n{program}'
+            ready_marker = READY_MARKER
+        self.program = program
+        self.positional = [str(p) for p in positional]
+        self.env = env
+        self.options = list(options)
+        self.ready_marker = ready_marker
+        self.on_printf = on_printf
+        self.proc = None
+        self.lines = []
+        self.maps = {}
+        self.lost = 0
+        self.errors = []
+        self.last_output = time.monotonic()
+        self._ready = threading.Event()
+        self._ended = threading.Event()
+        self._threads = []
+        self._program_fd = None
+
+    # -- running ------------------------------------------------------------------------------
+
+    def start(self, timeout=120.0):
+        """Starts bpftrace; returns once its BEGIN has run. SessionError with bpftrace's message
+        if it ends or errs first, or takes longer than `timeout`."""
+        self._program_fd = os.memfd_create("pymemtrace-program")
+        os.write(self._program_fd, self.program.encode())
+        # Its own session: a Ctrl-C at the terminal reaches its owner only.
+        self.proc = subprocess.Popen(
+            ["bpftrace", "-f", "json", "-B", "line", *self.options,
+             f"/proc/{os.getpid()}/fd/{self._program_fd}", *self.positional],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env,
+            start_new_session=True, preexec_fn=die_with(os.getpid()))
+        for target in (self._read_stdout, self._read_stderr):
+            thread = threading.Thread(target=target, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(0.05):
+            if self._ended.is_set() or self.proc.poll() is not None or time.monotonic() > deadline:
+                break
+        if not self._ready.is_set() or self.proc.poll() is not None:
+            time.sleep(0.2)  # the rest of its error message
+            self.stop()
+            raise SessionError("\n".join(self.errors[-15:]) or
+                               f"bpftrace exited with status {self.proc.returncode}")
+        return self
+
+    def wait_for(self, predicate, timeout=10.0):
+        """Waits until predicate(lines) is true; returns whether it became true."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(list(self.lines)):
+                return True
+            time.sleep(0.05)
+        return predicate(list(self.lines))
+
+    def drain(self, quiet=1.0, limit=120.0):
+        """Waits until bpftrace has printed nothing for `quiet` seconds: its perf buffer may
+        still hold events when the traced process ends, and bpftrace drops them on SIGINT."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if time.monotonic() - self.last_output >= quiet:
+                return
+            time.sleep(0.1)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, limit=120.0):
+        """Detaches (SIGINT, as Ctrl-C) and returns the lines printed. The SIGINT is repeated
+        every half second: bpftrace 0.17 can miss a lone one that lands just before it blocks in
+        epoll_wait, and then waits for an event an idle target never makes (seen about once in
+        30 runs)."""
+        deadline = time.monotonic() + limit
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        if self._program_fd is not None:
+            os.close(self._program_fd)
+            self._program_fd = None
+        return list(self.lines)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        if self.proc and (self.proc.poll() is None or self._program_fd is not None):
+            self.stop()
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _read_stdout(self):
+        for line in self.proc.stdout:
+            self.last_output = time.monotonic()
+            try:
+                event = json.loads(_SIGNED_BYTE.sub(r"\1\\u00\2", line))
+                if "\\uffffff" in line:
+                    event = _bytes_as_utf8(event)
+            except ValueError:
+                if line.strip():
+                    self.errors.append(line.rstrip("\n"))
+                continue
+            kind, data = event.get("type"), event.get("data")
+            if kind == "printf":
+                if not self._ready.is_set() and self.ready_marker in data:
+                    self._ready.set()
+                    if self.ready_marker == READY_MARKER:
+                        continue
+                if self.on_printf is not None:
+                    self.on_printf(data)
+                else:
+                    self.lines.extend(data.splitlines())
+            elif kind in ("map", "hist", "stats", "lhist"):
+                self.maps.update(data)
+            elif kind == "lost_events":
+                self.lost += int(data.get("events", 0)) if isinstance(data, dict) else int(data)
+        self._ended.set()
+
+    def _read_stderr(self):
+        for line in self.proc.stderr:
+            line = line.rstrip("\n")
+            match = re.search(r"Lost (\d+) events", line)
+            if match:
+                self.lost += int(match.group(1))
+            elif not HARMLESS.search(line):
+                self.errors.append(line)
+
+
+def _bytes_as_utf8(value):
+    """A decoded event whose characters U+0080-U+00FF stand for raw bytes (see _SIGNED_BYTE),
+    with those bytes read as UTF-8; bytes that are not UTF-8 become surrogate escapes (lossless;
+    names.shown shows them as \\xNN)."""
+    if isinstance(value, str):
+        return value.encode("latin-1", "surrogateescape").decode("utf-8", "surrogateescape")
+    if isinstance(value, dict):
+        return {_bytes_as_utf8(key): _bytes_as_utf8(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_bytes_as_utf8(item) for item in value]
+    return value
+
+
+def die_with(owner):
+    """For Popen's preexec_fn: the child gets SIGKILL when `owner` dies (PR_SET_PDEATHSIG), and
+    exits at once if `owner` is already gone."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
+
+    def bind():
+        prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != owner:
+            os._exit(1)
+    return bind
