@@ -39,8 +39,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
-from tracing import READY_MARKER, BpftraceSession, mount_tracefs  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, "src"))
+from pymemtrace.trace.procfs import mount_tracefs  # noqa: E402
+from pymemtrace.trace.session import BpftraceSession  # noqa: E402
 
 ROWS = []  # (section, measurement, figure, ratio, target, result)
 
@@ -214,15 +215,16 @@ def run_gated(env, argv, tracer=None, wrapper=()):
     return fields, out, lines, (exit_lag, wall)
 
 
+class TextSession(BpftraceSession):
+    """The runner's session; stop() also returns the maps as bpftrace's text output shows them,
+    which the analyses below read."""
+
+    def stop(self, limit=120.0):
+        return super().stop(limit) + self.map_lines()
+
+
 def session(program, args=(), positional=()):
-    """A BpftraceSession; a program with its own BEGIN (the toolkit's) gets the ready marker
-    printed first thing in that BEGIN (bpftrace allows one BEGIN)."""
-    result = BpftraceSession(program, args=args, positional=positional, timeout=120)
-    begin = re.search(r"^BEGIN\s*\{", program, re.M)
-    if begin:
-        result.program = (program[:begin.end()] + f' printf("{READY_MARKER}\\n");'
-                          + program[begin.end():])
-    return result
+    return TextSession(program, positional=positional, options=args)
 
 
 def bpftrace(program, pid_args=True, positional_pid=True, extra_positional=()):

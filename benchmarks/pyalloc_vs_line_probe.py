@@ -27,7 +27,7 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "support"))
-from tracing import BpftraceSession, require_tracer  # noqa: E402
+from tracing import BpftraceSession, require_tracer  # noqa: E402  (the runner's session)
 
 EXTENSION = r"""
 #define PY_SSIZE_T_CLEAN
@@ -104,14 +104,16 @@ def run(python, workdir, n, program):
     proc = subprocess.Popen([python, os.path.join(workdir, "workload.py"), str(n)], cwd=workdir,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "ready"
-    session = BpftraceSession(program, args=["-p", str(proc.pid)], timeout=120).start() if program else None
+    session = (BpftraceSession(program, options=["-p", str(proc.pid)]).start() if program
+               else None)
     proc.stdin.write("go\n")
     proc.stdin.flush()
     seconds = float(proc.stdout.readline())
     proc.wait()
     summary = ""
     if session:
-        lines = [line for line in session.stop() if line.strip()]
+        session.stop()
+        lines = [line for line in session.lines + session.map_lines() if line.strip()]
         summary = max(lines, key=lambda line: int(line.rsplit(" ", 1)[-1]) if line.rsplit(" ", 1)[-1].isdigit() else -1)
     return seconds, summary
 

@@ -41,11 +41,15 @@ class BpftraceSession:
                  options=()):
         """`program`: bpftrace source. `positional`: its $1, $2... `ready_marker`: a printf of
         the program's own BEGIN that says it ran (the toolkit scripts print `dtrace:::BEGIN`);
-        when None, a BEGIN clause printing READY_MARKER is added. `on_printf(text)`: called on
+        when None, the program's BEGIN (or a new one) first prints READY_MARKER, unseen. `on_printf(text)`: called on
         the reader thread for each printf instead of collecting `lines`. `options`: more
         bpftrace options."""
         if ready_marker is None:
-            program = f'BEGIN {{ printf("{READY_MARKER}\\n"); }}\n{program}'
+            # bpftrace 0.17 takes one BEGIN: the marker goes first into the program's own.
+            marker = f'printf("{READY_MARKER}\\n");'
+            begin = re.search(r"^BEGIN\s*\{", program, re.M)
+            program = (program[:begin.end()] + f" {marker}" + program[begin.end():] if begin
+                       else f"BEGIN {{ {marker} }}\n{program}")
             ready_marker = READY_MARKER
         self.program = program
         self.positional = [str(p) for p in positional]
@@ -134,6 +138,20 @@ class BpftraceSession:
             os.close(self._program_fd)
             self._program_fd = None
         return list(self.lines)
+
+    def map_lines(self):
+        """The maps bpftrace printed, as its text output writes them: `@name[key]: value`."""
+        lines = []
+        for name, value in self.maps.items():
+            if not isinstance(value, dict):
+                lines.append(f"{name}: {value}")
+                continue
+            for key, item in value.items():
+                if isinstance(item, dict):  # stats()
+                    item = (f"count {item['count']}, average {item['average']}, "
+                            f"total {item['total']}")
+                lines.append(f"{name}[{key}]: {item}")
+        return lines
 
     def __enter__(self):
         return self.start()
