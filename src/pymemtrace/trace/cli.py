@@ -76,6 +76,13 @@ def parse_args(argv):
     args.command = command
     if (args.pid is not None) == bool(command):
         parser.error("give either -p PID or -- COMMAND [ARG...]")
+    if not 1 <= args.strlen <= 200:
+        parser.error(f"--strlen {args.strlen}: give 1 to 200 (bpftrace reads at most 200 bytes "
+                     "of a string)")
+    if args.max_entries < 1:
+        parser.error(f"--max-entries {args.max_entries}: give a positive number of map entries")
+    if args.perf_pages < 1 or args.perf_pages & (args.perf_pages - 1):
+        parser.error(f"--perf-pages {args.perf_pages}: give a power of two")
     if args.pid is not None and args.pid <= 0:
         parser.error(f"-p {args.pid}: a process ID is a positive number")
     if args.user is not None and args.pid is not None:
@@ -254,6 +261,7 @@ class Trace:
 
     def __init__(self, program, pid, plan, args):
         self.plan, self.args = plan, args
+        self.write_error = None
         self.shortener = reports.Shortener(not args.full_path, args.strlen)
         self.flow = []
         env = dict(os.environ, BPFTRACE_STRLEN=str(args.strlen),
@@ -263,11 +271,14 @@ class Trace:
                                        ready_marker="dtrace:::BEGIN", on_printf=self._printf)
 
     def _printf(self, text):
-        if self.args.report == "flow":
-            self.args.out.write(self.shortener.flow_row(text))
-            self.args.out.flush()
-        else:
+        if self.args.report != "flow":
             self.flow.append(text)
+        elif self.write_error is None:
+            try:
+                self.args.out.write(self.shortener.flow_row(text))
+                self.args.out.flush()
+            except OSError as error:
+                self.write_error = error  # reported by finish(): the flow is incomplete
 
     def start(self):
         try:
@@ -287,9 +298,16 @@ class Trace:
                   "none", file=sys.stderr)
         for line in session.errors:
             print(f"bpftrace: {shown(line)}", file=sys.stderr)
-        reports.report(self.args.out, self.plan, self.args.report, self.args.json, session.maps,
-                       self.flow, self.shortener)
-        self.args.out.flush()
+        try:
+            if self.write_error:
+                raise self.write_error
+            reports.report(self.args.out, self.plan, self.args.report, self.args.json,
+                           session.maps, self.flow, self.shortener)
+            self.args.out.flush()
+        except OSError as error:
+            where = f"-o {shown(self.args.output)}" if self.args.output else "standard output"
+            raise Failure(f"the report could not be written to {where}: {error.strerror}",
+                          "give -o a writable file") from None
 
 
 def trace_pid(args, program, plan, libraries):

@@ -68,7 +68,10 @@ class ReportFile:
 
     def close(self):
         if not self.stream.closed:
-            self.stream.close()
+            try:
+                self.stream.close()
+            except OSError:
+                pass  # commit() has said why the report could not be written
         if self.directory is not None:
             os.close(self.directory)
             self.directory = None
