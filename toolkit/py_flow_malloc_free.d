@@ -1,12 +1,22 @@
 #!/usr/sbin/dtrace -Cs
 /* SPDX-License-Identifier: MIT
- * py_flow_malloc_free.d: every libc malloc, calloc, realloc and free of a Python process, with its Python location.
+ * py_flow_malloc_free.d: every libc malloc, calloc, realloc and free of a Python process, with
+ *   its Python location.
+ * Do not edit by hand: generated from src/pymemtrace/trace/scripts.py (tools/generate-scripts.sh).
  *
  * Usage:  sudo dtrace -C -s toolkit/py_flow_malloc_free.d -p PID [-D FULL_FILE_PATH] [-D PYTHON_CALL_STACK]
- *   -D FULL_FILE_PATH    whole Python file paths instead of their basename
- *   -D PYTHON_CALL_STACK CALL and RTN lines for Python functions, with their depth
- * One complete line per event (entry and return joined by thread-locals, printed at return).
- * Its bpftrace twin, py_flow_malloc_free.bt, prints the same lines; toolkit/pymemtrace-trace runs that one.
+ *   -D FULL_FILE_PATH     whole Python file paths instead of their basename
+ *                         (bpftrace: the word full_file_path)
+ *   -D PYTHON_CALL_STACK  CALL and RTN lines of Python functions, with their depth
+ *                         (bpftrace: the word python_call_stack)
+ * One complete line per event: the entry keeps the arguments in thread-locals (self->), the
+ *   return prints.
+ * CPython's probes need a Python built --with-dtrace (Debian's /usr/bin/python3).
+ * Twin: py_flow_malloc_free.bt prints the same lines (BEGIN, one line per event, END, titles) and
+ *   the same maps after them, @by_caller(_total)[caller] and @by_python(_total)[file, function]
+ *   (sums and power-of-two histograms of malloc sizes), formatted differently: the D script with
+ *   printa(), the bpftrace script with print().
+ * toolkit/pymemtrace-trace runs py_flow_malloc_free.bt on Linux.
  */
 #pragma D option quiet
 #pragma D option dynvarsize=64m
@@ -24,8 +34,8 @@ dtrace:::BEGIN
 	printf("dtrace:::BEGIN\n");
 }
 
-/* Python context: a per-thread stack of (file, function, line) indexed by depth, kept as the
- * addresses of the running code object's strings and read only when an event prints.
+/* Python context: a per-thread stack of (file, function, line) indexed by depth, kept as
+ * the addresses of the running code object's strings and read only when an event prints.
  * CPython 3.11 does not report the entry of Python-to-Python calls (it does report their
  * returns): a line event from a frame not on top pushes it, one from the frame just below pops. */
 python$target:::function-entry
@@ -33,17 +43,17 @@ python$target:::function-entry
 	self->depth++;
 	pyfile[tid, self->depth] = arg0;
 	pyfunc[tid, self->depth] = arg1;
-	pyline[tid, self->depth] = arg2;
+	pyline[tid, self->depth] = (int)arg2;
 }
 #ifdef PYTHON_CALL_STACK
 python$target:::function-entry
 {
-	printf("%6d %16s:%-4d -> CALL %s (depth %d)\n", pid, PYFILE(arg0), arg2, copyinstr(arg1), self->depth);
+	printf("%6d %16s:%-4d -> CALL %s (depth %d)\n", pid, PYFILE(arg0), (int)arg2, copyinstr(arg1), self->depth);
 }
 #endif
 
 python$target:::line
-/pyfunc[tid, self->depth] != arg1 || pyfile[tid, self->depth] != arg0/
+/!(pyfunc[tid, self->depth] == arg1 && pyfile[tid, self->depth] == arg0)/
 {
 	this->below = self->depth > 0 && pyfunc[tid, self->depth - 1] == arg1 && pyfile[tid, self->depth - 1] == arg0;
 	pyfile[tid, self->depth] = this->below ? 0 : pyfile[tid, self->depth];
@@ -55,13 +65,13 @@ python$target:::line
 
 python$target:::line
 {
-	pyline[tid, self->depth] = arg2;
+	pyline[tid, self->depth] = (int)arg2;
 }
 
 #ifdef PYTHON_CALL_STACK
 python$target:::function-return
 {
-	printf("%6d %16s:%-4d <- RTN  %s (depth %d)\n", pid, PYFILE(arg0), arg2, copyinstr(arg1), self->depth);
+	printf("%6d %16s:%-4d <- RTN  %s (depth %d)\n", pid, PYFILE(arg0), (int)arg2, copyinstr(arg1), self->depth);
 }
 #endif
 
@@ -74,8 +84,9 @@ python$target:::function-return
 	self->depth--;
 }
 
-/* malloc/calloc/realloc/free: arguments kept in thread-locals at entry, one line printed at return.
- * Calls made inside realloc (glibc's realloc(NULL, n) and realloc(p, 0)) are not reported twice. */
+/* malloc/calloc/realloc/free: the entry keeps the arguments per thread, the return prints one
+ * complete line. Calls made inside realloc (glibc's realloc(NULL, n) and realloc(p, 0) call
+ * malloc and free) are not reported twice. */
 pid$target:libc*:malloc:entry
 /!self->in_realloc/
 {
@@ -103,8 +114,8 @@ pid$target:libc*:malloc:return
 pid$target:libc*:malloc:return
 /self->in_malloc && this->f != 0/
 {
-	@by_python_total[PYFILE(this->f), copyinstr(this->fn)] = sum(self->malloc_size);
-	@by_python[PYFILE(this->f), copyinstr(this->fn)] = quantize(self->malloc_size);
+	@by_python_total[PYFILE(this->f), PYSTR(this->fn)] = sum(self->malloc_size);
+	@by_python[PYFILE(this->f), PYSTR(this->fn)] = quantize(self->malloc_size);
 }
 
 pid$target:libc*:malloc:return
@@ -112,6 +123,7 @@ pid$target:libc*:malloc:return
 {
 	self->in_malloc = 0;
 	self->malloc_size = 0;
+	self->malloc_caller = 0;
 }
 
 pid$target:libc*:calloc:entry
@@ -130,6 +142,8 @@ pid$target:libc*:calloc:return
 	this->ln = pyline[tid, self->depth];
 	printf("%6d %16s:%-4d -> %s calloc(%lu, %lu) pntr 0x%lx\n", pid, PYFILE(this->f), this->ln, PYSTR(this->fn), self->calloc_count, self->calloc_size, arg1);
 	self->in_calloc = 0;
+	self->calloc_count = 0;
+	self->calloc_size = 0;
 }
 
 pid$target:libc*:realloc:entry
@@ -147,6 +161,8 @@ pid$target:libc*:realloc:return
 	this->ln = pyline[tid, self->depth];
 	printf("%6d %16s:%-4d -> %s realloc(0x%lx, %lu) pntr 0x%lx\n", pid, PYFILE(this->f), this->ln, PYSTR(this->fn), self->realloc_ptr, self->realloc_size, arg1);
 	self->in_realloc = 0;
+	self->realloc_ptr = 0;
+	self->realloc_size = 0;
 }
 
 pid$target:libc*:free:entry

@@ -1,12 +1,19 @@
 #!/usr/sbin/dtrace -Cs
 /* SPDX-License-Identifier: MIT
- * py_object_D_WITH_PYMALLOC.d: Python's object allocator (release builds, pymalloc on) through its public PyObject_* functions, with Python locations.
+ * py_object_D_WITH_PYMALLOC.d: Python's object allocator (release builds, pymalloc on) through
+ *   its public PyObject_* functions, with Python locations.
+ * Do not edit by hand: generated from src/pymemtrace/trace/scripts.py (tools/generate-scripts.sh).
  *
  * Usage:  sudo dtrace -C -s toolkit/py_object_D_WITH_PYMALLOC.d -p PID [-D FULL_FILE_PATH] [-D PYTHON_CALL_STACK]
- *   -D FULL_FILE_PATH    whole Python file paths instead of their basename
- *   -D PYTHON_CALL_STACK CALL and RTN lines for Python functions, with their depth
- * One complete line per event (entry and return joined by thread-locals, printed at return).
- * Its bpftrace twin, py_object_D_WITH_PYMALLOC.bt, prints the same lines; toolkit/pymemtrace-trace runs that one.
+ *   -D FULL_FILE_PATH     whole Python file paths instead of their basename
+ *                         (bpftrace: the word full_file_path)
+ *   -D PYTHON_CALL_STACK  CALL and RTN lines of Python functions, with their depth
+ *                         (bpftrace: the word python_call_stack)
+ * One complete line per event: the entry keeps the arguments in thread-locals (self->), the
+ *   return prints.
+ * CPython's probes need a Python built --with-dtrace (Debian's /usr/bin/python3).
+ * Twin: py_object_D_WITH_PYMALLOC.bt prints the same lines: BEGIN, one line per event, END.
+ * toolkit/pymemtrace-trace runs py_object_D_WITH_PYMALLOC.bt on Linux.
  */
 #pragma D option quiet
 #pragma D option dynvarsize=64m
@@ -24,8 +31,8 @@ dtrace:::BEGIN
 	printf("dtrace:::BEGIN\n");
 }
 
-/* Python context: a per-thread stack of (file, function, line) indexed by depth, kept as the
- * addresses of the running code object's strings and read only when an event prints.
+/* Python context: a per-thread stack of (file, function, line) indexed by depth, kept as
+ * the addresses of the running code object's strings and read only when an event prints.
  * CPython 3.11 does not report the entry of Python-to-Python calls (it does report their
  * returns): a line event from a frame not on top pushes it, one from the frame just below pops. */
 python$target:::function-entry
@@ -33,17 +40,17 @@ python$target:::function-entry
 	self->depth++;
 	pyfile[tid, self->depth] = arg0;
 	pyfunc[tid, self->depth] = arg1;
-	pyline[tid, self->depth] = arg2;
+	pyline[tid, self->depth] = (int)arg2;
 }
 #ifdef PYTHON_CALL_STACK
 python$target:::function-entry
 {
-	printf("%6d %16s:%-4d -> CALL %s (depth %d)\n", pid, PYFILE(arg0), arg2, copyinstr(arg1), self->depth);
+	printf("%6d %16s:%-4d -> CALL %s (depth %d)\n", pid, PYFILE(arg0), (int)arg2, copyinstr(arg1), self->depth);
 }
 #endif
 
 python$target:::line
-/pyfunc[tid, self->depth] != arg1 || pyfile[tid, self->depth] != arg0/
+/!(pyfunc[tid, self->depth] == arg1 && pyfile[tid, self->depth] == arg0)/
 {
 	this->below = self->depth > 0 && pyfunc[tid, self->depth - 1] == arg1 && pyfile[tid, self->depth - 1] == arg0;
 	pyfile[tid, self->depth] = this->below ? 0 : pyfile[tid, self->depth];
@@ -55,13 +62,13 @@ python$target:::line
 
 python$target:::line
 {
-	pyline[tid, self->depth] = arg2;
+	pyline[tid, self->depth] = (int)arg2;
 }
 
 #ifdef PYTHON_CALL_STACK
 python$target:::function-return
 {
-	printf("%6d %16s:%-4d <- RTN  %s (depth %d)\n", pid, PYFILE(arg0), arg2, copyinstr(arg1), self->depth);
+	printf("%6d %16s:%-4d <- RTN  %s (depth %d)\n", pid, PYFILE(arg0), (int)arg2, copyinstr(arg1), self->depth);
 }
 #endif
 
@@ -74,14 +81,14 @@ python$target:::function-return
 	self->depth--;
 }
 
-/* PyObject_Malloc/PyObject_Calloc/PyObject_Realloc/PyObject_Free: arguments kept in thread-locals at entry, one line printed at return.
- * Calls made inside PyObject_Realloc (glibc's realloc(NULL, n) and realloc(p, 0)) are not reported twice. */
+/* PyObject_Malloc/PyObject_Calloc/PyObject_Realloc/PyObject_Free: the entry keeps the arguments
+ * per thread, the return prints one complete line. Calls made inside PyObject_Realloc
+ * (PyObject_Malloc or PyObject_Free) are not reported twice. */
 pid$target::PyObject_Malloc:entry
 /!self->in_realloc/
 {
 	self->in_malloc = 1;
 	self->malloc_size = arg0;
-
 }
 
 pid$target::PyObject_Malloc:return
@@ -91,11 +98,6 @@ pid$target::PyObject_Malloc:return
 	this->fn = pyfunc[tid, self->depth];
 	this->ln = pyline[tid, self->depth];
 	printf("%6d %16s:%-4d -> %s PyObject_Malloc(%lu) PyObject_Malloc returns 0x%lx\n", pid, PYFILE(this->f), this->ln, PYSTR(this->fn), self->malloc_size, arg1);
-}
-
-pid$target::PyObject_Malloc:return
-/self->in_malloc/
-{
 	self->in_malloc = 0;
 	self->malloc_size = 0;
 }
@@ -116,6 +118,8 @@ pid$target::PyObject_Calloc:return
 	this->ln = pyline[tid, self->depth];
 	printf("%6d %16s:%-4d -> %s PyObject_Calloc(%lu, %lu) PyObject_Calloc returns 0x%lx\n", pid, PYFILE(this->f), this->ln, PYSTR(this->fn), self->calloc_count, self->calloc_size, arg1);
 	self->in_calloc = 0;
+	self->calloc_count = 0;
+	self->calloc_size = 0;
 }
 
 pid$target::PyObject_Realloc:entry
@@ -133,6 +137,8 @@ pid$target::PyObject_Realloc:return
 	this->ln = pyline[tid, self->depth];
 	printf("%6d %16s:%-4d -> %s PyObject_Realloc(0x%lx, %lu) PyObject_Realloc returns 0x%lx\n", pid, PYFILE(this->f), this->ln, PYSTR(this->fn), self->realloc_ptr, self->realloc_size, arg1);
 	self->in_realloc = 0;
+	self->realloc_ptr = 0;
+	self->realloc_size = 0;
 }
 
 pid$target::PyObject_Free:entry

@@ -1,11 +1,16 @@
 #!/usr/sbin/dtrace -Cs
 /* SPDX-License-Identifier: MIT
- * pymemtrace_flow.d: one line per allocation event of the pymemtrace provider, at its Python location.
+ * pymemtrace_flow.d: one line per allocation event of the pymemtrace provider, at its Python
+ *   location.
+ * Do not edit by hand: generated from src/pymemtrace/trace/scripts.py (tools/generate-scripts.sh).
  *
  * Usage:  sudo dtrace -C -s toolkit/pymemtrace_flow.d -p PID [-D FULL_FILE_PATH]
- *   -D FULL_FILE_PATH    whole Python file paths instead of their basename
- * One complete line per event (entry and return joined by thread-locals, printed at return).
- * Its bpftrace twin, pymemtrace_flow.bt, prints the same lines; toolkit/pymemtrace-trace runs that one.
+ *   -D FULL_FILE_PATH     whole Python file paths instead of their basename
+ *                         (bpftrace: the word full_file_path)
+ * Oracle DTrace for Linux reads the pymemtrace probes through its stapsdt provider
+ *   (PID-qualified, as here).
+ * Twin: pymemtrace_flow.bt prints the same lines: BEGIN, one line per event, END.
+ * toolkit/pymemtrace-trace runs pymemtrace_flow.bt on Linux.
  */
 #pragma D option quiet
 #pragma D option dynvarsize=64m
@@ -16,13 +21,11 @@
 #else
 #define PYFILE(p) ((p) != 0 ? basename(copyinstr(p)) : "")
 #endif
-#define PYSTR(p) ((p) != 0 ? copyinstr(p) : "")
 
 dtrace:::BEGIN
 {
 	printf("dtrace:::BEGIN\n");
 }
-/* Oracle DTrace for Linux reads these probes through its stapsdt provider (PID-qualified, as here). */
 
 pymemtrace$target:::pyalloc
 {

@@ -1,11 +1,19 @@
 #!/usr/sbin/dtrace -Cs
 /* SPDX-License-Identifier: MIT
- * pymemtrace_leaks.d: the blocks still allocated when tracing stops, by the Python location that allocated them.
+ * pymemtrace_leaks.d: the blocks still allocated when tracing stops, with the Python location
+ *   that allocated them.
+ * Do not edit by hand: generated from src/pymemtrace/trace/scripts.py (tools/generate-scripts.sh).
  *
  * Usage:  sudo dtrace -C -s toolkit/pymemtrace_leaks.d -p PID [-D FULL_FILE_PATH]
- *   -D FULL_FILE_PATH    whole Python file paths instead of their basename
- * One complete line per event (entry and return joined by thread-locals, printed at return).
- * Its bpftrace twin, pymemtrace_leaks.bt, prints the same lines; toolkit/pymemtrace-trace runs that one.
+ *   -D FULL_FILE_PATH     whole Python file paths instead of their basename
+ *                         (bpftrace: the word full_file_path)
+ * Oracle DTrace for Linux reads the pymemtrace probes through its stapsdt provider
+ *   (PID-qualified, as here).
+ * Twin: pymemtrace_leaks.bt prints the same lines (BEGIN, END, a title) and other maps after
+ *   them: the bpftrace script @live[ptr] = (size, domain, file, function, line), one entry per
+ *   block; the D script, which cannot walk an array, the blocks and bytes per file, function,
+ *   line and domain (@live_count, @live_bytes).
+ * toolkit/pymemtrace-trace runs pymemtrace_leaks.bt on Linux.
  */
 #pragma D option quiet
 #pragma D option dynvarsize=64m
@@ -16,13 +24,11 @@
 #else
 #define PYFILE(p) ((p) != 0 ? basename(copyinstr(p)) : "")
 #endif
-#define PYSTR(p) ((p) != 0 ? copyinstr(p) : "")
 
 dtrace:::BEGIN
 {
 	printf("dtrace:::BEGIN\n");
 }
-/* Oracle DTrace for Linux reads these probes through its stapsdt provider (PID-qualified, as here). */
 
 /* D cannot walk an array at END: each block remembers its location, and the aggregations
  * @live_bytes and @live_count are added to at allocation and taken from at release. */
@@ -54,7 +60,8 @@ pymemtrace$target:::pyfree, pymemtrace$target:::pyrealloc
 	live_line[arg0] = 0;
 }
 
-/* The new half of a move keeps the domain (-1 when allocated before tracing started). */
+/* The new half of a move keeps the domain (-1 when allocated before tracing started): the clause
+ * above left it in self->moved_domain. */
 pymemtrace$target:::pyrealloc
 {
 	this->dom = self->moved_domain - 1;
@@ -77,7 +84,7 @@ pymemtrace$target:::pyfree, pymemtrace$target:::pyrealloc
 dtrace:::END
 {
 	printf("\ndtrace:::END\n");
-	printf("Live allocations (ptr: size, domain, file, function, line):\n");
+	printf("\nStill allocated when tracing stopped:\n");
 	printa("   %s, %s, line %d, domain %d: %@d blocks\n", @live_count);
 	printa("   %s, %s, line %d, domain %d: %@d bytes\n", @live_bytes);
 }

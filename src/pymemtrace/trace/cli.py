@@ -39,11 +39,15 @@ def parse_args(argv):
                         help="flow: one line per event; summary (default): totals and size "
                              "histograms; leaks: what is still allocated at the end")
     parser.add_argument("--json", action="store_true", help="summary and leaks as JSON")
-    parser.add_argument("--full-path", action="store_true",
-                        help="whole Python file paths (like the D scripts' -D FULL_FILE_PATH)")
-    parser.add_argument("--call-stack", action="store_true",
-                        help="also CALL/RTN lines of Python functions (-D PYTHON_CALL_STACK); "
-                             "needs CPython's probes")
+    parser.add_argument("--full-file-path", "--full-path", action="store_true",
+                        dest="full_file_path",
+                        help="whole Python file paths (the scripts' full_file_path, the D "
+                             "scripts' -D FULL_FILE_PATH)")
+    parser.add_argument("--python-call-stack", "--call-stack", action="store_true",
+                        dest="python_call_stack",
+                        help="also CALL/RTN lines of Python functions (the scripts' "
+                             "python_call_stack, -D PYTHON_CALL_STACK); needs CPython's "
+                             "probes")
     parser.add_argument("--frames", choices=("probes", "python-probes"), default="probes",
                         help="where the Python location comes from: probes (default: the py* "
                              "probes) or python-probes (CPython's function__entry/return/line)")
@@ -76,9 +80,12 @@ def parse_args(argv):
     args.command = command
     if (args.pid is not None) == bool(command):
         parser.error("give either -p PID or -- COMMAND [ARG...]")
-    if not 1 <= args.strlen <= 200:
-        parser.error(f"--strlen {args.strlen}: give 1 to 200 (bpftrace reads at most 200 bytes "
-                     "of a string)")
+    # The most that fits the 512-byte BPF stack with two names in one event (measured, bpftrace
+    # 0.17): the scripts on CPython's own probes keep more on the stack.
+    most = 136 if (args.frames == "python-probes" or args.libc or args.object_allocator) else 152
+    if not 1 <= args.strlen <= most:
+        parser.error(f"--strlen {args.strlen}: give 1 to {most} (more does not fit the 512-byte "
+                     "BPF stack with these probes)")
     if args.max_entries < 1:
         parser.error(f"--max-entries {args.max_entries}: give a positive number of map entries")
     if args.perf_pages < 1 or args.perf_pages & (args.perf_pages - 1):
@@ -169,7 +176,8 @@ def trace(args, user, aliases):
                           "executable", "check the command and PATH")
 
     python, pymalloc = None, True
-    if args.frames == "python-probes" or args.libc or args.object_allocator or args.call_stack:
+    if (args.frames == "python-probes" or args.libc or args.object_allocator
+            or args.python_call_stack):
         python, pymalloc = python_with_probes(target_exe, aliases, user, args.object_allocator)
     libraries = []
     for lib in args.lib:
@@ -211,7 +219,7 @@ def python_with_probes(target_exe, aliases, user, need_pymalloc):
     if not elf.has_python_probes(python):
         raise Failure(f"{shown(os.path.realpath(target_exe))} has no DTrace probes (it was not "
                       "built --with-dtrace), but CPython's probes are needed by --frames "
-                      "python-probes, --call-stack, --libc and --object-allocator",
+                      "python-probes, --python-call-stack, --libc and --object-allocator",
                       "run the program with Debian's /usr/bin/python3, which has them, or use "
                       "the default --frames probes")
     pymalloc = True
@@ -262,7 +270,7 @@ class Trace:
     def __init__(self, program, pid, plan, args):
         self.plan, self.args = plan, args
         self.write_error = None
-        self.shortener = reports.Shortener(not args.full_path, args.strlen)
+        self.shortener = reports.Shortener(not args.full_file_path, args.strlen)
         self.flow = []
         env = dict(os.environ, BPFTRACE_STRLEN=str(args.strlen),
                    BPFTRACE_MAP_KEYS_MAX=str(args.max_entries))

@@ -23,7 +23,7 @@ def domain_name(domain):
 
 
 class Shortener:
-    """Basenames for file paths in flow lines and map keys, unless --full-path. Locations that
+    """Basenames for file paths in flow lines and map keys, unless --full-file-path. Locations that
     differ only by directory then merge, as they would have in the D scripts' basename()."""
 
     FLOW_PREFIX = re.compile(r"^(?P<pid>\s*\d+) (?P<file>.*?):(?P<line>\d+)\s*-> ", re.S)

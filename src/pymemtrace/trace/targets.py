@@ -10,7 +10,7 @@ import subprocess
 
 from . import elf, procfs
 from .errors import Failure
-from .programs import BT_LIBC
+from .scripts import BT_LIBC
 
 # The source tree, when the package runs from one (src/pymemtrace/trace/).
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
