@@ -229,22 +229,23 @@ def print_summary(title_lines, dists, domain_dists, entries, out):
             print("\n".join(quantize(buckets, "   ")), file=out)
             print(file=out)
     print("\nAllocations by Python location, largest first:\n", file=out)
-    print(f"   {'bytes':>12} {'count':>8}  {'domain':<14} file:line function", file=out)
-    for e in entries:
-        dom = f"{e['domain']} {domain_name(e['domain'])}"
-        print(f"   {e['bytes']:>12} {e['count']:>8}  {dom:<14} {shown(e['file'])}:{e['line']} "
-              f"{shown(e['function'])}", file=out)
+    print_locations(entries, out)
     if any(e["domain"] == -1 for e in entries):
         print("\n   (domain -1: reallocs, whose probe carries no domain)", file=out)
 
 
-def print_leaks(entries, out, note=""):
-    print("Still allocated by Python location, largest first:\n", file=out)
+def print_locations(entries, out):
+    """The table of entries by Python location: bytes, count, domain, file:line function."""
     print(f"   {'bytes':>12} {'count':>8}  {'domain':<14} file:line function", file=out)
     for e in entries:
         dom = f"{e['domain']} {domain_name(e['domain'])}"
         print(f"   {e['bytes']:>12} {e['count']:>8}  {dom:<14} {shown(e['file'])}:{e['line']} "
               f"{shown(e['function'])}", file=out)
+
+
+def print_leaks(entries, out, note=""):
+    print("Still allocated by Python location, largest first:\n", file=out)
+    print_locations(entries, out)
     blocks = sum(e["count"] for e in entries)
     total = sum(e["bytes"] for e in entries)
     print(f"\nTotal: {blocks} blocks, {total} bytes still allocated{note}", file=out)
