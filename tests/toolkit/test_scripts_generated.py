@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """The checked-in toolkit/*.bt and toolkit/*.d are what src/pymemtrace/trace/scripts.py makes
 (fix: tools/generate-scripts.sh), and the generator keeps its promises to the runner: probe specs
@@ -9,8 +8,9 @@ import importlib.util
 import io
 import os
 import re
-import sys
 import tempfile
+
+import pytest
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 TOOLKIT = os.path.join(ROOT, "toolkit")
@@ -113,14 +113,9 @@ def checks(scripts):
         yield ("seed" not in text.replace(allowed, ""), f"{name}: the word only as {allowed!r}")
 
 
-def main():
-    failures = 0
-    for passed, what in checks(load_generator()):
-        print(("ok: " if passed else "FAIL: ") + what)
-        failures += not passed
-    print(f"{failures} failures")
-    return 1 if failures else 0
+CHECKS = list(checks(load_generator()))
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+@pytest.mark.parametrize("passed, what", CHECKS, ids=[what for _, what in CHECKS])
+def test_the_generator_and_its_scripts(passed, what):
+    assert passed, what

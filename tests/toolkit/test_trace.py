@@ -1,6 +1,6 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""toolkit/pymemtrace-trace on real processes with real bpftrace (root; exit 77 otherwise).
+"""toolkit/pymemtrace-trace's reports on real processes with real bpftrace. Run through
+tests/support/run_pytest.py (exit 77 when not root or without bpftrace).
 
 Expected locations are computed from examples/ex_dtrace.py's source, expected pointers and sizes
 from what the example prints (`Created CMalloc size=1477 buffer=0x...`).
@@ -21,7 +21,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
-from tracing import require_tracer  # noqa: E402
+import pytest  # noqa: E402
 
 RUNNER = os.path.join(ROOT, "toolkit", "pymemtrace-trace")
 EXAMPLE = os.path.join(ROOT, "examples", "ex_dtrace.py")
@@ -34,15 +34,6 @@ FLOW = re.compile(r"^\s*(\d+)\s+(\S*):(\d+)\s+-> (\S*) ?(malloc|free|realloc)\((
                   r"(?: pntr (0x[0-9a-f]+))?(?: domain (-?\d+))?$")
 CREATED = re.compile(r"^(?:Created|Leaked) (\w+) size=(\d+) buffer=0x([0-9a-f]+)$")
 POPPED = re.compile(r"^Pop'd (\w+) size=(\d+) buffer=0x([0-9a-f]+)$")
-
-failures = []
-
-
-def check(condition, what):
-    print(("ok: " if condition else "FAIL: ") + what)
-    if not condition:
-        failures.append(what)
-    return condition
 
 
 def allocation_line(function, cls):
@@ -80,7 +71,7 @@ def flow_events(text):
     return events
 
 
-def check_flow(name, result, label):
+def check_flow(name, result):
     function, cls, domain = SCENARIOS[name]
     line = allocation_line(function, cls)
     output = result.stdout.splitlines()
@@ -89,73 +80,67 @@ def check_flow(name, result, label):
     events = flow_events(result.report)
     allocs = {e["ret"]: e for e in events if e["op"] == "malloc"}
     frees = {int(e["args"], 16) for e in events if e["op"] == "free"}
-    check(len(created) == 4 and len(popped) == 4, f"{label}: example made and popped 4 blocks")
+    assert len(created) == 4 and len(popped) == 4, result.stdout
     for size, buffer in created:
         event = allocs.get(buffer)
-        check(event is not None and event["file"] == "ex_dtrace.py" and event["line"] == line
-              and event["function"] == function and event["args"] == str(size)
-              and event["domain"] == domain,
-              f"{label}: malloc({size}) of 0x{buffer:x} at ex_dtrace.py:{line} {function} "
-              f"domain {domain} (got {event})")
+        assert (event is not None and event["file"] == "ex_dtrace.py" and event["line"] == line
+                and event["function"] == function and event["args"] == str(size)
+                and event["domain"] == domain), \
+            f"malloc({size}) of 0x{buffer:x} at ex_dtrace.py:{line} {function} domain {domain}: {event}"
     for buffer in popped:
-        check(buffer in frees, f"{label}: free(0x{buffer:x}) reported")
+        assert buffer in frees, f"free(0x{buffer:x}) not reported:\n{result.report}"
 
 
-def main():
-    require_tracer()
-    env = dict(os.environ)
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_flow_shows_every_allocation_and_free_at_its_python_line(name):
+    result = run(["--report", "flow", "--", PYTHON, EXAMPLE, name])
+    assert result.returncode == 0, result.stderr[-300:]
+    check_flow(name, result)
 
-    # 1. flow, per scenario, with the py* probes and with CPython's probes.
-    for name in SCENARIOS:
-        result = run(["--report", "flow", "--", PYTHON, EXAMPLE, name])
-        check(result.returncode == 0, f"flow {name}: exit 0 ({result.stderr.strip()[-300:]})")
-        check_flow(name, result, f"flow {name}")
-    for name in ("cmalloc", "pyobjectmalloc"):
-        result = run(["--report", "flow", "--frames", "python-probes", "--", PYTHON, EXAMPLE, name])
-        check(result.returncode == 0, f"python-probes {name}: exit 0 ({result.stderr[-300:]})")
-        check_flow(name, result, f"python-probes flow {name}")
 
-    # 2. summary: totals by location equal the bytes allocated; the text histogram agrees.
-    for name, size in (("cmalloc", 1477), ("pymalloc", 700)):
-        function, cls, domain = SCENARIOS[name]
-        line = allocation_line(function, cls)
-        result = run(["--report", "summary", "--json", "--", PYTHON, EXAMPLE, name,
-                      "--size", str(size), "--count", "5"])
-        entries = json.loads(result.report)
-        mine = [e for e in entries if e["file"] == "ex_dtrace.py" and e["line"] == line]
-        check(len(mine) == 1 and mine[0]["count"] == 5 and mine[0]["bytes"] == 5 * size
-              and mine[0]["function"] == function and mine[0]["domain"] == domain,
-              f"summary {name}: 5 x {size} bytes at ex_dtrace.py:{line} ({mine})")
-        text = run(["--report", "summary", "--", PYTHON, EXAMPLE, name, "--size", str(size),
-                    "--count", "5"]).report
-        check(f"ex_dtrace.py, {function}, bytes total = {5 * size}" in text,
-              f"summary {name}: histogram total {5 * size}")
-        bucket = 1 << (size.bit_length() - 1)
-        check(re.search(rf"^\s+{bucket} \|@+\s+5$", text, re.M) is not None,
-              f"summary {name}: 5 in the {bucket} bucket")
+@pytest.mark.parametrize("name", ["cmalloc", "pyobjectmalloc"])
+def test_flow_from_cpythons_own_probes_gives_the_same_lines(name):
+    result = run(["--report", "flow", "--frames", "python-probes", "--", PYTHON, EXAMPLE, name])
+    assert result.returncode == 0, result.stderr[-300:]
+    check_flow(name, result)
 
-    # 3. leaks: N leaked blocks of the right size at the right line, nothing else there.
+
+@pytest.mark.parametrize("name, size", [("cmalloc", 1477), ("pymalloc", 700)])
+def test_summary_totals_and_histogram_by_location(name, size):
+    function, cls, domain = SCENARIOS[name]
+    line = allocation_line(function, cls)
+    args = ["--", PYTHON, EXAMPLE, name, "--size", str(size), "--count", "5"]
+    entries = json.loads(run(["--report", "summary", "--json", *args]).report)
+    mine = [e for e in entries if e["file"] == "ex_dtrace.py" and e["line"] == line]
+    assert (len(mine) == 1 and mine[0]["count"] == 5 and mine[0]["bytes"] == 5 * size
+            and mine[0]["function"] == function and mine[0]["domain"] == domain), \
+        f"5 x {size} bytes at ex_dtrace.py:{line}: {mine}"
+    text = run(["--report", "summary", *args]).report
+    assert f"ex_dtrace.py, {function}, bytes total = {5 * size}" in text, text
+    bucket = 1 << (size.bit_length() - 1)
+    assert re.search(rf"^\s+{bucket} \|@+\s+5$", text, re.M), f"5 in the {bucket} bucket:\n{text}"
+
+
+def test_leaks_are_exactly_the_blocks_never_freed():
     line = allocation_line("create_leaks", "CMalloc")
     result = run(["--report", "leaks", "--json", "--", PYTHON, EXAMPLE, "leak", "--count", "7",
                   "--size", "333"])
-    entries = json.loads(result.report)
-    mine = [e for e in entries if e["file"] == "ex_dtrace.py"]
-    check(len(mine) == 1 and mine[0]["line"] == line and mine[0]["count"] == 7
-          and mine[0]["bytes"] == 7 * 333 and mine[0]["function"] == "create_leaks",
-          f"leaks: exactly 7 x 333 bytes at ex_dtrace.py:{line} ({mine})")
+    mine = [e for e in json.loads(result.report) if e["file"] == "ex_dtrace.py"]
+    assert (len(mine) == 1 and mine[0]["line"] == line and mine[0]["count"] == 7
+            and mine[0]["bytes"] == 7 * 333 and mine[0]["function"] == "create_leaks"), mine
     result = run(["--report", "leaks", "--json", "--", PYTHON, EXAMPLE, "cmalloc"])
-    entries = json.loads(result.report)
-    check(not [e for e in entries if e["file"] == "ex_dtrace.py"], "leaks: cmalloc leaks nothing")
+    assert not [e for e in json.loads(result.report) if e["file"] == "ex_dtrace.py"], result.report
 
-    # 4. -p on a waiting process: attach, Enter, work, Ctrl-C the runner; the process goes on.
+
+def test_attaching_to_a_running_process_reports_it_and_it_goes_on():
     target = subprocess.Popen([PYTHON, EXAMPLE, "cmalloc", "--wait"], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)
     tracer = subprocess.Popen([PYTHON, RUNNER, "--report", "summary", "--json", "-p",
                                str(target.pid)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
     attached = tracer.stderr.readline()
-    check("tracing PID" in attached, f"-p: runner attached ({attached.strip()})")
+    assert "tracing PID" in attached, attached
     target.stdin.write("\n")
     target.stdin.flush()
     out_lines = []
@@ -166,61 +151,58 @@ def main():
         out_lines.append(line_out)
     tracer.send_signal(signal.SIGINT)
     out, err = tracer.communicate(timeout=120)
-    rest, _ = target.communicate(timeout=60)
-    check(target.returncode == 0, f"-p: the traced process exited 0 (got {target.returncode})")
-    check(tracer.returncode == 0, f"-p: the runner exited 0 on Ctrl-C ({err.strip()[-300:]})")
+    target.communicate(timeout=60)
+    assert target.returncode == 0, "the traced process did not exit 0"
+    assert tracer.returncode == 0, err[-300:]
     entries = json.loads(out[out.index("["):]) if "[" in out else []
     line = allocation_line("create_cmalloc_list", "CMalloc")
     mine = [e for e in entries if e["file"] == "ex_dtrace.py" and e["line"] == line]
-    check(len(mine) == 1 and mine[0]["count"] == 4 and mine[0]["bytes"] == 4 * 1477,
-          f"-p: 4 x 1477 bytes at ex_dtrace.py:{line} ({mine})")
+    assert len(mine) == 1 and mine[0]["count"] == 4 and mine[0]["bytes"] == 4 * 1477, entries
 
-    # 5. exit status passed through; errors exit 2 with their fix.
-    cmalloc = None
-    for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep):
-        directory = os.path.join(entry, "pymemtrace")
-        if os.path.isdir(directory):
-            for name in os.listdir(directory):
-                if name.startswith("cMemLeak") and name.endswith(".so"):
-                    cmalloc = os.path.join(directory, name)
+
+def test_the_commands_exit_status_is_passed_through():
     result = run(["--", PYTHON, "-c", "import sys; sys.exit(3)"])
-    check(result.returncode == 3, f"exit status 3 passed through (got {result.returncode})")
-    cases = [
-        ("no such PID", ["-p", "999999"], None, "no process"),
-        ("command fails to start", ["--", "/nonexistent/command"], None, "cannot start"),
-        ("--lib without probes", ["--lib", "/bin/true", "--", PYTHON, "-c", "pass"], None,
-         "no pymemtrace probes"),
-        ("no bpftrace", ["--", PYTHON, "-c", "pass"], {"PATH": "/nonexistent"},
-         "apt-get install bpftrace"),
-    ]
-    # A Python without DTrace: pyenv's, or the first python3 on PATH when it has none.
-    no_dtrace = [p for p in [shutil.which("python3", path=os.environ.get("PATH"))]
-                 + sorted(glob.glob("/root/.pyenv/versions/3.*/bin/python3"))
-                 if p and subprocess.run([p, "-c", "import sysconfig, sys; sys.exit(1 if "
-                                          "sysconfig.get_config_var('WITH_DTRACE') else 0)"]
-                                         ).returncode == 0]
-    if no_dtrace:
-        cases.append(("Python without DTrace", ["--frames", "python-probes", "--",
-                                                no_dtrace[0], "-c", "pass"], None,
-                      "/usr/bin/python3"))
-    else:
-        print("note: no Python without DTrace here; that error case is not exercised")
-    for what, args, extra_env, expected in cases:
-        case_env = dict(env, **(extra_env or {}))
-        result = run(args, env=case_env)
-        check(result.returncode == 2 and expected in result.stderr and "fix:" in result.stderr,
-              f"error '{what}': exit 2 with '{expected}' ({result.returncode}: "
-              f"{result.stderr.strip()[:200]})")
-    if shutil.which("setpriv"):
-        result = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                                 PYTHON, RUNNER, "--", PYTHON, "-c", "pass"],
-                                capture_output=True, text=True, timeout=60)
-        check(result.returncode == 2 and "root" in result.stderr,
-              f"error 'not root': exit 2 ({result.stderr.strip()[:200]})")
-
-    print(f"{len(failures)} failures")
-    return 1 if failures else 0
+    assert result.returncode == 3, result.stderr
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def python_without_dtrace():
+    """pyenv's Python, or the first python3 on PATH when it has no DTrace probes."""
+    for path in ([shutil.which("python3", path=os.environ.get("PATH"))]
+                 + sorted(glob.glob("/root/.pyenv/versions/3.*/bin/python3"))):
+        if path and subprocess.run([path, "-c", "import sysconfig, sys; sys.exit(1 if "
+                                    "sysconfig.get_config_var('WITH_DTRACE') else 0)"]
+                                   ).returncode == 0:
+            return path
+    return None
+
+
+ERRORS = [
+    ("no such PID", ["-p", "999999"], None, "no process"),
+    ("command fails to start", ["--", "/nonexistent/command"], None, "cannot start"),
+    ("--lib without probes", ["--lib", "/bin/true", "--", PYTHON, "-c", "pass"], None,
+     "no pymemtrace probes"),
+    ("no bpftrace", ["--", PYTHON, "-c", "pass"], {"PATH": "/nonexistent"},
+     "apt-get install bpftrace"),
+]
+
+
+@pytest.mark.parametrize("what, args, extra_env, expected", ERRORS, ids=[e[0] for e in ERRORS])
+def test_errors_exit_2_and_say_how_to_fix_them(what, args, extra_env, expected):
+    result = run(args, env=dict(os.environ, **(extra_env or {})))
+    assert result.returncode == 2 and expected in result.stderr and "fix:" in result.stderr, \
+        f"{result.returncode}: {result.stderr.strip()[:300]}"
+
+
+def test_a_python_without_dtrace_is_an_error_when_its_probes_are_needed():
+    python = python_without_dtrace()
+    if python is None:
+        pytest.skip("no Python without DTrace here")  # pyenv's are installed on CI machines
+    result = run(["--frames", "python-probes", "--", python, "-c", "pass"])
+    assert result.returncode == 2 and "/usr/bin/python3" in result.stderr, result.stderr
+
+
+def test_not_root_is_an_error():
+    result = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                             PYTHON, RUNNER, "--", PYTHON, "-c", "pass"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "root" in result.stderr, result.stderr

@@ -1,10 +1,10 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """Every D script of toolkit/ has a bpftrace twin naming the same probes and printing the same
 lines. No root, no tracer: the scripts are read as text."""
 import os
 import re
-import sys
+
+import pytest
 
 TOOLKIT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "toolkit")
 
@@ -41,38 +41,24 @@ def bt_probes(text):
     return found
 
 
-def main():
-    failures = []
-    scripts = sorted(name for name in os.listdir(TOOLKIT) if name.endswith(".d"))
-    if len(scripts) < 6:
-        failures.append(f"expected at least 6 D scripts, found {scripts}")
-    for script in scripts:
-        twin = script[:-2] + ".bt"
-        d_path, bt_path = os.path.join(TOOLKIT, script), os.path.join(TOOLKIT, twin)
-        if not os.path.exists(bt_path):
-            failures.append(f"{script}: no bpftrace twin {twin}")
-            continue
-        d_text, bt_text = open(d_path).read(), open(bt_path).read()
-        if not d_text.startswith("#!/usr/sbin/dtrace -Cs\n"):
-            failures.append(f"{script}: first line must be #!/usr/sbin/dtrace -Cs")
-        if "#pragma D option quiet" not in d_text:
-            failures.append(f"{script}: no #pragma D option quiet")
-        d_formats, bt_formats = formats(d_text), formats(bt_text)
-        if d_formats != bt_formats:
-            failures.append(f"{script} and {twin} print different lines:\n"
-                            f"  only in D:  {sorted(set(d_formats) - set(bt_formats))}\n"
-                            f"  only in bt: {sorted(set(bt_formats) - set(d_formats))}")
-        dp, bp = d_probes(d_text), bt_probes(bt_text)
-        if dp != bp:
-            failures.append(f"{script} and {twin} name different probes:\n"
-                            f"  only in D: {sorted(dp - bp)}\n  only in bt: {sorted(bp - dp)}")
-        if not d_formats:
-            failures.append(f"{script}: no printf found")
-        print(f"ok: {script} ~ {twin}: {len(d_formats)} formats, {len(dp)} probes")
-    for failure in failures:
-        print("FAIL: " + failure)
-    return 1 if failures else 0
+SCRIPTS = sorted(name for name in os.listdir(TOOLKIT) if name.endswith(".d"))
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def test_there_are_the_d_scripts_of_the_seed():
+    assert len(SCRIPTS) >= 6, SCRIPTS
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_a_d_script_and_its_bpftrace_twin_name_the_same_probes_and_lines(script):
+    twin = script[:-2] + ".bt"
+    bt_path = os.path.join(TOOLKIT, twin)
+    assert os.path.exists(bt_path), f"{script}: no bpftrace twin {twin}"
+    d_text, bt_text = open(os.path.join(TOOLKIT, script)).read(), open(bt_path).read()
+    assert d_text.startswith("#!/usr/sbin/dtrace -Cs\n"), "first line: #!/usr/sbin/dtrace -Cs"
+    assert "#pragma D option quiet" in d_text
+    d_formats, bt_formats = formats(d_text), formats(bt_text)
+    assert d_formats, f"{script}: no printf found"
+    assert d_formats == bt_formats, (f"only in D: {sorted(set(d_formats) - set(bt_formats))}, "
+                                     f"only in bt: {sorted(set(bt_formats) - set(d_formats))}")
+    dp, bp = d_probes(d_text), bt_probes(bt_text)
+    assert dp == bp, f"only in D: {sorted(dp - bp)}, only in bt: {sorted(bp - dp)}"
