@@ -61,6 +61,18 @@ enum pymemtrace_probe {
 
 #include <sys/sdt.h> /* _SDT_ASM_BODY, _SDT_ASM_BASE: the stapsdt note format */
 
+/* The notes are written by <sys/sdt.h>'s own note body rather than a copy of its format, so they
+ * are whatever the installed tracers' header says they are. That body is private API: these are
+ * the macros used below (systemtap-sdt-dev 4.x: _SDT_ASM_BODY(provider, name, pack_args, args,
+ * ...) emits label 990 with _SDT_NOP, then the note, whose semaphore word is _SDT_SEMAPHORE).
+ * A header without them fails here, by name; one that changed their meaning fails
+ * tests/unit/test_stapsdt_notes.cpp, which reads this binary's notes back. */
+#if !defined(_SDT_ASM_BODY) || !defined(_SDT_ASM_BASE) || !defined(_SDT_ASM_1) \
+    || !defined(_SDT_ASM_ADDR) || !defined(_SDT_ASM_SUBSTR) || !defined(_SDT_NOP) \
+    || !defined(_SDT_SEMAPHORE)
+#  error "pymemtrace/probes.h: this <sys/sdt.h> lacks the _SDT_ASM_* note macros of systemtap-sdt-dev 4.x; build with PYMEMTRACE_CONFIG_DISABLE=1 or install systemtap-sdt-dev >= 4.0"
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
