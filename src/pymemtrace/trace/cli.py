@@ -23,6 +23,8 @@ from .names import shown
 from .output import ReportFile
 from .session import BpftraceSession, SessionError
 
+LOSS = 3  # the exit status of a run whose report lost data (unless --allow-loss)
+
 
 def parse_args(argv):
     command = []
@@ -67,6 +69,9 @@ def parse_args(argv):
     parser.add_argument("--perf-pages", type=int, default=1024,
                         help="perf buffer pages per CPU for flow lines (BPFTRACE_PERF_RB_PAGES); "
                              "default 1024")
+    parser.add_argument("--allow-loss", action="store_true",
+                        help=f"accept an incomplete report (a full map, lost flow events): it "
+                             f"still says what it lost, but the exit status is not {LOSS}")
     parser.add_argument("--keep-program", action="store_true",
                         help="save a copy of the generated bpftrace program and say where")
     parser.add_argument("--user", metavar="USER",
@@ -297,25 +302,38 @@ class Trace:
                           "the program") from None
 
     def finish(self):
-        """Detaches, then writes the report."""
+        """Detaches, then writes the report; returns what it lost (reports.losses), which the
+        report and standard error both state."""
         self.session.stop()
         session = self.session
-        if session.lost:
-            print(f"pymemtrace-trace: bpftrace lost {session.lost} events (perf buffer full): the "
-                  "flow is incomplete; summary and leaks reports aggregate in the kernel and lose "
-                  "none", file=sys.stderr)
         for line in session.errors:
             print(f"bpftrace: {shown(line)}", file=sys.stderr)
+        lost = reports.losses(self.plan, session.maps, session.lost, self.args.max_entries)
         try:
             if self.write_error:
                 raise self.write_error
             reports.report(self.args.out, self.plan, self.args.report, self.args.json,
                            session.maps, self.flow, self.shortener)
+            if lost and not self.args.json and self.args.report != "flow":
+                print("\nINCOMPLETE: " + "; ".join(lost), file=self.args.out)
             self.args.out.flush()
         except OSError as error:
             where = f"-o {shown(self.args.output)}" if self.args.output else "standard output"
             raise Failure(f"the report could not be written to {where}: {error.strerror}",
                           "give -o a writable file") from None
+        for what in lost:
+            print(f"pymemtrace-trace: {'warning' if self.args.allow_loss else 'error'}: the "
+                  f"report is incomplete: {what}", file=sys.stderr)
+        return lost
+
+
+def exit_status(lost, args, status):
+    """The run's exit status: LOSS when the report lost data and the user did not allow it."""
+    if lost and not args.allow_loss:
+        print(f"pymemtrace-trace: exit {LOSS}: give --allow-loss to accept an incomplete report",
+              file=sys.stderr)
+        return LOSS
+    return status
 
 
 def trace_pid(args, program, plan, libraries):
@@ -333,8 +351,7 @@ def trace_pid(args, program, plan, libraries):
             run.session.drain()
     finally:
         run.session.stop()
-    run.finish()
-    return 0
+    return exit_status(run.finish(), args, 0)
 
 
 def trace_command(args, program, plan, env, user):
@@ -397,14 +414,14 @@ def trace_command(args, program, plan, env, user):
         message = failure.decode(errors="replace").split(":", 1)[-1]
         raise Failure(f"the command failed to start: {shown(args.command[0])}: {message}",
                       "check the command, its permissions and its interpreter line")
-    run.finish()
+    lost = run.finish()
     if status is None:
         if stop:
-            return 128 + stop.signal
+            return exit_status(lost, args, 128 + stop.signal)
         _, status = os.waitpid(child, 0)  # bpftrace ended early: let the command finish
     if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
+        return exit_status(lost, args, 128 + os.WTERMSIG(status))
+    return exit_status(lost, args, os.WEXITSTATUS(status))
 
 
 def main(argv=None):

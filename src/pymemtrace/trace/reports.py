@@ -251,6 +251,27 @@ def print_leaks(entries, out, note=""):
     print(f"\nTotal: {blocks} blocks, {total} bytes still allocated{note}", file=out)
 
 
+def losses(plan, maps, lost_events, max_entries):
+    """What a run's report lost, each said in words with the option that avoids it; [] when it
+    is complete. A full map refuses new keys silently: the leaks script counts the blocks @live
+    refused, the summary script counts the events @alloc should hold (a per-CPU map, it fills
+    before its nominal size)."""
+    lost = []
+    if lost_events:
+        lost.append(f"bpftrace lost {lost_events} events (its perf buffer was full); a larger "
+                    "--perf-pages, or the summary or leaks report, which aggregate in the kernel")
+    refused = int(maps.get("@live_refused", 0) or 0)
+    if refused:
+        lost.append(f"{refused} blocks were not recorded: the map of live blocks was full "
+                    f"(--max-entries {max_entries}); raise --max-entries")
+    counted = sum(int(stats["count"]) for stats in maps.get("@alloc", {}).values())
+    uncounted = int(maps.get("@alloc_events", 0) or 0) - counted
+    if plan.kind == "summary" and uncounted > 0:
+        lost.append(f"{uncounted} allocations were not counted: the map of locations was full "
+                    f"(--max-entries {max_entries}); raise --max-entries")
+    return lost
+
+
 def report(out, plan, wanted, as_json, maps, flow, shortener):
     """Writes the `wanted` report (summary or leaks; flow was written as it came) of a run of
     `plan` (programs.Plan) from bpftrace's `maps` or its `flow` printfs."""

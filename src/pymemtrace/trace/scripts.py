@@ -390,17 +390,24 @@ def _bt_size_bucket(size):
 def _summary(lang, location, size, domain):
     file, line, function = location
     if lang.bt:
+        # @alloc_events counts what @alloc should hold: a full @alloc (a per-CPU map, which
+        # fills before its nominal size) refuses keys silently, and the report says how many.
         return [*_bt_size_bucket(size),
-                f"@alloc[{file}, {function}, {line}, {domain}, $bucket] = stats({size});"]
+                f"@alloc[{file}, {function}, {line}, {domain}, $bucket] = stats({size});",
+                "@alloc_events = count();"]
     key = f"this->file, {function}, {line}, {domain}"
     return [f"this->file = {file};", f"@bytes[{key}] = sum({size});", f"@count[{key}] = count();",
             f"@dist[this->file, {function}, {domain}] = quantize({size});"]
 
 
 def _bt_live_keep(location, ptr, size, domain):
+    """@live[ptr] = the block; @live_domain[ptr] = its domain + 2 (never 0: domains are >= -1),
+    read back to count the blocks a full map refused in @live_refused (the two maps hold the
+    same keys, so they fill together): a leak report that lost blocks says how many."""
     file, line, function = location
     return [f"@live[{ptr}] = ({size}, {domain}, {file}, {function}, {line});",
-            f"@live_domain[{ptr}] = {domain} + 1;"]
+            f"@live_domain[{ptr}] = {domain} + 2;",
+            f"if (@live_domain[{ptr}] == 0) {{ @live_refused = count(); }}"]
 
 
 def _bt_live_forget(ptr):
@@ -428,12 +435,12 @@ def _end(lang, title, bt_maps, d_printa):
 
 
 def _summary_end(lang):
-    return _end(lang, SUMMARY_TITLE, ["@alloc"],
+    return _end(lang, SUMMARY_TITLE, ["@alloc", "@alloc_events"],
                 ["printa(@dist);", "printa(@count);", "printa(@bytes);"])
 
 
 def _leaks_end(lang):
-    return _end(lang, LEAKS_TITLE, ["@live"],
+    return _end(lang, LEAKS_TITLE, ["@live", "@live_refused"],
                 [f'printa("   %s, %s, line %d, domain %d: %@d {what}\\n", @live_{name});'
                  for what, name in (("blocks", "count"), ("bytes", "bytes"))])
 
@@ -582,7 +589,8 @@ def _bt_leaks(lang):
                     comment="@live[ptr] = (size, domain, file, function, line) of the last "
                             "allocation or move of a block."),
         lang.clause(lang.pymemtrace("pyrealloc"),
-                    [f"$domain = @live_domain[{move['old_ptr']}] - 1;",
+                    [f"$domain = @live_domain[{move['old_ptr']}] - 2;",
+                     "if ($domain < -1) { $domain = -1; }",
                      *_bt_live_forget(move["old_ptr"]), *move_lines,
                      *_bt_live_keep(move_at, move["new_ptr"], move["size"], "$domain")],
                     comment="A moved block keeps its domain (-1 when it was allocated before "
@@ -806,9 +814,15 @@ def _bt_begin(spec):
     return ["BEGIN", "{", *_indent(lines + [_printf(BEGIN_LINE)]), "}"]
 
 
+# Scalar maps the report prints: not cleared, since bpftrace prints a cleared scalar map again,
+# as 0, when it exits (after the report, which a reader would then take as the last word).
+UNCLEARED = ("@live_refused", "@alloc_events")
+
+
 def _bt_end(program, printing):
     """END: the END line, the report, then every map cleared (or bpftrace would print it)."""
-    maps = list(dict.fromkeys(re.findall(r"@\w+", "\n".join([program, *printing]))))
+    maps = [name for name in dict.fromkeys(re.findall(r"@\w+", "\n".join([program, *printing])))
+            if name not in UNCLEARED]
     clear = [""]
     for name in maps:
         if len(clear[-1]) > 72:

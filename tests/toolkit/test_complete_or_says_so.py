@@ -1,0 +1,86 @@
+# SPDX-License-Identifier: MIT
+"""A report is complete, or it says how much it lost and the run fails (exit 3) unless the user
+gave --allow-loss. Real bpftrace on real processes; run through tests/support/run_pytest.py with
+PYTHONPATH=<builddir>/src."""
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+RUNNER = os.path.join(ROOT, "toolkit", "pymemtrace-trace")
+EXAMPLE = os.path.join(ROOT, "examples", "ex_dtrace.py")
+PYTHON = "/usr/bin/python3"
+LOSS = 3
+
+
+def run(args, timeout=180):
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "report")
+        result = subprocess.run([PYTHON, RUNNER, "-o", path, *args], capture_output=True,
+                                text=True, timeout=timeout)
+        result.report = open(path).read() if os.path.exists(path) else ""
+    return result
+
+
+@pytest.mark.parametrize("allow", [False, True], ids=["refused", "allowed"])
+def test_a_full_map_of_live_blocks_is_counted_and_fails_the_run(allow):
+    result = run(["--report", "leaks", "--max-entries", "5", *(["--allow-loss"] if allow else []),
+                  "--", PYTHON, EXAMPLE, "leak", "--count", "8", "--size", "100"])
+    assert result.returncode == (0 if allow else LOSS), result.stderr
+    said = "3 blocks were not recorded: the map of live blocks was full (--max-entries 5)"
+    assert said in result.stderr, result.stderr
+    assert "INCOMPLETE: " + said in result.report, result.report
+    assert "Total: 5 blocks, 500 bytes" in result.report, result.report
+
+
+def test_leaks_within_the_limit_are_complete():
+    result = run(["--report", "leaks", "--max-entries", "64", "--", PYTHON, EXAMPLE, "leak",
+                  "--count", "8", "--size", "100"])
+    assert result.returncode == 0, result.stderr
+    assert "INCOMPLETE" not in result.report + result.stderr
+    assert "Total: 8 blocks, 800 bytes" in result.report, result.report
+
+
+MANY_LOCATIONS = "\n".join(
+    ["import sys", "sys.path.insert(0, sys.argv[1])", "from pymemtrace import cMemLeak"]
+    + [f"b{n} = cMemLeak.CMalloc({100 + n})" for n in range(12)])
+
+
+def test_a_full_map_of_locations_fails_the_summary(tmp_path):
+    script = tmp_path / "many.py"
+    script.write_text(MANY_LOCATIONS)
+    build_src = os.environ["PYTHONPATH"].split(os.pathsep)[0]
+    result = run(["--max-entries", "8", "--", PYTHON, str(script), build_src])
+    assert result.returncode == LOSS, result.stderr
+    assert "allocations were not counted: the map of locations was full (--max-entries 8)" \
+        in result.stderr, result.stderr
+    result = run(["--max-entries", "64", "--", PYTHON, str(script), build_src])
+    assert result.returncode == 0, result.stderr
+    assert result.report.count("many.py:") == 12, result.report
+
+
+BURST = """\
+import sys
+sys.path.insert(0, sys.argv[1])
+from pymemtrace import cMemLeak
+for _ in range(200000):
+    cMemLeak.CMalloc(64)
+"""
+
+
+def test_a_flow_that_lost_events_fails_the_run(tmp_path):
+    """One perf page per CPU cannot carry a burst of 400,000 events."""
+    script = tmp_path / "burst.py"
+    script.write_text(BURST)
+    build_src = os.environ["PYTHONPATH"].split(os.pathsep)[0]
+    result = run(["--report", "flow", "--perf-pages", "1", "--", PYTHON, str(script), build_src])
+    assert result.returncode == LOSS, result.stderr[-500:]
+    assert "lost" in result.stderr and "events" in result.stderr, result.stderr[-500:]
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__]))
