@@ -2,10 +2,13 @@
 """A report is complete, or it says how much it lost and the run fails (exit 3) unless the user
 gave --allow-loss. Real bpftrace on real processes; run through tests/support/run_pytest.py with
 PYTHONPATH=<builddir>/src."""
+import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 
@@ -80,6 +83,35 @@ def test_a_flow_that_lost_events_fails_the_run(tmp_path):
     result = run(["--report", "flow", "--perf-pages", "1", "--", PYTHON, str(script), build_src])
     assert result.returncode == LOSS, result.stderr[-500:]
     assert "lost" in result.stderr and "events" in result.stderr, result.stderr[-500:]
+
+
+def test_leaks_taken_by_detaching_from_an_allocation_storm_are_the_real_ones():
+    """benchmarks' traced_loop: 8 threads, each mallocs and frees a block as fast as it can,
+    so nothing is leaked. The runner detaches (Ctrl-C) ten times; it stops recording
+    allocations first and lets the frees in flight arrive, so every report is empty (without
+    that step, it reported the block each thread held at that moment)."""
+    storm = os.path.join(os.environ["PYMEMTRACE_BUILD"], "benchmarks", "traced_loop_nop1")
+    target = subprocess.Popen([storm, "2000000000", "8", "gate"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(target.stdout.readline().split()[1])
+        target.stdin.write("go\n")
+        target.stdin.flush()
+        reported = []
+        for _ in range(10):
+            runner = subprocess.Popen([PYTHON, RUNNER, "--report", "leaks", "--json", "--lib",
+                                       storm, "-p", str(pid)], stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True)
+            assert "tracing PID" in runner.stderr.readline()
+            time.sleep(0.5)
+            runner.send_signal(signal.SIGINT)
+            out, err = runner.communicate(timeout=120)
+            assert runner.returncode == 0, err
+            reported.append(sum(entry["count"] for entry in json.loads(out)))
+        assert reported == [0] * 10, reported
+    finally:
+        target.kill()
+        target.wait()
 
 
 if __name__ == "__main__":

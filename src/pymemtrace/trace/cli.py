@@ -8,6 +8,7 @@ never frees, from the pymemtrace USDT probes, with bpftrace.
 The command line, and the two ways of tracing (a command the runner starts, a running process).
 """
 import argparse
+import ctypes
 import os
 import shutil
 import signal
@@ -16,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from . import elf, procfs, programs, reports, targets
+from . import elf, procfs, programs, reports, scripts, targets
 from .aliases import FileAliases
 from .errors import Failure
 from .names import shown
@@ -349,9 +350,20 @@ def trace_pid(args, program, plan, libraries):
             stop.wait(0.2)
         if plan.kind in ("flow", "flowlog") and not stop:
             run.session.drain()
+        if plan.kind == "leaks" and run.session.alive():
+            stop_recording(args.pid)
+            time.sleep(0.2)  # the frees in flight
     finally:
         run.session.stop()
     return exit_status(run.finish(), args, 0)
+
+
+def stop_recording(pid):
+    """Tells the leaks script to record no more allocations of process `pid` (scripts.STOP_TID):
+    a tgkill, with signal 0, of a thread that cannot exist, which the process never sees."""
+    syscall = ctypes.CDLL(None, use_errno=True).syscall
+    syscall(ctypes.c_long(234), ctypes.c_long(pid), ctypes.c_long(scripts.STOP_TID),
+            ctypes.c_long(0))  # SYS_tgkill on x86-64
 
 
 def trace_command(args, program, plan, env, user):

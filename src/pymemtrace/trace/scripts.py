@@ -579,15 +579,31 @@ def _summary_script(lang):
     return blocks
 
 
+# Detaching from a running process: the runner first calls tgkill(PID, STOP_TID, 0), which does
+# nothing to the process (no such thread, no signal), and stops the recording of allocations; the
+# frees in flight still arrive before it detaches. bpftrace detaches probe by probe: frees no
+# longer seen while allocations still were would report blocks as live that are not.
+STOP_TID = 2147483646  # above any pid_max: never a real thread
+
+
+def _bt_stop_recording():
+    return ["tracepoint:syscalls:sys_enter_tgkill",
+            f"/args->tgid == $1 && args->pid == {STOP_TID} && args->sig == 0 && uid == 0/",
+            "{", "\t@stopping = 1;", "}"]
+
+
 def _bt_leaks(lang):
     alloc, move, free = (lang.args(probe) for probe in ("pyalloc", "pyrealloc", "pyfree"))
     (alloc_lines, alloc_at), (move_lines, move_at) = lang.where("pyalloc"), lang.where("pyrealloc")
     return [
+        _bt_stop_recording(),
         lang.clause(lang.pymemtrace("pyalloc"),
                     [*alloc_lines, *_bt_live_keep(alloc_at, alloc["ptr"], alloc["size"],
                                                   alloc["domain"])],
+                    condition="@stopping == 0",
                     comment="@live[ptr] = (size, domain, file, function, line) of the last "
-                            "allocation or move of a block."),
+                            "allocation or move of a block; none once the runner stops "
+                            "recording (see the tgkill clause)."),
         lang.clause(lang.pymemtrace("pyrealloc"),
                     [f"$domain = @live_domain[{move['old_ptr']}] - 2;",
                      "if ($domain < -1) { $domain = -1; }",
