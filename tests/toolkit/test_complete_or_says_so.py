@@ -114,5 +114,67 @@ def test_leaks_taken_by_detaching_from_an_allocation_storm_are_the_real_ones():
         target.wait()
 
 
+def alive(pid):
+    """Whether `pid` runs (a zombie, dead but not yet reaped by its new parent, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def busy_target():
+    """traced_loop on 2 threads, allocating and freeing until killed; (process, its path)."""
+    storm = os.path.join(os.environ["PYMEMTRACE_BUILD"], "benchmarks", "traced_loop_nop1")
+    target = subprocess.Popen([storm, "2000000000", "2", "gate"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    target.stdout.readline()
+    target.stdin.write("go\n")
+    target.stdin.flush()
+    return target, storm
+
+
+def test_ctrl_c_on_a_busy_flow_stops_soon_and_reports_what_was_traced():
+    """It used to wait for a second of quiet that a busy target never gives (up to 120 s)."""
+    target, storm = busy_target()
+    try:
+        runner = subprocess.Popen([PYTHON, RUNNER, "--report", "flow", "--allow-loss", "--lib",
+                                   storm, "-p", str(target.pid)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        assert "tracing PID" in runner.stderr.readline()
+        time.sleep(1)
+        runner.send_signal(signal.SIGINT)
+        out, err = runner.communicate(timeout=30)  # a bound for a hang, not a speed test
+        assert runner.returncode == 0, err
+        rows = [line for line in out.splitlines() if " -> " in line]
+        assert rows, out[:300]  # what was traced up to then (with losses: END itself may go)
+    finally:
+        target.kill()
+        target.wait()
+
+
+def test_a_second_ctrl_c_stops_at_once_and_leaves_no_tracer():
+    target, storm = busy_target()
+    try:
+        runner = subprocess.Popen([PYTHON, RUNNER, "--report", "leaks", "--lib", storm, "-p",
+                                   str(target.pid)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        assert "tracing PID" in runner.stderr.readline()
+        with open(f"/proc/{runner.pid}/task/{runner.pid}/children") as listing:
+            bpftrace = [int(child) for child in listing.read().split()]
+        runner.send_signal(signal.SIGINT)
+        time.sleep(0.05)  # two at once would be one: signals do not queue
+        runner.send_signal(signal.SIGINT)
+        out, err = runner.communicate(timeout=30)
+        assert runner.returncode == 128 + signal.SIGINT, err
+        assert "stopped at once, no report" in err and out == "", (out, err)
+        time.sleep(1)
+        assert not [pid for pid in bpftrace if alive(pid)], "bpftrace outlived the runner"
+        assert target.poll() is None, "the target goes on"
+    finally:
+        target.kill()
+        target.wait()
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))

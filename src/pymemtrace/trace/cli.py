@@ -111,9 +111,9 @@ class Stop:
     """Why the runner stops tracing: SIGTERM or SIGHUP in any mode, Ctrl-C (SIGINT) with -p. The
     target is never signalled: tracing ends, the report is printed, the target carries on.
 
-    The handler only sets an attribute: a handler that took a lock (threading.Event.set) could
-    run while the main thread held that same lock inside Event.wait, and deadlock the runner
-    (seen: a runner stuck for good after SIGTERM)."""
+    A second signal ends the runner at once, without a report. The handler takes no lock: one
+    that did (threading.Event.set) could run while the main thread held that same lock inside
+    Event.wait, and deadlock the runner (seen: a runner stuck for good after SIGTERM)."""
 
     def __init__(self, pid_mode):
         self.signal = None
@@ -124,7 +124,10 @@ class Stop:
             signal.signal(signal.SIGINT, lambda *_: None)
 
     def _set(self, number, _frame):
-        self.signal = self.signal or number
+        if self.signal is not None:  # a second one: stop at once, with no report
+            os.write(2, b"pymemtrace-trace: stopped at once, no report\n")
+            os._exit(128 + number)  # bpftrace dies with us (PR_SET_PDEATHSIG)
+        self.signal = number
 
     def wait(self, seconds):
         """Sleeps up to `seconds`, less once a stop signal came."""
