@@ -9,7 +9,8 @@
  *                         (bpftrace: the word full_file_path)
  * Oracle DTrace for Linux reads the pymemtrace probes through its stapsdt provider
  *   (PID-qualified, as here).
- * Twin: pymemtrace_flow.bt prints the same lines: BEGIN, one line per event, END.
+ * Twin: pymemtrace_flow.bt prints the same lines: BEGIN, one line per event, END; the bpftrace
+ *   script then the number of events, @flow_events.
  * toolkit/pymemtrace-trace runs pymemtrace_flow.bt on Linux.
  */
 #pragma D option quiet

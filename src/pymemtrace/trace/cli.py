@@ -279,6 +279,7 @@ class Trace:
     def __init__(self, program, pid, plan, args):
         self.plan, self.args = plan, args
         self.write_error = None
+        self.rows = 0  # event rows received
         self.shortener = reports.Shortener(not args.full_file_path, args.strlen)
         self.flow = []
         env = dict(os.environ, BPFTRACE_STRLEN=str(args.strlen),
@@ -288,6 +289,8 @@ class Trace:
                                        ready_marker="dtrace:::BEGIN", on_printf=self._printf)
 
     def _printf(self, text):
+        if reports.Shortener.FLOW_PREFIX.match(text):
+            self.rows += 1
         if self.args.report != "flow":
             self.flow.append(text)
         elif self.write_error is None:
@@ -312,7 +315,8 @@ class Trace:
         session = self.session
         for line in session.errors:
             print(f"bpftrace: {shown(line)}", file=sys.stderr)
-        lost = reports.losses(self.plan, session.maps, session.lost, self.args.max_entries)
+        lost = reports.losses(self.plan, session.maps, session.lost, self.args.max_entries,
+                              self.rows)
         try:
             if self.write_error:
                 raise self.write_error

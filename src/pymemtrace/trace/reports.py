@@ -251,15 +251,22 @@ def print_leaks(entries, out, note=""):
     print(f"\nTotal: {blocks} blocks, {total} bytes still allocated{note}", file=out)
 
 
-def losses(plan, maps, lost_events, max_entries):
+def losses(plan, maps, lost_events, max_entries, rows=0):
     """What a run's report lost, each said in words with the option that avoids it; [] when it
-    is complete. A full map refuses new keys silently: the leaks script counts the blocks @live
+    is complete. `rows`: the event rows of a flow received. A full map refuses new keys silently: the leaks script counts the blocks @live
     refused, the summary script counts the events @alloc should hold (a per-CPU map, it fills
     before its nominal size)."""
     lost = []
-    if lost_events:
-        lost.append(f"bpftrace lost {lost_events} events (its perf buffer was full); a larger "
-                    "--perf-pages, or the summary or leaks report, which aggregate in the kernel")
+    events = int(maps.get("@flow_events", 0) or 0)
+    avoid = "a larger --perf-pages, or the summary or leaks report, which aggregate in the kernel"
+    if events > rows:  # the flow script counts its events: an exact count of those lost
+        lost.append(f"{events - rows} of {events} events were lost (bpftrace's perf buffer was "
+                    f"full; it said {lost_events}); {avoid}")
+    elif lost_events and "@flow_events" not in maps:
+        # The count went with the rest (bpftrace prints maps through the same perf buffer, and
+        # drops what it holds at exit): bpftrace's own figure is then only a lower bound.
+        lost.append(f"at least {lost_events} events were lost (bpftrace's perf buffer was "
+                    f"full); {avoid}")
     refused = int(maps.get("@live_refused", 0) or 0)
     if refused:
         lost.append(f"{refused} blocks were not recorded: the map of live blocks was full "

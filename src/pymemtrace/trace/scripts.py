@@ -560,12 +560,20 @@ def _family_script(family, lang):
 # The scripts of the pymemtrace probes
 
 def _flow(lang):
+    # bpftrace: @flow_events counts the lines printed, so that a reader knows exactly how many
+    # its perf buffer dropped (bpftrace's own "Lost N events" undercounts).
+    count = ["@flow_events = count();"] if lang.bt else []
     blocks = []
     for probe in ("pyalloc", "pyrealloc", "pyfree"):
         lines, location = lang.where(probe)
         blocks.append(lang.clause(lang.pymemtrace(probe), [
-            *lines, _event_printf(PROBE_EVENTS[probe[2:]], location, lang.args(probe))]))
+            *lines, _event_printf(PROBE_EVENTS[probe[2:]], location, lang.args(probe)),
+            *count]))
     return blocks
+
+
+def _flow_end(lang):
+    return ["print(@flow_events);"] if lang.bt else []
 
 
 def _summary_script(lang):
@@ -705,7 +713,9 @@ NEEDS_DTRACE = "CPython's probes need a Python built --with-dtrace (Debian's /us
 _SPECS = {
     "pymemtrace_flow": Script(
         "one line per allocation event of the pymemtrace provider, at its Python location.",
-        (FULL_FILE_PATH,), (), _flow, None, SAME_LINES, ()),
+        (FULL_FILE_PATH,), (), _flow, _flow_end,
+        "prints the same lines: BEGIN, one line per event, END; the bpftrace script then the "
+        "number of events, @flow_events.", ()),
     "pymemtrace_summary": Script(
         "bytes and size distributions per Python file, function, line and domain, aggregated "
         "in the kernel.", (FULL_FILE_PATH,), (), _summary_script, _summary_end,
@@ -832,7 +842,7 @@ def _bt_begin(spec):
 
 # Scalar maps the report prints: not cleared, since bpftrace prints a cleared scalar map again,
 # as 0, when it exits (after the report, which a reader would then take as the last word).
-UNCLEARED = ("@live_refused", "@alloc_events")
+UNCLEARED = ("@live_refused", "@alloc_events", "@flow_events")
 
 
 def _bt_end(program, printing):

@@ -117,18 +117,23 @@ class BpftraceSession:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self, limit=120.0):
-        """Detaches (SIGINT, as Ctrl-C) and returns the lines printed. The SIGINT is repeated
-        every half second: bpftrace 0.17 can miss a lone one that lands just before it blocks in
-        epoll_wait, and then waits for an event an idle target never makes (seen about once in
-        30 runs)."""
+    def stop(self, limit=120.0, quiet=3.0):
+        """Detaches (SIGINT, as Ctrl-C) and returns the lines printed. bpftrace 0.17 can miss a
+        lone SIGINT that lands just before it blocks in epoll_wait, and then waits for an event
+        an idle target never makes (seen about once in 30 runs): the SIGINT is sent again after
+        `quiet` seconds without output. Not sooner: a second SIGINT while bpftrace drains its
+        buffers and prints its maps makes it quit without them."""
         deadline = time.monotonic() + limit
         while self.proc.poll() is None and time.monotonic() < deadline:
             self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=0.5)
-            except subprocess.TimeoutExpired:
-                pass
+            sent = time.monotonic()
+            while self.proc.poll() is None and time.monotonic() < deadline:
+                if time.monotonic() - max(sent, self.last_output) >= quiet:
+                    break  # silent since the signal: missed, send it again
+                try:
+                    self.proc.wait(timeout=0.1)
+                except subprocess.TimeoutExpired:
+                    pass
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
