@@ -193,6 +193,16 @@ def test_errors_exit_2_and_say_how_to_fix_them(what, args, extra_env, expected):
         f"{result.returncode}: {result.stderr.strip()[:300]}"
 
 
+def test_a_process_that_has_exited_is_an_error_not_an_empty_report():
+    zombie = subprocess.Popen(["true"])  # never waited for until the end: a zombie
+    time.sleep(0.5)
+    try:
+        result = run(["-p", str(zombie.pid)])
+        assert result.returncode == 2 and "has exited" in result.stderr, result.stderr
+    finally:
+        zombie.wait()
+
+
 def test_a_python_without_dtrace_is_an_error_when_its_probes_are_needed():
     python = python_without_dtrace()
     if python is None:

@@ -175,6 +175,9 @@ def trace(args, user, aliases):
     if args.pid is not None:
         if not os.path.exists(f"/proc/{args.pid}"):
             raise Failure(f"no process with PID {args.pid}", "check the PID (ps -ef | grep python)")
+        if not procfs.process_alive(args.pid):
+            raise Failure(f"PID {args.pid} has exited (a zombie: its parent has not reaped it)",
+                          "give the PID of a running process")
         target_exe = f"/proc/{args.pid}/exe"
     else:
         if user:
