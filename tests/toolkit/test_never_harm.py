@@ -54,8 +54,8 @@ def run_runner(args, env=None, timeout=120, cwd=None):
     """The runner with its report in a file; returns (CompletedProcess, report text)."""
     with tempfile.TemporaryDirectory() as directory:
         report = os.path.join(directory, "report")
-        result = subprocess.run([PYTHON, RUNNER, "-o", report, *args], capture_output=True,
-                                timeout=timeout, env=env, cwd=cwd)
+        result = subprocess.run([PYTHON, "-I", RUNNER, "-o", report, *args],
+                                capture_output=True, timeout=timeout, env=env, cwd=cwd)
         text = open(report, encoding="utf-8", errors="replace").read() \
             if os.path.exists(report) else ""
     return result, text
@@ -248,16 +248,25 @@ WHOAMI = ("import os, sys; sys.path.insert(0, sys.argv[1]); from pymemtrace impo
           "block = cMemLeak.CMalloc(4321); print('uid', os.getuid(), os.getgid(), flush=True)")
 
 
-def _world_readable_package(tmp_path):
-    os.chmod(tmp_path, 0o755)
-    return package_in(os.path.join(str(tmp_path), "pkg"))
+@pytest.fixture
+def shared_dir():
+    """A directory every user can read (pytest's tmp_path is root's alone)."""
+    directory = tempfile.mkdtemp(prefix="pmt-shared-")
+    os.chmod(directory, 0o755)
+    yield directory
+    shutil.rmtree(directory)
+
+
+def _world_readable_package(directory):
+    return package_in(os.path.join(directory, "pkg"))
 
 
 @pytest.mark.parametrize("how", ["sudo", "--user"])
-def test_command_runs_as_the_invoking_user(tmp_path, how):
-    package = _world_readable_package(tmp_path)
+def test_command_runs_as_the_invoking_user(shared_dir, how):
+    package = _world_readable_package(shared_dir)
     env = dict(os.environ)
-    args = ["--json", "--lib", CMEMLEAK]
+    env.pop("PYTHONPATH")  # the command imports cMemLeak from the shared copy only
+    args = ["--json", "--lib", glob.glob(os.path.join(package, "pymemtrace", "cMemLeak*.so"))[0]]
     if how == "sudo":
         env.update(SUDO_UID="65534", SUDO_GID="65534", SUDO_USER="nobody")
     else:
@@ -269,8 +278,24 @@ def test_command_runs_as_the_invoking_user(tmp_path, how):
     assert [e for e in entries if e["count"] == 1 and e["bytes"] == 4321], entries
 
 
-def test_user_root_keeps_root_and_an_unknown_user_is_an_error(tmp_path):
-    package = _world_readable_package(tmp_path)
+def test_the_commands_start_up_code_never_runs_as_root(shared_dir):
+    """Finding cMemLeak runs the command's Python: its sitecustomize runs, as the user only."""
+    package = _world_readable_package(shared_dir)
+    log = os.path.join(shared_dir, "uids")
+    open(log, "w").close()
+    os.chmod(log, 0o666)
+    with open(os.path.join(package, "sitecustomize.py"), "w") as out:
+        out.write(
+            f"import os\nwith open({log!r}, 'a') as log:\n    log.write(f'{{os.getuid()}}\\n')\n")
+    env = dict(os.environ, SUDO_UID="65534", SUDO_GID="65534", PYTHONPATH=package)
+    result, _ = run_runner(["--", PYTHON, "-c", WHOAMI, package], env=env)
+    assert result.returncode == 0, result.stderr
+    uids = open(log).read().split()
+    assert uids and set(uids) == {"65534"}, uids
+
+
+def test_user_root_keeps_root_and_an_unknown_user_is_an_error(shared_dir):
+    package = _world_readable_package(shared_dir)
     env = dict(os.environ, SUDO_UID="65534", SUDO_GID="65534")
     result, _ = run_runner(["--user", "root", "--lib", CMEMLEAK, "--", PYTHON, "-c", WHOAMI,
                             package], env=env)

@@ -183,14 +183,42 @@ ERRORS = [
      "no pymemtrace probes"),
     ("no bpftrace", ["--", PYTHON, "-c", "pass"], {"PATH": "/nonexistent"},
      "apt-get install bpftrace"),
+    ("PID 0", ["-p", "0"], None, "a process ID is a positive number"),
+    ("a PID whose memory map is hidden", ["-p", "1"], None, "PID 1"),
+    ("--strlen 0", ["--strlen", "0", "--", PYTHON, "-c", "pass"], None, "give 1 to 152"),
+    ("--max-entries 0", ["--max-entries", "0", "--", PYTHON, "-c", "pass"], None,
+     "a positive number of map entries"),
+    ("--max-entries -5", ["--max-entries", "-5", "--", PYTHON, "-c", "pass"], None,
+     "a positive number of map entries"),
+    ("-o on procfs", ["-o", "/proc/version", "--", PYTHON, "-c", "pass"], None, "/proc/version"),
+    ("-o a full device", ["-o", "/dev/full", "--", PYTHON, EXAMPLE, "cmalloc"], None,
+     "No space left on device"),
 ]
 
 
 @pytest.mark.parametrize("what, args, extra_env, expected", ERRORS, ids=[e[0] for e in ERRORS])
 def test_errors_exit_2_and_say_how_to_fix_them(what, args, extra_env, expected):
-    result = run(args, env=dict(os.environ, **(extra_env or {})))
-    assert result.returncode == 2 and expected in result.stderr and "fix:" in result.stderr, \
+    """One line says what is wrong, another how to fix it: no traceback."""
+    if "-o" in args:  # run() gives its own -o
+        result = subprocess.run([PYTHON, RUNNER, *args], capture_output=True, text=True,
+                                timeout=180)
+    else:
+        result = run(args, env=dict(os.environ, **(extra_env or {})))
+    assert "Traceback" not in result.stderr, result.stderr
+    how = "fix:" in result.stderr or "usage:" in result.stderr  # option errors show the usage
+    assert result.returncode == 2 and expected in result.stderr and how, \
         f"{result.returncode}: {result.stderr.strip()[:300]}"
+
+
+def test_a_bpftrace_that_fails_before_it_runs_fails_the_run_and_the_command_never_runs(
+        tmp_path):
+    """bpftrace cannot create maps of 2**40 entries: it exits before BEGIN."""
+    marker = tmp_path / "ran"
+    result = run(["--max-entries", str(2 ** 40), "--", PYTHON, "-c",
+                  f"open({str(marker)!r}, 'w').close()"])
+    assert result.returncode == 2 and "bpftrace could not attach" in result.stderr, \
+        result.stderr[-500:]
+    assert not marker.exists(), "the command ran untraced"
 
 
 def test_a_process_that_has_exited_is_an_error_not_an_empty_report():
