@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """Python locations in the py* probes, on every CPython 3.8-3.13 present, under real bpftrace.
 
@@ -9,25 +8,31 @@ function and line of the tagged line that made it (pointers matched with the one
 and "" with line 0 where no Python location exists (a C thread with no thread state, the GIL
 released, a C atexit callback, and sub-interpreters on 3.8-3.11); that the lookup survives its
 own allocations (an allocator hook) and keeps a pending exception; and that the interpreter
-exits 0. An interpreter that is absent is skipped with the reason printed; one present must pass.
-Exits 77 when not root or without bpftrace.
+exits 0. Every test runs once per interpreter; an interpreter that is absent is skipped with the
+reason, one present must pass.
+
+Run through tests/support/run_pytest.py (exit 77 when not root or without bpftrace); CC names the
+C compiler (tests/locations/meson.build sets it).
 """
 import collections
 import glob
 import os
-import re
+import pathlib
 import shutil
 import subprocess
 import sys
 import tempfile
 
+import pytest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 INCLUDE = os.path.normpath(os.path.join(HERE, "..", "..", "include"))
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
-from tracing import BpftraceSession, require_tracer  # noqa: E402
+from source_lines import tagged_lines  # noqa: E402
+from tracing import BpftraceSession  # noqa: E402
 
 PYENV = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-INTERPRETERS = [("Debian 3.11", "/usr/bin/python3")] + [
+PATTERNS = [("Debian 3.11", "/usr/bin/python3")] + [
     (f"pyenv 3.{minor}", f"{PYENV}/versions/3.{minor}.*/bin/python3") for minor in range(8, 14)]
 SOURCES = ("workload.py", "in_subinterpreter.py")
 NOWHERE = ("", "", 0)
@@ -46,12 +51,29 @@ usdt:{so}:pymemtrace:pyfree {{
 }}
 """
 
+Interpreter = collections.namedtuple("Interpreter", "label python version")
 
-def tagged_lines(path):
-    """{tag: line number} for every `# ALLOC: tag` comment in the file."""
-    with open(path, encoding="utf-8") as source:
-        return {match.group(1): number for number, line in enumerate(source, 1)
-                for match in [re.search(r"# ALLOC: (\w+)", line)] if match}
+
+def interpreters():
+    """One pytest parameter per interpreter of PATTERNS: the newest match, or a skip."""
+    params = []
+    for label, pattern in PATTERNS:
+        found = sorted(glob.glob(pattern))
+        if not found:
+            params.append(pytest.param(None, id=label.replace(" ", "-"), marks=pytest.mark.skip(
+                reason=f"{label}: no interpreter matches {pattern}")))
+            continue
+        version = tuple(int(part) for part in subprocess.run(
+            [found[-1], "-c", "import sys; print(*sys.version_info[:2])"],
+            capture_output=True, text=True, check=True).stdout.split())
+        params.append(pytest.param(Interpreter(label, found[-1], version),
+                                   id=label.replace(" ", "-")))
+    return params
+
+
+INTERPRETERS = interpreters()
+# 3.11+: the lookup's own frame object comes back through an allocator hook.
+INTERPRETERS_3_11_PLUS = [p for p in INTERPRETERS if p.values[0] and p.values[0].version >= (3, 11)]
 
 
 def function_names(version):
@@ -80,8 +102,8 @@ def function_names(version):
 def expected_locations(python, version, workdir):
     """{tag: (file, function, line)}; NOWHERE where there is no Python location."""
     workload, subinterpreter = (os.path.join(workdir, name) for name in SOURCES)
-    lines = dict(tagged_lines(workload))
-    sub_lines = tagged_lines(subinterpreter)
+    lines = tagged_lines(pathlib.Path(workload).read_text(encoding="utf-8"))
+    sub_lines = tagged_lines(pathlib.Path(subinterpreter).read_text(encoding="utf-8"))
     names = function_names(version)
     where = {tag: (workload, names[tag], line) for tag, line in lines.items()}
     # The exec slot runs under importlib's _call_with_frames_removed: ask the interpreter where.
@@ -123,117 +145,155 @@ def parse(lines, tag):
 
 
 def build(python, workdir):
-    """Compile locate_ext for `python` into workdir (no libpython link: the interpreter has it)."""
+    """Compile locate_ext for `python` into workdir (no libpython link: the interpreter has it).
+    Returns why it cannot be built here, or None."""
     include = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_config_var('INCLUDEPY'))"],
                              capture_output=True, text=True, check=True).stdout.strip()
     if not os.path.exists(os.path.join(include, "Python.h")):
         return f"no Python.h in {include}"
     so = os.path.join(workdir, "locate_ext.so")
     compiler = os.environ.get("CC", "cc").split()
-    subprocess.run([*compiler, "-std=c99", "-O2", "-g", "-Wall", "-Wextra", "-Wpedantic", "-Werror",
-                    "-shared", "-fPIC", "-pthread", "-isystem", include, "-I", INCLUDE,
-                    os.path.join(HERE, "locate_ext.c"), "-o", so], check=True)
+    compiled = subprocess.run([*compiler, "-std=c99", "-O2", "-g", "-Wall", "-Wextra", "-Wpedantic",
+                               "-Werror", "-shared", "-fPIC", "-pthread", "-isystem", include, "-I",
+                               INCLUDE, os.path.join(HERE, "locate_ext.c"), "-o", so],
+                              capture_output=True, text=True)
+    assert compiled.returncode == 0, f"locate_ext.c does not build for {python}:\n{compiled.stderr}"
     for name in SOURCES:
         shutil.copy(os.path.join(HERE, name), workdir)
     return None
 
 
 def run_workload(python, workdir):
-    proc = subprocess.run([python, os.path.join(workdir, "workload.py"),
-                           os.path.join(workdir, "in_subinterpreter.py")],
-                          cwd=workdir, capture_output=True, encoding="utf-8", timeout=120)
-    return proc
+    return subprocess.Popen([python, os.path.join(workdir, "workload.py"),
+                             os.path.join(workdir, "in_subinterpreter.py")],
+                            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            encoding="utf-8")
 
 
-class Failures:
+class Runs:
+    """Per interpreter, each made once and kept for every test that asks: locate_ext built in a
+    short temporary directory (bpftrace's str() reads 128 bytes), the workload's run with no
+    tracer, and its run under bpftrace."""
+
     def __init__(self):
-        self.messages = []
+        self.workdirs, self.untraced_runs, self.traced_runs = {}, {}, {}
 
-    def check(self, condition, message):
-        if not condition:
-            self.messages.append(message)
-        return condition
+    def workdir(self, interpreter):
+        if interpreter not in self.workdirs:
+            workdir = tempfile.mkdtemp(prefix="pmt")
+            self.workdirs[interpreter] = (workdir, build(interpreter.python, workdir))
+        workdir, reason = self.workdirs[interpreter]
+        if reason:
+            pytest.skip(f"{interpreter.label} ({interpreter.python}): {reason}")
+        return workdir
 
+    def untraced(self, interpreter):
+        """(exit status, stdout lines, stderr) of the workload with no tracer attached."""
+        if interpreter not in self.untraced_runs:
+            proc = run_workload(interpreter.python, self.workdir(interpreter))
+            out, err = proc.communicate(timeout=120)
+            self.untraced_runs[interpreter] = (proc.returncode, out.splitlines(), err)
+        return self.untraced_runs[interpreter]
 
-def test_untraced(python, workdir, failures):
-    """With no tracer attached the workload runs, exits 0 and sees every semaphore clear."""
-    proc = run_workload(python, workdir)
-    if failures.check(proc.returncode == 0, f"untraced run exited {proc.returncode}:\n{proc.stderr}"):
-        failures.check(parse(proc.stdout.splitlines(), "ENABLED") == [["0"] * 6],
-                       f"semaphores set with no tracer: {parse(proc.stdout.splitlines(), 'ENABLED')}")
+    def traced(self, interpreter):
+        """(exit status, stdout lines, stderr, [py* events of its process]) of the workload
+        under bpftrace; an event is (probe, ptr, new_ptr, size, domain, file, function, line)."""
+        if interpreter not in self.traced_runs:
+            workdir = self.workdir(interpreter)
+            so = os.path.join(workdir, "locate_ext.so")
+            with BpftraceSession(PROGRAM.format(so=so)) as session:
+                proc = run_workload(interpreter.python, workdir)
+                try:
+                    out, err = proc.communicate(timeout=120)
+                finally:
+                    if proc.poll() is None:
+                        proc.kill()
+                        proc.wait()
+                # bpftrace drops what is still in its buffers when stopped: wait for one event
+                # per record the workload printed (the last ones come at exit).
+                records = len(parse(out.splitlines(), "REC"))
+                session.wait_for(lambda lines: sum(
+                    1 for e in parse(lines, "EV") if int(e[1]) == proc.pid and e[5] != "16")
+                    >= records, timeout=10)
+                lines = session.stop()
+            events = [(probe, int(ptr), int(new), int(size), int(domain), file, function, int(line))
+                      for probe, pid, ptr, new, size, domain, file, function, line
+                      in parse(lines, "EV") if int(pid) == proc.pid]
+            self.traced_runs[interpreter] = (proc.returncode, out.splitlines(), err, events)
+        return self.traced_runs[interpreter]
 
+    def traced_to_the_end(self, interpreter):
+        """As traced(), for the tests that read its output: the run must have exited 0."""
+        code, output, err, events = self.traced(interpreter)
+        assert code == 0, f"traced run exited {code}:\n{err}"
+        return output, events
 
-def test_traced(python, version, workdir, failures):
-    """Every py* event of the workload names the right place; nothing else breaks."""
-    so = os.path.join(workdir, "locate_ext.so")
-    with BpftraceSession(PROGRAM.format(so=so)) as session:
-        proc = subprocess.Popen([python, os.path.join(workdir, "workload.py"),
-                                 os.path.join(workdir, "in_subinterpreter.py")],
-                                cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, encoding="utf-8")
-        out, err = proc.communicate(timeout=120)
-        lines = session.stop()
-    if not failures.check(proc.returncode == 0, f"traced run exited {proc.returncode}:\n{err}"):
-        return ""
-    output = out.splitlines()
-    failures.check(parse(output, "ENABLED") == [["0", "1", "0", "1", "0", "1"]],
-                   f"py* semaphores not set while traced: {parse(output, 'ENABLED')}")
-    events = [(probe, int(ptr), int(new), int(size), int(domain), file, function, int(line))
-              for probe, pid, ptr, new, size, domain, file, function, line in parse(lines, "EV")
-              if int(pid) == proc.pid]
-    hooked = [event for event in events if event[4] == 16]
-    observed = collections.Counter(event for event in events if event[4] != 16)
-    expected = collections.Counter(expected_events(parse(output, "REC"),
-                                                   expected_locations(python, version, workdir)))
-    missing, unexpected = expected - observed, observed - expected
-    failures.check(not missing and not unexpected,
-                   "py* events differ from the workload's records:\n  missing (expected, not seen):\n    "
-                   + "\n    ".join(map(str, sorted(missing.elements())))
-                   + "\n  unexpected (seen, not expected):\n    "
-                   + "\n    ".join(map(str, sorted(unexpected.elements()))))
-    # The allocator hook: its blocks are reported from where Python was, and on 3.11+ the
-    # lookup's own frame object comes back through the hook, where the guard makes it NOWHERE.
-    workload = os.path.join(workdir, "workload.py")
-    located = [e for e in hooked if e[5] == workload and e[6] in ("hooked", "hooked.<locals>.<listcomp>",
-                                                                  "<listcomp>")]
-    failures.check(located, f"no hooked allocation located in hooked(): {hooked[:20]}")
-    if version >= (3, 11):
-        failures.check(any(e[5:] == NOWHERE for e in hooked if e[0] == "pyalloc"),
-                       "3.11+: no nested (guarded) lookup seen through the allocator hook")
-    nowhere = sum(count for event, count in observed.items() if event[5:] == NOWHERE)
-    return (f"{sum(observed.values())} py* events matched ({nowhere} without a location), "
-            f"{len(hooked)} through the hook ({sum(e[5:] == NOWHERE for e in hooked)} guarded)")
-
-
-def main():
-    require_tracer()
-    failed = False
-    for label, pattern in INTERPRETERS:
-        found = sorted(glob.glob(pattern))
-        if not found:
-            print(f"SKIP {label}: no interpreter matches {pattern}")
-            continue
-        python = found[-1]
-        version = tuple(int(part) for part in subprocess.run(
-            [python, "-c", "import sys; print(*sys.version_info[:2])"],
-            capture_output=True, text=True, check=True).stdout.split())
-        workdir = tempfile.mkdtemp(prefix="pmt")  # short: bpftrace's str() reads 128 bytes
-        try:
-            reason = build(python, workdir)
-            if reason:
-                print(f"SKIP {label} ({python}): {reason}")
-                continue
-            failures = Failures()
-            test_untraced(python, workdir, failures)
-            summary = test_traced(python, version, workdir, failures)
-        finally:
+    def remove(self):
+        for workdir, _ in self.workdirs.values():
             shutil.rmtree(workdir, ignore_errors=True)
-        if failures.messages:
-            failed = True
-            print(f"FAIL {label} ({python}):\n  " + "\n  ".join(failures.messages))
-        else:
-            print(f"PASS {label} ({python}): {summary}")
-    return 1 if failed else 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+@pytest.fixture(scope="module")
+def runs():
+    runs = Runs()
+    yield runs
+    runs.remove()
+
+
+@pytest.mark.parametrize("interpreter", INTERPRETERS)
+def test_untraced_the_workload_exits_0_and_sees_every_semaphore_clear(runs, interpreter):
+    code, output, err = runs.untraced(interpreter)
+    assert code == 0, f"untraced run exited {code}:\n{err}"
+    assert parse(output, "ENABLED") == [["0"] * 6], \
+        f"semaphores set with no tracer: {parse(output, 'ENABLED')}"
+
+
+@pytest.mark.parametrize("interpreter", INTERPRETERS)
+def test_traced_the_workload_exits_0(runs, interpreter):
+    code, _, err, _ = runs.traced(interpreter)
+    assert code == 0, f"traced run exited {code}:\n{err}"
+
+
+@pytest.mark.parametrize("interpreter", INTERPRETERS)
+def test_traced_the_semaphores_of_the_py_probes_are_set(runs, interpreter):
+    output, _ = runs.traced_to_the_end(interpreter)
+    assert parse(output, "ENABLED") == [["0", "1", "0", "1", "0", "1"]], \
+        f"py* semaphores not set while traced: {parse(output, 'ENABLED')}"
+
+
+@pytest.mark.parametrize("interpreter", INTERPRETERS)
+def test_every_py_event_names_the_file_function_and_line_that_made_it(runs, interpreter):
+    output, events = runs.traced_to_the_end(interpreter)
+    observed = collections.Counter(event for event in events if event[4] != 16)
+    where = expected_locations(interpreter.python, interpreter.version,
+                               runs.workdir(interpreter))
+    expected = collections.Counter(expected_events(parse(output, "REC"), where))
+    missing, unexpected = expected - observed, observed - expected
+    assert not missing and not unexpected, \
+        "py* events differ from the workload's records:\n  missing (expected, not seen):\n    " \
+        + "\n    ".join(map(str, sorted(missing.elements()))) \
+        + "\n  unexpected (seen, not expected):\n    " \
+        + "\n    ".join(map(str, sorted(unexpected.elements())))
+
+
+def hooked(events):
+    """The events of the blocks the allocator hook (domain 16) reported."""
+    return [event for event in events if event[4] == 16]
+
+
+@pytest.mark.parametrize("interpreter", INTERPRETERS)
+def test_blocks_an_allocator_hook_reports_are_located_where_python_was(runs, interpreter):
+    _, events = runs.traced_to_the_end(interpreter)
+    workload = os.path.join(runs.workdir(interpreter), "workload.py")
+    located = [e for e in hooked(events) if e[5] == workload
+               and e[6] in ("hooked", "hooked.<locals>.<listcomp>", "<listcomp>")]
+    assert located, f"no hooked allocation located in hooked(): {hooked(events)[:20]}"
+
+
+@pytest.mark.parametrize("interpreter", INTERPRETERS_3_11_PLUS)
+def test_the_lookups_own_allocation_through_the_hook_has_no_location(runs, interpreter):
+    """On 3.11+ the lookup materialises a frame object, which comes back through the hook; the
+    recursion guard must report it with no location rather than look it up again."""
+    _, events = runs.traced_to_the_end(interpreter)
+    assert any(e[5:] == NOWHERE for e in hooked(events) if e[0] == "pyalloc"), \
+        f"3.11+: no nested (guarded) lookup seen through the allocator hook: {hooked(events)[:20]}"

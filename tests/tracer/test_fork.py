@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """A traced process forks: with the default (1-byte nop) probe sites the child lives and is traced.
 
@@ -13,18 +12,26 @@ The same program built with -DPYMEMTRACE_CONFIG_NOP5=1 runs too, as information 
 parent shows a [uprobes-trampoline] mapping (the kernel optimised the site) the test reports
 whether the child still dies, the known behaviour of the kernel that makes 5-byte sites opt-in.
 
-Usage: test_fork.py PATH/TO/fork_target PATH/TO/fork_target_nop5
+Run through tests/support/run_pytest.py (exit 77 when not root or without bpftrace) with
+--fork-target PATH --fork-target-nop5 PATH (tests/tracer/meson.build passes them).
 """
+import collections
 import os
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import tracing  # noqa: E402
 
 PARENT_SIZE = 1111
 CHILD_SIZE = 2000
 CHILD_ALLOCS = 5
+
+# fork_target's exit status, its report lines by first word (pid, child, trampoline), the
+# [(pid, size)] of every alloc event bpftrace saw, and its stderr.
+Run = collections.namedtuple("Run", "returncode report events stderr")
 
 
 def program(binary):
@@ -32,8 +39,7 @@ def program(binary):
 
 
 def run(binary):
-    """Runs fork_target under bpftrace; returns (exit code, its report lines by first word,
-    [(pid, size)] alloc events, stderr)."""
+    """Runs fork_target under bpftrace."""
     session = tracing.BpftraceSession(program(binary)).start()
     try:
         proc = subprocess.Popen([binary], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -58,72 +64,70 @@ def run(binary):
     finally:
         lines = session.stop()
     events = [(int(e[0]), int(e[1])) for e in tracing.events(lines, "alloc")]
-    return proc.returncode, report, events, err
+    return Run(proc.returncode, report, events, err)
 
 
-def check_default(binary, failures):
-    code, report, events, err = run(binary)
-    if code != 0:
-        failures.append(f"{binary} exited {code} (3: the probe was never enabled): {err}")
-        return
-    parent = int(report["pid"][0])
-    child_pid, how, *value = report.get("child", ["0", "missing"])
-    child_pid = int(child_pid)
-    ok = True
-    if how != "exit" or value != ["0"]:
-        failures.append(f"default build (1-byte sites): the child forked after the tracer "
-                        f"attached ended with {how} {' '.join(value)}, not exit 0 "
-                        f"(parent trampoline: {report.get('trampoline')})")
-        ok = False
-    child_sizes = sorted(size for pid, size in events if pid == child_pid)
+def child_of(run):
+    """(pid, how it ended: 'exit' or 'signal' or 'missing', [status])."""
+    pid, how, *value = run.report.get("child", ["0", "missing"])
+    return int(pid), how, value
+
+
+@pytest.fixture(scope="module")
+def default_build(fork_target):
+    """fork_target with the default 1-byte sites, run under bpftrace."""
+    run_ = run(fork_target)
+    assert run_.returncode == 0, \
+        f"{fork_target} exited {run_.returncode} (3: the probe was never enabled): {run_.stderr}"
+    return run_
+
+
+def test_a_forked_child_of_a_traced_process_lives(default_build):
+    _, how, value = child_of(default_build)
+    assert (how, value) == ("exit", ["0"]), \
+        f"default build (1-byte sites): the child forked after the tracer attached ended with " \
+        f"{how} {' '.join(value)}, not exit 0 (parent trampoline: " \
+        f"{default_build.report.get('trampoline')})"
+
+
+def test_a_forked_child_of_a_traced_process_is_traced_under_its_own_pid(default_build):
+    child, _, _ = child_of(default_build)
+    sizes = sorted(size for pid, size in default_build.events if pid == child)
     wanted = [CHILD_SIZE + i for i in range(CHILD_ALLOCS)]
-    if child_sizes != wanted:
-        failures.append(f"default build: the child's allocations traced {child_sizes}, "
-                        f"expected {wanted} from pid {child_pid}")
-        ok = False
-    if (parent, PARENT_SIZE) not in events:
-        failures.append(f"default build: the parent's allocation was not traced: {events}")
-        ok = False
-    if report.get("trampoline") != ["no"]:
-        failures.append("default build: a 1-byte site was optimised ([uprobes-trampoline])")
-        ok = False
-    if ok:
-        print(f"ok: default build (1-byte sites): parent {parent} and child {child_pid} traced "
-              f"({len(child_sizes)} child allocations), child exit 0, no trampoline")
+    assert sizes == wanted, \
+        f"default build: the child's allocations traced {sizes}, expected {wanted} from pid {child}"
 
 
-def check_nop5(binary, failures):
-    code, report, events, err = run(binary)
-    if code != 0:
-        failures.append(f"{binary} exited {code} (3: the probe was never enabled): {err}")
-        return
-    child_pid, how, *value = report.get("child", ["0", "missing"])
-    optimised = report.get("trampoline") == ["yes"]
-    traced = sum(1 for pid, _ in events if pid == int(child_pid))
+def test_the_parents_allocation_before_the_fork_is_traced(default_build):
+    parent = int(default_build.report["pid"][0])
+    assert (parent, PARENT_SIZE) in default_build.events, \
+        f"default build: the parent's allocation ({parent}, {PARENT_SIZE}) was not traced: " \
+        f"{default_build.events}"
+
+
+def test_a_1_byte_site_is_never_run_through_the_uprobe_trampoline(default_build):
+    assert default_build.report.get("trampoline") == ["no"], \
+        f"default build: a 1-byte site was optimised ([uprobes-trampoline]): " \
+        f"trampoline {default_build.report.get('trampoline')}"
+
+
+def test_the_5_byte_build_runs_and_what_became_of_its_child_is_reported(fork_target_nop5, capsys):
+    """Information only (the kernel's behaviour, not ours), beyond fork_target finishing."""
+    run_ = run(fork_target_nop5)
+    assert run_.returncode == 0, \
+        f"{fork_target_nop5} exited {run_.returncode} (3: the probe was never enabled): " \
+        f"{run_.stderr}"
+    child, how, value = child_of(run_)
+    traced = sum(1 for pid, _ in run_.events if pid == child)
     outcome = f"child {how} {' '.join(value)}, {traced} child allocations traced"
-    if not optimised:
-        print(f"info: NOP5=1 build: this kernel did not optimise the 5-byte site (int3 path): "
-              f"{outcome}")
+    if run_.report.get("trampoline") != ["yes"]:
+        info = f"this kernel did not optimise the 5-byte site (int3 path): {outcome}"
     elif how == "signal":
-        print(f"info: NOP5=1 build: known kernel behaviour: the parent's site was optimised "
-              f"([uprobes-trampoline]) and the forked child died ({outcome}): 5-byte sites are "
-              f"unsafe across fork() on this kernel")
+        info = (f"known kernel behaviour: the parent's site was optimised ([uprobes-trampoline]) "
+                f"and the forked child died ({outcome}): 5-byte sites are unsafe across fork() "
+                f"on this kernel")
     else:
-        print(f"info: NOP5=1 build: the site was optimised and the forked child survived "
-              f"({outcome}): this kernel copies the trampoline on fork")
-
-
-def main():
-    tracing.require_tracer()
-    default, nop5 = (os.path.realpath(p) for p in sys.argv[1:3])
-    failures = []
-    check_default(default, failures)
-    check_nop5(nop5, failures)
-    if failures:
-        print("\n".join("FAIL: " + f for f in failures), file=sys.stderr)
-        sys.exit(1)
-    print("1 passed, 0 failed")
-
-
-if __name__ == "__main__":
-    main()
+        info = (f"the site was optimised and the forked child survived ({outcome}): this kernel "
+                f"copies the trampoline on fork")
+    with capsys.disabled():
+        print(f"\ninfo: NOP5=1 build: {info}")

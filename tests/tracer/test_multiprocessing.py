@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """Python multiprocessing under bpftrace: with start methods fork, forkserver and spawn, worker
 processes that allocate through cMemLeak all survive and are traced.
@@ -14,8 +13,9 @@ have, die on their first allocation, and the pool waits forever), then:
 Checked: every task's 3 allocations are traced, from the pid that ran it (a worker, not the
 parent), with pyalloc's Python location in the task's function.
 
-Usage: test_multiprocessing.py PATH/TO/cMemLeak.so PYTHONPATH_DIR
-Exits 77 (skipped) when not root or bpftrace is missing. Runs Debian's /usr/bin/python3.
+Run through tests/support/run_pytest.py (exit 77 when not root or without bpftrace) with
+--cmemleak PATH --pythonpath DIR (tests/tracer/meson.build passes them). Runs Debian's
+/usr/bin/python3; each start method passes or fails on its own.
 """
 import os
 import pathlib
@@ -23,10 +23,12 @@ import select
 import signal
 import subprocess
 import sys
-import tempfile
+
+import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "support"))
 import tracing  # noqa: E402
+from source_lines import line_of  # noqa: E402
 
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 METHODS = ("fork", "forkserver", "spawn")
@@ -140,79 +142,88 @@ def run(method, script, library, pythonpath, session):
         kill_group(proc)  # nothing of ours outlives the run
 
 
-def check(method, code, out, events, failures, task_line):
-    before = len(failures)
+@pytest.fixture(scope="module")
+def workload(tmp_path_factory):
+    """The workload script, and the line of task() that allocates."""
+    script = tmp_path_factory.mktemp("pmt-multiprocessing-") / "mp_workload.py"
+    script.write_text(WORKLOAD)
+    return script, line_of(WORKLOAD, "# TASK ALLOCATION")
 
-    def fail(what):
-        failures.append(f"{method}: {what}")
 
-    if code != 0:
-        fail(f"the workload exited {code}: {out}")
-        return False
+@pytest.fixture(scope="module", params=METHODS)
+def finished(request, workload, cmemleak, pythonpath):
+    """The workload run under bpftrace with one start method; it must have finished, exit 0.
+    Returns its parent pid, [(kind, worker pid, size)] tasks, [(pid, exit code)] Process
+    workers, [(pid, size)] alloc events, [[pid, size, function, line]] pyalloc events and the
+    line of task() that allocates."""
+    method = request.param
+    script, task_line = workload
+    session = tracing.BpftraceSession(program(cmemleak)).start()
+    try:
+        code, out, err = run(method, script, cmemleak, pythonpath, session)
+        tasks = sum(1 for line in out if line.split()[:1] in (["pool"], ["process"]))
+        # Wait for the events of every task (3 alloc + 3 pyalloc each) and the parent's.
+        session.wait_for(lambda lines: min(len(tracing.events(lines, "alloc")),
+                                           len(tracing.events(lines, "pyalloc")))
+                         >= 3 * tasks + 1, timeout=10)
+    finally:
+        lines = session.stop()
+    assert code == 0, f"{method}: the workload exited {code}: {out}\nworkload stderr:\n{err}"
     rows = [line.split() for line in out]
-    parent = int(next(r[1] for r in rows if r[0] == "parent"))
-    tasks = [(r[0], int(r[1]), int(r[2])) for r in rows if r[0] in ("pool", "process")]
-    exitcodes = [(int(r[1]), r[2]) for r in rows if r[0] == "exitcode"]
-    if len([t for t in tasks if t[0] == "pool"]) != 6 or len(tasks) != 8:
-        fail(f"expected 6 pool results and 2 process results: {out}")
-    if [c for _, c in exitcodes] != ["0", "0"]:
-        fail(f"Process workers' exit codes {exitcodes}, expected 0 and 0")
-    allocs = events["alloc"]
-    pyallocs = events["pyalloc"]
-    if (parent, 1234) not in [(p, s) for p, s, *_ in allocs]:
-        fail(f"the parent's allocation (pid {parent}) was not traced")
-    workers = set()
-    for kind, pid, size in tasks:
-        if pid == parent:
-            fail(f"{kind} task of size {size} ran in the parent")
-        workers.add(pid)
-        traced = sum(1 for p, s in allocs if (p, s) == (pid, size))
-        located = [e for e in pyallocs if (e[0], e[1]) == (pid, size)]
+    return {
+        "method": method,
+        "stderr": err,
+        "parent": int(next(r[1] for r in rows if r[0] == "parent")),
+        "tasks": [(r[0], int(r[1]), int(r[2])) for r in rows if r[0] in ("pool", "process")],
+        "exitcodes": [(int(r[1]), r[2]) for r in rows if r[0] == "exitcode"],
+        "allocs": [(int(e[0]), int(e[1])) for e in tracing.events(lines, "alloc")],
+        "pyallocs": [[int(e[0]), int(e[1]), *e[2:]] for e in tracing.events(lines, "pyalloc")],
+        "task_line": task_line,
+        "out": out,
+    }
+
+
+def test_every_pool_task_and_process_worker_returns_its_result(finished):
+    kinds = [kind for kind, _, _ in finished["tasks"]]
+    assert kinds.count("pool") == 6 and len(kinds) == 8, \
+        f"{finished['method']}: expected 6 pool results and 2 process results: {finished['out']}"
+
+
+def test_process_workers_exit_0(finished):
+    codes = [code for _, code in finished["exitcodes"]]
+    assert codes == ["0", "0"], \
+        f"{finished['method']}: Process workers' exit codes {finished['exitcodes']}, expected 0 " \
+        f"and 0\nworkload stderr:\n{finished['stderr']}"
+
+
+def test_the_parents_allocation_before_starting_workers_is_traced(finished):
+    assert (finished["parent"], 1234) in finished["allocs"], \
+        f"{finished['method']}: the parent's allocation (pid {finished['parent']}) was not " \
+        f"traced: {finished['allocs']}"
+
+
+def test_every_task_runs_in_a_worker_not_in_the_parent(finished):
+    in_parent = [task for task in finished["tasks"] if task[1] == finished["parent"]]
+    assert not in_parent, \
+        f"{finished['method']}: tasks ran in the parent ({finished['parent']}): {in_parent}"
+
+
+def test_every_allocation_of_a_worker_is_traced_with_the_workers_pid(finished):
+    wrong = {}
+    for kind, pid, size in finished["tasks"]:
+        traced = finished["allocs"].count((pid, size))
         if traced != 3:
-            fail(f"{kind} task of size {size} in worker {pid}: {traced} alloc events, expected 3")
-        if len(located) != 3 or any(e[2:] != ["task", str(task_line)] for e in located):
-            fail(f"{kind} task of size {size} in worker {pid}: pyalloc events {located}, "
-                 f"expected 3 in task at line {task_line}")
-    print(f"{'ok' if len(failures) == before else 'FAIL'}: {method}: parent {parent}, {len(workers)} worker "
-          f"pids, {len(tasks)} tasks, {sum(1 for p, _ in allocs if p in workers)} worker "
-          f"allocations traced, Process exit codes {[c for _, c in exitcodes]}")
-    return True
+            wrong[f"{kind} task of size {size} in worker {pid}"] = traced
+    assert not wrong, f"{finished['method']}: alloc events per task, expected 3 each: {wrong}"
 
 
-def main():
-    tracing.require_tracer()
-    library = os.path.realpath(sys.argv[1])
-    pythonpath = sys.argv[2]
-    failures = []
-    with tempfile.TemporaryDirectory(prefix="pmt-multiprocessing-") as tmp:
-        script = pathlib.Path(tmp) / "mp_workload.py"
-        script.write_text(WORKLOAD)
-        task_line = 1 + WORKLOAD.splitlines().index(
-            "        blocks.append(cMemLeak.CMalloc(size))  # TASK ALLOCATION")
-        for method in METHODS:
-            session = tracing.BpftraceSession(program(library)).start()
-            try:
-                code, out, err = run(method, script, library, pythonpath, session)
-                tasks = sum(1 for line in out if line.split()[:1] in (["pool"], ["process"]))
-                # Wait for the events of every task (3 alloc + 3 pyalloc each) and the parent's.
-                session.wait_for(lambda lines: len(tracing.events(lines, "alloc"))
-                                 >= 3 * tasks + 1, timeout=10)
-            finally:
-                lines = session.stop()
-            events = {
-                "alloc": [(int(e[0]), int(e[1])) for e in tracing.events(lines, "alloc")],
-                "pyalloc": [[int(e[0]), int(e[1]), *e[2:]]
-                            for e in tracing.events(lines, "pyalloc")],
-            }
-            before = len(failures)
-            check(method, code, out, events, failures, task_line)
-            if len(failures) > before and err.strip():
-                failures.append(f"{method}: workload stderr:\n{err}")
-    if failures:
-        print("\n".join("FAIL: " + f for f in failures), file=sys.stderr)
-        sys.exit(1)
-    print("1 passed, 0 failed")
-
-
-if __name__ == "__main__":
-    main()
+def test_every_allocation_of_a_worker_is_located_in_task(finished):
+    expected = ["task", str(finished["task_line"])]
+    wrong = {}
+    for kind, pid, size in finished["tasks"]:
+        located = [e for e in finished["pyallocs"] if (e[0], e[1]) == (pid, size)]
+        if len(located) != 3 or any(e[2:] != expected for e in located):
+            wrong[f"{kind} task of size {size} in worker {pid}"] = located
+    assert not wrong, \
+        f"{finished['method']}: pyalloc events, expected 3 each in task at line " \
+        f"{finished['task_line']}: {wrong}"
