@@ -25,6 +25,7 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
 import tracing  # noqa: E402  (also makes pymemtrace.trace importable)
 from pymemtrace.trace import elf, procfs  # noqa: E402
+from source_lines import line_of  # noqa: E402
 
 RUNNER = os.environ.get("PYMEMTRACE_RUNNER", os.path.join(ROOT, "toolkit", "pymemtrace-trace"))
 PYTHON = "/usr/bin/python3"  # Debian's, built --with-dtrace
@@ -85,7 +86,7 @@ def script_in(directory, name="workload.py"):
 
 
 def allocation_line():
-    return next(n for n, line in enumerate(WORKLOAD.splitlines(), 1) if "ALLOCATES" in line)
+    return line_of(WORKLOAD, "# ALLOCATES")
 
 
 def located(entries, count, size=4321):

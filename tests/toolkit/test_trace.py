@@ -6,7 +6,6 @@ Expected locations are computed from examples/ex_dtrace.py's source, expected po
 from what the example prints (`Created CMalloc size=1477 buffer=0x...`).
 Environment: PYTHONPATH=<builddir>/src (so the example imports cMemLeak and the runner finds it).
 """
-import ast
 import glob
 import json
 import os
@@ -22,6 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
 import pytest  # noqa: E402
+from source_lines import line_in_function  # noqa: E402
 
 RUNNER = os.path.join(ROOT, "toolkit", "pymemtrace-trace")
 EXAMPLE = os.path.join(ROOT, "examples", "ex_dtrace.py")
@@ -37,15 +37,8 @@ POPPED = re.compile(r"^Pop'd (\w+) size=(\d+) buffer=0x([0-9a-f]+)$")
 
 
 def allocation_line(function, cls):
-    """The line of `cMemLeak.<cls>(...)` inside `function` of the example."""
-    tree = ast.parse(open(EXAMPLE).read())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef) and node.name == function:
-            for call in ast.walk(node):
-                if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
-                        and call.func.attr == cls):
-                    return call.lineno
-    raise LookupError(f"no cMemLeak.{cls}() in {function}")
+    """The line of `cMemLeak.<cls>(` inside `function` of the example."""
+    return line_in_function(open(EXAMPLE).read(), function, f"cMemLeak.{cls}(")
 
 
 def run(args, timeout=180, **kwargs):
