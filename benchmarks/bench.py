@@ -16,6 +16,9 @@ Sections (each row of the table says which):
   5  capacity: the highest rate the summary and leak reports sustain losing nothing, and what the
      flow report (printf per event) loses at that rate
 
+One script (about 700 lines) on purpose: the sections share the private copies, the workloads'
+gated runs and the table every row goes to, and the table is only meaningful measured in one run.
+
 Every measurement is repeated R times, interleaved (rep 1 of every configuration, then rep 2...),
 and the median is reported. Figures are ratios measured side by side in one run.
 

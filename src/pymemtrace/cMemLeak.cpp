@@ -10,6 +10,9 @@
 //   PyObjectMalloc  PyObject_Malloc / Free        domain 3
 //
 // The four types share one implementation, `Block<Family>`; a Family says which wrappers to call.
+// One file (about 750 lines) on purpose: an extension module's types, its reference ledger and its
+// module state are one unit that CPython loads from one object; split, each part would need the
+// others' internals in a header.
 // Everything runs with the GIL held, which is what makes the types safe to share between threads.
 //
 // Nothing a Python caller passes may crash the interpreter or corrupt its memory (issue 9): the

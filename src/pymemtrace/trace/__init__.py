@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 """pymemtrace.trace: the runner behind `pymemtrace-trace`, as a package (standard library only).
 
-    cli       the command line; tracing a command or a running process
+    cli       the command line: options, what is traced, the program that traces it
+    modes     tracing a command or a running process; stopping; exit status
     session   BpftraceSession: one bpftrace program in the background (runner, tests, benchmarks)
     programs  which toolkit script, with which files; scripts: the scripts from shared parts
     targets   the libraries, C library and user of what is traced

@@ -5,26 +5,23 @@ never frees, from the pymemtrace USDT probes, with bpftrace.
     pymemtrace-trace [OPTIONS] -- COMMAND [ARG...]   trace COMMAND from its first allocation
     pymemtrace-trace [OPTIONS] -p PID                 attach to a running process; Ctrl-C detaches
 
-The command line, and the two ways of tracing (a command the runner starts, a running process).
+The command line: its options, what they ask to be traced, and the program that traces it; the
+tracing itself is in `modes`.
 """
 import argparse
-import ctypes
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 
-from . import elf, procfs, programs, reports, scripts, targets
+from . import elf, procfs, programs, targets
 from .aliases import FileAliases
 from .errors import Failure
+from .modes import LOSS, trace_command, trace_pid
 from .names import shown
 from .output import ReportFile
-from .session import BpftraceSession, SessionError
 
-LOSS = 3  # the exit status of a run whose report lost data (unless --allow-loss)
 
 
 def parse_args(argv):
@@ -105,38 +102,6 @@ def parse_args(argv):
     if args.json and args.report == "flow":
         parser.error("--json applies to --report summary and leaks")
     return args
-
-
-class Stop:
-    """Why the runner stops tracing: SIGTERM or SIGHUP in any mode, Ctrl-C (SIGINT) with -p. The
-    target is never signalled: tracing ends, the report is printed, the target carries on.
-
-    A second signal ends the runner at once, without a report. The handler takes no lock: one
-    that did (threading.Event.set) could run while the main thread held that same lock inside
-    Event.wait, and deadlock the runner (seen: a runner stuck for good after SIGTERM)."""
-
-    def __init__(self, pid_mode):
-        self.signal = None
-        for number in (signal.SIGTERM, signal.SIGHUP) + ((signal.SIGINT,) if pid_mode else ()):
-            signal.signal(number, self._set)
-        if not pid_mode:
-            # Ctrl-C at the terminal reaches the command (our process group) as usual.
-            signal.signal(signal.SIGINT, lambda *_: None)
-
-    def _set(self, number, _frame):
-        if self.signal is not None:  # a second one: stop at once, with no report
-            os.write(2, b"pymemtrace-trace: stopped at once, no report\n")
-            os._exit(128 + number)  # bpftrace dies with us (PR_SET_PDEATHSIG)
-        self.signal = number
-
-    def wait(self, seconds):
-        """Sleeps up to `seconds`, less once a stop signal came."""
-        deadline = time.monotonic() + seconds
-        while self.signal is None and time.monotonic() < deadline:
-            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
-
-    def __bool__(self):
-        return self.signal is not None
 
 
 def run(argv):
@@ -273,177 +238,6 @@ def with_found_libraries(args, env, user, aliases, libraries):
                       "build the project (meson setup build && meson compile -C build), "
                       "set PYTHONPATH so the target imports it, or pass --lib PATH")
     return libraries
-
-
-class Trace:
-    """One run of bpftrace for the runner: flow printfs shown as they come or kept for replay,
-    maps kept for the report."""
-
-    def __init__(self, program, pid, plan, args):
-        self.plan, self.args = plan, args
-        self.write_error = None
-        self.rows = 0  # event rows received
-        self.shortener = reports.Shortener(not args.full_file_path, args.strlen)
-        self.flow = []
-        env = dict(os.environ, BPFTRACE_STRLEN=str(args.strlen),
-                   BPFTRACE_MAP_KEYS_MAX=str(args.max_entries))
-        env.setdefault("BPFTRACE_PERF_RB_PAGES", str(args.perf_pages))
-        self.session = BpftraceSession(program, positional=[pid, *plan.words], env=env,
-                                       ready_marker="dtrace:::BEGIN", on_printf=self._printf)
-
-    def _printf(self, text):
-        if reports.Shortener.FLOW_PREFIX.match(text):
-            self.rows += 1
-        if self.args.report != "flow":
-            self.flow.append(text)
-        elif self.write_error is None:
-            try:
-                self.args.out.write(self.shortener.flow_row(text))
-                self.args.out.flush()
-            except OSError as error:
-                self.write_error = error  # reported by finish(): the flow is incomplete
-
-    def start(self):
-        try:
-            self.session.start()
-        except SessionError as error:
-            raise Failure("bpftrace could not attach:\n  " + str(error).replace("\n", "\n  "),
-                          "see the bpftrace error above; run with --keep-program to inspect "
-                          "the program") from None
-
-    def finish(self):
-        """Detaches, then writes the report; returns what it lost (reports.losses), which the
-        report and standard error both state."""
-        self.session.stop()
-        session = self.session
-        for line in session.errors:
-            print(f"bpftrace: {shown(line)}", file=sys.stderr)
-        lost = reports.losses(self.plan, session.maps, session.lost, self.args.max_entries,
-                              self.rows)
-        try:
-            if self.write_error:
-                raise self.write_error
-            reports.report(self.args.out, self.plan, self.args.report, self.args.json,
-                           session.maps, self.flow, self.shortener)
-            if lost and not self.args.json and self.args.report != "flow":
-                print("\nINCOMPLETE: " + "; ".join(lost), file=self.args.out)
-            self.args.out.flush()
-        except OSError as error:
-            where = f"-o {shown(self.args.output)}" if self.args.output else "standard output"
-            raise Failure(f"the report could not be written to {where}: {error.strerror}",
-                          "give -o a writable file") from None
-        for what in lost:
-            print(f"pymemtrace-trace: {'warning' if self.args.allow_loss else 'error'}: the "
-                  f"report is incomplete: {what}", file=sys.stderr)
-        return lost
-
-
-def exit_status(lost, args, status):
-    """The run's exit status: LOSS when the report lost data and the user did not allow it."""
-    if lost and not args.allow_loss:
-        print(f"pymemtrace-trace: exit {LOSS}: give --allow-loss to accept an incomplete report",
-              file=sys.stderr)
-        return LOSS
-    return status
-
-
-def trace_pid(args, program, plan, libraries):
-    stop = Stop(pid_mode=True)
-    run = Trace(program, args.pid, plan, args)
-    try:
-        run.start()
-        if not procfs.wait_armed(args.pid, program, libraries):
-            print(f"pymemtrace-trace: warning: the probes' semaphores of PID {args.pid} are not "
-                  "all set after 30 s; events may be missing", file=sys.stderr)
-        print(f"pymemtrace-trace: tracing PID {args.pid}; Ctrl-C to stop", file=sys.stderr)
-        while not stop and run.session.alive() and procfs.process_alive(args.pid):
-            stop.wait(0.2)
-        if plan.kind in ("flow", "flowlog") and not stop:
-            run.session.drain()
-        if plan.kind == "leaks" and run.session.alive():
-            stop_recording(args.pid)
-            time.sleep(0.2)  # the frees in flight
-    finally:
-        run.session.stop()
-    return exit_status(run.finish(), args, 0)
-
-
-def stop_recording(pid):
-    """Tells the leaks script to record no more allocations of process `pid` (scripts.STOP_TID):
-    a tgkill, with signal 0, of a thread that cannot exist, which the process never sees."""
-    syscall = ctypes.CDLL(None, use_errno=True).syscall
-    syscall(ctypes.c_long(234), ctypes.c_long(pid), ctypes.c_long(scripts.STOP_TID),
-            ctypes.c_long(0))  # SYS_tgkill on x86-64
-
-
-def trace_command(args, program, plan, env, user):
-    # The child waits on a pipe until bpftrace has attached, then execs: nothing is missed. If
-    # the runner dies first, the pipe closes and the child exits: it never runs untraced.
-    executable = shutil.which(args.command[0], path=env.get("PATH")) or args.command[0]
-    go_read, go_write = os.pipe()
-    err_read, err_write = os.pipe2(os.O_CLOEXEC)
-    stop = Stop(pid_mode=False)
-    child = os.fork()
-    if child == 0:
-        try:
-            os.close(go_write)
-            os.close(err_read)
-            for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                signal.signal(number, signal.SIG_DFL)
-            if user:
-                user.become()
-            if not os.read(go_read, 1):
-                os._exit(125)  # the runner went away before releasing us
-            os.close(go_read)
-            os.execve(executable, args.command, env)
-        except OSError as error:
-            os.write(err_write, f"{error.errno}:{error.strerror}".encode())
-        finally:
-            os._exit(127)
-    os.close(go_read)
-    os.close(err_write)
-    run = Trace(program, child, plan, args)
-    status = None
-    try:
-        try:
-            run.start()
-        except Failure:
-            os.kill(child, signal.SIGKILL)
-            os.waitpid(child, 0)
-            raise
-        os.write(go_write, b"g")
-        os.close(go_write)
-        failure = os.read(err_read, 4096)
-        os.close(err_read)
-        while not stop:
-            done, status = os.waitpid(child, os.WNOHANG)
-            if done:
-                break
-            status = None
-            if not run.session.alive():
-                break  # bpftrace ended on its own: its errors are reported below
-            stop.wait(0.1)
-        if stop and status is None:
-            print(f"pymemtrace-trace: stopped by signal {stop.signal}; the command (PID {child}) "
-                  "goes on, no longer traced", file=sys.stderr)
-        elif plan.kind in ("flow", "flowlog"):
-            run.session.drain()
-        else:
-            time.sleep(0.2)
-    finally:
-        run.session.stop()
-    if failure:
-        message = failure.decode(errors="replace").split(":", 1)[-1]
-        raise Failure(f"the command failed to start: {shown(args.command[0])}: {message}",
-                      "check the command, its permissions and its interpreter line")
-    lost = run.finish()
-    if status is None:
-        if stop:
-            return exit_status(lost, args, 128 + stop.signal)
-        _, status = os.waitpid(child, 0)  # bpftrace ended early: let the command finish
-    if os.WIFSIGNALED(status):
-        return exit_status(lost, args, 128 + os.WTERMSIG(status))
-    return exit_status(lost, args, os.WEXITSTATUS(status))
 
 
 def main(argv=None):
