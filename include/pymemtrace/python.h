@@ -37,6 +37,8 @@
 #  include <frameobject.h> /* PyFrameObject fields: 3.8 has no accessor functions */
 #endif
 
+#include <string.h> /* strncpy: names that are not UTF-8 */
+
 #include "pymemtrace.h"
 
 PYMEMTRACE_DETAIL_WRAP_ALLOCATOR(pymemtrace_raw_malloc, pymemtrace_raw_calloc,
@@ -80,24 +82,40 @@ static inline PyThreadState *pymemtrace_detail_attached_thread_state(void)
 #endif
 }
 
-static inline const char *pymemtrace_detail_utf8(PyObject *text)
+/* The bytes of a name that is not valid UTF-8: room for the longest a tracer reads (bpftrace:
+ * 200), cut there. */
+#define PYMEMTRACE_DETAIL_RAW_NAME 256
+
+static inline const char *pymemtrace_detail_utf8(PyObject *text,
+                                                 char (*raw)[PYMEMTRACE_DETAIL_RAW_NAME])
 {
     const char *utf8;
+    PyObject *bytes;
     if (text == NULL || !PyUnicode_Check(text))
         return "";
     /* ASCII: the string's own bytes. Otherwise CPython allocates a UTF-8 copy once, through
      * PyObject_Malloc, and keeps it with the string. */
     utf8 = PyUnicode_AsUTF8(text);
-    if (utf8 == NULL) {
+    if (utf8 != NULL)
+        return utf8;
+    /* A name with bytes that are not UTF-8 (a file name, decoded with surrogateescape): its own
+     * bytes, copied into the calling thread's buffer, which outlives the probe that follows. */
+    PyErr_Clear();
+    bytes = PyUnicode_AsEncodedString(text, "utf-8", "surrogateescape");
+    if (bytes == NULL) {
         PyErr_Clear();
         return "";
     }
-    return utf8;
+    strncpy(*raw, PyBytes_AS_STRING(bytes), PYMEMTRACE_DETAIL_RAW_NAME - 1);
+    (*raw)[PYMEMTRACE_DETAIL_RAW_NAME - 1] = '\0';
+    Py_DECREF(bytes);
+    return *raw;
 }
 
 /* Fills `location` from the innermost Python frame of the calling thread. Runs only inside the
  * py* probes' path. The strings belong to the frame's code object, which the running frame keeps
- * alive until it returns, so they outlive the probe. */
+ * alive until it returns, or (a name that is not UTF-8) to this thread's buffer until its next
+ * lookup: either way they outlive the probe. */
 PYMEMTRACE_EXTERN_C __attribute__((weak, noinline)) PYMEMTRACE_HIDDEN void
 pymemtrace_python_locate(struct pymemtrace_location *location)
 {
@@ -106,6 +124,7 @@ pymemtrace_python_locate(struct pymemtrace_location *location)
      * on 3.11+, recurse until the stack overflows (tests/locations: hooked()); nested events get
      * no location instead. */
     static __thread int looking_up;
+    static __thread char raw_names[2][PYMEMTRACE_DETAIL_RAW_NAME];
     PyThreadState *tstate;
     PyFrameObject *frame;
     PyCodeObject *code;
@@ -136,11 +155,11 @@ pymemtrace_python_locate(struct pymemtrace_location *location)
 #endif
     if (code != NULL) {
         location->lineno = PyFrame_GetLineNumber(frame);
-        location->filename = pymemtrace_detail_utf8(code->co_filename);
+        location->filename = pymemtrace_detail_utf8(code->co_filename, &raw_names[0]);
 #if PY_VERSION_HEX >= 0x030B0000
-        location->function = pymemtrace_detail_utf8(code->co_qualname);
+        location->function = pymemtrace_detail_utf8(code->co_qualname, &raw_names[1]);
 #else
-        location->function = pymemtrace_detail_utf8(code->co_name);
+        location->function = pymemtrace_detail_utf8(code->co_name, &raw_names[1]);
 #endif
     }
 #if PY_VERSION_HEX >= 0x03090000

@@ -198,16 +198,19 @@ def test_script_name_cannot_drive_the_terminal_or_forge_rows(tmp_path):
     assert len(rows) == 2 and all("forged.py:" in row for row in rows), flow
 
 
-def test_non_ascii_names_are_shown_as_they_are(tmp_path):
+@pytest.mark.parametrize("name, text", [("uni-é✓.py", "uni-é✓.py"),
+                                         ("bad\udcff\udcc3.py", "bad\\xff\\xc3.py")],
+                         ids=["utf8", "invalid-utf8"])
+def test_names_are_shown_as_their_bytes_say(tmp_path, name, text):
     """bpftrace 0.17's JSON sign-extends bytes >= 0x80 (\\uffffffc3): read back as bytes, as UTF-8,
-    in text and JSON alike."""
-    name = text = "uni-é✓.py"
+    in text and JSON alike; bytes that are not UTF-8 reach the probe as they are (they used to
+    make the name "") and show as \\xNN."""
     script = script_in(str(tmp_path), name)
     result, report = run_runner(["--report", "summary", "--", PYTHON, script, BUILD_SRC, "2"])
     assert result.returncode == 0, result.stderr
     assert f"{text}:{allocation_line()} <" in report, report
     result, report = run_runner(["--json", "--", PYTHON, script, BUILD_SRC, "2"])
-    assert name in {entry["file"] for entry in json.loads(report)}, report
+    assert name in {entry["file"] for entry in json.loads(report)}, report  # surrogate-escaped
 
 
 # --- forked children live --------------------------------------------------------------------------

@@ -33,7 +33,7 @@ class Shortener:
         self.strlen = strlen
 
     def file(self, path):
-        if len(path.encode()) >= self.strlen - 1:  # bpftrace cut it: its basename is unknown
+        if len(os.fsencode(path)) >= self.strlen - 1:  # bpftrace cut it: its basename is unknown
             return path + "..."
         return os.path.basename(path) if self.enabled else path
 
