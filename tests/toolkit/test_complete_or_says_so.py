@@ -181,5 +181,24 @@ def test_a_second_ctrl_c_stops_at_once_and_leaves_no_tracer():
         target.wait()
 
 
+def test_a_bpftrace_that_dies_while_tracing_fails_the_run():
+    """Someone kills bpftrace: the report says that nothing after was traced, and exit 3."""
+    target, storm = busy_target()
+    try:
+        runner = subprocess.Popen([PYTHON, RUNNER, "--report", "leaks", "--lib", storm, "-p",
+                                   str(target.pid)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        assert "tracing PID" in runner.stderr.readline()
+        with open(f"/proc/{runner.pid}/task/{runner.pid}/children") as listing:
+            for child in listing.read().split():
+                os.kill(int(child), signal.SIGKILL)
+        out, err = runner.communicate(timeout=60)
+        assert runner.returncode == LOSS, err
+        assert "bpftrace ended on its own" in err and "INCOMPLETE" in out, (out, err)
+    finally:
+        target.kill()
+        target.wait()
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))

@@ -85,15 +85,22 @@ class Trace:
                           "see the bpftrace error above; run with --keep-program to inspect "
                           "the program") from None
 
-    def finish(self):
-        """Detaches, then writes the report; returns what it lost (reports.losses), which the
-        report and standard error both state."""
+    def ended_early(self):
+        """Whether bpftrace ended on its own while the target still ran (checked then)."""
+        return not self.session.alive()
+
+    def finish(self, early=False):
+        """Detaches, then writes the report; returns what it lost (reports.losses, and all that
+        came after bpftrace ended `early`), which the report and standard error both state."""
         self.session.stop()
         session = self.session
         for line in session.errors:
             print(f"bpftrace: {shown(line)}", file=sys.stderr)
         lost = reports.losses(self.plan, session.maps, session.lost, self.args.max_entries,
                               self.rows)
+        if early:
+            lost.insert(0, f"bpftrace ended on its own (status {session.proc.returncode}) while "
+                           "the target ran: nothing after that was traced")
         try:
             if self.write_error:
                 raise self.write_error
@@ -132,6 +139,7 @@ def trace_pid(args, program, plan, libraries):
         print(f"pymemtrace-trace: tracing PID {args.pid}; Ctrl-C to stop", file=sys.stderr)
         while not stop and run.session.alive() and procfs.process_alive(args.pid):
             stop.wait(0.2)
+        early = not stop and run.ended_early() and procfs.process_alive(args.pid)
         if plan.kind in ("flow", "flowlog") and not stop:
             run.session.drain()
         if plan.kind == "leaks" and run.session.alive():
@@ -139,7 +147,7 @@ def trace_pid(args, program, plan, libraries):
             time.sleep(0.2)  # the frees in flight
     finally:
         run.session.stop()
-    return exit_status(run.finish(), args, 0)
+    return exit_status(run.finish(early), args, 0)
 
 
 def stop_recording(pid):
@@ -177,7 +185,7 @@ def trace_command(args, program, plan, env, user):
     os.close(go_read)
     os.close(err_write)
     run = Trace(program, child, plan, args)
-    status = None
+    status, early = None, False
     try:
         try:
             run.start()
@@ -194,8 +202,9 @@ def trace_command(args, program, plan, env, user):
             if done:
                 break
             status = None
-            if not run.session.alive():
-                break  # bpftrace ended on its own: its errors are reported below
+            if run.ended_early():
+                early = True  # its errors and the loss are reported below
+                break
             stop.wait(0.1)
         if stop and status is None:
             print(f"pymemtrace-trace: stopped by signal {stop.signal}; the command (PID {child}) "
@@ -210,7 +219,7 @@ def trace_command(args, program, plan, env, user):
         message = failure.decode(errors="replace").split(":", 1)[-1]
         raise Failure(f"the command failed to start: {shown(args.command[0])}: {message}",
                       "check the command, its permissions and its interpreter line")
-    lost = run.finish()
+    lost = run.finish(early)
     if status is None:
         if stop:
             return exit_status(lost, args, 128 + stop.signal)
