@@ -153,6 +153,52 @@ def test_attaching_to_a_running_process_reports_it_and_it_goes_on():
     assert len(mine) == 1 and mine[0]["count"] == 4 and mine[0]["bytes"] == 4 * 1477, entries
 
 
+NAMESPACED = """\
+mount -t tmpfs tmpfs /mnt
+mkdir -p /mnt/pkg/pymemtrace
+cp "$1"/pymemtrace/cMemLeak*.so "$1"/pymemtrace/__init__.py /mnt/pkg/pymemtrace/
+exec /usr/bin/python3 -c '
+import os, sys
+sys.path.insert(0, "/mnt/pkg")
+from pymemtrace import cMemLeak
+print("ready", os.getpid(), flush=True); sys.stdin.readline()
+kept = [cMemLeak.CMalloc(777) for _ in range(3)]
+print("done", flush=True); sys.stdin.readline()'
+"""
+
+
+def test_a_process_in_its_own_mount_and_pid_namespaces_is_traced_from_the_host(tmp_path):
+    """As in a container: the extension sits on a tmpfs only the target sees, and the target's
+    PID inside is 1. -p takes the host's PID; the libraries are found through
+    /proc/PID/map_files, not by their paths."""
+    script = tmp_path / "target.sh"
+    script.write_text(NAMESPACED)
+    build_src = os.environ["PYTHONPATH"].split(os.pathsep)[0]
+    target = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "--pid", "--fork",
+                               "bash", str(script), build_src], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        ready = target.stdout.readline().split()
+        assert ready == ["ready", "1"], ready  # PID 1 in its own namespace
+        with open(f"/proc/{target.pid}/task/{target.pid}/children") as listing:
+            host_pid = int(listing.read().split()[0])  # unshare's child, exec'd into Python
+        runner = subprocess.Popen([PYTHON, RUNNER, "--report", "leaks", "--json", "-p",
+                                   str(host_pid)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        assert "tracing PID" in runner.stderr.readline()
+        target.stdin.write("\n")
+        target.stdin.flush()
+        assert target.stdout.readline() == "done\n"
+        runner.send_signal(signal.SIGINT)
+        out, err = runner.communicate(timeout=60)
+        assert runner.returncode == 0, err
+        mine = [e for e in json.loads(out) if e["bytes"] == 3 * 777]
+        assert len(mine) == 1 and mine[0]["count"] == 3, out
+    finally:
+        target.stdin.close()
+        target.wait(timeout=30)
+
+
 def test_the_commands_exit_status_is_passed_through():
     result = run(["--", PYTHON, "-c", "import sys; sys.exit(3)"])
     assert result.returncode == 3, result.stderr
