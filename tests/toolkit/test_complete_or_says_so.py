@@ -2,6 +2,7 @@
 """A report is complete, or it says how much it lost and the run fails (exit 3) unless the user
 gave --allow-loss. Real bpftrace on real processes; run through tests/support/run_pytest.py with
 PYTHONPATH=<builddir>/src."""
+import contextlib
 import json
 import os
 import re
@@ -12,6 +13,10 @@ import tempfile
 import time
 
 import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import tracing  # noqa: E402,F401  (makes pymemtrace.trace importable)
+from pymemtrace.trace import procfs  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
@@ -119,15 +124,6 @@ def test_leaks_taken_by_detaching_from_an_allocation_storm_are_the_real_ones():
         target.wait()
 
 
-def alive(pid):
-    """Whether `pid` runs (a zombie, dead but not yet reaped by its new parent, does not)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
-
-
 def busy_target():
     """traced_loop on 2 threads, allocating and freeing until killed; (process, its path)."""
     storm = os.path.join(os.environ["PYMEMTRACE_BUILD"], "benchmarks", "traced_loop_nop1")
@@ -139,34 +135,37 @@ def busy_target():
     return target, storm
 
 
-def test_ctrl_c_on_a_busy_flow_stops_soon_and_reports_what_was_traced():
-    """It used to wait for a second of quiet that a busy target never gives (up to 120 s)."""
+@contextlib.contextmanager
+def tracing_a_busy_target(report):
+    """(runner, target, bpftrace's PID): the runner tracing a busy target with -p, attached."""
     target, storm = busy_target()
     try:
-        runner = subprocess.Popen([PYTHON, RUNNER, "--report", "flow", "--allow-loss", "--lib",
-                                   storm, "-p", str(target.pid)], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
+        allow = ["--allow-loss"] if report == "flow" else []  # a busy flow loses events
+        runner = subprocess.Popen([PYTHON, RUNNER, "--report", report, *allow, "--lib", storm,
+                                   "-p", str(target.pid)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert "tracing PID" in runner.stderr.readline()
+        with open(f"/proc/{runner.pid}/task/{runner.pid}/children") as listing:
+            bpftrace = int(listing.read().split()[0])
+        yield runner, target, bpftrace
+    finally:
+        target.kill()
+        target.wait()
+
+
+def test_ctrl_c_on_a_busy_flow_stops_soon_and_reports_what_was_traced():
+    """It used to wait for a second of quiet that a busy target never gives (up to 120 s)."""
+    with tracing_a_busy_target("flow") as (runner, _target, _bpftrace):
         time.sleep(1)
         runner.send_signal(signal.SIGINT)
         out, err = runner.communicate(timeout=30)  # a bound for a hang, not a speed test
         assert runner.returncode == 0, err
         rows = [line for line in out.splitlines() if " -> " in line]
         assert rows, out[:300]  # what was traced up to then (with losses: END itself may go)
-    finally:
-        target.kill()
-        target.wait()
 
 
 def test_a_second_ctrl_c_stops_at_once_and_leaves_no_tracer():
-    target, storm = busy_target()
-    try:
-        runner = subprocess.Popen([PYTHON, RUNNER, "--report", "leaks", "--lib", storm, "-p",
-                                   str(target.pid)], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
-        assert "tracing PID" in runner.stderr.readline()
-        with open(f"/proc/{runner.pid}/task/{runner.pid}/children") as listing:
-            bpftrace = [int(child) for child in listing.read().split()]
+    with tracing_a_busy_target("leaks") as (runner, target, bpftrace):
         runner.send_signal(signal.SIGINT)
         time.sleep(0.05)  # two at once would be one: signals do not queue
         runner.send_signal(signal.SIGINT)
@@ -174,30 +173,17 @@ def test_a_second_ctrl_c_stops_at_once_and_leaves_no_tracer():
         assert runner.returncode == 128 + signal.SIGINT, err
         assert "stopped at once, no report" in err and out == "", (out, err)
         time.sleep(1)
-        assert not [pid for pid in bpftrace if alive(pid)], "bpftrace outlived the runner"
+        assert not procfs.process_alive(bpftrace), "bpftrace outlived the runner"
         assert target.poll() is None, "the target goes on"
-    finally:
-        target.kill()
-        target.wait()
 
 
 def test_a_bpftrace_that_dies_while_tracing_fails_the_run():
     """Someone kills bpftrace: the report says that nothing after was traced, and exit 3."""
-    target, storm = busy_target()
-    try:
-        runner = subprocess.Popen([PYTHON, RUNNER, "--report", "leaks", "--lib", storm, "-p",
-                                   str(target.pid)], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
-        assert "tracing PID" in runner.stderr.readline()
-        with open(f"/proc/{runner.pid}/task/{runner.pid}/children") as listing:
-            for child in listing.read().split():
-                os.kill(int(child), signal.SIGKILL)
+    with tracing_a_busy_target("leaks") as (runner, _target, bpftrace):
+        os.kill(bpftrace, signal.SIGKILL)
         out, err = runner.communicate(timeout=60)
         assert runner.returncode == LOSS, err
         assert "bpftrace ended on its own" in err and "INCOMPLETE" in out, (out, err)
-    finally:
-        target.kill()
-        target.wait()
 
 
 if __name__ == "__main__":

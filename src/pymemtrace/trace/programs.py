@@ -7,8 +7,8 @@ from .aliases import check_program_paths
 from .errors import Failure
 
 
-# What to run: a toolkit script, its positional words, the kind of report it feeds, and the
-# domain a flow's events belong to when its lines do not say.
+# What to run: a toolkit script (its name, without .bt), its positional words, the kind of
+# report it feeds, and the domain a flow's events belong to when its lines do not say.
 Plan = collections.namedtuple("Plan", "script words kind flow_domain")
 
 
@@ -21,24 +21,23 @@ def choose_script(args, pymalloc=True):
     reports.Shortener)."""
     words = ["full_file_path"] + (["python_call_stack"] if args.python_call_stack else [])
     if args.libc:
-        return Plan("py_flow_malloc_free.bt", words, "flowlog", 0)
+        return Plan("py_flow_malloc_free", words, "flowlog", 0)
     if args.object_allocator:
         letter = "D" if pymalloc else "U"
-        return Plan(f"py_object_{letter}_WITH_PYMALLOC.bt", words, "flowlog",
+        return Plan(f"py_object_{letter}_WITH_PYMALLOC", words, "flowlog",
                     3 if letter == "D" else 1)
     if args.frames == "python-probes":
-        return Plan("pymemtrace_pyframes.bt", [args.report] + words, args.report, -1)
+        return Plan("pymemtrace_pyframes", [args.report] + words, args.report, -1)
     if args.python_call_stack:
         raise Failure("--python-call-stack needs CPython's own probes",
                       "add --frames python-probes (or --libc / --object-allocator)")
-    return Plan(f"pymemtrace_{args.report}.bt", words, args.report, -1)
+    return Plan(f"pymemtrace_{args.report}", words, args.report, -1)
 
 
 def make_program(script, libraries, python, libc):
-    """The program of toolkit script `script` (its file name) with its probes on `libraries`,
+    """The program of toolkit script `script` (scripts.SCRIPTS) with its probes on `libraries`,
     `python` and `libc`: aliases only, which the last check enforces."""
-    name = script[:-len(".bt")]
-    text = scripts.bpftrace_script(name, libraries=libraries or None,
+    text = scripts.bpftrace_script(script, libraries=libraries or None,
                                    python=python or scripts.BT_PYTHON,
                                    libc=libc or scripts.BT_LIBC)
     check_program_paths(text)

@@ -37,26 +37,23 @@ class Shortener:
             return path + "..."
         return os.path.basename(path) if self.enabled else path
 
+    def _row(self, line):
+        """An event row with its file shortened; None if `line` is not an event row."""
+        match = self.FLOW_PREFIX.match(line)
+        if not match:
+            return None
+        name = self.file(match["file"].strip())
+        return f"{match['pid']} {name:>16}:{match['line']:<4} -> {line[match.end():]}"
+
     def flow(self, text):
         """Flow text (whole lines) with its files shortened; for replaying, not for showing."""
-        def one(line):
-            match = self.FLOW_PREFIX.match(line)
-            if not match:
-                return line
-            name = self.file(match["file"].strip())
-            return f"{match['pid']} {name:>16}:{match['line']:<4} -> {line[match.end():]}"
-        return "".join(one(line) for line in text.splitlines(keepends=True))
+        return "".join(self._row(line) or line for line in text.splitlines(keepends=True))
 
     def flow_row(self, event):
         """One printf of a flow, to show: an event row (it holds names from the target) stays
         one escaped row, whatever characters its names hold; the scripts' own text passes."""
-        body = event[:-1] if event.endswith("\n") else event
-        match = self.FLOW_PREFIX.match(body)
-        if not match:
-            return event
-        name = self.file(match["file"].strip())
-        row = f"{match['pid']} {name:>16}:{match['line']:<4} -> {body[match.end():]}"
-        return shown(row) + "\n"
+        row = self._row(event[:-1] if event.endswith("\n") else event)
+        return event if row is None else shown(row) + "\n"
 
     def maps(self, maps):
         """The report's maps with files shortened and equal keys merged."""
