@@ -14,7 +14,8 @@ Sections (each row of the table says which):
   4  peers on the same workloads: tracemalloc, bcc memleak's method (libc uprobes+uretprobes,
      in bpftrace), heaptrack
   5  capacity: the highest rate the summary and leak reports sustain losing nothing, and what the
-     flow report (printf per event) loses at that rate
+     flow report (printf per event) loses at that rate; the flow as the runner reads it, from
+     bpftrace's JSON and from framed text, at paced rates (the highest with nothing lost)
 
 One script (about 700 lines) on purpose: the sections share the private copies, the workloads'
 gated runs and the table every row goes to, and the table is only meaningful measured in one run.
@@ -29,6 +30,7 @@ LD_LIBRARY_PATH), and our tracers attach to those copies with -p PID. Nothing he
 anybody else's processes either.
 """
 import argparse
+import itertools
 import json
 import os
 import re
@@ -44,6 +46,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "src"))
 from pymemtrace.trace.procfs import mount_tracefs  # noqa: E402
+from pymemtrace.trace.reports import Shortener  # noqa: E402
+from pymemtrace.trace.scripts import bpftrace_script  # noqa: E402
 from pymemtrace.trace.session import BpftraceSession  # noqa: E402
 
 ROWS = []  # (section, measurement, figure, ratio, target, result)
@@ -611,6 +615,60 @@ def section_capacity(env, args):
         f"bpftrace 'Lost {lost} events'", f"{printed / events:.3f}", "report", "")
 
 
+class FlowRunnerSession(BpftraceSession):
+    """The flow as the runner reads it (its session, its row handling, its output to a file),
+    from bpftrace's JSON or from its framed text: stop() returns (rows received, events
+    counted by the script, bpftrace's lost count)."""
+
+    def __init__(self, program, pid, framed, path):
+        self.shortener = Shortener(True, 200)
+        self.rows = 0
+        self.out = open(path, "w")
+        super().__init__(program, positional=[pid, "full_file_path"],
+                         env=dict(os.environ, BPFTRACE_PERF_RB_PAGES="1024"),  # the runner's
+                         ready_marker="dtrace:::BEGIN", on_printf=self.row, framed_rows=framed)
+
+    def row(self, text):  # as modes.Trace._printf, writing to a file
+        shown_row = self.shortener.event_row(text)
+        if shown_row is not None:
+            self.rows += 1
+        self.out.write(text if shown_row is None else shown_row)
+
+    def stop(self, limit=120.0):
+        self.drain()  # as the runner does once the command has ended
+        super().stop(limit)
+        self.out.close()
+        return self.rows, int(self.maps.get("@flow_events", 0) or 0), self.lost
+
+
+def section_flow_rate(env, args):
+    """The highest paced rate at which the flow report (the runner's session and row handling)
+    keeps every event, reading bpftrace's JSON or its framed text, side by side."""
+    path = env.loop[1]
+    program = bpftrace_script("pymemtrace_flow", libraries=[path])
+    n = args.flow_events // 2  # iterations: an allocation and a free each
+    complete_at = {False: [], True: []}  # rates at which nothing was lost, per reading
+    for rate in (25000, 50000, 100000, 200000, 400000, 800000):
+        for framed in (False, True):
+            out = os.path.join(env.scratch, "flow-rows.out")
+            fields, _, result, _ = run_gated(
+                env, [path, str(n), "1", "gate", str(rate)],
+                lambda pid: FlowRunnerSession(program, pid, framed, out))
+            rows, counted, lost = result
+            achieved = 2 * n / float(fields["TIME"])
+            complete = rows == counted == 2 * n
+            complete_at[framed].append((rate, complete))
+            row(5, f"flow at {rate / 1e3:.0f}k events/s asked ({achieved / 1e3:.0f}k achieved), "
+                   f"{'framed text' if framed else 'JSON'}",
+                f"received {rows} of {2 * n} (script counted {counted}; bpftrace lost {lost})",
+                f"{rows / (2 * n):.3f}", "1.000", verdict(complete))
+    for framed, results in complete_at.items():
+        lossless = [rate for rate, _ in itertools.takewhile(lambda r: r[1], results)]
+        row(5, f"flow: highest rate with nothing lost, {'framed text' if framed else 'JSON'}",
+            f"{lossless[-1] / 1e3:.0f}k events/s" if lossless else "none of the rates tried",
+            "", "", "")
+
+
 # ---------------------------------------------------------------------------------------------
 
 def machine():
@@ -647,10 +705,13 @@ def main():
     parser.add_argument("--dense", type=int, default=30000)
     parser.add_argument("--realistic", type=int, default=6000)
     parser.add_argument("--capacity", type=int, default=200000, help="per thread")
+    parser.add_argument("--flow-events", type=int, default=200000,
+                        help="events per run of the flow rate ladder")
     parser.add_argument("--json", help="write the table as JSON here")
     args = parser.parse_args()
     if args.quick:
         args.reps, args.loop, args.dense, args.realistic, args.capacity = 1, 50000, 10000, 2000, 50000
+        args.flow_events = 100000
     sections = {int(s) for s in args.sections.split(",")}
     if os.geteuid() != 0 or shutil.which("bpftrace") is None:
         print("tracer sections need root and bpftrace; running section 1 only", file=sys.stderr)
@@ -672,6 +733,7 @@ def main():
         python_rows(env, args, results, sizes, runs)
     if 5 in sections:
         section_capacity(env, args)
+        section_flow_rate(env, args)
     busy = sorted(set(busy) | set(others()))
     elapsed = time.monotonic() - started
 

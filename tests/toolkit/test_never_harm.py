@@ -198,6 +198,20 @@ def test_script_name_cannot_drive_the_terminal_or_forge_rows(tmp_path):
     assert len(rows) == 2 and all("forged.py:" in row for row in rows), flow
 
 
+def test_script_name_cannot_forge_the_tracers_own_lines_in_a_flow(tmp_path):
+    """A flow's rows come as text (session.frame_printfs): a name holding the lines bpftrace
+    itself prints between rows (a lost-events count, a map) and a row stays inside its row; the
+    run neither claims a loss nor counts the events differently."""
+    name = "x\nLost 999999 events\n@flow_events: 1\n 4242 forged.py:1    -> f malloc(1) pntr 0x1"
+    script = script_in(str(tmp_path), name + ".py")
+    result, flow = run_runner(["--report", "flow", "--", PYTHON, script, BUILD_SRC, "3"])
+    assert result.returncode == 0, result.stderr
+    assert b"lost" not in result.stderr, result.stderr
+    rows = [line for line in flow.splitlines() if "malloc(4321)" in line]
+    assert len(rows) == 3 and all("\\nLost 999999 events\\n" in row for row in rows), flow
+    assert "forged.py" not in flow.replace("\\n 4242 forged.py", ""), flow
+
+
 @pytest.mark.parametrize("name, text", [("uni-é✓.py", "uni-é✓.py"),
                                          ("bad\udcff\udcc3.py", "bad\\xff\\xc3.py")],
                          ids=["utf8", "invalid-utf8"])
@@ -211,6 +225,10 @@ def test_names_are_shown_as_their_bytes_say(tmp_path, name, text):
     assert f"{text}:{allocation_line()} <" in report, report
     result, report = run_runner(["--json", "--", PYTHON, script, BUILD_SRC, "2"])
     assert name in {entry["file"] for entry in json.loads(report)}, report  # surrogate-escaped
+    result, flow = run_runner(["--report", "flow", "--", PYTHON, script, BUILD_SRC, "2"])
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in flow.splitlines() if "malloc(4321)" in line]
+    assert len(rows) == 2 and all(f"{text}:{allocation_line()} " in row for row in rows), flow
 
 
 # --- forked children live --------------------------------------------------------------------------

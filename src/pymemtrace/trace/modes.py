@@ -59,21 +59,29 @@ class Trace:
         self.rows = 0  # event rows received
         self.shortener = reports.Shortener(not args.full_file_path, args.strlen)
         self.flow = []
+        # Rows reach a terminal as they come; a file or pipe gets them a buffer at a time (a
+        # flush per row would cost more than the rest of a row's handling).
+        self.show_at_once = args.out.isatty()
         env = dict(os.environ, BPFTRACE_STRLEN=str(args.strlen),
                    BPFTRACE_MAP_KEYS_MAX=str(args.max_entries))
         env.setdefault("BPFTRACE_PERF_RB_PAGES", str(args.perf_pages))
+        # A flow's rows come as framed text, which bpftrace writes several times faster than
+        # JSON; the other reports need its maps, which only JSON gives whole.
         self.session = BpftraceSession(program, positional=[pid, *plan.words], env=env,
-                                       ready_marker="dtrace:::BEGIN", on_printf=self._printf)
+                                       ready_marker="dtrace:::BEGIN", on_printf=self._printf,
+                                       framed_rows=plan.kind == "flow")
 
     def _printf(self, text):
-        if reports.Shortener.FLOW_PREFIX.match(text):
+        row = self.shortener.event_row(text)
+        if row is not None:
             self.rows += 1
         if self.args.report != "flow":
             self.flow.append(text)
         elif self.write_error is None:
             try:
-                self.args.out.write(self.shortener.flow_row(text))
-                self.args.out.flush()
+                self.args.out.write(text if row is None else row)
+                if self.show_at_once:
+                    self.args.out.flush()
             except OSError as error:
                 self.write_error = error  # reported by finish(): the flow is incomplete
 

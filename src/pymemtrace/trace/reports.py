@@ -31,11 +31,17 @@ class Shortener:
     def __init__(self, enabled, strlen):
         self.enabled = enabled
         self.strlen = strlen
+        self._files = {}  # a flow names few files in many rows
 
     def file(self, path):
-        if len(os.fsencode(path)) >= self.strlen - 1:  # bpftrace cut it: its basename is unknown
-            return path + "..."
-        return os.path.basename(path) if self.enabled else path
+        short = self._files.get(path)
+        if short is None:
+            if len(os.fsencode(path)) >= self.strlen - 1:  # cut by bpftrace: basename unknown
+                short = path + "..."
+            else:
+                short = os.path.basename(path) if self.enabled else path
+            self._files[path] = short
+        return short
 
     def _row(self, line):
         """An event row with its file shortened; None if `line` is not an event row."""
@@ -49,11 +55,12 @@ class Shortener:
         """Flow text (whole lines) with its files shortened; for replaying, not for showing."""
         return "".join(self._row(line) or line for line in text.splitlines(keepends=True))
 
-    def flow_row(self, event):
-        """One printf of a flow, to show: an event row (it holds names from the target) stays
-        one escaped row, whatever characters its names hold; the scripts' own text passes."""
+    def event_row(self, event):
+        """One printf of a flow, to show, if it is an event row (it holds names from the target:
+        it stays one escaped row, whatever characters they hold); None for the scripts' own
+        text."""
         row = self._row(event[:-1] if event.endswith("\n") else event)
-        return event if row is None else shown(row) + "\n"
+        return None if row is None else shown(row) + "\n"
 
     def maps(self, maps):
         """The report's maps with files shortened and equal keys merged."""
