@@ -15,19 +15,21 @@
  * Types: pointers (passed as uintptr_t) and size are 8 bytes unsigned, domain and lineno 4 bytes signed, filename and
  * function are `const char *`, never NULL ("" and line 0 when no Python frame is known).
  *
- * How a probe is built (x86-64 ELF): each probe is one tiny function, `pymemtrace_probe_NAME`,
- * whose first instruction is the probe site and whose arguments are exactly the probe's, in the
- * System V argument registers. The function and its .note.stapsdt entry sit in a COMDAT group,
- * so one shared object has exactly one site per probe however many translation units call it
- * (bpftrace refuses more than 512 sites). The six semaphores are one 12-byte COMDAT block in
- * `.probes`, hidden so that each shared object traces independently, laid out in pairs
- * (alloc|pyalloc, realloc|pyrealloc, free|pyfree) so that "is anyone listening" is one 32-bit load.
- * The site is a 1-byte nop (int3 when traced), safe across fork() on every kernel. With
- * PYMEMTRACE_CONFIG_NOP5=1 it is a 5-byte nop, which the kernel's nop5 uprobe optimisation
- * (Linux 6.18) rewrites into a call to a [uprobes-trampoline] page: faster, and the call writes
- * below the stack pointer, which is safe here (the entry of a leaf function that keeps nothing
- * there), but a child forked after that inherits the call and not the trampoline (the kernel maps
- * it VM_DONTCOPY) and dies with SIGSEGV on its first probe hit. See config.h and docs/probes.md.
+ * How a probe is built (64-bit ELF on x86-64 or aarch64): each probe is one tiny function,
+ * `pymemtrace_probe_NAME`, whose first instruction is the probe site and whose arguments are
+ * exactly the probe's, in the argument registers (System V: rdi, rsi, ...; AAPCS64: x0, x1, ...).
+ * The function and its .note.stapsdt entry sit in a COMDAT group, so one shared object has exactly
+ * one site per probe however many translation units call it (bpftrace refuses more than 512
+ * sites). The six semaphores are one 12-byte COMDAT block in `.probes`, hidden so that each shared
+ * object traces independently, laid out in pairs (alloc|pyalloc, realloc|pyrealloc, free|pyfree)
+ * so that "is anyone listening" is one 32-bit load.
+ * The site is a nop: on x86-64 1 byte (int3 when traced), safe across fork() on every kernel; on
+ * aarch64 the one 4-byte nop (BRK when traced). With PYMEMTRACE_CONFIG_NOP5=1 (x86-64 only) it is
+ * a 5-byte nop, which the kernel's nop5 uprobe optimisation (Linux 6.18) rewrites into a call to
+ * a [uprobes-trampoline] page: faster, and the call writes below the stack pointer, which is safe
+ * here (the entry of a leaf function that keeps nothing there), but a child forked after that
+ * inherits the call and not the trampoline (the kernel maps it VM_DONTCOPY) and dies with SIGSEGV
+ * on its first probe hit. See config.h and docs/probes.md.
  */
 #ifndef PYMEMTRACE_PROBES_H
 #define PYMEMTRACE_PROBES_H
@@ -103,14 +105,42 @@ void pymemtrace_probe_pyfree(uintptr_t ptr, int domain, const char *filename,
 #define _SDT_NOP
 #define _SDT_SEMAPHORE(p, n) _SDT_ASM_1(_SDT_ASM_ADDR p##_##n##_semaphore)
 
-#if PYMEMTRACE_CONFIG_NOP5
-#  define PYMEMTRACE_DETAIL_NOP ".byte 0x0f, 0x1f, 0x44, 0x00, 0x00\n" /* nopl 0(%rax,%rax,1) */
-#else
+/* What is specific to a target: the site's nop and where each argument is when the probe
+ * function is entered (its calling convention's argument registers, as tracers spell them). The
+ * argument strings are string literals, out of reach of users' macros (a `#define x0`). */
+#if defined(__x86_64__)
+#  if PYMEMTRACE_CONFIG_NOP5
+#    define PYMEMTRACE_DETAIL_NOP ".byte 0x0f, 0x1f, 0x44, 0x00, 0x00\n" /* nopl 0(%rax,%rax,1) */
+#  else
+#    define PYMEMTRACE_DETAIL_NOP "nop\n"
+#  endif
+#  define PYMEMTRACE_DETAIL_ARGS_alloc "8@%rdi 8@%rsi -4@%edx"
+#  define PYMEMTRACE_DETAIL_ARGS_realloc "8@%rdi 8@%rsi 8@%rdx -4@%ecx"
+#  define PYMEMTRACE_DETAIL_ARGS_free "8@%rdi -4@%esi"
+#  define PYMEMTRACE_DETAIL_ARGS_pyalloc "8@%rdi 8@%rsi -4@%edx 8@%rcx 8@%r8 -4@%r9d"
+#  define PYMEMTRACE_DETAIL_ARGS_pyrealloc "8@%rdi 8@%rsi 8@%rdx 8@%rcx 8@%r8 -4@%r9d"
+#  define PYMEMTRACE_DETAIL_ARGS_pyfree "8@%rdi -4@%esi 8@%rdx 8@%rcx -4@%r8d"
+#elif defined(__aarch64__)
+/* AAPCS64: arguments in x0..x7. A 4-byte argument is named by its x register, as <sys/sdt.h>
+ * itself writes an int here: bcc's and bpftrace's aarch64 parsers accept x0..x30 and sp, not w
+ * registers, and the size before the @ says to read the low 4 bytes. The nop is 4 bytes, as every
+ * aarch64 instruction; uprobes replace it with a BRK. */
 #  define PYMEMTRACE_DETAIL_NOP "nop\n"
+#  define PYMEMTRACE_DETAIL_ARGS_alloc "8@x0 8@x1 -4@x2"
+#  define PYMEMTRACE_DETAIL_ARGS_realloc "8@x0 8@x1 8@x2 -4@x3"
+#  define PYMEMTRACE_DETAIL_ARGS_free "8@x0 -4@x1"
+#  define PYMEMTRACE_DETAIL_ARGS_pyalloc "8@x0 8@x1 -4@x2 8@x3 8@x4 -4@x5"
+#  define PYMEMTRACE_DETAIL_ARGS_pyrealloc "8@x0 8@x1 8@x2 8@x3 8@x4 -4@x5"
+#  define PYMEMTRACE_DETAIL_ARGS_pyfree "8@x0 -4@x1 8@x2 8@x3 -4@x4"
+#else
+#  error "pymemtrace/probes.h: PYMEMTRACE_HAVE_PROBE_SITES is set for a target without sites"
 #endif
 
+/* The argument string of a note, as sys/sdt.h's pack_args(args) step would write it. */
+#define PYMEMTRACE_DETAIL_ASCII(text) ".ascii \"" text "\"\n"
+
 /* `.ifndef` keeps a second copy out when LTO joins translation units into one assembly file. */
-#define PYMEMTRACE_DETAIL_SITE(name, args)                                                   \
+#define PYMEMTRACE_DETAIL_SITE(name)                                                         \
     ".ifndef pymemtrace_probe_" #name "\n"                                                   \
     ".pushsection .text.pymemtrace_probe_" #name ",\"axG\",@progbits,pymemtrace_probe_" #name \
     ",comdat\n"                                                                              \
@@ -118,7 +148,8 @@ void pymemtrace_probe_pyfree(uintptr_t ptr, int domain, const char *filename,
     ".hidden pymemtrace_probe_" #name "\n"                                                   \
     ".type pymemtrace_probe_" #name ",@function\n"                                           \
     "pymemtrace_probe_" #name ":\n"                                                          \
-    _SDT_ASM_BODY(pymemtrace, name, _SDT_ASM_SUBSTR, args, /* no extra */)                   \
+    _SDT_ASM_BODY(pymemtrace, name, PYMEMTRACE_DETAIL_ASCII, (PYMEMTRACE_DETAIL_ARGS_##name), \
+                  /* no extra */)                                                            \
     PYMEMTRACE_DETAIL_NOP                                                                    \
     "ret\n"                                                                                  \
     ".size pymemtrace_probe_" #name ", .-pymemtrace_probe_" #name "\n"                       \
@@ -153,15 +184,22 @@ __asm__(
     ".popsection\n"
     ".endif\n");
 /* One statement a site: ISO C bounds a string literal's length. */
-__asm__(PYMEMTRACE_DETAIL_SITE(alloc, (8@%rdi 8@%rsi -4@%edx)));
-__asm__(PYMEMTRACE_DETAIL_SITE(realloc, (8@%rdi 8@%rsi 8@%rdx -4@%ecx)));
-__asm__(PYMEMTRACE_DETAIL_SITE(free, (8@%rdi -4@%esi)));
-__asm__(PYMEMTRACE_DETAIL_SITE(pyalloc, (8@%rdi 8@%rsi -4@%edx 8@%rcx 8@%r8 -4@%r9d)));
-__asm__(PYMEMTRACE_DETAIL_SITE(pyrealloc, (8@%rdi 8@%rsi 8@%rdx 8@%rcx 8@%r8 -4@%r9d)));
-__asm__(PYMEMTRACE_DETAIL_SITE(pyfree, (8@%rdi -4@%esi 8@%rdx 8@%rcx -4@%r8d)));
+__asm__(PYMEMTRACE_DETAIL_SITE(alloc));
+__asm__(PYMEMTRACE_DETAIL_SITE(realloc));
+__asm__(PYMEMTRACE_DETAIL_SITE(free));
+__asm__(PYMEMTRACE_DETAIL_SITE(pyalloc));
+__asm__(PYMEMTRACE_DETAIL_SITE(pyrealloc));
+__asm__(PYMEMTRACE_DETAIL_SITE(pyfree));
 
 #undef PYMEMTRACE_DETAIL_SEMAPHORE
 #undef PYMEMTRACE_DETAIL_SITE
+#undef PYMEMTRACE_DETAIL_ASCII
+#undef PYMEMTRACE_DETAIL_ARGS_alloc
+#undef PYMEMTRACE_DETAIL_ARGS_realloc
+#undef PYMEMTRACE_DETAIL_ARGS_free
+#undef PYMEMTRACE_DETAIL_ARGS_pyalloc
+#undef PYMEMTRACE_DETAIL_ARGS_pyrealloc
+#undef PYMEMTRACE_DETAIL_ARGS_pyfree
 #undef PYMEMTRACE_DETAIL_NOP
 #pragma pop_macro("_SDT_SEMAPHORE")
 #pragma pop_macro("_SDT_NOP")

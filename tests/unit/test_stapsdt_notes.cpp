@@ -110,21 +110,48 @@ void check_sites(const std::map<std::string, stapsdt::Probe> &probes, std::uintp
     }
 }
 
-const std::vector<unsigned char> nop1_site = {0x90, 0xc3};  // nop; ret
+// Per target: the default site (the nop, then the probe function's ret) and each probe's
+// arguments, in the registers its calling convention passes them in.
+#if defined(__x86_64__)
+const std::vector<unsigned char> default_site = {0x90, 0xc3}; // nop; ret
+const std::map<std::string, std::vector<std::string>> argument_registers = {
+    {"alloc", {"8@%rdi", "8@%rsi", "-4@%edx"}},
+    {"realloc", {"8@%rdi", "8@%rsi", "8@%rdx", "-4@%ecx"}},
+    {"free", {"8@%rdi", "-4@%esi"}},
+    {"pyalloc", {"8@%rdi", "8@%rsi", "-4@%edx", "8@%rcx", "8@%r8", "-4@%r9d"}},
+    {"pyrealloc", {"8@%rdi", "8@%rsi", "8@%rdx", "8@%rcx", "8@%r8", "-4@%r9d"}},
+    {"pyfree", {"8@%rdi", "-4@%esi", "8@%rdx", "8@%rcx", "-4@%r8d"}},
+};
+#elif defined(__aarch64__)
+// nop (d503201f); ret (d65f03c0): aarch64 instructions are little-endian words.
+const std::vector<unsigned char> default_site = {0x1f, 0x20, 0x03, 0xd5, 0xc0, 0x03, 0x5f, 0xd6};
+// 4-byte arguments are named by their x register, as <sys/sdt.h> names them and as bcc's and
+// bpftrace's aarch64 note parsers require (no w registers).
+const std::map<std::string, std::vector<std::string>> argument_registers = {
+    {"alloc", {"8@x0", "8@x1", "-4@x2"}},
+    {"realloc", {"8@x0", "8@x1", "8@x2", "-4@x3"}},
+    {"free", {"8@x0", "-4@x1"}},
+    {"pyalloc", {"8@x0", "8@x1", "-4@x2", "8@x3", "8@x4", "-4@x5"}},
+    {"pyrealloc", {"8@x0", "8@x1", "8@x2", "8@x3", "8@x4", "-4@x5"}},
+    {"pyfree", {"8@x0", "-4@x1", "8@x2", "8@x3", "-4@x4"}},
+};
+#else
+#  error "no expected probe sites for this target"
+#endif
 } // namespace
 
-TEST_CASE("probe sites are 1-byte nops by default: safe across fork() on every kernel")
+TEST_CASE("probe sites are the plain nop by default (1 byte on x86-64): safe across fork() on every kernel")
 {
-    // A 5-byte site is opt-in (PYMEMTRACE_CONFIG_NOP5=1): on kernels with the uprobe nop5
+    // A 5-byte site is opt-in (PYMEMTRACE_CONFIG_NOP5=1, x86-64): on kernels with the uprobe nop5
     // optimisation a child forked from a traced process dies on its first probe hit.
     CHECK(PYMEMTRACE_CONFIG_NOP5 == 0);
     const LoadedObject exe = loaded_object("");
-    check_sites(check_probes(stapsdt::read(exe.path)), exe.base, nop1_site);
+    check_sites(check_probes(stapsdt::read(exe.path)), exe.base, default_site);
     for (const char *library : {"libfifty_a.so", "libfifty_b.so"}) {
         CAPTURE(library);
         const LoadedObject object = loaded_object(library);
         REQUIRE(!object.path.empty());
-        check_sites(check_probes(stapsdt::read(object.path)), object.base, nop1_site);
+        check_sites(check_probes(stapsdt::read(object.path)), object.base, default_site);
     }
 }
 
@@ -141,11 +168,12 @@ TEST_CASE("the test binary's notes list the six probes, once each, with semaphor
                   == reinterpret_cast<std::uintptr_t>(&pymemtrace_semaphores[p]));
         }
     }
-    SUBCASE("argument registers are the System V ones the probe functions receive")
+    SUBCASE("argument registers are the ones the probe functions receive (System V, AAPCS64)")
     {
-        CHECK(probes.at("pyalloc").arguments
-              == std::vector<std::string>{"8@%rdi", "8@%rsi", "-4@%edx", "8@%rcx", "8@%r8", "-4@%r9d"});
-        CHECK(probes.at("free").arguments == std::vector<std::string>{"8@%rdi", "-4@%esi"});
+        for (const auto &entry : argument_registers) {
+            CAPTURE(entry.first);
+            CHECK(probes.at(entry.first).arguments == entry.second);
+        }
     }
 }
 

@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT
+ * pymemtrace.d: the provider `pymemtrace` for DTrace's build tools, on macOS, illumos and
+ * FreeBSD, where probes come from a provider definition rather than from <sys/sdt.h>'s notes.
+ * The same probes, arguments and types as the table in probes.h (tests/docs/test_probe_tables.py
+ * checks it); pointers travel as integers, as they do into probes.h's probe functions.
+ *
+ *   dtrace -h -s pymemtrace.d -o pymemtrace_provider.h   the probe macros (PYMEMTRACE_ALLOC(...),
+ *                                                        PYMEMTRACE_ALLOC_ENABLED(), ...)
+ *   dtrace -G -s pymemtrace.d -o pymemtrace_provider.o OBJECTS...   illumos and FreeBSD: the
+ *                                                        object that registers the probes
+ * How a build uses them, and what the headers do there: docs/probes.md.
+ */
+provider pymemtrace {
+    probe alloc(uint64_t ptr, uint64_t size, int32_t domain);
+    probe realloc(uint64_t old_ptr, uint64_t new_ptr, uint64_t size, int32_t domain);
+    probe free(uint64_t ptr, int32_t domain);
+    probe pyalloc(uint64_t ptr, uint64_t size, int32_t domain, char *filename, char *function,
+                  int32_t lineno);
+    probe pyrealloc(uint64_t old_ptr, uint64_t new_ptr, uint64_t size, char *filename,
+                    char *function, int32_t lineno);
+    probe pyfree(uint64_t ptr, int32_t domain, char *filename, char *function, int32_t lineno);
+};
