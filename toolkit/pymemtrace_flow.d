@@ -8,7 +8,7 @@
  *   -D FULL_FILE_PATH     whole Python file paths instead of their basename
  *                         (bpftrace: the word full_file_path)
  * Oracle DTrace for Linux reads the pymemtrace probes through its stapsdt provider
- *   (PID-qualified, as here).
+ *   (PID-qualified, as here). It traces PID alone; the bpftrace twin also follows what PID forks.
  * Twin: pymemtrace_flow.bt prints the same lines: BEGIN, one line per event, END; the bpftrace
  *   script then the number of events, @flow_events.
  * toolkit/pymemtrace-trace runs pymemtrace_flow.bt on Linux.

@@ -8,10 +8,10 @@
  *   -D FULL_FILE_PATH     whole Python file paths instead of their basename
  *                         (bpftrace: the word full_file_path)
  * Oracle DTrace for Linux reads the pymemtrace probes through its stapsdt provider
- *   (PID-qualified, as here).
+ *   (PID-qualified, as here). It traces PID alone; the bpftrace twin also follows what PID forks.
  * Twin: pymemtrace_leaks.bt prints the same lines (BEGIN, END, a title) and other maps after
- *   them: the bpftrace script @live[ptr] = (size, domain, file, function, line), one entry per
- *   block; the D script, which cannot walk an array, the blocks and bytes per file, function,
+ *   them: the bpftrace script @live[pid, ptr] = (size, domain, file, function, line), one entry
+ *   per block; the D script, which cannot walk an array, the blocks and bytes per file, function,
  *   line and domain (@live_count, @live_bytes).
  * toolkit/pymemtrace-trace runs pymemtrace_leaks.bt on Linux.
  */

@@ -8,11 +8,11 @@
  *   -D FULL_FILE_PATH     whole Python file paths instead of their basename
  *                         (bpftrace: the word full_file_path)
  * Oracle DTrace for Linux reads the pymemtrace probes through its stapsdt provider
- *   (PID-qualified, as here).
+ *   (PID-qualified, as here). It traces PID alone; the bpftrace twin also follows what PID forks.
  * One probe hit per allocation: frees are not traced (the leaks script pairs them), and a
  *   realloc, whose probe carries no domain, counts under domain -1.
  * Twin: pymemtrace_summary.bt prints the same lines (BEGIN, END, a title) and other maps after
- *   them: the bpftrace script one map, @alloc[file, function, line, domain, size bucket] =
+ *   them: the bpftrace script one map, @alloc[pid, file, function, line, domain, size bucket] =
  *   stats(size) (count, average, total), from which toolkit/pymemtrace-trace draws totals and
  *   histograms; the D script @dist[file, function, domain] = quantize(size), then @count and
  *   @bytes[file, function, line, domain].

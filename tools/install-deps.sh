@@ -8,9 +8,12 @@ packages=(
   meson ninja-build pkg-config cmake        # build (cmake: how meson finds doctest)
   gcc g++ clang lld binutils                # every compiler and linker the tests use
   systemtap-sdt-dev                         # <sys/sdt.h>
+  gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user-static  # the aarch64 probes (suite cross)
   doctest-dev libbenchmark-dev              # C++ tests and benchmarks
   python3 python3-dev python3-pytest        # Debian's Python, built --with-dtrace
   bpftrace util-linux procps                # the tracer; taskset, setpriv; ps
+  cython3 python3-mesonpy python3-pip python3-setuptools  # tests/redirect's routes; pyproject.toml
+  chromium                                  # headless, to test the --report html page
 )
 
 missing=()
@@ -18,6 +21,8 @@ for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
     || missing+=("$package")
 done
+# npm fetches d3 and d3-flame-graph for --report html (below); Node.js from elsewhere has its own.
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "pymemtrace: missing Debian packages: ${missing[*]}" >&2
@@ -27,6 +32,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "pymemtrace: installing ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# The JavaScript --report html inlines: the versions pinned by tools/flamegraph/package-lock.json,
+# into tools/flamegraph/node_modules, where the runner reads them. No install scripts run.
+flamegraph="$(dirname "$0")/flamegraph"
+if ! cmp -s "$flamegraph/package-lock.json" "$flamegraph/node_modules/.installed-lock.json"; then
+  (cd "$flamegraph" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null \
+     && cp package-lock.json node_modules/.installed-lock.json)
 fi
 
 # bpftrace works without tracefs but then cannot detach cleanly.

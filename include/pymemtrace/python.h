@@ -5,6 +5,10 @@
  *   pymemtrace_raw_malloc/raw_calloc/raw_realloc/raw_free           PyMem_Raw*, domain 1
  *   pymemtrace_mem_malloc/mem_calloc/mem_realloc/mem_free           PyMem_*,    domain 2
  *   pymemtrace_object_malloc/object_calloc/object_realloc/object_free  PyObject_*, domain 3
+ *   pymemtrace_mem_new/mem_resize/mem_del, pymemtrace_object_new/object_newvar/object_del
+ *                                                     PyMem_New... and PyObject_New... twins
+ *
+ * <pymemtrace/redirect.h> sends a whole translation unit's calls to these twins, unmodified.
  *
  * Same signatures, results and GIL rules as the functions they wrap: the raw ones may be called
  * without the GIL, from any thread. Probe sizes are the sizes asked for (CPython serves 0 as 1).
@@ -53,6 +57,56 @@ PYMEMTRACE_DETAIL_WRAP_ALLOCATOR(pymemtrace_object_malloc, pymemtrace_object_cal
                                  pymemtrace_object_realloc, pymemtrace_object_free,
                                  PyObject_Malloc, PyObject_Calloc, PyObject_Realloc,
                                  PyObject_Free, PYMEMTRACE_DOMAIN_PYOBJECT)
+
+/* Twins of CPython's allocation macros, with the same overflow checks:
+ *   pymemtrace_mem_new(type, n), pymemtrace_mem_resize(p, type, n), pymemtrace_mem_del(p)
+ *   pymemtrace_object_new(type, typeobj), pymemtrace_object_newvar(type, typeobj, n),
+ *   pymemtrace_object_del(op)
+ */
+#define pymemtrace_mem_new(type, n)                                                            \
+    (((size_t)(n) > PY_SSIZE_T_MAX / sizeof(type))                                             \
+         ? NULL                                                                                \
+         : (type *)pymemtrace_mem_malloc((n) * sizeof(type)))
+#define pymemtrace_mem_resize(p, type, n)                                                      \
+    ((p) = ((size_t)(n) > PY_SSIZE_T_MAX / sizeof(type))                                       \
+               ? NULL                                                                          \
+               : (type *)pymemtrace_mem_realloc((p), (n) * sizeof(type)))
+#define pymemtrace_mem_del(p) pymemtrace_mem_free(p)
+#define pymemtrace_object_new(type, typeobj) ((type *)pymemtrace_object_new_of(typeobj))
+#define pymemtrace_object_newvar(type, typeobj, n)                                             \
+    ((type *)pymemtrace_object_newvar_of((typeobj), (n)))
+#define pymemtrace_object_del(op) pymemtrace_object_free(op)
+
+/* An object is reported only when its type releases it through a traced call: a type whose
+ * tp_free is CPython's own PyObject_Free (inherited from `object`, the usual case) frees it inside
+ * libpython, where no probe fires, and the leak report would list every such object. */
+PYMEMTRACE_INLINE void pymemtrace_detail_note_object(void *op, size_t size, PyTypeObject *type)
+{
+    if (type->tp_free != (freefunc)PyObject_Free)
+        pymemtrace_note_alloc(op, size, PYMEMTRACE_DOMAIN_PYOBJECT);
+}
+
+/* CPython's _PyObject_New (behind PyObject_New), allocating through the traced twin. */
+PYMEMTRACE_INLINE PyObject *pymemtrace_object_new_of(PyTypeObject *type)
+{
+    size_t size = (size_t)type->tp_basicsize;
+    PyObject *op = (PyObject *)PyObject_Malloc(size);
+    if (op == NULL)
+        return PyErr_NoMemory();
+    pymemtrace_detail_note_object(op, size, type);
+    return PyObject_Init(op, type);
+}
+
+/* CPython's _PyObject_NewVar (behind PyObject_NewVar). */
+PYMEMTRACE_INLINE PyVarObject *pymemtrace_object_newvar_of(PyTypeObject *type, Py_ssize_t nitems)
+{
+    size_t size = _PyObject_VAR_SIZE(type, nitems);
+    PyVarObject *op = (PyVarObject *)PyObject_Malloc(size);
+    if (op == NULL)
+        return (PyVarObject *)PyErr_NoMemory();
+    pymemtrace_detail_note_object(op, size, type);
+    return PyObject_InitVar(op, type, nitems);
+}
 
 #if PYMEMTRACE_HAVE_USDT
 

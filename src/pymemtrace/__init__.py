@@ -2,6 +2,32 @@
 """pymemtrace: USDT probes for the allocations of Python C extensions.
 
 cMemLeak (`from pymemtrace import cMemLeak`) holds blocks of memory from each allocator domain,
-for watching the probes fire.
+for watching the probes fire. get_include(), redirect_cflags() and redirect_ldflags() give a
+build what it needs to trace an unmodified extension (docs/extensions.md); from a shell:
+`python3 -m pymemtrace --cflags --libs`.
 """
+import os
+
 __version__ = "0.1.0"
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def get_include():
+    """The directory that holds pymemtrace/*.h (the copy installed inside this package, else the
+    source tree's include/)."""
+    for candidate in (os.path.join(_HERE, "include"),
+                      os.path.join(os.path.dirname(os.path.dirname(_HERE)), "include")):
+        if os.path.isfile(os.path.join(candidate, "pymemtrace", "redirect.h")):
+            return candidate
+    raise FileNotFoundError("pymemtrace's headers are not installed with this package")
+
+
+def redirect_cflags():
+    """Compiler flags that send every allocation of a translation unit to the traced twins."""
+    return ["-I" + get_include(), "-include", "pymemtrace/redirect.h"]
+
+
+def redirect_ldflags():
+    """Linker flags that send the extension's own malloc/calloc/realloc/free to traced wrappers."""
+    return ["-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free"]

@@ -189,7 +189,7 @@ def test_script_name_cannot_drive_the_terminal_or_forge_rows(tmp_path):
     result, report = run_runner(["--report", "summary", "--", PYTHON, script, BUILD_SRC, "2"])
     assert result.returncode == 0, result.stderr
     assert "\x1b" not in report and "\x07" not in report
-    rows = [line for line in report.splitlines() if f":{allocation_line()} <" in line]
+    rows = [line for line in report.splitlines() if f":{allocation_line()} " in line]
     assert len(rows) == 1 and "\\x1b[2J\\nforged.py" in rows[0], report
     result, flow = run_runner(["--report", "flow", "--", PYTHON, script, BUILD_SRC, "2"])
     assert result.returncode == 0, result.stderr
@@ -222,7 +222,7 @@ def test_names_are_shown_as_their_bytes_say(tmp_path, name, text):
     script = script_in(str(tmp_path), name)
     result, report = run_runner(["--report", "summary", "--", PYTHON, script, BUILD_SRC, "2"])
     assert result.returncode == 0, result.stderr
-    assert f"{text}:{allocation_line()} <" in report, report
+    assert f" {text}:{allocation_line()} " in report, report
     result, report = run_runner(["--json", "--", PYTHON, script, BUILD_SRC, "2"])
     assert name in {entry["file"] for entry in json.loads(report)}, report  # surrogate-escaped
     result, flow = run_runner(["--report", "flow", "--", PYTHON, script, BUILD_SRC, "2"])

@@ -108,7 +108,7 @@ def test_summary_totals_and_histogram_by_location(name, size):
     assert (len(mine) == 1 and mine[0]["count"] == 5 and mine[0]["bytes"] == 5 * size
             and mine[0]["function"] == function and mine[0]["domain"] == domain), \
         f"5 x {size} bytes at ex_dtrace.py:{line}: {mine}"
-    text = run(["--report", "summary", *args]).report
+    text = run(["--report", "summary", "--histograms", *args]).report
     assert f"ex_dtrace.py, {function}, bytes total = {5 * size}" in text, text
     bucket = 1 << (size.bit_length() - 1)
     assert re.search(rf"^\s+{bucket} \|@+\s+5$", text, re.M), f"5 in the {bucket} bucket:\n{text}"

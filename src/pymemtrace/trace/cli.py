@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 
-from . import elf, procfs, programs, targets
+from . import elf, flamegraph_html, procfs, programs, targets
 from .aliases import FileAliases
 from .errors import Failure
 from .modes import LOSS, trace_command, trace_pid
@@ -35,10 +35,22 @@ def parse_args(argv):
         description="Trace the pymemtrace probes of a Python process with bpftrace and report "
                     "allocations by Python file, line and function.")
     parser.add_argument("-p", "--pid", type=int, help="attach to this running process")
-    parser.add_argument("--report", choices=("flow", "summary", "leaks"), default="summary",
-                        help="flow: one line per event; summary (default): totals and size "
-                             "histograms; leaks: what is still allocated at the end")
-    parser.add_argument("--json", action="store_true", help="summary and leaks as JSON")
+    parser.add_argument("--report", choices=("flow", "summary", "leaks", "folded", "html"),
+                        default="summary",
+                        help="flow: one line per event; summary (default): bytes by Python "
+                             "location, largest first; leaks: what is still allocated at the "
+                             "end; folded, html: the summary as --format folded or html")
+    parser.add_argument("--format", choices=("text", "json", "folded", "html"),
+                        help="how summary and leaks are written: text (default), json (every "
+                             "location), folded (collapsed stacks for flamegraph.pl, inferno, "
+                             "speedscope), html (a page with a flame graph and a table; needs "
+                             "-o FILE)")
+    parser.add_argument("--json", action="store_true", help="the same as --format json")
+    parser.add_argument("--top", type=int, default=20, metavar="N",
+                        help="the text report's first N locations (default 20; 0: all)")
+    parser.add_argument("--histograms", action="store_true",
+                        help="add size histograms per Python file and function, and per domain, "
+                             "to the text summary")
     parser.add_argument("--full-file-path", "--full-path", action="store_true",
                         dest="full_file_path",
                         help="whole Python file paths (the scripts' full_file_path, the D "
@@ -57,7 +69,8 @@ def parse_args(argv):
                         help="trace Python's public PyObject_*/PyMem_Raw* functions "
                              "(py_object_*_WITH_PYMALLOC.bt)")
     parser.add_argument("--lib", action="append", default=[], metavar="PATH",
-                        help="a library with pymemtrace probes (repeatable)")
+                        help="a library with pymemtrace probes, or a directory searched for "
+                             "them (repeatable); default: those the command's Python can import")
     parser.add_argument("--strlen", type=int, default=128,
                         help="bytes of file and function names read (BPFTRACE_STRLEN); default "
                              "128, the most two names may take in one event on the 512-byte BPF "
@@ -70,6 +83,12 @@ def parse_args(argv):
     parser.add_argument("--allow-loss", action="store_true",
                         help=f"accept an incomplete report (a full map, lost flow events): it "
                              f"still says what it lost, but the exit status is not {LOSS}")
+    parser.add_argument("--no-follow", dest="follow", action="store_false",
+                        help="trace only the command (or PID), not the processes it forks "
+                             "(by default they are traced too, and theirs)")
+    parser.add_argument("--per-process", action="store_true",
+                        help="a summary or leak report per process (by default one for all "
+                             "the processes traced; JSON entries then carry their pids)")
     parser.add_argument("--keep-program", action="store_true",
                         help="save a copy of the generated bpftrace program and say where")
     parser.add_argument("--user", metavar="USER",
@@ -99,9 +118,29 @@ def parse_args(argv):
         parser.error("--user applies to a COMMAND the runner starts, not to -p PID")
     if args.libc and args.object_allocator:
         parser.error("--libc and --object-allocator are separate views: choose one")
-    if args.json and args.report == "flow":
-        parser.error("--json applies to --report summary and leaks")
+    report_format(parser, args)
     return args
+
+
+def report_format(parser, args):
+    """args.format from --format, --json or --report folded/html (the summary in that form);
+    args.report is then flow, summary or leaks, what is traced."""
+    forms = {args.format} - {None}
+    if args.json:
+        forms.add("json")
+    if args.report in ("folded", "html"):
+        forms.add(args.report)
+        args.report = "summary"
+    if len(forms) > 1:
+        parser.error(f"choose one report format, not {' and '.join(sorted(forms))}")
+    args.format = forms.pop() if forms else "text"
+    args.json = args.format == "json"
+    if args.format != "text" and args.report == "flow":
+        parser.error(f"--report flow is text only: {args.format} applies to summary and leaks")
+    if args.format == "html" and not args.output:
+        parser.error("--report html writes a page: give -o FILE.html")
+    if args.top < 0:
+        parser.error(f"--top {args.top}: give a number of locations, 0 for all")
 
 
 def run(argv):
@@ -112,6 +151,8 @@ def run(argv):
     if shutil.which("bpftrace") is None:
         raise Failure("bpftrace is not installed (or not on PATH)", "apt-get install bpftrace")
     user = None if args.pid is not None else targets.CommandUser.choose(args.user, os.environ)
+    # Before tracing: a missing flame graph library is said now, not after the run.
+    args.scripts = flamegraph_html.scripts() if args.format == "html" else None
     report_file = ReportFile(args.output) if args.output else None
     args.out = report_file.stream if report_file else sys.stdout
     aliases = FileAliases()
@@ -158,6 +199,13 @@ def trace(args, user, aliases):
         python, pymalloc = python_with_probes(target_exe, aliases, user, args.object_allocator)
     libraries = []
     for lib in args.lib:
+        if os.path.isdir(lib):  # --lib DIR: the instrumented extensions under it
+            found = targets.directory_libraries(lib, user, aliases)
+            if not found:
+                raise Failure(f"--lib {shown(lib)}: no library with pymemtrace probes under it",
+                              BUILD_WITH_PROBES)
+            libraries += found
+            continue
         try:
             alias = aliases.open(lib, probe_elf=True)
         except OSError as error:
@@ -173,7 +221,7 @@ def trace(args, user, aliases):
     if plan.script.startswith("pymemtrace_"):
         libraries = with_found_libraries(args, env, user, aliases, libraries)
     libc = targets.libc_of(args.pid, aliases) if args.libc else None
-    program = programs.make_program(plan.script, libraries, python, libc)
+    program = programs.make_program(plan.script, libraries, python, libc, args.follow)
     if args.keep_program:
         handle, kept = tempfile.mkstemp(prefix="pymemtrace-", suffix=".bt")
         with os.fdopen(handle, "w") as copy:
@@ -209,6 +257,15 @@ def python_with_probes(target_exe, aliases, user, need_pymalloc):
     return python, pymalloc
 
 
+# What an extension author does when nothing is instrumented (docs/extensions.md).
+BUILD_WITH_PROBES = (
+    "build your extension with pymemtrace's flags, no source change: CFLAGS=\"$(pkg-config "
+    "--cflags pymemtrace-redirect)\" LDFLAGS=\"$(pkg-config --libs pymemtrace-redirect)\" pip "
+    "install --no-build-isolation . (or meson: dependency('pymemtrace-redirect'); or "
+    "python3 -m pymemtrace --cflags --libs); check with readelf -n EXT.so | grep pymemtrace; "
+    "or pass --lib PATH or --lib DIR")
+
+
 def with_found_libraries(args, env, user, aliases, libraries):
     """`libraries` (aliases) and those found in the target, each file once; a Failure if none."""
     known = {procfs.file_identity(lib) for lib in libraries}
@@ -219,14 +276,7 @@ def with_found_libraries(args, env, user, aliases, libraries):
             raise Failure(f"cannot read the memory map of PID {args.pid}",
                           "run as root in the target's PID namespace") from None
     else:
-        found = []
-        for path in targets.find_command_libraries(args.command, env, user):
-            try:
-                alias = aliases.open(path, probe_elf=True)
-            except OSError:
-                continue
-            if alias is not None and elf.has_pymemtrace(alias):
-                found.append(alias)
+        found = targets.command_libraries(args.command, env, user, aliases)
     libraries = list(libraries)
     for alias in found:
         if procfs.file_identity(alias) not in known:
@@ -234,9 +284,10 @@ def with_found_libraries(args, env, user, aliases, libraries):
             libraries.append(alias)
     if not libraries:
         where = f"PID {args.pid}" if args.pid is not None else "the command"
-        raise Failure(f"no library with pymemtrace probes found for {where}",
-                      "build the project (meson setup build && meson compile -C build), "
-                      "set PYTHONPATH so the target imports it, or pass --lib PATH")
+        raise Failure(f"no library with pymemtrace probes found for {where}"
+                      + ("" if args.pid is not None else
+                         " (none under the sys.path of its Python)"),
+                      BUILD_WITH_PROBES)
     return libraries
 
 

@@ -60,3 +60,47 @@ def is_position_independent(path):
     """ET_DYN (a shared object or a PIE): its addresses move with its load base."""
     with open(path, "rb") as elf:
         return elf.read(18)[16] == 3
+
+
+def stapsdt_providers(file):
+    """The providers named in the .note.stapsdt section of the 64-bit little-endian ELF file open
+    (binary) as `file`, read from its section headers without a subprocess: a scan of every
+    extension on a sys.path takes a moment. Self-contained (struct only): targets runs its source
+    in the traced command's Python, as the command's user."""
+    import struct
+    header = file.read(64)
+    if len(header) < 64 or header[:4] != b"\x7fELF" or header[4] != 2 or header[5] != 1:
+        return set()
+    (table_offset,) = struct.unpack_from("<Q", header, 0x28)
+    entry_size, count, names_index = struct.unpack_from("<HHH", header, 0x3A)
+    if table_offset == 0 or entry_size != 64 or not 0 <= names_index < count:
+        return set()
+    file.seek(table_offset)
+    table = file.read(64 * count)
+    if len(table) < 64 * count:
+        return set()
+
+    def section(index):  # (name offset, file offset, size)
+        name, _type, _flags, _addr, offset, size = struct.unpack_from("<IIQQQQ", table, 64 * index)
+        return name, offset, size
+
+    _name, names_offset, names_size = section(names_index)
+    file.seek(names_offset)
+    names = file.read(min(names_size, 1 << 20))
+    for index in range(count):
+        name, offset, size = section(index)
+        if names[name:name + 14] == b".note.stapsdt\0":
+            file.seek(offset)
+            notes = file.read(min(size, 1 << 24))
+            break
+    else:
+        return set()
+    providers, at = set(), 0
+    while at + 12 <= len(notes):
+        name_size, desc_size, note_type = struct.unpack_from("<III", notes, at)
+        desc_at = at + 12 + ((name_size + 3) & ~3)
+        desc = notes[desc_at:desc_at + desc_size]
+        if notes[at + 12:at + 12 + name_size] == b"stapsdt\0" and note_type == 3 and len(desc) > 24:
+            providers.add(desc[24:].split(b"\0", 1)[0].decode("ascii", "replace"))  # after 3 addresses
+        at = desc_at + ((desc_size + 3) & ~3)
+    return providers

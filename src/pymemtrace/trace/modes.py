@@ -112,9 +112,11 @@ class Trace:
         try:
             if self.write_error:
                 raise self.write_error
+            view = reports.View(self.args.format, self.args.top, self.args.histograms,
+                                tuple(lost), self.args.scripts, self.args.per_process)
             reports.report(self.args.out, self.plan, self.args.report, self.args.json,
-                           session.maps, self.flow, self.shortener)
-            if lost and not self.args.json and self.args.report != "flow":
+                           session.maps, self.flow, self.shortener, view)
+            if lost and self.args.format == "text" and self.args.report != "flow":
                 print("\nINCOMPLETE: " + "; ".join(lost), file=self.args.out)
             self.args.out.flush()
         except OSError as error:

@@ -1,14 +1,15 @@
 # SPDX-License-Identifier: MIT
 """Reports from what bpftrace printed: the maps of the summary and leaks scripts, or a flow
-replayed (summary and leaks paired by pointer), as text (the D scripts' layout) or JSON. Knows
-nothing of how the events were collected."""
+replayed (summary and leaks paired by pointer), as text (tables), JSON, folded stacks or an html
+page. Knows nothing of how the events were collected."""
+import collections
 import json
 import os
 import re
 
+from . import folded, flamegraph_html, processes, tables
+from .locations import as_json, domain_name, ranked  # noqa: F401  (domain_name: reports' API)
 from .names import shown
-
-DOMAINS = {0: "C heap", 1: "PyMem_Raw", 2: "PyMem", 3: "PyObject", 4: "C++", -1: "realloc"}
 
 # One flow line, as every script prints it: `%6d %16s:%-4d -> %s OP(ARGS) [pntr |X returns ]0x.. [domain N]`
 FLOW_LINE = re.compile(
@@ -16,10 +17,12 @@ FLOW_LINE = re.compile(
     r"(?: (?:pntr |\w+ returns )(?P<ret>0x[0-9a-f]+))?(?: domain (?P<domain>-?\d+))?\s*$")
 
 
-def domain_name(domain):
-    if domain >= 16:
-        return f"user {domain}"
-    return DOMAINS.get(domain, str(domain))
+# How a summary or leaks report is written: form text, json, folded or html; the text's first
+# `top` locations (0: all) and its histograms; what the run lost (the page states it); the
+# JavaScript an html page inlines (flamegraph_html.scripts()); one table per process or one
+# for all (processes.combine).
+View = collections.namedtuple("View", "form top histograms lost scripts per_process",
+                              defaults=("text", 20, False, (), None, False))
 
 
 class Shortener:
@@ -68,8 +71,8 @@ class Shortener:
         if "@alloc" in maps:
             table = {}
             for key, stats in maps["@alloc"].items():
-                parts = split_key(key, 3)
-                short = ",".join([self.file(parts[0])] + parts[1:])
+                pid, file, *rest = alloc_key(key)
+                short = ",".join([pid, self.file(file), *rest])
                 if short in table:
                     stats = {"count": table[short]["count"] + stats["count"],
                              "total": table[short]["total"] + stats["total"]}
@@ -81,27 +84,29 @@ class Shortener:
         return merged
 
 
-def split_key(key, numbers):
-    """bpftrace joins map keys with ','; file names may hold commas, the rest never do."""
-    parts = key.rsplit(",", numbers + 1)
-    return parts
+def alloc_key(key):
+    """[pid, file, function, line, domain, bucket] of an @alloc key, as text. bpftrace joins map
+    keys with ','; a file name may hold commas, the other parts never do."""
+    pid, rest = key.split(",", 1)
+    return [pid, *rest.rsplit(",", 4)]
 
 
 def alloc_rows(maps):
-    """@alloc's rows: (file, function, line, domain, bucket, count, bytes); bucket is the
+    """@alloc's rows: (pid, file, function, line, domain, bucket, count, bytes); bucket is the
     size's power of two, -1 for size 0."""
     for key, stats in maps.get("@alloc", {}).items():
-        file, function, line, domain, bucket = split_key(key, 3)
-        yield (file, function, int(line), int(domain), int(bucket), int(stats["count"]),
-               int(stats["total"]))
+        pid, file, function, line, domain, bucket = alloc_key(key)
+        yield (int(pid), file, function, int(line), int(domain), int(bucket),
+               int(stats["count"]), int(stats["total"]))
 
 
 def entries_from_maps(maps):
-    """summary entries: file, function, line, domain, with count and bytes summed over sizes."""
+    """summary entries, one per process and location: pid, file, function, line, domain, with
+    count and bytes summed over sizes."""
     merged = {}
-    for file, function, line, domain, _bucket, count, total in alloc_rows(maps):
-        entry = merged.setdefault((file, function, line, domain), {
-            "file": file, "line": line, "function": function, "domain": domain,
+    for pid, file, function, line, domain, _bucket, count, total in alloc_rows(maps):
+        entry = merged.setdefault((pid, file, function, line, domain), {
+            "pid": pid, "file": file, "line": line, "function": function, "domain": domain,
             "count": 0, "bytes": 0})
         entry["count"] += count
         entry["bytes"] += total
@@ -115,12 +120,15 @@ def bucket_hist(counts):
 
 
 def leaks_from_live(live):
+    """Leak entries, one per process and location, from @live[pid, ptr]."""
     groups = {}
-    for _ptr, value in live.items():
+    for block, value in live.items():
+        pid = int(block.split(",", 1)[0])
         size, domain, file, function, line = value
-        key = (file, int(line), function, int(domain))
-        entry = groups.setdefault(key, {"file": file, "line": int(line), "function": function,
-                                        "domain": int(domain), "count": 0, "bytes": 0})
+        key = (pid, file, int(line), function, int(domain))
+        entry = groups.setdefault(key, {"pid": pid, "file": file, "line": int(line),
+                                        "function": function, "domain": int(domain),
+                                        "count": 0, "bytes": 0})
         entry["count"] += 1
         entry["bytes"] += int(size)
     return sorted(groups.values(), key=lambda e: (-e["bytes"], -e["count"], e["file"], e["line"]))
@@ -139,7 +147,8 @@ def parse_flow(lines, default_domain=-1):
                 continue
             op = match["op"].lower()
             args = [a.strip() for a in match["args"].split(",")] if match["args"] else []
-            ev = {"file": match["file"].strip(), "line": int(match["line"]),
+            ev = {"pid": int(match["pid"]), "file": match["file"].strip(),
+                  "line": int(match["line"]),
                   "function": match["func"], "domain": int(match["domain"]) if match["domain"] else default_domain,
                   "ret": int(match["ret"], 16) if match["ret"] else 0}
             if op.endswith("realloc"):
@@ -161,24 +170,27 @@ def replay(events):
     """Summary entries, leak entries and size lists from a flow, pairing frees by pointer."""
     summary, live, sizes = {}, {}, {}
     for ev in events:
+        pid = ev["pid"]  # a forked child holds its parent's pointers: blocks are per process
         if ev["kind"] in ("alloc", "realloc") and ev["ret"]:
-            key = (ev["file"], ev["line"], ev["function"], ev["domain"])
-            entry = summary.setdefault(key, {"file": key[0], "line": key[1], "function": key[2],
-                                             "domain": key[3], "count": 0, "bytes": 0})
+            key = (pid, ev["file"], ev["line"], ev["function"], ev["domain"])
+            entry = summary.setdefault(key, {"pid": pid, "file": key[1], "line": key[2],
+                                             "function": key[3], "domain": key[4],
+                                             "count": 0, "bytes": 0})
             entry["count"] += 1
             entry["bytes"] += ev["size"]
             sizes.setdefault((ev["file"], ev["function"]), []).append(ev["size"])
             if ev["kind"] == "realloc":
-                live.pop(ev["old"], None)
-            live[ev["ret"]] = (ev["size"], key)
+                live.pop((pid, ev["old"]), None)
+            live[(pid, ev["ret"])] = (ev["size"], key)
         elif ev["kind"] == "realloc" and ev["size"] == 0:
-            live.pop(ev["old"], None)
+            live.pop((pid, ev["old"]), None)
         elif ev["kind"] == "free":
-            live.pop(ev["ptr"], None)
+            live.pop((pid, ev["ptr"]), None)
     groups = {}
     for size, key in live.values():
-        entry = groups.setdefault(key, {"file": key[0], "line": key[1], "function": key[2],
-                                        "domain": key[3], "count": 0, "bytes": 0})
+        entry = groups.setdefault(key, {"pid": key[0], "file": key[1], "line": key[2],
+                                        "function": key[3], "domain": key[4],
+                                        "count": 0, "bytes": 0})
         entry["count"] += 1
         entry["bytes"] += size
     order = lambda e: (-e["bytes"], e["file"], e["line"])
@@ -219,40 +231,57 @@ def quantize(buckets, indent="   "):
     return lines
 
 
-def print_summary(title_lines, dists, domain_dists, entries, out):
-    print("\n".join(title_lines), file=out)
-    print("Python malloc byte distributions by Python file and function:\n", file=out)
-    for (file, function), (total, buckets) in sorted(dists.items(), key=lambda kv: kv[1][0]):
-        print(f"   {shown(file)}, {shown(function)}, bytes total = {total}", file=out)
-        print("\n".join(quantize(buckets, "   ")), file=out)
+def print_summary(title_lines, dists, domain_dists, entries, out, view=View()):
+    """The text summary (tables): ranked locations first; histograms only if the view asks."""
+    if title_lines:
+        print("\n".join(title_lines), file=out)
+    histograms = (tables.histogram_lines(dists, domain_dists, view.top, quantize)
+                  if view.histograms else ())
+    tables.write_summary(out, entries, view.top, histograms)
+
+
+def print_leaks(entries, out, note="", view=View()):
+    tables.write_leaks(out, entries, view.top, note)
+
+
+def write_text(out, wanted, view, entries, ended, note="", dists=None, domain_dists=None):
+    """A text summary or leak report of `entries` (one per process and location): one report
+    for all processes, or one per process, then how each process ended."""
+    groups = {None: entries}
+    if view.per_process:
+        groups = {}
+        for e in entries:
+            groups.setdefault(e["pid"], []).append(e)
+    for index, (pid, group) in enumerate(sorted(groups.items(), key=lambda g: -sum(
+            e["bytes"] for e in g[1]))):
+        if pid is not None:
+            how = processes.how_ended(ended[pid]) if pid in ended else "still running"
+            print(f"{chr(10) if index else ''}== PID {pid} ({how})\n", file=out)
+        group = processes.combine(group, False)
+        if wanted == "leaks":
+            print_leaks(group, out, note, view)
+        else:
+            print_summary([], dists or {}, domain_dists or {}, group, out,
+                          view._replace(histograms=view.histograms and pid is None))
+    pids = {e["pid"] for e in entries} | set(ended)
+    if pids:
+        print("\nProcesses traced:", file=out)
+        print("\n".join(processes.process_lines(pids, ended)), file=out)
+
+
+def write_entries(out, wanted, view, entries):
+    """`entries` (summary or leaks, one per process and location) in a form other than text:
+    complete, never cut to --top; JSON entries carry their `pid` (--per-process) or `pids`."""
+    entries = processes.combine(entries, view.per_process)
+    if view.form == "json":
+        json.dump([as_json(e) for e in ranked(entries)], out, indent=1)
         print(file=out)
-    if domain_dists:
-        print("\nPython malloc byte distributions by domain:\n", file=out)
-        for domain, (total, buckets) in sorted(domain_dists.items()):
-            print(f"   domain {domain} ({domain_name(domain)}), bytes total = {total}", file=out)
-            print("\n".join(quantize(buckets, "   ")), file=out)
-            print(file=out)
-    print("\nAllocations by Python location, largest first:\n", file=out)
-    print_locations(entries, out)
-    if any(e["domain"] == -1 for e in entries):
-        print("\n   (domain -1: reallocs, whose probe carries no domain)", file=out)
-
-
-def print_locations(entries, out):
-    """The table of entries by Python location: bytes, count, domain, file:line function."""
-    print(f"   {'bytes':>12} {'count':>8}  {'domain':<14} file:line function", file=out)
-    for e in entries:
-        dom = f"{e['domain']} {domain_name(e['domain'])}"
-        print(f"   {e['bytes']:>12} {e['count']:>8}  {dom:<14} {shown(e['file'])}:{e['line']} "
-              f"{shown(e['function'])}", file=out)
-
-
-def print_leaks(entries, out, note=""):
-    print("Still allocated by Python location, largest first:\n", file=out)
-    print_locations(entries, out)
-    blocks = sum(e["count"] for e in entries)
-    total = sum(e["bytes"] for e in entries)
-    print(f"\nTotal: {blocks} blocks, {total} bytes still allocated{note}", file=out)
+    elif view.form == "folded":
+        folded.write(out, entries)
+    elif view.form == "html":
+        flamegraph_html.write(out, wanted, entries, view.lost, view.scripts)
+    else:
+        raise ValueError(f"no report form {view.form!r}")
 
 
 def losses(plan, maps, lost_events, max_entries, rows=0):
@@ -283,10 +312,14 @@ def losses(plan, maps, lost_events, max_entries, rows=0):
     return lost
 
 
-def report(out, plan, wanted, as_json, maps, flow, shortener):
+def report(out, plan, wanted, as_json, maps, flow, shortener, view=None):
     """Writes the `wanted` report (summary or leaks; flow was written as it came) of a run of
-    `plan` (programs.Plan) from bpftrace's `maps` or its `flow` printfs."""
+    `plan` (programs.Plan) from bpftrace's `maps` or its `flow` printfs, as `view` (a View; by
+    default text, or JSON if `as_json`) says."""
+    if view is None:
+        view = View(form="json" if as_json else "text")
     maps = shortener.maps(maps)
+    ended = processes.ended_statuses(maps)
     kind = plan.kind
     if kind == "flow":
         return
@@ -298,15 +331,15 @@ def report(out, plan, wanted, as_json, maps, flow, shortener):
         if wanted == "flow":
             return
         entries = leaks if wanted == "leaks" else summary
-        if as_json:
-            json.dump(entries, out, indent=1)
-            print(file=out)
+        if view.form != "text":
+            write_entries(out, wanted, view, entries)
             return
         if wanted == "leaks":
-            print_leaks(entries, out, " (paired by pointer from the event flow)")
+            write_text(out, wanted, view, entries, ended,
+                       " (paired by pointer from the event flow)")
             return
         dists = {key: (sum(v), hist_from_sizes(v)) for key, v in sizes.items()}
-        print_summary(["dtrace:::BEGIN", "dtrace:::END"], dists, {}, entries, out)
+        write_text(out, wanted, view, entries, ended, dists=dists)
         for title, name in (("by engine caller", "@by_caller"), ):
             if maps.get(name):
                 print(f"\nPython malloc byte distributions {title}:\n", file=out)
@@ -320,20 +353,18 @@ def report(out, plan, wanted, as_json, maps, flow, shortener):
         return
     if kind == "leaks":
         entries = leaks_from_live(maps.get("@live", {}))
-        if as_json:
-            json.dump(entries, out, indent=1)
-            print(file=out)
+        if view.form != "text":
+            write_entries(out, wanted, view, entries)
         else:
-            print_leaks(entries, out)
+            write_text(out, wanted, view, entries, ended)
         return
     entries = entries_from_maps(maps)
-    if as_json:
-        json.dump(entries, out, indent=1)
-        print(file=out)
+    if view.form != "text":
+        write_entries(out, wanted, view, entries)
         return
     # Histograms per (file, function) and per domain, from @alloc's size buckets.
     totals, domain_totals, by_function, by_domain = {}, {}, {}, {}
-    for file, function, _line, domain, bucket, count, total in alloc_rows(maps):
+    for _pid, file, function, _line, domain, bucket, count, total in alloc_rows(maps):
         totals[(file, function)] = totals.get((file, function), 0) + total
         domain_totals[domain] = domain_totals.get(domain, 0) + total
         counts = by_function.setdefault((file, function), {})
@@ -342,4 +373,4 @@ def report(out, plan, wanted, as_json, maps, flow, shortener):
         counts[bucket] = counts.get(bucket, 0) + count
     dists = {key: (totals[key], bucket_hist(c)) for key, c in by_function.items()}
     domain_dists = {d: (domain_totals[d], bucket_hist(c)) for d, c in by_domain.items()}
-    print_summary(["dtrace:::BEGIN", "dtrace:::END"], dists, domain_dists, entries, out)
+    write_text(out, wanted, view, entries, ended, dists=dists, domain_dists=domain_dists)

@@ -161,7 +161,7 @@ def _comment(text):
 
 
 def _bt_clause(probe, body, condition=None, comment=""):
-    predicate = " && ".join(["pid == $1"] + ([condition] if condition else []))
+    predicate = " && ".join([TRACED] + ([condition] if condition else []))
     return [*(f"// {line}" for line in _comment(comment)), probe, f"/{predicate}/", "{",
             *_indent(body), "}"]
 
@@ -173,6 +173,28 @@ def _d_clause(probes, body, predicate=None, comment=""):
         lines[-1] += " */"
     return [*lines, ", ".join(probes) if isinstance(probes, list) else probes,
             *([f"/{predicate}/"] if predicate else []), "{", *_indent(body), "}"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The processes traced (bpftrace): $1 and, unless the runner asks otherwise, every task that it
+# or a traced task forks: processes by their pid, threads by their tid (a thread's events carry
+# its process's pid, already traced). bpftrace 0.17 attaches uprobes system-wide, so every clause
+# filters on @traced. A task leaves it when it exits, so that its number, once reused, is not
+# traced; a process's wait status (curtask->exit_code: 9 for SIGKILL, status << 8 for exit) is
+# kept in @ended[pid] for the report.
+
+TRACED = "@traced[pid]"
+
+
+def _bt_follow(follow):
+    clauses = []
+    if follow:
+        clauses.append(["tracepoint:sched:sched_process_fork", f"/{TRACED}/", "{",
+                        "\t@traced[(uint64)args->child_pid] = 1;", "}"])
+    clauses.append(["tracepoint:sched:sched_process_exit", "/@traced[tid]/", "{",
+                    "\tif (tid == pid) { @ended[pid] = (int64)curtask->exit_code; }",
+                    "\tdelete(@traced[tid]);", "}"])
+    return clauses
 
 
 # ---------------------------------------------------------------------------------------------
@@ -369,9 +391,10 @@ def _python_stack(lang):
 
 
 # ---------------------------------------------------------------------------------------------
-# Reports. Summary: bpftrace keeps one map, @alloc[file, function, line, domain, size bucket] =
-# stats(size), from which the runner draws totals and histograms; D keeps @bytes, @count and
-# @dist = quantize(). Leaks: bpftrace keeps @live[ptr] = (size, domain, file, function, line);
+# Reports. Summary: bpftrace keeps one map, @alloc[pid, file, function, line, domain, size
+# bucket] = stats(size), from which the runner draws totals and histograms; D keeps @bytes,
+# @count and @dist = quantize(). Leaks: bpftrace keeps @live[pid, ptr] = (size, domain, file,
+# function, line), pid first since a forked child holds its parent's pointers;
 # D, which cannot walk an array at END, adds to and takes from @live_bytes and @live_count.
 
 def _bt_size_bucket(size):
@@ -393,7 +416,7 @@ def _summary(lang, location, size, domain):
         # @alloc_events counts what @alloc should hold: a full @alloc (a per-CPU map, which
         # fills before its nominal size) refuses keys silently, and the report says how many.
         return [*_bt_size_bucket(size),
-                f"@alloc[{file}, {function}, {line}, {domain}, $bucket] = stats({size});",
+                f"@alloc[pid, {file}, {function}, {line}, {domain}, $bucket] = stats({size});",
                 "@alloc_events = count();"]
     key = f"this->file, {function}, {line}, {domain}"
     return [f"this->file = {file};", f"@bytes[{key}] = sum({size});", f"@count[{key}] = count();",
@@ -401,17 +424,17 @@ def _summary(lang, location, size, domain):
 
 
 def _bt_live_keep(location, ptr, size, domain):
-    """@live[ptr] = the block; @live_domain[ptr] = its domain + 2 (never 0: domains are >= -1),
+    """@live[pid, ptr] = the block; @live_domain[pid, ptr] = its domain + 2 (never 0: domains are >= -1),
     read back to count the blocks a full map refused in @live_refused (the two maps hold the
     same keys, so they fill together): a leak report that lost blocks says how many."""
     file, line, function = location
-    return [f"@live[{ptr}] = ({size}, {domain}, {file}, {function}, {line});",
-            f"@live_domain[{ptr}] = {domain} + 2;",
-            f"if (@live_domain[{ptr}] == 0) {{ @live_refused = count(); }}"]
+    return [f"@live[pid, {ptr}] = ({size}, {domain}, {file}, {function}, {line});",
+            f"@live_domain[pid, {ptr}] = {domain} + 2;",
+            f"if (@live_domain[pid, {ptr}] == 0) {{ @live_refused = count(); }}"]
 
 
 def _bt_live_forget(ptr):
-    return [f"delete(@live[{ptr}]);", f"delete(@live_domain[{ptr}]);"]
+    return [f"delete(@live[pid, {ptr}]);", f"delete(@live_domain[pid, {ptr}]);"]
 
 
 LIVE = ("size", "domain", "file", "func", "line")  # D: live_NAME[ptr], domain + 1 (0: none)
@@ -609,11 +632,11 @@ def _bt_leaks(lang):
                     [*alloc_lines, *_bt_live_keep(alloc_at, alloc["ptr"], alloc["size"],
                                                   alloc["domain"])],
                     condition="@stopping == 0",
-                    comment="@live[ptr] = (size, domain, file, function, line) of the last "
+                    comment="@live[pid, ptr] = (size, domain, file, function, line) of the last "
                             "allocation or move of a block; none once the runner stops "
                             "recording (see the tgkill clause)."),
         lang.clause(lang.pymemtrace("pyrealloc"),
-                    [f"$domain = @live_domain[{move['old_ptr']}] - 2;",
+                    [f"$domain = @live_domain[pid, {move['old_ptr']}] - 2;",
                      "if ($domain < -1) { $domain = -1; }",
                      *_bt_live_forget(move["old_ptr"]), *move_lines,
                      *_bt_live_keep(move_at, move["new_ptr"], move["size"], "$domain")],
@@ -720,7 +743,7 @@ _SPECS = {
         "bytes and size distributions per Python file, function, line and domain, aggregated "
         "in the kernel.", (FULL_FILE_PATH,), (), _summary_script, _summary_end,
         "prints the same lines (BEGIN, END, a title) and other maps after them: the bpftrace "
-        "script one map, @alloc[file, function, line, domain, size bucket] = stats(size) "
+        "script one map, @alloc[pid, file, function, line, domain, size bucket] = stats(size) "
         "(count, average, total), from which toolkit/pymemtrace-trace draws totals and "
         "histograms; the D script @dist[file, function, domain] = quantize(size), then @count "
         "and @bytes[file, function, line, domain].",
@@ -731,7 +754,8 @@ _SPECS = {
         "allocated them.", (FULL_FILE_PATH,), (),
         lambda lang: (_bt_leaks if lang.bt else _d_leaks)(lang), _leaks_end,
         "prints the same lines (BEGIN, END, a title) and other maps after them: the bpftrace "
-        "script @live[ptr] = (size, domain, file, function, line), one entry per block; the D "
+        "script @live[pid, ptr] = (size, domain, file, function, line), one entry per block; "
+        "the D "
         "script, which cannot walk an array, the blocks and bytes per file, function, line and "
         "domain (@live_count, @live_bytes).", ()),
     "pymemtrace_pyframes": Script(
@@ -781,8 +805,8 @@ def _header(name, spec, lang):
         for o in spec.options:
             lines += [f"  {o.word:<19} {o.meaning}",
                       f"  {'':<19} (D: -D {o.macro}; the older word {o.old_word} works too)"]
-        lines.append("The target PID is $1; every clause filters on it (bpftrace 0.17 attaches "
-                     "uprobes system-wide).")
+        lines.append("The target PID is $1 and what it forks, and theirs (@traced; every clause "
+                     "filters on it, since bpftrace 0.17 attaches uprobes system-wide).")
         if probes.uses_libraries:
             lines.append("-p is needed only for the `*` in `usdt:*:pymemtrace:...` (every library "
                          "of PID with the probes); pymemtrace-trace names the library files "
@@ -804,7 +828,8 @@ def _header(name, spec, lang):
                          "thread-locals (self->), the return prints.")
         else:
             lines.append("Oracle DTrace for Linux reads the pymemtrace probes through its "
-                         "stapsdt provider (PID-qualified, as here).")
+                         "stapsdt provider (PID-qualified, as here). It traces PID alone; "
+                         "the bpftrace twin also follows what PID forks.")
     lines += spec.notes
     if spec.twins:
         lines.append(f"Twin: {name}.{'d' if lang.bt else 'bt'} {spec.twins}")
@@ -837,12 +862,13 @@ def _bt_begin(spec):
             else:
                 lines[-1] += f" || {test}"
         lines[-1] += ") ? 1 : 0;"
-    return ["BEGIN", "{", *_indent(lines + [_printf(BEGIN_LINE)]), "}"]
+    return ["BEGIN", "{", *_indent(lines + ["@traced[(uint64)$1] = 1;", _printf(BEGIN_LINE)]),
+            "}"]
 
 
-# Scalar maps the report prints: not cleared, since bpftrace prints a cleared scalar map again,
-# as 0, when it exits (after the report, which a reader would then take as the last word).
-UNCLEARED = ("@live_refused", "@alloc_events", "@flow_events")
+# Maps the runner reads and bpftrace prints at exit: not cleared (bpftrace would print a cleared
+# scalar map again, as 0, after the report, which a reader would then take as the last word).
+UNCLEARED = ("@live_refused", "@alloc_events", "@flow_events", "@ended")
 
 
 def _bt_end(program, printing):
@@ -857,15 +883,16 @@ def _bt_end(program, printing):
     return ["END", "{", *_indent([_printf(END_LINE), *printing, *clear]), "}"]
 
 
-def bpftrace_script(name, libraries=None, python=BT_PYTHON, libc=BT_LIBC):
+def bpftrace_script(name, libraries=None, python=BT_PYTHON, libc=BT_LIBC, follow=True):
     """The bpftrace program `name` (one of SCRIPTS). `libraries`: None for the standalone form,
     `usdt:*:pymemtrace:PROBE` (bpftrace -p finds the libraries), or a list of library paths,
     one probe spec each, joined by commas; `python` and `libc`: the files named in CPython's
     probes and in the uprobes. The three are put in probe specs as given, never checked or
-    escaped, and nowhere else."""
+    escaped, and nowhere else. `follow`: trace the processes that PID forks, and theirs."""
     spec = _spec(name)
     lang = _Lang("bt", BtProbes(libraries, python, libc))
-    parts = ["\n".join(_bt_begin(spec)), *("\n".join(clause) for clause in spec.clauses(lang))]
+    parts = ["\n".join(_bt_begin(spec)), *("\n".join(clause) for clause in _bt_follow(follow)),
+             *("\n".join(clause) for clause in spec.clauses(lang))]
     if libraries is not None and not libraries and lang.probes.uses_libraries:
         raise ValueError(f"{name} attaches to pymemtrace probes: give at least one library")
     end = _bt_end("\n".join(parts), spec.end(lang) if spec.end else [])

@@ -13,8 +13,8 @@ bpftrace runs with `-f json` and each printed map arrives as a dict in `maps`. W
 printf rows then loses nothing at rates where JSON loses most): every printf of the program is
 framed between a secret tag drawn for the session, so a row is whole however many newlines the
 names it prints hold, and no name can forge a row or a line of bpftrace's own (a name cannot
-hold a tag it never sees: the program is readable by root only). Then only scalar maps
-(`@name: 5`) reach `maps`. The program is held in a memfd and named
+hold a tag it never sees: the program is readable by root only). Then only maps of integers
+(`@name: 5`, `@name[key]: 5`) reach `maps`. The program is held in a memfd and named
 by a /proc/<our PID>/fd/N path, so nothing is left on disk; bpftrace gets SIGKILL if this process
 dies (PR_SET_PDEATHSIG), so it never outlives its owner and never leaves probes attached.
 
@@ -39,9 +39,10 @@ _SIGNED_BYTE = re.compile(r"(?<!\\)((?:\\\\)*)\\uffffff([89a-f][0-9a-f])")
 HARMLESS = re.compile(r"RLIMIT_MEMLOCK|available_filter_functions|^\s*$")
 # `printf("FORMAT"` in a bpftrace program: its format, escapes included.
 _PRINTF = re.compile(r'printf\("((?:[^"\\]|\\.)*)"')
-# bpftrace's own text output between rows: lost events, a scalar map, the attach count.
+# bpftrace's own text output between rows: lost events, maps of integers, the attach count.
 _LOST = re.compile(r"^Lost (\d+) events$")
 _SCALAR = re.compile(r"^(@\w+): (-?\d+)$")
+_KEYED = re.compile(r"^(@\w+)\[(.*)\]: (-?\d+)$")
 _OWN_TEXT = re.compile(r"^(Attaching \d+ probes?\.\.\.)?$")
 
 
@@ -229,11 +230,13 @@ class BpftraceSession:
     def _own_text(self, text):
         """bpftrace's own lines, printed between rows (raw bytes)."""
         for line in text.decode("utf-8", "replace").splitlines():
-            lost, scalar = _LOST.match(line), _SCALAR.match(line)
+            lost, scalar, keyed = _LOST.match(line), _SCALAR.match(line), _KEYED.match(line)
             if lost:
                 self.lost += int(lost[1])
             elif scalar:
                 self.maps[scalar[1]] = int(scalar[2])
+            elif keyed:
+                self.maps.setdefault(keyed[1], {})[keyed[2]] = int(keyed[3])
             elif not _OWN_TEXT.match(line):
                 self.errors.append(line)
 

@@ -2,11 +2,14 @@
 """What is traced: the libraries with pymemtrace probes of a process or a command, its C library,
 and the user a command runs as."""
 import glob
+import inspect
 import os
 import pwd
 import re
 import shutil
+import stat
 import subprocess
+import sys
 
 from . import elf, procfs
 from .errors import Failure
@@ -34,31 +37,146 @@ def mapped_libraries(pid, aliases):
     return found
 
 
-def find_command_libraries(command, env, user):
-    """Paths of cMemLeak of this project (or of an installed pymemtrace) for a traced command.
-    The target Python looks it up with the command's environment (PYTHONPATH...) and with the
-    privileges the command will have (`user`), never more."""
-    found = []
-    exe = shutil.which(command[0], path=env.get("PATH"))
-    if exe and os.path.basename(os.path.realpath(exe)).startswith("python"):
-        probe = ("import importlib.util as u, os, sys\n"
-                 "s = u.find_spec('pymemtrace.cMemLeak')\n"
-                 "sys.stdout.buffer.write(os.fsencode(s.origin) if s and s.origin else b'')")
+# Run as the command's user, in the command's Python (or the runner's, for --lib DIR): prints,
+# NUL-separated, every extension module file under the directories it is given (argv) or, with
+# none, under its own sys.path, whose .note.stapsdt names provider pymemtrace. Only importable
+# names are walked (packages are identifiers), to a bounded depth.
+_SCAN = """
+import importlib.machinery, os, sys, time
+DEADLINE = time.monotonic() + 20  # a huge tree (a home directory as cwd): what was found so far
+SUFFIXES = tuple(importlib.machinery.EXTENSION_SUFFIXES) + (".so",)
+def scan(top, depth, seen, out):
+    try:
+        info = os.stat(top)
+        if (info.st_dev, info.st_ino) in seen:
+            return
+        seen.add((info.st_dev, info.st_ino))
+        entries = list(os.scandir(top))
+    except OSError:
+        return
+    for entry in entries:
+        if time.monotonic() > DEADLINE:
+            return
         try:
-            out = subprocess.run([exe, "-c", probe], capture_output=True, env=env, timeout=30,
-                                 check=False, preexec_fn=user.become if user else None).stdout
-        except (OSError, subprocess.SubprocessError):
-            out = b""
-        origin = os.fsdecode(out)
-        if origin and os.path.exists(origin):
-            found.append(origin)
-    if not found:  # run from a source tree: its build's cMemLeak
+            if entry.is_dir():
+                if depth < 8 and entry.name.isidentifier():
+                    scan(entry.path, depth + 1, seen, out)
+            elif entry.name.endswith(SUFFIXES) and entry.is_file():
+                with open(entry.path, "rb") as file:
+                    if "pymemtrace" in stapsdt_providers(file):
+                        out.append(os.path.abspath(entry.path))
+        except (OSError, ValueError):
+            pass
+tops = sys.argv[1:] or [p or os.getcwd() for p in sys.path] + EXTRA
+found = []
+seen = set()
+for top in tops:
+    scan(top, 0, seen, found)
+sys.stdout.buffer.write(b"\\0".join(os.fsencode(path) for path in found))
+"""
+
+
+def _scan_program(extra=()):
+    return (inspect.getsource(elf.stapsdt_providers) + f"EXTRA = {list(extra)!r}\n" + _SCAN)
+
+
+def _command_python(command, env):
+    """The Python a command runs: its executable, or the interpreter of its #! line (pytest,
+    a console script). None if it is not Python."""
+    exe = shutil.which(command[0], path=env.get("PATH"))
+    if exe is None:
+        return None
+    if os.path.basename(os.path.realpath(exe)).startswith("python"):
+        return exe
+    fd = _open_regular(exe)
+    if fd is None:
+        return None
+    with os.fdopen(fd, "rb") as script:
+        first = script.readline(256)
+    words = first[2:].split() if first.startswith(b"#!") else []
+    if words and os.path.basename(words[0]) == b"env" and len(words) > 1:
+        words = [shutil.which(os.fsdecode(words[1]), path=env.get("PATH")) or words[1]]
+    if words and os.path.basename(os.fsdecode(words[0])).startswith("python"):
+        return os.fsdecode(words[0])
+    return None
+
+
+def _open_regular(path):
+    """A read-only fd of `path` if it is a regular file, else None. Checked through an O_PATH
+    descriptor first: root never opens a device or FIFO a target named (opening some devices acts),
+    whatever happens to the path meanwhile."""
+    try:
+        handle = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            return None
+        return os.open(f"/proc/self/fd/{handle}", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    finally:
+        os.close(handle)
+
+
+def _scanned(argv, env, user, cwd=None):
+    try:
+        out = subprocess.run(argv, capture_output=True, env=env, cwd=cwd, timeout=60,
+                             check=False, preexec_fn=user.become if user else None).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [os.fsdecode(path) for path in out.split(b"\0") if path]
+
+
+def _aliases_of(paths, aliases):
+    """Aliases of the files at `paths` (hostile input: any path a target printed) that are
+    regular ELF files with pymemtrace probes, each once."""
+    found, seen = [], set()
+    for path in paths:
+        fd = _open_regular(path)
+        if fd is None:
+            continue
+        try:
+            alias = aliases.open(f"/proc/self/fd/{fd}", probe_elf=True)
+        except OSError:
+            alias = None
+        finally:
+            os.close(fd)
+        if alias is None or not elf.has_pymemtrace(alias):
+            continue
+        identity = procfs.file_identity(alias)
+        if identity not in seen:
+            seen.add(identity)
+            found.append(alias)
+    return found
+
+
+def command_libraries(command, env, user, aliases):
+    """Aliases of every instrumented extension the traced command's Python can import: the
+    files under its sys.path (as its environment and working directory give it, the script's
+    directory included) with pymemtrace probes, found by that Python as the command's user
+    (`user`), never with more privileges than the command will have."""
+    python = _command_python(command, env)
+    paths = []
+    if python:
+        script = command[1] if len(command) > 1 and not command[1].startswith("-") else None
+        extra = [os.path.dirname(os.path.abspath(script))] if script else []
+        paths = _scanned([python, "-c", _scan_program(extra)], env, user, cwd=os.getcwd())
+    if not paths:  # run from a source tree: its build's cMemLeak
         for pattern in ("build/src/pymemtrace", "build-*/src/pymemtrace"):
             built = sorted(glob.glob(os.path.join(REPO, pattern, "cMemLeak*.so")))
             if built:
-                found.append(built[0])
+                paths.append(built[0])
                 break
-    return found
+    return _aliases_of(paths, aliases)
+
+
+def directory_libraries(directory, user, aliases):
+    """Aliases of the instrumented extensions under `directory` (--lib DIR), looked for as
+    `user` (None: the runner's own user) by the runner's Python."""
+    paths = _scanned([sys.executable, "-I", "-c", _scan_program(), directory],
+                     {"PATH": os.defpath}, user)
+    return _aliases_of(paths, aliases)
 
 
 def libc_of(pid, aliases):

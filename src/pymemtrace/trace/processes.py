@@ -1,0 +1,52 @@
+# SPDX-License-Identifier: MIT
+"""The processes a report covers: the target and what it forked (the scripts follow them, see
+scripts._bt_follow). Entries come per process; a report merges them by location (the default)
+or keeps each process apart (--per-process), and says how each process ended, from the wait
+statuses the scripts keep in @ended."""
+import signal
+
+
+def combine(entries, per_process):
+    """Entries (each with a `pid`) merged by location and domain, each then with the sorted
+    `pids` it came from; as they are, each with its `pid`, if `per_process`."""
+    if per_process:
+        return [dict(e) for e in entries]
+    merged = {}
+    for e in entries:
+        key = (e["file"], e["line"], e["function"], e["domain"],
+               tuple(tuple(f) for f in e.get("stack", ())))
+        into = merged.get(key)
+        if into is None:
+            into = merged[key] = {k: v for k, v in e.items() if k != "pid"}
+            into["pids"] = set()
+        else:
+            into["count"] += e["count"]
+            into["bytes"] += e["bytes"]
+        into["pids"].add(e["pid"])
+    for e in merged.values():
+        e["pids"] = sorted(e["pids"])
+    return list(merged.values())
+
+
+def how_ended(status):
+    """A wait status (curtask->exit_code at exit) in words."""
+    if status & 0x7F == 0:
+        return f"exited with status {(status >> 8) & 0xFF}"
+    number = status & 0x7F
+    try:
+        name = f" ({signal.Signals(number).name})"
+    except ValueError:
+        name = ""
+    return f"killed by signal {number}{name}" + (", core dumped" if status & 0x80 else "")
+
+
+def ended_statuses(maps):
+    """{pid: wait status} of the traced processes that ended while traced."""
+    return {int(pid): int(status) for pid, status in (maps.get("@ended") or {}).items()}
+
+
+def process_lines(pids, ended):
+    """One line per process: its PID and how it ended, or that it still ran."""
+    return [f"   PID {pid}: " + (how_ended(ended[pid]) if pid in ended
+                                 else "still running when tracing stopped")
+            for pid in sorted(pids)]

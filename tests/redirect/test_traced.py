@@ -1,0 +1,106 @@
+# SPDX-License-Identifier: MIT
+"""An unmodified extension, built through each route, traced by the installed
+bin/pymemtrace-trace with no --lib: the summary and leak reports of workload.py are exact.
+Root and bpftrace: run through tests/support/run_pytest.py (exit 77 otherwise)."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "support"))
+import routes  # noqa: E402
+from source_lines import line_of  # noqa: E402
+
+WORKLOAD = os.path.join(HERE, "workload.py")
+SOURCE = open(WORKLOAD).read()
+
+
+def block_size(directory):
+    out = subprocess.run([routes.PYTHON, "-c", "import redirected; print(redirected.BLOCK_SIZE)"],
+                         capture_output=True, text=True, check=True,
+                         env=dict(os.environ, PYTHONPATH=directory)).stdout
+    return int(out)
+
+
+def expected_summary(directory):
+    """{(line, domain name): (count, bytes)}: what each line of workload.py allocates."""
+    rows = {"keep C heap": [("C heap", 1, 1001)], "keep PyMem_Raw domain": [("PyMem_Raw", 1, 1002)],
+            "keep PyMem domain": [("PyMem", 1, 1003)], "keep PyObject": [("PyObject", 1, 1004)],
+            "grow C heap": [("C heap", 1, 500), ("realloc", 1, 1000)],
+            "grow PyMem": [("PyMem", 1, 600), ("realloc", 1, 1200)],
+            "squares": [("PyMem", 1, 80), ("realloc", 1, 160)],
+            "block": [("PyObject", 1, block_size(directory)), ("C heap", 1, 300)],
+            "cxx keep": [("C heap", 1, 77), ("PyMem", 1, 77)]}
+    if routes.cython():
+        rows.update({"cython buffer": [("C heap", 1, 400)], "cython keep": [("PyMem", 1, 501)]})
+    return {(line_of(SOURCE, "# " + marker), domain): (count, size)
+            for marker, found in rows.items() for domain, count, size in found}
+
+
+def expected_leaks():
+    rows = {"keep C heap": [("C heap", 1, 1001)], "keep PyMem_Raw domain": [("PyMem_Raw", 1, 1002)],
+            "keep PyMem domain": [("PyMem", 1, 1003)], "keep PyObject": [("PyObject", 1, 1004)],
+            "cxx keep": [("C heap", 1, 77), ("PyMem", 1, 77)]}
+    if routes.cython():
+        rows["cython keep"] = [("PyMem", 1, 501)]
+    return {(line_of(SOURCE, "# " + marker), domain): (count, size)
+            for marker, found in rows.items() for domain, count, size in found}
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    prefix = routes.install_prefix(str(tmp_path_factory.mktemp("destdir")))
+    builds = routes.meson_builds()
+    del builds["plain"]
+    builds["cc -include"] = routes.build_with_include(str(tmp_path_factory.mktemp("include")))
+    builds["pkg-config + pip"] = routes.build_with_pip(prefix, str(tmp_path_factory.mktemp("pip")))
+    return prefix, builds
+
+
+def trace(prefix, directory, report):
+    """The installed runner's JSON report of workload.py, run with the build on PYTHONPATH."""
+    runner = os.path.join(prefix, "bin", "pymemtrace-trace")
+    with tempfile.TemporaryDirectory() as scratch:
+        out = os.path.join(scratch, "report.json")
+        result = subprocess.run(
+            [runner, "--report", report, "--json", "-o", out, "--", routes.PYTHON, WORKLOAD],
+            capture_output=True, text=True, timeout=180, cwd=scratch,
+            env=dict(os.environ, PYTHONPATH=directory))
+        assert result.returncode == 0, result.stderr
+        entries = json.load(open(out))
+    return {(e["line"], e["domain_name"]): (e["count"], e["bytes"]) for e in entries
+            if e["file"] == "workload.py" and e["function"] == "main"}
+
+
+ROUTES = ["meson dep", "cc -include", "pkg-config + pip"]
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_the_summary_of_an_unmodified_extension_is_exact_with_no_lib(installed, route):
+    prefix, builds = installed
+    seen = trace(prefix, builds[route], "summary")
+    assert seen == expected_summary(builds[route]), seen
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_the_leaks_of_an_unmodified_extension_are_exact_with_no_lib(installed, route):
+    prefix, builds = installed
+    seen = trace(prefix, builds[route], "leaks")
+    assert seen == expected_leaks(), seen
+
+
+def test_a_command_that_loads_nothing_instrumented_fails_with_a_fix_for_its_author(installed):
+    prefix, builds = installed
+    runner = os.path.join(prefix, "bin", "pymemtrace-trace")
+    plain = routes.meson_builds()["plain"]
+    with tempfile.TemporaryDirectory() as scratch:  # its cwd, on its sys.path, holds nothing
+        result = subprocess.run([runner, "--", routes.PYTHON, "-c", "import redirected"],
+                                capture_output=True, text=True, timeout=120, cwd=scratch,
+                                env=dict(os.environ, PYTHONPATH=plain))
+    assert result.returncode == 2, result.stderr
+    assert "pkg-config --cflags pymemtrace-redirect" in result.stderr, result.stderr

@@ -1,0 +1,198 @@
+# SPDX-License-Identifier: MIT
+"""--report html opened in headless Chromium (Debian's `chromium`): the flame graph and the
+table render the traced locations, the page works offline, and a hostile name stays text. Real
+bpftrace on real processes; run through tests/support/run_pytest.py with
+PYTHONPATH=<builddir>/src. Needs chromium and the page's JavaScript (tools/install-deps.sh)."""
+import html.parser
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import zlib
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
+import callers  # noqa: E402
+import tracing  # noqa: E402,F401  (makes pymemtrace.trace importable)
+from pymemtrace.trace import flamegraph_html  # noqa: E402
+from pymemtrace.trace.errors import Failure  # noqa: E402
+
+RUNNER = os.path.join(ROOT, "toolkit", "pymemtrace-trace")
+PYTHON = "/usr/bin/python3"
+BUILD_SRC = os.environ["PYTHONPATH"].split(os.pathsep)[0]
+CHROMIUM = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--virtual-time-budget=5000", "--window-size=1200,800"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def browser_and_javascript():
+    """Both are installed by tools/install-deps.sh: missing is a failure, not a skip."""
+    assert shutil.which("chromium"), "chromium is not installed: bash tools/install-deps.sh"
+    try:
+        flamegraph_html.scripts()
+    except Failure as failure:
+        pytest.fail(f"{failure} ({failure.fix})")
+
+
+def html_report(args, page):
+    result = subprocess.run([PYTHON, RUNNER, "-o", page, *args], capture_output=True, text=True,
+                            timeout=180)
+    assert result.returncode == 0 and os.path.exists(page), result.stderr[-500:]
+
+
+def chromium(page, *what):
+    """Chromium's output for `what` (--dump-dom, --screenshot=...), with a profile of its own."""
+    with tempfile.TemporaryDirectory() as profile:
+        result = subprocess.run([*CHROMIUM, f"--user-data-dir={profile}", *what,
+                                 f"file://{page}"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-800:]
+    return result.stdout
+
+
+class Dom(html.parser.HTMLParser):
+    """What a test reads of the rendered page: every element's tag and attributes, the flame
+    graph's frame labels, the table's rows."""
+
+    def __init__(self, text):
+        super().__init__(convert_charrefs=True)
+        self.elements, self.labels, self.rows, self.titles = [], [], [], []
+        self._label = self._cell = self._title = None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.elements.append((tag, attrs))
+        if tag == "div" and attrs.get("class") == "d3-flame-graph-label":
+            self._label = ""
+        elif tag == "tr":
+            self.rows.append([])
+        elif tag == "td":
+            self._cell = ""
+        elif tag == "title":
+            self._title = ""
+
+    def handle_endtag(self, tag):
+        if tag == "div" and self._label is not None:
+            self.labels.append(self._label)
+            self._label = None
+        elif tag == "td" and self._cell is not None:
+            self.rows[-1].append(self._cell)
+            self._cell = None
+        elif tag == "title" and self._title is not None:
+            self.titles.append(self._title)
+            self._title = None
+
+    def handle_data(self, data):
+        if self._label is not None:
+            self._label += data
+        if self._cell is not None:
+            self._cell += data
+        if self._title is not None:
+            self._title += data
+
+    def frames(self):
+        """{frame name: its attributes} of the flame graph's <g class="frame">."""
+        return {attrs["name"]: attrs for tag, attrs in self.elements
+                if tag == "g" and attrs.get("class", "").startswith("frame")}
+
+
+def png_pixels(path):
+    """(width, height, rows of RGB(A) bytes) of an 8-bit RGB or RGBA PNG, unfiltered."""
+    data = open(path, "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    offset, chunks = 8, {}
+    while offset < len(data):
+        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        chunks.setdefault(kind, []).append(data[offset + 8:offset + 8 + length])
+        offset += 12 + length
+    width, height, depth, color = struct.unpack(">IIBB", chunks[b"IHDR"][0][:10])
+    assert depth == 8 and color in (2, 6), (depth, color)
+    step = 3 if color == 2 else 4
+    raw = zlib.decompress(b"".join(chunks[b"IDAT"]))
+    stride, rows, previous = width * step, [], bytearray(width * step)
+    for y in range(height):
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for x in range(stride):
+            left = line[x - step] if x >= step else 0
+            up, corner = previous[x], previous[x - step] if x >= step else 0
+            if kind == 1:
+                line[x] = (line[x] + left) & 255
+            elif kind == 2:
+                line[x] = (line[x] + up) & 255
+            elif kind == 3:
+                line[x] = (line[x] + (left + up) // 2) & 255
+            elif kind == 4:
+                p = left + up - corner
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
+                line[x] = (line[x] + (left if pa <= pb and pa <= pc else up if pb <= pc
+                                      else corner)) & 255
+        rows.append(line)
+        previous = line
+    return width, height, step, rows
+
+
+def test_the_page_of_three_callers_renders_the_flame_graph_and_the_table(tmp_path):
+    script, line = callers.write(str(tmp_path))
+    page = str(tmp_path / "report.html")
+    html_report(["--report", "html", "--", PYTHON, script, BUILD_SRC], page)
+    dom = Dom(chromium(page, "--dump-dom"))
+    total = sum(callers.CALLERS.values())
+    frame = f"wrapper.py:{line} make"
+    frames = dom.frames()
+    assert set(frames) == {"all", frame}, frames  # depth 1: every byte at the wrapper
+    assert frame in dom.labels, dom.labels  # drawn wide enough to carry its name
+    assert f"{frame}: {total} bytes" in dom.titles, dom.titles  # the frame's tooltip
+    assert [row for row in dom.rows if row] == [
+        [str(total), "100.0%", str(callers.BLOCKS), "C heap", frame]], dom.rows
+    assert not [tag for tag, _ in dom.elements if tag in ("img", "iframe", "link")]
+
+
+def test_the_screenshot_shows_the_flame_graph(tmp_path):
+    script, _line = callers.write(str(tmp_path))
+    page = str(tmp_path / "report.html")
+    html_report(["--report", "html", "--", PYTHON, script, BUILD_SRC], page)
+    shot = str(tmp_path / "shot.png")
+    chromium(page, f"--screenshot={shot}")
+    width, height, step, rows = png_pixels(shot)
+    # d3-flame-graph's frames are warm colours (red to yellow); the page is otherwise grey.
+    warm = sum(1 for row in rows for x in range(0, width * step, step)
+               if row[x] > 180 and row[x + 2] < 90 and row[x] - row[x + 2] > 120)
+    assert warm > width * 18, f"{warm} warm pixels in {width}x{height}: no flame graph drawn"
+
+
+def test_a_hostile_name_in_the_page_stays_text_and_runs_nothing(tmp_path):
+    """A script in a directory named `<`, itself named `script><img src=x onerror=...>.py`: with
+    --full-file-path its name holds `</script><img ...>`. Its function's name is hostile too.
+    (A short directory: bpftrace reads 128 bytes of a path.)"""
+    directory = os.path.join(tempfile.mkdtemp(prefix="h", dir="/tmp"), "<")
+    os.mkdir(directory)
+    try:
+        name = "script><img src=x onerror=document.body.dataset.p=1>.py"
+        script, _line = callers.write(directory, name)
+        text = open(script).read().replace(
+            "alpha()\n", "hostile = '</script><svg onload=document.body.dataset.q=2>'\n"
+                         "alpha.__code__ = alpha.__code__.replace(co_name=hostile, "
+                         "co_qualname=hostile)\nalpha()\n", 1)  # 3.11+ reports co_qualname
+        with open(script, "w") as file:  # alpha() allocates itself, under the hostile name
+            file.write(text.replace("kept.append(wrapper.make(1000))",
+                                    "kept.append(wrapper.cMemLeak.CMalloc(1000))"))
+        page = str(tmp_path / "report.html")
+        html_report(["--report", "html", "--full-file-path", "--", PYTHON, script, BUILD_SRC],
+                    page)
+    finally:
+        shutil.rmtree(os.path.dirname(directory))
+    dom = Dom(chromium(page, "--dump-dom"))
+    injected = [(tag, attrs) for tag, attrs in dom.elements
+                if tag == "img" or (tag == "svg" and "d3-flame-graph" not in attrs.get("class", ""))
+                or "data-p" in attrs or "data-q" in attrs]
+    assert not injected, injected
+    hostile = [row for row in dom.rows if row and "</script><img src=x onerror=" in row[4]]
+    assert len(hostile) == 1 and hostile[0][4].endswith(
+        "</script><svg onload=document.body.dataset.q=2>"), dom.rows
+    assert any("</script><img" in frame for frame in dom.frames()), dom.frames()
