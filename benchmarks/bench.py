@@ -303,6 +303,36 @@ def section_untraced(env, args):
     once = sum(v for k, v in sizes[1].items() if k.startswith("pymemtrace_detail_"))
     row(1, "code once per translation unit (cold helpers, gcc -O2)",
         f"{once} B .text.unlikely + 6 x 6 B probe sites per shared object", "", "report", "")
+    section_instructions(env)
+
+
+def callgrind_instructions(argv):
+    """Instructions executed by argv, as callgrind counts them (repeatable, whatever the load)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        done = subprocess.run(["valgrind", "--tool=callgrind",
+                               f"--callgrind-out-file={scratch}/out", *argv],
+                              capture_output=True, text=True)
+    match = re.search(r"refs:\s+([\d,]+)", done.stderr)
+    if done.returncode != 0 or not match:
+        raise RuntimeError(f"callgrind {argv}: {done.stderr[-1000:]}")
+    return int(match.group(1).replace(",", ""))
+
+
+def section_instructions(env):
+    """Instructions a wrapper adds to an alloc+free pair, untraced: the floor is one compare and
+    branch a call (4 a pair)."""
+    if shutil.which("valgrind") is None:
+        row(1, "untraced instructions per alloc+free pair", "valgrind not installed", "", "", "")
+        return
+    n = 100000
+    for cc in ("gcc", "clang"):
+        binary = os.path.join(env.build, f"pair_instructions_{cc}")
+        for family, label in (("c", "malloc/free"), ("realloc", "realloc(NULL, n)/free")):
+            counts = {kind: callgrind_instructions([binary, kind, family, str(n)])
+                      for kind in ("plain", "wrapped")}
+            added = (counts["wrapped"] - counts["plain"]) / n
+            row(1, f"untraced instructions a {label} pair adds ({cc} -O2, callgrind)",
+                f"+{added:.2f} per pair", "", "+4", verdict(added <= 4.01))
 
 
 # ---------------------------------------------------------------------------------------------

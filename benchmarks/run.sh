@@ -4,7 +4,7 @@
 #
 #   benchmarks/run.sh [bench.py options]      e.g. --quick, --reps 5, --sections 1,2, --dense 80000
 #
-# Needs: gcc, g++, libbenchmark-dev, python3-dev (3.11), systemtap-sdt-dev; for sections 2-5 root
+# Needs: gcc, clang, g++, libbenchmark-dev, python3-dev (3.11), systemtap-sdt-dev, valgrind; for sections 2-5 root
 # and bpftrace; heaptrack for its rows (--no-heaptrack skips them). 4-5 minutes on 2 idle cores,
 # up to 8 on a busy machine; --quick: about 1 minute.
 set -eu
@@ -23,6 +23,9 @@ cc $cflags -std=c99 -pthread -DPYMEMTRACE_CONFIG_NOP5=1 benchmarks/traced_loop.c
     -o "$build/traced_loop_nop5"
 cc $cflags -std=c99 -pthread -DPYMEMTRACE_CONFIG_NOP5=0 benchmarks/traced_loop.c \
     -o "$build/traced_loop_nop1"
+for compiler in gcc clang; do
+    $compiler $cflags -std=c99 benchmarks/pair_instructions.c -o "$build/pair_instructions_$compiler"
+done
 for wrapped in 0 1; do
     cc $cflags -std=c99 -DCODESIZE_WRAPPED=$wrapped -c benchmarks/codesize.c \
         -o "$build/codesize$wrapped.o"

@@ -9,7 +9,7 @@ packages=(
   gcc g++ clang lld binutils                # every compiler and linker the tests use
   systemtap-sdt-dev                         # <sys/sdt.h>
   gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user-static  # the aarch64 probes (suite cross)
-  doctest-dev libbenchmark-dev              # C++ tests and benchmarks
+  doctest-dev libbenchmark-dev valgrind     # C++ tests and benchmarks; callgrind's counts
   python3 python3-dev python3-pytest        # Debian's Python, built --with-dtrace
   bpftrace util-linux procps                # the tracer; taskset, setpriv; ps
   cython3 python3-mesonpy python3-pip python3-setuptools  # tests/redirect's routes; pyproject.toml

@@ -216,6 +216,25 @@ PYMEMTRACE_INLINE int pymemtrace_detail_pair_enabled(enum pymemtrace_probe probe
     return pymemtrace_semaphore_pairs[probe / 2] != 0;
 }
 
+/* The wrappers' test, `goto pymemtrace_traced` while a tracer is attached to a pair (OFFSET: the
+ * pair's byte offset, 4 * (probe / 2), as a literal). On x86-64 it is one instruction, `cmpl $0,
+ * pair(%rip)`, and its jump: gcc reads a volatile through a register (mov, test, jne) and keeps
+ * the pairs' address in a saved register across calls; the symbol in the instruction costs
+ * neither. On aarch64, which has no compare with memory, one load and cbnz. */
+#if defined(__x86_64__)
+#  define PYMEMTRACE_DETAIL_GOTO_IF_TRACED(offset, probe)                                          \
+      __asm__ goto("cmpl $0, pymemtrace_semaphore_pairs+" #offset "(%%rip)\n\t"                     \
+                   "jne %l[pymemtrace_traced]"                                                     \
+                   : /* asm goto has no outputs */                                                 \
+                   :                                                                               \
+                   : "cc"                                                                          \
+                   : pymemtrace_traced)
+#else
+#  define PYMEMTRACE_DETAIL_GOTO_IF_TRACED(offset, probe)                                          \
+      if (PYMEMTRACE_UNLIKELY(pymemtrace_detail_pair_enabled(probe)))                              \
+          goto pymemtrace_traced
+#endif
+
 #else /* !PYMEMTRACE_HAVE_USDT: no probes; everything folds away. */
 
 PYMEMTRACE_INLINE int pymemtrace_probe_enabled(enum pymemtrace_probe probe)

@@ -128,43 +128,79 @@ PYMEMTRACE_INLINE void pymemtrace_note_realloc(const void *old_ptr, const void *
 
 /* Defines traced twins of one allocator family: `wrapped_malloc(size)`, `wrapped_calloc(count,
  * size)`, `wrapped_realloc(ptr, size)`, `wrapped_free(ptr)`, each with the signature and result
- * of the function it wraps. calloc's probe size is count * size, which cannot overflow once the
- * allocation succeeded. The old pointer of a realloc is hidden from the optimiser so that
- * gcc's -Wuse-after-free does not follow it into the probe. */
+ * of the function it wraps. Untraced, a twin is one compare and branch, then a tail call of the
+ * real function: the semaphore is tested before the call, so nothing stays live across it (the
+ * size for the probe, the result), and the traced path, out of line, calls the real function
+ * itself and fires (`wrapped_NAME_traced`). A tracer attaching during an allocator call misses
+ * that one event, as it would any event before it attached. calloc's probe size is count *
+ * size, which cannot overflow once the allocation succeeded. The old pointer of a realloc is
+ * hidden from the optimiser so that gcc's -Wuse-after-free does not follow it into the probe. */
 #if PYMEMTRACE_HAVE_USDT
-#  define PYMEMTRACE_DETAIL_REALLOC_BODY(real_realloc, domain)                                 \
-      uintptr_t old_bits = pymemtrace_detail_opaque((uintptr_t)ptr);                         \
-      void *new_ptr = real_realloc(ptr, size);                                                 \
-      if (PYMEMTRACE_UNLIKELY(pymemtrace_detail_pair_enabled(PYMEMTRACE_PROBE_REALLOC)))       \
-          pymemtrace_detail_fire_realloc(old_bits, (uintptr_t)new_ptr, size, domain);          \
-      return new_ptr;
+#  define PYMEMTRACE_DETAIL_TRACED_FAMILY(wrapped_malloc, wrapped_calloc, wrapped_realloc,         \
+                                          wrapped_free, real_malloc, real_calloc, real_realloc,    \
+                                          real_free, domain)                                       \
+      PYMEMTRACE_OUTLINE void *wrapped_malloc##_traced(size_t size)                                \
+      {                                                                                            \
+          void *ptr = real_malloc(size);                                                           \
+          pymemtrace_detail_fire_alloc((uintptr_t)ptr, size, domain);                              \
+          return ptr;                                                                              \
+      }                                                                                            \
+      PYMEMTRACE_OUTLINE void *wrapped_calloc##_traced(size_t count, size_t size)                  \
+      {                                                                                            \
+          void *ptr = real_calloc(count, size);                                                    \
+          pymemtrace_detail_fire_alloc((uintptr_t)ptr, count * size, domain);                      \
+          return ptr;                                                                              \
+      }                                                                                            \
+      PYMEMTRACE_OUTLINE void *wrapped_realloc##_traced(void *ptr, size_t size)                    \
+      {                                                                                            \
+          uintptr_t old_bits = pymemtrace_detail_opaque((uintptr_t)ptr);                           \
+          void *new_ptr = real_realloc(ptr, size);                                                 \
+          pymemtrace_detail_fire_realloc(old_bits, (uintptr_t)new_ptr, size, domain);              \
+          return new_ptr;                                                                          \
+      }                                                                                            \
+      PYMEMTRACE_OUTLINE void wrapped_free##_traced(void *ptr)                                     \
+      {                                                                                            \
+          pymemtrace_detail_fire_free((uintptr_t)ptr, domain);                                     \
+          real_free(ptr);                                                                          \
+      }
+/* A twin's body: the test of its pair (OFFSET: the pair's byte offset, 4 * (PROBE / 2); probes.h),
+ * the untraced call, then the traced path after its label. */
+#  define PYMEMTRACE_DETAIL_TWIN_BODY(offset, probe, untraced, traced)                             \
+      PYMEMTRACE_DETAIL_GOTO_IF_TRACED(offset, probe);                                             \
+      untraced                                                                                     \
+  pymemtrace_traced:                                                                               \
+      traced
 #else
-#  define PYMEMTRACE_DETAIL_REALLOC_BODY(real_realloc, domain) return real_realloc(ptr, size);
+#  define PYMEMTRACE_DETAIL_TRACED_FAMILY(wrapped_malloc, wrapped_calloc, wrapped_realloc,         \
+                                          wrapped_free, real_malloc, real_calloc, real_realloc,    \
+                                          real_free, domain)
+#  define PYMEMTRACE_DETAIL_TWIN_BODY(offset, probe, untraced, traced) untraced
 #endif
 
 #define PYMEMTRACE_DETAIL_WRAP_ALLOCATOR(wrapped_malloc, wrapped_calloc, wrapped_realloc,          \
                                          wrapped_free, real_malloc, real_calloc, real_realloc,     \
                                          real_free, domain)                                        \
+    PYMEMTRACE_DETAIL_TRACED_FAMILY(wrapped_malloc, wrapped_calloc, wrapped_realloc, wrapped_free, \
+                                    real_malloc, real_calloc, real_realloc, real_free, domain)     \
     PYMEMTRACE_INLINE void *wrapped_malloc(size_t size)                                            \
     {                                                                                              \
-        void *ptr = real_malloc(size);                                                             \
-        pymemtrace_note_alloc(ptr, size, domain);                                                  \
-        return ptr;                                                                                \
+        PYMEMTRACE_DETAIL_TWIN_BODY(0, PYMEMTRACE_PROBE_ALLOC, return real_malloc(size);,          \
+                                    return wrapped_malloc##_traced(size);)                         \
     }                                                                                              \
     PYMEMTRACE_INLINE void *wrapped_calloc(size_t count, size_t size)                              \
     {                                                                                              \
-        void *ptr = real_calloc(count, size);                                                      \
-        pymemtrace_note_alloc(ptr, count * size, domain);                                          \
-        return ptr;                                                                                \
+        PYMEMTRACE_DETAIL_TWIN_BODY(0, PYMEMTRACE_PROBE_ALLOC, return real_calloc(count, size);,   \
+                                    return wrapped_calloc##_traced(count, size);)                  \
     }                                                                                              \
     PYMEMTRACE_INLINE void *wrapped_realloc(void *ptr, size_t size)                                \
     {                                                                                              \
-        PYMEMTRACE_DETAIL_REALLOC_BODY(real_realloc, domain)                                       \
+        PYMEMTRACE_DETAIL_TWIN_BODY(4, PYMEMTRACE_PROBE_REALLOC, return real_realloc(ptr, size);,  \
+                                    return wrapped_realloc##_traced(ptr, size);)                   \
     }                                                                                              \
     PYMEMTRACE_INLINE void wrapped_free(void *ptr)                                                 \
     {                                                                                              \
-        pymemtrace_note_free(ptr, domain);                                                         \
-        real_free(ptr);                                                                            \
+        PYMEMTRACE_DETAIL_TWIN_BODY(8, PYMEMTRACE_PROBE_FREE, real_free(ptr); return;,             \
+                                    wrapped_free##_traced(ptr);)                                   \
     }
 
 /* pymemtrace_malloc, pymemtrace_calloc, pymemtrace_realloc, pymemtrace_free: the C heap. */

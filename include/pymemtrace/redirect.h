@@ -60,29 +60,31 @@ PYMEMTRACE_EXTERN_C void *__real_calloc(size_t count, size_t size);
 PYMEMTRACE_EXTERN_C void *__real_realloc(void *ptr, size_t size);
 PYMEMTRACE_EXTERN_C void __real_free(void *ptr);
 
+/* Twins of the real functions, as pymemtrace_malloc... are of libc's names: the extension's own
+ * references to malloc are wrapped, so these name the real ones. */
+PYMEMTRACE_DETAIL_WRAP_ALLOCATOR(pymemtrace_detail_wrap_malloc, pymemtrace_detail_wrap_calloc,
+                                 pymemtrace_detail_wrap_realloc, pymemtrace_detail_wrap_free,
+                                 __real_malloc, __real_calloc, __real_realloc, __real_free,
+                                 PYMEMTRACE_DOMAIN_C_HEAP)
+
 PYMEMTRACE_DETAIL_WRAPPER void *__wrap_malloc(size_t size)
 {
-    void *ptr = __real_malloc(size);
-    pymemtrace_note_alloc(ptr, size, PYMEMTRACE_DOMAIN_C_HEAP);
-    return ptr;
+    return pymemtrace_detail_wrap_malloc(size);
 }
 
 PYMEMTRACE_DETAIL_WRAPPER void *__wrap_calloc(size_t count, size_t size)
 {
-    void *ptr = __real_calloc(count, size);
-    pymemtrace_note_alloc(ptr, count * size, PYMEMTRACE_DOMAIN_C_HEAP);
-    return ptr;
+    return pymemtrace_detail_wrap_calloc(count, size);
 }
 
 PYMEMTRACE_DETAIL_WRAPPER void *__wrap_realloc(void *ptr, size_t size)
 {
-    PYMEMTRACE_DETAIL_REALLOC_BODY(__real_realloc, PYMEMTRACE_DOMAIN_C_HEAP)
+    return pymemtrace_detail_wrap_realloc(ptr, size);
 }
 
 PYMEMTRACE_DETAIL_WRAPPER void __wrap_free(void *ptr)
 {
-    pymemtrace_note_free(ptr, PYMEMTRACE_DOMAIN_C_HEAP);
-    __real_free(ptr);
+    pymemtrace_detail_wrap_free(ptr);
 }
 
 #undef PYMEMTRACE_DETAIL_WRAPPER

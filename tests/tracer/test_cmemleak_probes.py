@@ -50,8 +50,8 @@ def reinit():
 
 
 blocks = make_blocks()
+reinit()  # before the blocks go: a freed block's address, reused, would name two allocations
 del blocks
-reinit()
 print("pid", os.getpid(), flush=True)
 ''' % ", ".join(f"(cMemLeak.{name}, {size})" for name, size in CASES)
 
