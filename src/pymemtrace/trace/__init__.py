@@ -10,5 +10,6 @@
     procfs    a target's mappings, liveness and semaphores, read from /proc
     elf       the USDT probes (.note.stapsdt) of an ELF file
     reports   summary, leaks and flow reports, text and JSON
+    snapshots reports over time (--interval): snapshots, their growth, the peak
     output    the -o report file; names: target names shown safely; errors: Failure
 """

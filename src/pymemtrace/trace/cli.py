@@ -18,7 +18,7 @@ import tempfile
 from . import elf, flamegraph_html, procfs, programs, targets
 from .aliases import FileAliases
 from .errors import Failure
-from .modes import LOSS, trace_command, trace_pid
+from .modes import LOSS, trace_all, trace_command, trace_pid
 from .names import shown
 from .output import ReportFile
 
@@ -89,6 +89,14 @@ def parse_args(argv):
     parser.add_argument("--per-process", action="store_true",
                         help="a summary or leak report per process (by default one for all "
                              "the processes traced; JSON entries then carry their pids)")
+    parser.add_argument("--interval", type=float, metavar="SECONDS",
+                        help="with --report leaks: every SECONDS, the live bytes and blocks by "
+                             "location, with their growth since the first snapshot (a text "
+                             "table, or a JSON line with --json); the peak at the end")
+    parser.add_argument("--all", action="store_true",
+                        help="trace every process that maps the --lib libraries, those started "
+                             "later too, until Ctrl-C or SIGTERM; a report per PID and its "
+                             "command line")
     parser.add_argument("--keep-program", action="store_true",
                         help="save a copy of the generated bpftrace program and say where")
     parser.add_argument("--user", metavar="USER",
@@ -100,7 +108,19 @@ def parse_args(argv):
                              "and never written through a symbolic link")
     args = parser.parse_args(argv)
     args.command = command
-    if (args.pid is not None) == bool(command):
+    if args.all:
+        if args.pid is not None or command:
+            parser.error("--all traces every process that maps the libraries: give no -p PID "
+                         "and no COMMAND")
+        if not args.lib:
+            parser.error("--all needs the libraries to watch: --lib PATH or --lib DIR")
+        if (args.frames != "probes" or args.libc or args.object_allocator
+                or args.python_call_stack):
+            parser.error("--all traces the pymemtrace probes only (the default --frames probes)")
+        if args.user is not None:
+            parser.error("--user applies to a COMMAND the runner starts, not to --all")
+        args.per_process = True
+    elif (args.pid is not None) == bool(command):
         parser.error("give either -p PID or -- COMMAND [ARG...]")
     # The most that fits the 512-byte BPF stack with two names in one event (measured, bpftrace
     # 0.17): the scripts on CPython's own probes keep more on the stack.
@@ -119,6 +139,14 @@ def parse_args(argv):
     if args.libc and args.object_allocator:
         parser.error("--libc and --object-allocator are separate views: choose one")
     report_format(parser, args)
+    if args.interval is not None:
+        if args.report != "leaks" or args.format not in ("text", "json"):
+            parser.error("--interval takes snapshots of the live blocks: use it with --report "
+                         "leaks, as text or --json")
+        if args.frames != "probes":
+            parser.error("--interval needs the default --frames probes")
+        if not 0.1 <= args.interval <= 86400:
+            parser.error(f"--interval {args.interval}: give 0.1 to 86400 seconds")
     return args
 
 
@@ -150,7 +178,8 @@ def run(argv):
                       "run it as root, e.g. sudo " + " ".join([sys.argv[0]] + argv))
     if shutil.which("bpftrace") is None:
         raise Failure("bpftrace is not installed (or not on PATH)", "apt-get install bpftrace")
-    user = None if args.pid is not None else targets.CommandUser.choose(args.user, os.environ)
+    user = (None if args.pid is not None or args.all
+            else targets.CommandUser.choose(args.user, os.environ))
     # Before tracing: a missing flame graph library is said now, not after the run.
     args.scripts = flamegraph_html.scripts() if args.format == "html" else None
     report_file = ReportFile(args.output) if args.output else None
@@ -185,7 +214,7 @@ def trace(args, user, aliases):
             raise Failure(f"PID {args.pid} has exited (a zombie: its parent has not reaped it)",
                           "give the PID of a running process")
         target_exe = f"/proc/{args.pid}/exe"
-    else:
+    elif not args.all:  # --all: no target; the libraries are given (--lib)
         if user:
             env = user.environ(env)
         target_exe = shutil.which(args.command[0], path=env.get("PATH"))
@@ -218,16 +247,19 @@ def trace(args, user, aliases):
                           "<sys/sdt.h> (apt-get install systemtap-sdt-dev); check with readelf -n")
         libraries.append(alias)
     plan = programs.choose_script(args, pymalloc)
-    if plan.script.startswith("pymemtrace_"):
+    if plan.script.startswith("pymemtrace_") and not args.all:
         libraries = with_found_libraries(args, env, user, aliases, libraries)
     libc = targets.libc_of(args.pid, aliases) if args.libc else None
-    program = programs.make_program(plan.script, libraries, python, libc, args.follow)
+    program = programs.make_program(plan.script, libraries, python, libc, args.follow,
+                                    args.interval, args.all)
     if args.keep_program:
         handle, kept = tempfile.mkstemp(prefix="pymemtrace-", suffix=".bt")
         with os.fdopen(handle, "w") as copy:
             copy.write(program)
         print(f"pymemtrace-trace: program kept in {kept}", file=sys.stderr)
 
+    if args.all:
+        return trace_all(args, program, plan)
     if args.pid is not None:
         return trace_pid(args, program, plan, libraries)
     return trace_command(args, program, plan, env, user)

@@ -9,10 +9,11 @@ import signal
 import sys
 import time
 
-from . import procfs, reports, scripts
+from . import processes, procfs, reports, scripts
 from .errors import Failure
 from .names import shown
 from .session import BpftraceSession, SessionError
+from .snapshots import MapWatch, Snapshots
 
 LOSS = 3  # the exit status of a run whose report lost data (unless --allow-loss)
 
@@ -70,8 +71,38 @@ class Trace:
         self.session = BpftraceSession(program, positional=[pid, *plan.words], env=env,
                                        ready_marker="dtrace:::BEGIN", on_printf=self._printf,
                                        framed_rows=plan.kind == "flow")
+        # --all: {pid: command line}, read when a process makes its first event (PROCESS_LINE).
+        self.commands = {} if getattr(args, "all", False) else None
+        # --interval: the snapshot announced by SNAPSHOT_LINE, filled by the maps printed next.
+        self.snapshots, self.pending = None, None
+        if getattr(args, "interval", None):
+            self.snapshots = Snapshots(args.out, args.format, args.top, args.per_process,
+                                       self.shortener, args.max_entries)
+            self.session.maps = MapWatch(self._maps)
+
+    def _maps(self, printed):
+        if self.pending is not None:
+            self.pending.update(printed)
+            if "@live_refused" in printed:
+                self._snapshot()
+
+    def _snapshot(self):
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            self.snapshots.add(pending.get("@live"), pending.get("@live_refused", 0))
 
     def _printf(self, text):
+        if self.snapshots is not None:
+            self._snapshot()  # @live_refused is not printed until set: a printf ends a snapshot
+            if text == "dtrace:::SNAPSHOT\n":
+                self.pending = {}
+                return
+        if self.commands is not None and text.startswith("dtrace:::PROCESS "):
+            pid = int(text.split()[1])
+            if len(self.commands) >= self.args.max_entries:  # bounded over a long run
+                self.commands.pop(next(iter(self.commands)))
+            self.commands[pid] = processes.command_line(pid)
+            return
         row = self.shortener.event_row(text)
         if row is not None:
             self.rows += 1
@@ -102,6 +133,8 @@ class Trace:
         came after bpftrace ended `early`), which the report and standard error both state."""
         self.session.stop()
         session = self.session
+        if self.snapshots is not None:
+            self._snapshot()
         for line in session.errors:
             print(f"bpftrace: {shown(line)}", file=sys.stderr)
         lost = reports.losses(self.plan, session.maps, session.lost, self.args.max_entries,
@@ -112,12 +145,17 @@ class Trace:
         try:
             if self.write_error:
                 raise self.write_error
+            if self.snapshots is not None and self.snapshots.number and not self.args.json:
+                print(file=self.args.out)  # the report apart from the last snapshot
             view = reports.View(self.args.format, self.args.top, self.args.histograms,
-                                tuple(lost), self.args.scripts, self.args.per_process)
+                                tuple(lost), self.args.scripts, self.args.per_process,
+                                self.commands, self.snapshots is not None)
             reports.report(self.args.out, self.plan, self.args.report, self.args.json,
-                           session.maps, self.flow, self.shortener, view)
+                           dict(session.maps), self.flow, self.shortener, view)
             if lost and self.args.format == "text" and self.args.report != "flow":
                 print("\nINCOMPLETE: " + "; ".join(lost), file=self.args.out)
+            if self.snapshots is not None:
+                self.snapshots.write_peak()
             self.args.out.flush()
         except OSError as error:
             where = f"-o {shown(self.args.output)}" if self.args.output else "standard output"
@@ -154,6 +192,27 @@ def trace_pid(args, program, plan, libraries):
             run.session.drain()
         if plan.kind == "leaks" and run.session.alive():
             stop_recording(args.pid)
+            time.sleep(0.2)  # the frees in flight
+    finally:
+        run.session.stop()
+    return exit_status(run.finish(early), args, 0)
+
+
+def trace_all(args, program, plan):
+    """--all: every process that maps the libraries, already running or started later, until
+    Ctrl-C or SIGTERM. $1 is the runner's own PID: only the tgkill that stops recording names it."""
+    stop = Stop(pid_mode=True)
+    run = Trace(program, os.getpid(), plan, args)
+    try:
+        run.start()
+        time.sleep(0.1)  # bpftrace 0.17 arms USDT probes 5-16 ms after BEGIN
+        print("pymemtrace-trace: tracing every process that maps the libraries; Ctrl-C to stop",
+              file=sys.stderr)
+        while not stop and run.session.alive():
+            stop.wait(0.2)
+        early = not stop and run.ended_early()
+        if plan.kind == "leaks" and run.session.alive():
+            stop_recording(os.getpid())
             time.sleep(0.2)  # the frees in flight
     finally:
         run.session.stop()

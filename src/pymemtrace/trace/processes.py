@@ -3,7 +3,12 @@
 scripts._bt_follow). Entries come per process; a report merges them by location (the default)
 or keeps each process apart (--per-process), and says how each process ended, from the wait
 statuses the scripts keep in @ended."""
+import os
 import signal
+
+from .names import shown
+
+COMMAND_BYTES = 1024  # of a command line kept (--all): enough to tell processes apart
 
 
 def combine(entries, per_process):
@@ -45,8 +50,35 @@ def ended_statuses(maps):
     return {int(pid): int(status) for pid, status in (maps.get("@ended") or {}).items()}
 
 
-def process_lines(pids, ended):
-    """One line per process: its PID and how it ended, or that it still ran."""
-    return [f"   PID {pid}: " + (how_ended(ended[pid]) if pid in ended
-                                 else "still running when tracing stopped")
+def command_line(pid):
+    """The command line of `pid` (/proc/PID/cmdline, its first COMMAND_BYTES), arguments
+    joined by spaces, as it came: hostile, to be shown only through command_shown(); "" when the
+    process is gone or has none (a kernel thread, a zombie)."""
+    try:
+        fd = os.open(f"/proc/{pid}/cmdline", os.O_RDONLY)
+    except OSError:
+        return ""
+    try:
+        data = os.read(fd, COMMAND_BYTES + 1)
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
+    cut = len(data) > COMMAND_BYTES
+    text = os.fsdecode(data[:COMMAND_BYTES].rstrip(b"\0").replace(b"\0", b" "))
+    return text + ("..." if cut else "")
+
+
+def command_shown(command):
+    """A command line fit for a terminal: escaped (see names.shown), `?` when unknown."""
+    return shown(command) if command else "?"
+
+
+def process_lines(pids, ended, commands=None):
+    """One line per process: its PID (and command line, if known) and how it ended, or that it
+    still ran."""
+    return [f"   PID {pid}"
+            + (f" ({command_shown(commands.get(pid, ''))})" if commands is not None else "")
+            + ": " + (how_ended(ended[pid]) if pid in ended
+                      else "still running when tracing stopped")
             for pid in sorted(pids)]

@@ -34,12 +34,13 @@ def choose_script(args, pymalloc=True):
     return Plan(f"pymemtrace_{args.report}", words, args.report, -1)
 
 
-def make_program(script, libraries, python, libc, follow=True):
+def make_program(script, libraries, python, libc, follow=True, interval=None, everyone=False):
     """The program of toolkit script `script` (scripts.SCRIPTS) with its probes on `libraries`,
     `python` and `libc`: aliases only, which the last check enforces. `follow`: the processes
-    the target forks are traced too."""
+    the target forks are traced too; `interval`, `everyone`: see scripts.bpftrace_script."""
     text = scripts.bpftrace_script(script, libraries=libraries or None,
                                    python=python or scripts.BT_PYTHON,
-                                   libc=libc or scripts.BT_LIBC, follow=follow)
+                                   libc=libc or scripts.BT_LIBC, follow=follow,
+                                   interval=interval, everyone=everyone)
     check_program_paths(text)
     return text

@@ -20,9 +20,11 @@ FLOW_LINE = re.compile(
 # How a summary or leaks report is written: form text, json, folded or html; the text's first
 # `top` locations (0: all) and its histograms; what the run lost (the page states it); the
 # JavaScript an html page inlines (flamegraph_html.scripts()); one table per process or one
-# for all (processes.combine).
-View = collections.namedtuple("View", "form top histograms lost scripts per_process",
-                              defaults=("text", 20, False, (), None, False))
+# for all (processes.combine); the command line of each PID (--all; None otherwise); JSON on one
+# line, {"type": "report", ...} (--interval: the report follows the snapshots' JSON lines).
+View = collections.namedtuple("View", "form top histograms lost scripts per_process commands "
+                                      "json_lines",
+                              defaults=("text", 20, False, (), None, False, None, False))
 
 
 class Shortener:
@@ -256,7 +258,9 @@ def write_text(out, wanted, view, entries, ended, note="", dists=None, domain_di
             e["bytes"] for e in g[1]))):
         if pid is not None:
             how = processes.how_ended(ended[pid]) if pid in ended else "still running"
-            print(f"{chr(10) if index else ''}== PID {pid} ({how})\n", file=out)
+            command = ("" if view.commands is None else
+                       ": " + processes.command_shown(view.commands.get(pid, "")))
+            print(f"{chr(10) if index else ''}== PID {pid}{command} ({how})\n", file=out)
         group = processes.combine(group, False)
         if wanted == "leaks":
             print_leaks(group, out, note, view)
@@ -266,7 +270,7 @@ def write_text(out, wanted, view, entries, ended, note="", dists=None, domain_di
     pids = {e["pid"] for e in entries} | set(ended)
     if pids:
         print("\nProcesses traced:", file=out)
-        print("\n".join(processes.process_lines(pids, ended)), file=out)
+        print("\n".join(processes.process_lines(pids, ended, view.commands)), file=out)
 
 
 def write_entries(out, wanted, view, entries):
@@ -274,7 +278,14 @@ def write_entries(out, wanted, view, entries):
     complete, never cut to --top; JSON entries carry their `pid` (--per-process) or `pids`."""
     entries = processes.combine(entries, view.per_process)
     if view.form == "json":
-        json.dump([as_json(e) for e in ranked(entries)], out, indent=1)
+        shown_entries = [as_json(e) for e in ranked(entries)]
+        if view.commands is not None:  # --all: each entry's command line (raw; JSON escapes)
+            for e in shown_entries:
+                e["command"] = view.commands.get(e.get("pid"), "")
+        if view.json_lines:
+            json.dump({"type": "report", "report": wanted, "entries": shown_entries}, out)
+        else:
+            json.dump(shown_entries, out, indent=1)
         print(file=out)
     elif view.form == "folded":
         folded.write(out, entries)

@@ -122,3 +122,25 @@ def write_leaks(out, entries, top, note=""):
     lines.append(f"\nTotal: {sum(e['count'] for e in entries)} blocks, "
                  f"{sum(e['bytes'] for e in entries)} bytes still allocated{note}")
     print("\n".join(lines), file=out)
+
+
+def snapshot_lines(entries, top, per_process=False):
+    """A snapshot's table (--interval): live bytes, their growth since the first snapshot
+    (signed), blocks, by location, largest first, the first `top`; a pid column if
+    `per_process`."""
+    entries = ranked(entries)
+    kept = entries[:top] if top else entries
+    rows = []
+    for e in kept:
+        where, what = _location(stack_of(e))
+        rows.append([str(e["bytes"]), f"{e['growth']:+d}", str(e["count"]),
+                     domain_name(e["domain"]), *([str(e["pid"])] if per_process else []),
+                     where, what])
+    header = ["bytes", "growth", "count", "domain", *(["pid"] if per_process else []),
+              "file:line", "function"]
+    lines = _columns(header, rows, {0, 1, 2, *([4] if per_process else [])})
+    rest = entries[len(kept):]
+    if rest:
+        lines.append(f"{INDENT}({_words(len(rest), 'more location')}, "
+                     f"{sum(e['bytes'] for e in rest)} bytes; --top 0 shows all)")
+    return lines
