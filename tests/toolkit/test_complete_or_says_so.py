@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -188,3 +189,83 @@ def test_a_bpftrace_that_dies_while_tracing_fails_the_run():
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
+
+
+# Imports cMemLeak from the directory argv[1] (first on sys.path), allocates 3 blocks.
+IMPORTS_FROM = """\
+import sys
+sys.path.insert(0, sys.argv[1])
+from pymemtrace import cMemLeak
+blocks = [cMemLeak.CMalloc(321) for _ in range(3)]
+"""
+
+
+def copy_of_cmemleak(directory):
+    """A pymemtrace package holding a copy of the built cMemLeak (another file, another inode)
+    under `directory`; returns the copy's path."""
+    build_src = os.environ["PYTHONPATH"].split(os.pathsep)[0]
+    built = [name for name in os.listdir(os.path.join(build_src, "pymemtrace"))
+             if name.startswith("cMemLeak") and name.endswith(".so")][0]
+    package = os.path.join(directory, "pymemtrace")
+    os.makedirs(package)
+    shutil.copy(os.path.join(build_src, "pymemtrace", built), package)
+    shutil.copy(os.path.join(ROOT, "src", "pymemtrace", "__init__.py"), package)
+    os.chmod(directory, 0o755)
+    return os.path.join(package, built)
+
+
+def test_a_library_the_command_loads_unseen_fails_the_run(tmp_path):
+    """The command puts a copy of cMemLeak first on its sys.path itself: the runner attached to
+    the one its scan found, so the copy's allocations go untraced, and the run says so naming
+    the copy (it used to print an empty report with exit 0)."""
+    elsewhere = str(tmp_path / "not-importable")  # not a package name: the scan skips it
+    copy = copy_of_cmemleak(elsewhere)
+    script = tmp_path / "imports_a_copy.py"
+    script.write_text(IMPORTS_FROM)
+    result = run(["--", PYTHON, str(script), elsewhere])
+    assert result.returncode == LOSS, result.stderr
+    assert "were not traced" in result.stderr and copy in result.stderr, result.stderr
+
+
+LOADS_LATER = """\
+import importlib.util, sys
+sys.stdin.readline()  # released once the runner traces this process
+spec = importlib.util.spec_from_file_location("cMemLeak", sys.argv[1])
+later = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(later)
+blocks = [later.CMalloc(321) for _ in range(3)]
+print("loaded", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_library_imported_after_attaching_fails_the_run(tmp_path):
+    """-p: the target loads an instrumented library after the runner attached, which bpftrace
+    can no longer add: the run says so when it ends, naming the library."""
+    copy = copy_of_cmemleak(str(tmp_path / "later"))
+    script = tmp_path / "loads_later.py"
+    script.write_text(LOADS_LATER)
+    build_src = os.environ["PYTHONPATH"].split(os.pathsep)[0]
+    built = os.path.join(build_src, "pymemtrace")
+    target = subprocess.Popen([PYTHON, str(script), copy], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        runner = subprocess.Popen([PYTHON, RUNNER, "-p", str(target.pid), "--lib", built],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for line in runner.stderr:
+            if "tracing PID" in line:
+                break
+        target.stdin.write("go\n")
+        target.stdin.flush()
+        assert target.stdout.readline().startswith("loaded")
+        time.sleep(0.5)  # the runner looks at the target's mappings every 0.2 s
+        target.stdin.write("end\n")
+        target.stdin.flush()
+        target.wait(timeout=30)
+        _, err = runner.communicate(timeout=60)
+    finally:
+        for proc in (target,):
+            if proc.poll() is None:
+                proc.kill()
+    assert runner.returncode == LOSS, err
+    assert "were not traced" in err and copy in err, err

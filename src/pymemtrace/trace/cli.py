@@ -48,6 +48,9 @@ def parse_args(argv):
     parser.add_argument("--json", action="store_true", help="the same as --format json")
     parser.add_argument("--top", type=int, default=20, metavar="N",
                         help="the text report's first N locations (default 20; 0: all)")
+    parser.add_argument("--depth", type=int, default=1, metavar="N",
+                        help="group summary and leaks by the innermost N Python frames (1 to 16; "
+                             "default 1, the innermost frame alone)")
     parser.add_argument("--histograms", action="store_true",
                         help="add size histograms per Python file and function, and per domain, "
                              "to the text summary")
@@ -139,6 +142,13 @@ def parse_args(argv):
     if args.libc and args.object_allocator:
         parser.error("--libc and --object-allocator are separate views: choose one")
     report_format(parser, args)
+    if not 1 <= args.depth <= 16:
+        parser.error(f"--depth {args.depth}: give 1 to 16 frames")
+    if args.depth > 1 and (args.report == "flow" or args.libc or args.object_allocator
+                           or args.frames != "probes" or args.interval is not None):
+        parser.error("--depth N > 1 groups the summary and leak reports of the py* probes: not "
+                     "with flow, --libc, --object-allocator, --frames python-probes or "
+                     "--interval (yet)")
     if args.interval is not None:
         if args.report != "leaks" or args.format not in ("text", "json"):
             parser.error("--interval takes snapshots of the live blocks: use it with --report "
@@ -251,7 +261,7 @@ def trace(args, user, aliases):
         libraries = with_found_libraries(args, env, user, aliases, libraries)
     libc = targets.libc_of(args.pid, aliases) if args.libc else None
     program = programs.make_program(plan.script, libraries, python, libc, args.follow,
-                                    args.interval, args.all)
+                                    args.interval, args.all, depth=args.depth)
     if args.keep_program:
         handle, kept = tempfile.mkstemp(prefix="pymemtrace-", suffix=".bt")
         with os.fdopen(handle, "w") as copy:
@@ -262,7 +272,7 @@ def trace(args, user, aliases):
         return trace_all(args, program, plan)
     if args.pid is not None:
         return trace_pid(args, program, plan, libraries)
-    return trace_command(args, program, plan, env, user)
+    return trace_command(args, program, plan, env, user, libraries)
 
 
 def python_with_probes(target_exe, aliases, user, need_pymalloc):
@@ -308,7 +318,10 @@ def with_found_libraries(args, env, user, aliases, libraries):
             raise Failure(f"cannot read the memory map of PID {args.pid}",
                           "run as root in the target's PID namespace") from None
     else:
-        found = targets.command_libraries(args.command, env, user, aliases)
+        # --lib given: no guess at the source tree's build (a library the command never
+        # loads costs bpftrace's start-up a program of its own).
+        found = targets.command_libraries(args.command, env, user, aliases,
+                                          guess=not libraries)
     libraries = list(libraries)
     for alias in found:
         if procfs.file_identity(alias) not in known:

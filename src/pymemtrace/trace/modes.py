@@ -11,6 +11,7 @@ import time
 
 from . import processes, procfs, reports, scripts
 from .errors import Failure
+from .missed_libraries import MissedLibraries
 from .names import shown
 from .session import BpftraceSession, SessionError
 from .snapshots import MapWatch, Snapshots
@@ -54,8 +55,10 @@ class Trace:
     """One run of bpftrace for the runner: flow printfs shown as they come or kept for replay,
     maps kept for the report."""
 
-    def __init__(self, program, pid, plan, args):
+    def __init__(self, program, pid, plan, args, libraries=()):
         self.plan, self.args = plan, args
+        # Instrumented libraries the target maps that the program does not name: a loss.
+        self.missed = MissedLibraries(libraries)
         self.write_error = None
         self.rows = 0  # event rows received
         self.shortener = reports.Shortener(not args.full_file_path, args.strlen)
@@ -139,6 +142,8 @@ class Trace:
             print(f"bpftrace: {shown(line)}", file=sys.stderr)
         lost = reports.losses(self.plan, session.maps, session.lost, self.args.max_entries,
                               self.rows)
+        if self.plan.script.startswith("pymemtrace_"):  # the plans that attach to libraries
+            lost += self.missed.losses()
         if early:
             lost.insert(0, f"bpftrace ended on its own (status {session.proc.returncode}) while "
                            "the target ran: nothing after that was traced")
@@ -178,7 +183,7 @@ def exit_status(lost, args, status):
 
 def trace_pid(args, program, plan, libraries):
     stop = Stop(pid_mode=True)
-    run = Trace(program, args.pid, plan, args)
+    run = Trace(program, args.pid, plan, args, libraries)
     try:
         run.start()
         if not procfs.wait_armed(args.pid, program, libraries):
@@ -186,7 +191,9 @@ def trace_pid(args, program, plan, libraries):
                   "all set after 30 s; events may be missing", file=sys.stderr)
         print(f"pymemtrace-trace: tracing PID {args.pid}; Ctrl-C to stop", file=sys.stderr)
         while not stop and run.session.alive() and procfs.process_alive(args.pid):
+            run.missed.check(args.pid)
             stop.wait(0.2)
+        run.missed.check(args.pid)
         early = not stop and run.ended_early() and procfs.process_alive(args.pid)
         if plan.kind in ("flow", "flowlog") and not stop:
             run.session.drain()
@@ -227,7 +234,7 @@ def stop_recording(pid):
             ctypes.c_long(0))  # SYS_tgkill on x86-64
 
 
-def trace_command(args, program, plan, env, user):
+def trace_command(args, program, plan, env, user, libraries):
     # The child waits on a pipe until bpftrace has attached, then execs: nothing is missed. If
     # the runner dies first, the pipe closes and the child exits: it never runs untraced.
     executable = shutil.which(args.command[0], path=env.get("PATH")) or args.command[0]
@@ -253,7 +260,7 @@ def trace_command(args, program, plan, env, user):
             os._exit(127)
     os.close(go_read)
     os.close(err_write)
-    run = Trace(program, child, plan, args)
+    run = Trace(program, child, plan, args, libraries)
     status, early = None, False
     try:
         try:
@@ -264,6 +271,7 @@ def trace_command(args, program, plan, env, user):
             raise
         os.write(go_write, b"g")
         os.close(go_write)
+        started = time.monotonic()
         failure = os.read(err_read, 4096)
         os.close(err_read)
         while not stop:
@@ -274,7 +282,10 @@ def trace_command(args, program, plan, env, user):
             if run.ended_early():
                 early = True  # its errors and the loss are reported below
                 break
-            stop.wait(0.1)
+            run.missed.check(child)
+            # Often in the first seconds, when a short command imports its extensions and may
+            # end (its mappings go with it).
+            stop.wait(0.01 if time.monotonic() - started < 2 else 0.1)
         if stop and status is None:
             print(f"pymemtrace-trace: stopped by signal {stop.signal}; the command (PID {child}) "
                   "goes on, no longer traced", file=sys.stderr)
