@@ -6,6 +6,7 @@ for watching the probes fire. get_include(), redirect_cflags() and redirect_ldfl
 build what it needs to trace an unmodified extension (docs/extensions.md); from a shell:
 `python3 -m pymemtrace --cflags --libs`.
 """
+import json
 import os
 
 __version__ = "0.1.0"
@@ -13,12 +14,23 @@ __version__ = "0.1.0"
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def _build_tree_include():
+    """The source tree's include/ when this package is a meson build tree's (<build>/src/)."""
+    info = os.path.join(os.path.dirname(os.path.dirname(_HERE)), "meson-info", "meson-info.json")
+    try:
+        with open(info, encoding="utf-8") as meson_info:
+            return os.path.join(json.load(meson_info)["directories"]["source"], "include")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def get_include():
-    """The directory that holds pymemtrace/*.h (the copy installed inside this package, else the
-    source tree's include/)."""
+    """The directory that holds pymemtrace/*.h: the copy installed inside this package, the
+    source tree's include/ (run from src/), or that of the build tree this package is in."""
     for candidate in (os.path.join(_HERE, "include"),
-                      os.path.join(os.path.dirname(os.path.dirname(_HERE)), "include")):
-        if os.path.isfile(os.path.join(candidate, "pymemtrace", "redirect.h")):
+                      os.path.join(os.path.dirname(os.path.dirname(_HERE)), "include"),
+                      _build_tree_include()):
+        if candidate and os.path.isfile(os.path.join(candidate, "pymemtrace", "redirect.h")):
             return candidate
     raise FileNotFoundError("pymemtrace's headers are not installed with this package")
 

@@ -87,3 +87,13 @@ def test_the_installed_runner_runs_from_the_prefix_and_the_scripts_are_in_share(
     assert result.returncode == 0 and "COMMAND" in result.stdout, result.stderr
     scripts = os.listdir(os.path.join(prefix, "share", "pymemtrace"))
     assert "pymemtrace_leaks.bt" in scripts and "pymemtrace_leaks.d" in scripts, scripts
+
+
+def test_python_m_pymemtrace_works_from_the_build_tree():
+    """PYTHONPATH=<build>/src, as the README's commands and meson devenv set it: the flags name
+    the source tree's headers (it used to say "No module named pymemtrace.__main__")."""
+    build_src = os.path.join(os.environ["PYMEMTRACE_BUILD"], "src")
+    done = subprocess.run([sys.executable, "-m", "pymemtrace", "--cflags"], capture_output=True,
+                          text=True, env=dict(os.environ, PYTHONPATH=build_src), cwd="/")
+    include = os.path.join(os.environ["PYMEMTRACE_SOURCE_ROOT"], "include")
+    assert done.returncode == 0 and done.stdout.split()[0] == "-I" + include, done
