@@ -184,3 +184,11 @@ def test_report_forms_that_cannot_be_written_are_usage_errors(argv, capsys):
     with pytest.raises(SystemExit):
         cli.parse_args(argv + ["--", "python3"])
     assert "usage:" in capsys.readouterr().err
+
+
+def test_bytes_without_a_python_location_are_said_with_the_option_that_locates_them():
+    maps = alloc_maps([("", "", 0, 0, 3, 3000), ("/src/app/a.py", "f", 7, 2, 1, 100)])
+    text = render(SUMMARY, maps)
+    assert "(3000 bytes have no Python location: a thread without the GIL allocated them; " \
+           "--frames python-probes locates them" in text, text
+    assert "no Python location" not in render(SUMMARY, alloc_maps(MANY)), "a false note"

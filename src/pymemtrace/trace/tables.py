@@ -99,6 +99,17 @@ def histogram_lines(dists, domain_dists, top, quantize):
     return lines
 
 
+def unlocated_lines(entries):
+    """A note on the bytes without a Python location (file "" and line 0), if any: a thread
+    without the GIL allocated them, as an extension does that releases it around its C library."""
+    unlocated = sum(e["bytes"] for e in entries
+                    if all(not file and not line for file, line, _ in stack_of(e)))
+    if not unlocated:
+        return []
+    return [f"\n{INDENT}({unlocated} bytes have no Python location: a thread without the GIL "
+            "allocated them; --frames python-probes locates them by CPython's own probes)"]
+
+
 def write_summary(out, entries, top, histograms=()):
     """The summary: the ranked table, the totals, bytes by domain, then `histograms` (lines)."""
     lines = [title("Allocations by Python location", entries, top)]
@@ -110,6 +121,7 @@ def write_summary(out, entries, top, histograms=()):
         lines += ["", "By domain:", ""] + domain_lines(entries)
     if any(e["domain"] == -1 for e in entries):
         lines.append(f"\n{INDENT}(realloc: reallocs, whose probe carries no domain)")
+    lines += unlocated_lines(entries)
     if histograms:
         lines += [""] + list(histograms)
     print("\n".join(lines).rstrip("\n"), file=out)
@@ -121,6 +133,7 @@ def write_leaks(out, entries, top, note=""):
     lines += location_lines(entries, top, unit="block")
     lines.append(f"\nTotal: {sum(e['count'] for e in entries)} blocks, "
                  f"{sum(e['bytes'] for e in entries)} bytes still allocated{note}")
+    lines += unlocated_lines(entries)
     print("\n".join(lines), file=out)
 
 
