@@ -191,12 +191,14 @@ if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
 
 
-# Imports cMemLeak from the directory argv[1] (first on sys.path), allocates 3 blocks.
+# Imports cMemLeak from the directory argv[1] (first on sys.path), allocates 3 blocks, and runs
+# on a little (a command that maps a library and ends within 10 ms can slip by: docs/toolkit.md).
 IMPORTS_FROM = """\
-import sys
+import sys, time
 sys.path.insert(0, sys.argv[1])
 from pymemtrace import cMemLeak
 blocks = [cMemLeak.CMalloc(321) for _ in range(3)]
+time.sleep(0.3)
 """
 
 

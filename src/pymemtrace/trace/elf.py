@@ -1,43 +1,36 @@
 # SPDX-License-Identifier: MIT
-"""The USDT probes of an ELF file: its .note.stapsdt entries, read with `readelf -n` (binutils).
-`path` may be any name of the file, /proc/<pid>/fd/<n> aliases included."""
+"""The USDT probes of an ELF file: its .note.stapsdt entries, read by `stapsdt_notes` (struct
+only, no subprocess: the runner reads every library it attaches to, and a command's scan reads
+every extension on a sys.path). `path` may be any name of the file, /proc/<pid>/fd/<n> aliases
+included. The files are hostile input: every read is bounded, and a malformed file has no
+probes."""
 import collections
-import re
-import shutil
-import subprocess
+import os
+import stat
 
-from .errors import Failure
-
-Probe = collections.namedtuple("Probe", "provider name semaphore")
-
-_FIELD = re.compile(r"\b(Provider|Name|Semaphore): (\S+)")
+# One NT_STAPSDT note, as `readelf -n` shows it: link-time addresses (`semaphore` 0: none).
+Probe = collections.namedtuple("Probe", "provider name location base semaphore arguments")
 
 
 def probes(path):
-    """The Probe entries of the file at `path`; empty if it has none or cannot be read."""
-    readelf = shutil.which("readelf")
-    if readelf is None:
-        raise Failure("readelf is not installed (needed to read the probes of ELF files)",
-                      "apt-get install binutils")
+    """The Probe entries of the file at `path`; empty if it has none, cannot be read, or is not
+    a regular file. `path` may name anything a target mapped (/proc/PID/map_files/...): it is
+    checked through an O_PATH descriptor first, so root never opens a device or FIFO (opening
+    some devices acts)."""
     try:
-        out = subprocess.run([readelf, "-n", path], capture_output=True, text=True,
-                             errors="replace", check=False).stdout
+        handle = os.open(path, os.O_PATH | os.O_CLOEXEC)
     except OSError:
         return []
-    found, fields = [], {}
-    for line in out.splitlines():
-        match = _FIELD.search(line)
-        if not match:
-            continue
-        key, value = match.groups()
-        if key == "Provider":
-            fields = {"provider": value}
-        elif key == "Name":
-            fields["name"] = value
-        elif "name" in fields:  # Semaphore: the last field of an entry
-            found.append(Probe(fields["provider"], fields["name"], int(value, 16)))
-            fields = {}
-    return found
+    try:
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            return []
+        fd = os.open(f"/proc/self/fd/{handle}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return []
+    finally:
+        os.close(handle)
+    with os.fdopen(fd, "rb", buffering=0) as file:
+        return [Probe(*note) for note in stapsdt_notes(file)]
 
 
 def has_pymemtrace(path):
@@ -62,45 +55,56 @@ def is_position_independent(path):
         return elf.read(18)[16] == 3
 
 
-def stapsdt_providers(file):
-    """The providers named in the .note.stapsdt section of the 64-bit little-endian ELF file open
-    (binary) as `file`, read from its section headers without a subprocess: a scan of every
-    extension on a sys.path takes a moment. Self-contained (struct only): targets runs its source
-    in the traced command's Python, as the command's user."""
+def stapsdt_notes(file):
+    """(provider, name, location, base, semaphore, arguments) of each NT_STAPSDT note of the ELF
+    file open (binary, seekable) as `file`, in file order: the notes of its SHT_NOTE sections,
+    found through its section headers (ELF32 and ELF64, either byte order), as `readelf -n`
+    shows them. Empty for a file that is not ELF, or is malformed. Every read is bounded.
+    Self-contained (struct only): targets runs its source in the traced command's Python, as the
+    command's user, to scan a sys.path."""
     import struct
-    header = file.read(64)
-    if len(header) < 64 or header[:4] != b"\x7fELF" or header[4] != 2 or header[5] != 1:
-        return set()
-    (table_offset,) = struct.unpack_from("<Q", header, 0x28)
-    entry_size, count, names_index = struct.unpack_from("<HHH", header, 0x3A)
-    if table_offset == 0 or entry_size != 64 or not 0 <= names_index < count:
-        return set()
-    file.seek(table_offset)
-    table = file.read(64 * count)
-    if len(table) < 64 * count:
-        return set()
-
-    def section(index):  # (name offset, file offset, size)
-        name, _type, _flags, _addr, offset, size = struct.unpack_from("<IIQQQQ", table, 64 * index)
-        return name, offset, size
-
-    _name, names_offset, names_size = section(names_index)
-    file.seek(names_offset)
-    names = file.read(min(names_size, 1 << 20))
-    for index in range(count):
-        name, offset, size = section(index)
-        if names[name:name + 14] == b".note.stapsdt\0":
+    try:
+        ident = file.read(64)
+        if len(ident) < 52 or ident[:4] != b"\x7fELF" or ident[4] not in (1, 2) \
+                or ident[5] not in (1, 2) or (ident[4] == 2 and len(ident) < 64):
+            return []
+        wide, order = ident[4] == 2, "<" if ident[5] == 1 else ">"
+        table_at, sizes_at, header, entry, step = (
+            (0x28, 0x3A, "IIQQQQ", 64, 8) if wide else (0x20, 0x2E, "IIIIII", 40, 4))
+        (table_offset,) = struct.unpack_from(order + ("Q" if wide else "I"), ident, table_at)
+        entry_size, count = struct.unpack_from(order + "HH", ident, sizes_at)
+        if table_offset == 0 or entry_size != entry or count == 0:
+            return []
+        file.seek(table_offset)
+        table = file.read(entry * count)
+        if len(table) < entry * count:
+            return []
+        notes, budget = [], 1 << 24  # bytes of note sections read, at most
+        for index in range(count):
+            # sh_name, sh_type, sh_flags, sh_addr, sh_offset, sh_size
+            _name, kind, _flags, _addr, offset, size = struct.unpack_from(
+                order + header, table, entry * index)
+            if kind != 7 or size < 12 or size > budget:  # SHT_NOTE
+                continue
+            budget -= size
             file.seek(offset)
-            notes = file.read(min(size, 1 << 24))
-            break
-    else:
-        return set()
-    providers, at = set(), 0
-    while at + 12 <= len(notes):
-        name_size, desc_size, note_type = struct.unpack_from("<III", notes, at)
-        desc_at = at + 12 + ((name_size + 3) & ~3)
-        desc = notes[desc_at:desc_at + desc_size]
-        if notes[at + 12:at + 12 + name_size] == b"stapsdt\0" and note_type == 3 and len(desc) > 24:
-            providers.add(desc[24:].split(b"\0", 1)[0].decode("ascii", "replace"))  # after 3 addresses
-        at = desc_at + ((desc_size + 3) & ~3)
-    return providers
+            data = file.read(size)
+            at = 0
+            while at + 12 <= len(data):
+                name_size, desc_size, note_type = struct.unpack_from(order + "III", data, at)
+                owner = data[at + 12:at + 12 + name_size]
+                desc_at = at + 12 + ((name_size + 3) & ~3)
+                desc = data[desc_at:desc_at + desc_size]
+                at = desc_at + ((desc_size + 3) & ~3)
+                if owner != b"stapsdt\0" or note_type != 3 or len(desc) != desc_size:
+                    continue
+                strings = desc[3 * step:].split(b"\0")
+                if len(strings) < 3:  # provider, name, arguments, each NUL-terminated
+                    continue
+                addresses = struct.unpack_from(order + ("QQQ" if wide else "III"), desc, 0)
+                provider, name, arguments = (text.decode("utf-8", "replace")
+                                             for text in strings[:3])
+                notes.append((provider, name, *addresses, arguments))
+        return notes
+    except (struct.error, OSError, ValueError, OverflowError):
+        return []

@@ -2,7 +2,6 @@
 """What is traced: the libraries with pymemtrace probes of a process or a command, its C library,
 and the user a command runs as."""
 import glob
-import inspect
 import os
 import pwd
 import re
@@ -63,11 +62,14 @@ def scan(top, depth, seen, out):
                     scan(entry.path, depth + 1, seen, out)
             elif entry.name.endswith(SUFFIXES) and entry.is_file():
                 with open(entry.path, "rb") as file:
-                    if "pymemtrace" in stapsdt_providers(file):
+                    if any(note[0] == "pymemtrace" for note in stapsdt_notes(file)):
                         out.append(os.path.abspath(entry.path))
         except (OSError, ValueError):
             pass
-tops = sys.argv[1:] or [p or os.getcwd() for p in sys.path] + EXTRA
+# Run with -c, sys.path[0] is '' (the working directory); a script run puts its own directory
+# there instead (EXTRA), not the working directory.
+PATH = sys.path[1:] if SCRIPT_RUN and sys.path[:1] == [''] else sys.path
+tops = sys.argv[1:] or [p or os.getcwd() for p in PATH] + EXTRA
 found = []
 seen = set()
 for top in tops:
@@ -76,8 +78,21 @@ sys.stdout.buffer.write(b"\\0".join(os.fsencode(path) for path in found))
 """
 
 
-def _scan_program(extra=()):
-    return (inspect.getsource(elf.stapsdt_providers) + f"EXTRA = {list(extra)!r}\n" + _SCAN)
+def _scan_program(extra=(), script_run=False):
+    """The scan's program: `extra` directories, and whether the command runs a script
+    (`python3 script.py`: its sys.path[0] is the script's directory, not the working one)."""
+    return (_reader_source() + f"EXTRA = {list(extra)!r}\nSCRIPT_RUN = {bool(script_run)!r}\n"
+            + _SCAN)
+
+
+def _reader_source():
+    """The source of elf.stapsdt_notes (self-contained, top-level), cut from elf's own file:
+    `inspect` would cost the runner's start-up more than the scan's reading does."""
+    with open(elf.__file__, encoding="utf-8") as source:
+        text = source.read()
+    start = text.index("\ndef stapsdt_notes(") + 1
+    end = text.find("\ndef ", start)
+    return text[start:] if end < 0 else text[start:end + 1]
 
 
 def _command_python(command, env):
@@ -151,18 +166,22 @@ def _aliases_of(paths, aliases):
     return found
 
 
-def command_libraries(command, env, user, aliases):
+def command_libraries(command, env, user, aliases, guess=True):
     """Aliases of every instrumented extension the traced command's Python can import: the
     files under its sys.path (as its environment and working directory give it, the script's
     directory included) with pymemtrace probes, found by that Python as the command's user
-    (`user`), never with more privileges than the command will have."""
+    (`user`), never with more privileges than the command will have. None found and `guess`:
+    the cMemLeak of this source tree's build, if any."""
     python = _command_python(command, env)
     paths = []
     if python:
         script = command[1] if len(command) > 1 and not command[1].startswith("-") else None
         extra = [os.path.dirname(os.path.abspath(script))] if script else []
-        paths = _scanned([python, "-c", _scan_program(extra)], env, user, cwd=os.getcwd())
-    if not paths:  # run from a source tree: its build's cMemLeak
+        # The command is the Python itself (not a #! script): its argument is its script.
+        script_run = bool(script) and python == shutil.which(command[0], path=env.get("PATH"))
+        paths = _scanned([python, "-c", _scan_program(extra, script_run)], env, user,
+                         cwd=os.getcwd())
+    if not paths and guess:  # run from a source tree: its build's cMemLeak
         for pattern in ("build/src/pymemtrace", "build-*/src/pymemtrace"):
             built = sorted(glob.glob(os.path.join(REPO, pattern, "cMemLeak*.so")))
             if built:
