@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 
-PROBES = {"alloc", "realloc", "free", "pyalloc", "pyrealloc", "pyfree"}
+PROBES = {"alloc", "realloc", "free", "pyalloc", "pyrealloc", "pyfree", "pystack4", "pystack16"}
 
 
 def run(*command, **kwargs):

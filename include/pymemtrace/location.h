@@ -10,12 +10,39 @@
 #ifndef PYMEMTRACE_LOCATION_H
 #define PYMEMTRACE_LOCATION_H
 
+#include <stdint.h> /* uint64_t, uintptr_t */
+
 #include "config.h"
+
+/* The most frames a stack record holds (pystack16). */
+#define PYMEMTRACE_STACK_FRAMES 16
+
+/* One Python frame of a stack record (40 bytes; tracers read it at these offsets). */
+struct pymemtrace_frame {
+    uint64_t id;          /*  0: the frame's content (file, function, line) mixed; 0: no frame */
+    uint64_t stack;       /*  8: the ids of frames 0..this one mixed: the key of that stack */
+    const char *filename; /* 16: as pymemtrace_location's */
+    const char *function; /* 24 */
+    int32_t lineno;       /* 32 */
+    int32_t reserved;     /* 36: 0 */
+};
+
+/* The calling thread's Python stack, innermost frame first: what the py* probes' 7th argument
+ * points at while a tracer asks for depth (pystack4, pystack16), else that argument is NULL.
+ * frames[depth..requested) repeat the last stack id with no names ("", line 0), so the key of N
+ * frames is always frames[N - 1].stack for any N <= requested. The record is the thread's own,
+ * overwritten by its next lookup. */
+struct pymemtrace_stack {
+    uint32_t depth;     /*  0: frames found, at most `requested` */
+    uint32_t requested; /*  4: frames filled: 4 or 16 */
+    struct pymemtrace_frame frames[PYMEMTRACE_STACK_FRAMES]; /* 8 */
+};
 
 struct pymemtrace_location {
     const char *filename; /* co_filename of the innermost Python frame, or "" */
     const char *function; /* its qualified name (3.11+) or name (3.8-3.10), or "" */
     int lineno;           /* the line being executed, or 0 */
+    uintptr_t stack;      /* the thread's struct pymemtrace_stack while depth is asked, else 0 */
 };
 
 #if PYMEMTRACE_HAVE_USDT
@@ -25,7 +52,7 @@ PYMEMTRACE_EXTERN_C void pymemtrace_python_locate(struct pymemtrace_location *lo
 /* The location of the calling thread; valid until the calling Python frame returns. */
 PYMEMTRACE_INLINE struct pymemtrace_location pymemtrace_detail_locate(void)
 {
-    struct pymemtrace_location location = {"", "", 0};
+    struct pymemtrace_location location = {"", "", 0, 0};
     if (pymemtrace_python_locate != 0)
         pymemtrace_python_locate(&location);
     return location;

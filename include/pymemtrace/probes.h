@@ -8,21 +8,29 @@
  *   alloc      ptr, size, domain                                            after an allocation that returned non-NULL
  *   realloc    old_ptr, new_ptr, size, domain                               after every realloc, with its result
  *   free       ptr, domain                                                  before a release; every call, NULL included
- *   pyalloc    ptr, size, domain, filename, function, lineno                as alloc, with the Python location
- *   pyrealloc  old_ptr, new_ptr, size, filename, function, lineno           a live block moved or resized
- *   pyfree     ptr, domain, filename, function, lineno                      as free, with the Python location
+ *   pyalloc    ptr, size, domain, filename, function, lineno, stack         as alloc, with the Python location
+ *   pyrealloc  old_ptr, new_ptr, size, filename, function, lineno, stack    a live block moved or resized
+ *   pyfree     ptr, domain, filename, function, lineno, stack               as free, with the Python location
+ *   pystack4   -                                                            never: attached, it asks for 4 frames
+ *   pystack16  -                                                            never: attached, it asks for 16 frames
  *
  * Types: pointers (passed as uintptr_t) and size are 8 bytes unsigned, domain and lineno 4 bytes signed, filename and
- * function are `const char *`, never NULL ("" and line 0 when no Python frame is known).
+ * function are `const char *`, never NULL ("" and line 0 when no Python frame is known). `stack` is the address of
+ * the calling thread's `struct pymemtrace_stack` (location.h: up to 16 frames, each with a content id and the id of
+ * the stack up to it) while a tracer is attached to pystack4 or pystack16, else 0. pyalloc's and pyrealloc's
+ * seventh argument is on the stack on x86-64 (8@8(%rsp)), which bpftrace 0.17 refuses to read as arg6; read it
+ * there as *(uint64 *)(reg("sp") + 8). pystack4/pystack16 have a site and a semaphore but are never called: their
+ * semaphores are the request, read only on the py* path.
  *
  * How a probe is built (64-bit ELF on x86-64 or aarch64): each probe is one tiny function,
  * `pymemtrace_probe_NAME`, whose first instruction is the probe site and whose arguments are
  * exactly the probe's, in the argument registers (System V: rdi, rsi, ...; AAPCS64: x0, x1, ...).
  * The function and its .note.stapsdt entry sit in a COMDAT group, so one shared object has exactly
  * one site per probe however many translation units call it (bpftrace refuses more than 512
- * sites). The six semaphores are one 12-byte COMDAT block in `.probes`, hidden so that each shared
- * object traces independently, laid out in pairs (alloc|pyalloc, realloc|pyrealloc, free|pyfree)
- * so that "is anyone listening" is one 32-bit load.
+ * sites). The eight semaphores are one 16-byte COMDAT block in `.probes`, hidden so that each
+ * shared object traces independently, laid out in pairs (alloc|pyalloc, realloc|pyrealloc,
+ * free|pyfree, pystack4|pystack16) so that "is anyone listening" is one 32-bit load, and "is a
+ * stack asked for" another, made only on the py* path.
  * The site is a nop: on x86-64 1 byte (int3 when traced), safe across fork() on every kernel; on
  * aarch64 the one 4-byte nop (BRK when traced). With PYMEMTRACE_CONFIG_NOP5=1 (x86-64 only) it is
  * a 5-byte nop, which the kernel's nop5 uprobe optimisation (Linux 6.18) rewrites into a call to
@@ -56,7 +64,9 @@ enum pymemtrace_probe {
     PYMEMTRACE_PROBE_REALLOC = 2,
     PYMEMTRACE_PROBE_PYREALLOC = 3,
     PYMEMTRACE_PROBE_FREE = 4,
-    PYMEMTRACE_PROBE_PYFREE = 5
+    PYMEMTRACE_PROBE_PYFREE = 5,
+    PYMEMTRACE_PROBE_PYSTACK4 = 6, /* requests, never fired: a stack of 4 frames */
+    PYMEMTRACE_PROBE_PYSTACK16 = 7 /* and of 16 */
 };
 
 #if PYMEMTRACE_HAVE_USDT
@@ -79,20 +89,22 @@ enum pymemtrace_probe {
 extern "C" {
 #endif
 /* Defined by the assembly below; hidden, so each shared object has its own. */
-extern volatile unsigned short pymemtrace_semaphores[6] PYMEMTRACE_HIDDEN;
-extern volatile uint32_t pymemtrace_semaphore_pairs[3] PYMEMTRACE_HIDDEN;
+extern volatile unsigned short pymemtrace_semaphores[8] PYMEMTRACE_HIDDEN;
+extern volatile uint32_t pymemtrace_semaphore_pairs[4] PYMEMTRACE_HIDDEN;
 
 void pymemtrace_probe_alloc(uintptr_t ptr, size_t size, int domain) PYMEMTRACE_HIDDEN;
 void pymemtrace_probe_realloc(uintptr_t old_ptr, uintptr_t new_ptr, size_t size, int domain)
     PYMEMTRACE_HIDDEN;
 void pymemtrace_probe_free(uintptr_t ptr, int domain) PYMEMTRACE_HIDDEN;
 void pymemtrace_probe_pyalloc(uintptr_t ptr, size_t size, int domain, const char *filename,
-                              const char *function, int lineno) PYMEMTRACE_HIDDEN;
+                              const char *function, int lineno, uintptr_t stack) PYMEMTRACE_HIDDEN;
 void pymemtrace_probe_pyrealloc(uintptr_t old_ptr, uintptr_t new_ptr, size_t size,
-                                const char *filename, const char *function, int lineno)
-    PYMEMTRACE_HIDDEN;
+                                const char *filename, const char *function, int lineno,
+                                uintptr_t stack) PYMEMTRACE_HIDDEN;
 void pymemtrace_probe_pyfree(uintptr_t ptr, int domain, const char *filename,
-                             const char *function, int lineno) PYMEMTRACE_HIDDEN;
+                             const char *function, int lineno, uintptr_t stack) PYMEMTRACE_HIDDEN;
+void pymemtrace_probe_pystack4(void) PYMEMTRACE_HIDDEN;
+void pymemtrace_probe_pystack16(void) PYMEMTRACE_HIDDEN;
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
@@ -117,9 +129,10 @@ void pymemtrace_probe_pyfree(uintptr_t ptr, int domain, const char *filename,
 #  define PYMEMTRACE_DETAIL_ARGS_alloc "8@%rdi 8@%rsi -4@%edx"
 #  define PYMEMTRACE_DETAIL_ARGS_realloc "8@%rdi 8@%rsi 8@%rdx -4@%ecx"
 #  define PYMEMTRACE_DETAIL_ARGS_free "8@%rdi -4@%esi"
-#  define PYMEMTRACE_DETAIL_ARGS_pyalloc "8@%rdi 8@%rsi -4@%edx 8@%rcx 8@%r8 -4@%r9d"
-#  define PYMEMTRACE_DETAIL_ARGS_pyrealloc "8@%rdi 8@%rsi 8@%rdx 8@%rcx 8@%r8 -4@%r9d"
-#  define PYMEMTRACE_DETAIL_ARGS_pyfree "8@%rdi -4@%esi 8@%rdx 8@%rcx -4@%r8d"
+/* A seventh argument is the first on the stack, above the return address. */
+#  define PYMEMTRACE_DETAIL_ARGS_pyalloc "8@%rdi 8@%rsi -4@%edx 8@%rcx 8@%r8 -4@%r9d 8@8(%rsp)"
+#  define PYMEMTRACE_DETAIL_ARGS_pyrealloc "8@%rdi 8@%rsi 8@%rdx 8@%rcx 8@%r8 -4@%r9d 8@8(%rsp)"
+#  define PYMEMTRACE_DETAIL_ARGS_pyfree "8@%rdi -4@%esi 8@%rdx 8@%rcx -4@%r8d 8@%r9"
 #elif defined(__aarch64__)
 /* AAPCS64: arguments in x0..x7. A 4-byte argument is named by its x register, as <sys/sdt.h>
  * itself writes an int here: bcc's and bpftrace's aarch64 parsers accept x0..x30 and sp, not w
@@ -129,12 +142,15 @@ void pymemtrace_probe_pyfree(uintptr_t ptr, int domain, const char *filename,
 #  define PYMEMTRACE_DETAIL_ARGS_alloc "8@x0 8@x1 -4@x2"
 #  define PYMEMTRACE_DETAIL_ARGS_realloc "8@x0 8@x1 8@x2 -4@x3"
 #  define PYMEMTRACE_DETAIL_ARGS_free "8@x0 -4@x1"
-#  define PYMEMTRACE_DETAIL_ARGS_pyalloc "8@x0 8@x1 -4@x2 8@x3 8@x4 -4@x5"
-#  define PYMEMTRACE_DETAIL_ARGS_pyrealloc "8@x0 8@x1 8@x2 8@x3 8@x4 -4@x5"
-#  define PYMEMTRACE_DETAIL_ARGS_pyfree "8@x0 -4@x1 8@x2 8@x3 -4@x4"
+#  define PYMEMTRACE_DETAIL_ARGS_pyalloc "8@x0 8@x1 -4@x2 8@x3 8@x4 -4@x5 8@x6"
+#  define PYMEMTRACE_DETAIL_ARGS_pyrealloc "8@x0 8@x1 8@x2 8@x3 8@x4 -4@x5 8@x6"
+#  define PYMEMTRACE_DETAIL_ARGS_pyfree "8@x0 -4@x1 8@x2 8@x3 -4@x4 8@x5"
 #else
 #  error "pymemtrace/probes.h: PYMEMTRACE_HAVE_PROBE_SITES is set for a target without sites"
 #endif
+/* The requests carry nothing: a tracer attaches to them only to set their semaphores. */
+#define PYMEMTRACE_DETAIL_ARGS_pystack4 ""
+#define PYMEMTRACE_DETAIL_ARGS_pystack16 ""
 
 /* The argument string of a note, as sys/sdt.h's pack_args(args) step would write it. */
 #define PYMEMTRACE_DETAIL_ASCII(text) ".ascii \"" text "\"\n"
@@ -173,14 +189,16 @@ __asm__(
     ".balign 8\n"
     "pymemtrace_semaphores:\n"
     "pymemtrace_semaphore_pairs:\n"
-    ".zero 12\n"
-    ".size pymemtrace_semaphores, 12\n"
+    ".zero 16\n"
+    ".size pymemtrace_semaphores, 16\n"
     PYMEMTRACE_DETAIL_SEMAPHORE(alloc, 0)
     PYMEMTRACE_DETAIL_SEMAPHORE(pyalloc, 2)
     PYMEMTRACE_DETAIL_SEMAPHORE(realloc, 4)
     PYMEMTRACE_DETAIL_SEMAPHORE(pyrealloc, 6)
     PYMEMTRACE_DETAIL_SEMAPHORE(free, 8)
     PYMEMTRACE_DETAIL_SEMAPHORE(pyfree, 10)
+    PYMEMTRACE_DETAIL_SEMAPHORE(pystack4, 12)
+    PYMEMTRACE_DETAIL_SEMAPHORE(pystack16, 14)
     ".popsection\n"
     ".endif\n");
 /* One statement a site: ISO C bounds a string literal's length. */
@@ -190,6 +208,8 @@ __asm__(PYMEMTRACE_DETAIL_SITE(free));
 __asm__(PYMEMTRACE_DETAIL_SITE(pyalloc));
 __asm__(PYMEMTRACE_DETAIL_SITE(pyrealloc));
 __asm__(PYMEMTRACE_DETAIL_SITE(pyfree));
+__asm__(PYMEMTRACE_DETAIL_SITE(pystack4));
+__asm__(PYMEMTRACE_DETAIL_SITE(pystack16));
 
 #undef PYMEMTRACE_DETAIL_SEMAPHORE
 #undef PYMEMTRACE_DETAIL_SITE
@@ -200,6 +220,8 @@ __asm__(PYMEMTRACE_DETAIL_SITE(pyfree));
 #undef PYMEMTRACE_DETAIL_ARGS_pyalloc
 #undef PYMEMTRACE_DETAIL_ARGS_pyrealloc
 #undef PYMEMTRACE_DETAIL_ARGS_pyfree
+#undef PYMEMTRACE_DETAIL_ARGS_pystack4
+#undef PYMEMTRACE_DETAIL_ARGS_pystack16
 #undef PYMEMTRACE_DETAIL_NOP
 #pragma pop_macro("_SDT_SEMAPHORE")
 #pragma pop_macro("_SDT_NOP")
@@ -210,7 +232,8 @@ PYMEMTRACE_INLINE int pymemtrace_probe_enabled(enum pymemtrace_probe probe)
     return pymemtrace_semaphores[probe] != 0;
 }
 
-/* Nonzero while a tracer is attached to the plain probe `probe` or to its py twin: one load. */
+/* Nonzero while a tracer is attached to the plain probe `probe` or to its py twin (or, for
+ * PYMEMTRACE_PROBE_PYSTACK4, to either request): one load. */
 PYMEMTRACE_INLINE int pymemtrace_detail_pair_enabled(enum pymemtrace_probe probe)
 {
     return pymemtrace_semaphore_pairs[probe / 2] != 0;

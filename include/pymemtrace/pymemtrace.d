@@ -15,8 +15,12 @@ provider pymemtrace {
     probe realloc(uint64_t old_ptr, uint64_t new_ptr, uint64_t size, int32_t domain);
     probe free(uint64_t ptr, int32_t domain);
     probe pyalloc(uint64_t ptr, uint64_t size, int32_t domain, char *filename, char *function,
-                  int32_t lineno);
+                  int32_t lineno, uint64_t stack);
     probe pyrealloc(uint64_t old_ptr, uint64_t new_ptr, uint64_t size, char *filename,
-                    char *function, int32_t lineno);
-    probe pyfree(uint64_t ptr, int32_t domain, char *filename, char *function, int32_t lineno);
+                    char *function, int32_t lineno, uint64_t stack);
+    probe pyfree(uint64_t ptr, int32_t domain, char *filename, char *function, int32_t lineno,
+                 uint64_t stack);
+    /* Requests: never fired; a tracer enables them to ask for 4 or 16 frames in `stack`. */
+    probe pystack4();
+    probe pystack16();
 };

@@ -37,7 +37,8 @@ PYMEMTRACE_OUTLINE void pymemtrace_detail_fire_alloc(uintptr_t ptr, size_t size,
         pymemtrace_probe_alloc(ptr, size, domain);
     if (pymemtrace_probe_enabled(PYMEMTRACE_PROBE_PYALLOC)) {
         struct pymemtrace_location where = pymemtrace_detail_locate();
-        pymemtrace_probe_pyalloc(ptr, size, domain, where.filename, where.function, where.lineno);
+        pymemtrace_probe_pyalloc(ptr, size, domain, where.filename, where.function, where.lineno,
+                                 where.stack);
     }
 }
 
@@ -47,7 +48,8 @@ PYMEMTRACE_OUTLINE void pymemtrace_detail_fire_free(uintptr_t ptr, int domain)
         pymemtrace_probe_free(ptr, domain);
     if (pymemtrace_probe_enabled(PYMEMTRACE_PROBE_PYFREE)) {
         struct pymemtrace_location where = pymemtrace_detail_locate();
-        pymemtrace_probe_pyfree(ptr, domain, where.filename, where.function, where.lineno);
+        pymemtrace_probe_pyfree(ptr, domain, where.filename, where.function, where.lineno,
+                                where.stack);
     }
 }
 
@@ -67,17 +69,18 @@ PYMEMTRACE_OUTLINE void pymemtrace_detail_fire_realloc(uintptr_t old_ptr, uintpt
         if (new_ptr != 0 && pymemtrace_probe_enabled(PYMEMTRACE_PROBE_PYALLOC)) {
             struct pymemtrace_location where = pymemtrace_detail_locate();
             pymemtrace_probe_pyalloc(new_ptr, size, domain, where.filename, where.function,
-                                     where.lineno);
+                                     where.lineno, where.stack);
         }
     } else if (new_ptr != 0) {
         if (pymemtrace_probe_enabled(PYMEMTRACE_PROBE_PYREALLOC)) {
             struct pymemtrace_location where = pymemtrace_detail_locate();
             pymemtrace_probe_pyrealloc(old_ptr, new_ptr, size, where.filename, where.function,
-                                       where.lineno);
+                                       where.lineno, where.stack);
         }
     } else if (size == 0 && pymemtrace_probe_enabled(PYMEMTRACE_PROBE_PYFREE)) {
         struct pymemtrace_location where = pymemtrace_detail_locate();
-        pymemtrace_probe_pyfree(old_ptr, domain, where.filename, where.function, where.lineno);
+        pymemtrace_probe_pyfree(old_ptr, domain, where.filename, where.function, where.lineno,
+                                where.stack);
     }
 }
 

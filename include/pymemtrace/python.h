@@ -20,11 +20,13 @@
  * objects carry one, and the plain name on 3.8-3.10. No location ("" and line 0): a thread without
  * the GIL or without a thread state, a callback with no Python frame (a C atexit function), and,
  * on 3.8-3.11 only, a sub-interpreter run on a thread that already has a main-interpreter thread
- * state (see below). tests/locations proves each case on 3.8-3.13 under bpftrace.
+ * state (see below). tests/locations proves each case on 3.8-3.13 under bpftrace. While a tracer
+ * is attached to pystack4 or pystack16, the lookup also fills the thread's stack record (up to 4
+ * or 16 frames; location.h) that the py* probes' `stack` argument points at.
  *
  * CPython API used beyond the stable one, by version:
  *   3.8-3.12  _PyThreadState_UncheckedGet()   private; 3.13 renamed it PyThreadState_GetUnchecked
- *   3.8       PyThreadState.frame, PyFrameObject.f_code   struct fields (no accessors before 3.9)
+ *   3.8       PyThreadState.frame, PyFrameObject.f_code, f_back   struct fields (no accessors before 3.9)
  *   3.8-3.13  PyCodeObject.co_filename, co_name (3.8-3.10), co_qualname (3.11+)   unstable API
  */
 #ifndef PYMEMTRACE_PYTHON_H
@@ -37,10 +39,13 @@
 #if PY_VERSION_HEX < 0x03080000
 #  error "pymemtrace supports CPython 3.8 and later"
 #endif
-#if PY_VERSION_HEX < 0x03090000
-#  include <frameobject.h> /* PyFrameObject fields: 3.8 has no accessor functions */
+#if PY_VERSION_HEX < 0x030B0000
+/* 3.8: PyFrameObject's fields (no accessor functions); 3.9, 3.10: PyFrame_GetBack, which
+ * Python.h declares only from 3.11 */
+#  include <frameobject.h>
 #endif
 
+#include <stdint.h> /* uint32_t, uint64_t: the stack record */
 #include <string.h> /* strncpy: names that are not UTF-8 */
 
 #include "pymemtrace.h"
@@ -166,10 +171,59 @@ static inline const char *pymemtrace_detail_utf8(PyObject *text,
     return *raw;
 }
 
-/* Fills `location` from the innermost Python frame of the calling thread. Runs only inside the
- * py* probes' path. The strings belong to the frame's code object, which the running frame keeps
- * alive until it returns, or (a name that is not UTF-8) to this thread's buffer until its next
- * lookup: either way they outlive the probe. */
+/* splitmix64's finaliser: every bit of the input moves about half the bits of the output. */
+static inline uint64_t pymemtrace_detail_mix(uint64_t bits)
+{
+    bits ^= bits >> 30;
+    bits *= 0xbf58476d1ce4e5b9u;
+    bits ^= bits >> 27;
+    bits *= 0x94d049bb133111ebu;
+    return bits ^ (bits >> 31);
+}
+
+/* hash() of a name, which the string caches: content, so that the id of a frame cannot be taken
+ * over by another code object's strings at the same addresses once the first one died. */
+static inline uint64_t pymemtrace_detail_name_hash(PyObject *text)
+{
+    Py_hash_t hash;
+    if (text == NULL || !PyUnicode_Check(text))
+        return 0;
+    hash = PyObject_Hash(text);
+    if (hash == -1) {
+        PyErr_Clear();
+        return 0;
+    }
+    return (uint64_t)hash;
+}
+
+/* A frame's content id, never 0 (0: no frame). */
+static inline uint64_t pymemtrace_detail_frame_id(PyObject *filename, PyObject *function, int line)
+{
+    uint64_t id = pymemtrace_detail_mix(
+        pymemtrace_detail_name_hash(filename)
+        ^ pymemtrace_detail_mix(pymemtrace_detail_name_hash(function)
+                                + 0x9e3779b97f4a7c15u * ((uint64_t)(uint32_t)line + 1)));
+    return id != 0 ? id : 1;
+}
+
+/* The frame that called `frame`, and `frame` released; NULL at the outermost. */
+static inline PyFrameObject *pymemtrace_detail_caller(PyFrameObject *frame)
+{
+#if PY_VERSION_HEX >= 0x03090000
+    PyFrameObject *back = PyFrame_GetBack(frame); /* new reference; 3.11+ makes the object */
+    Py_DECREF(frame);
+    return back;
+#else
+    return frame->f_back; /* borrowed */
+#endif
+}
+
+/* Fills `location` from the innermost Python frame of the calling thread and, while a tracer asks
+ * for depth (pystack4 or pystack16 attached), the thread's stack record with that many frames,
+ * whose address goes in `location->stack`. Runs only inside the py* probes' path. The strings
+ * belong to the frames' code objects, which the running frames keep alive until they return, or
+ * (a name that is not UTF-8) to this thread's buffers until its next lookup: either way they
+ * outlive the probe. */
 PYMEMTRACE_EXTERN_C __attribute__((weak, noinline)) PYMEMTRACE_HIDDEN void
 pymemtrace_python_locate(struct pymemtrace_location *location)
 {
@@ -178,10 +232,13 @@ pymemtrace_python_locate(struct pymemtrace_location *location)
      * on 3.11+, recurse until the stack overflows (tests/locations: hooked()); nested events get
      * no location instead. */
     static __thread int looking_up;
-    static __thread char raw_names[2][PYMEMTRACE_DETAIL_RAW_NAME];
+    static __thread char raw_names[PYMEMTRACE_STACK_FRAMES][2][PYMEMTRACE_DETAIL_RAW_NAME];
+    static __thread struct pymemtrace_stack stack;
     PyThreadState *tstate;
     PyFrameObject *frame;
     PyCodeObject *code;
+    uint32_t wanted = 0, depth = 0;
+    uint64_t stack_id = 0;
 #if PY_VERSION_HEX >= 0x030C0000
     PyObject *saved_exception;
 #else
@@ -199,27 +256,75 @@ pymemtrace_python_locate(struct pymemtrace_location *location)
 #else
     PyErr_Fetch(&saved_type, &saved_value, &saved_traceback);
 #endif
+    /* The request, read here only: the wrappers' fast path reads the first three pairs alone. */
+    if (PYMEMTRACE_UNLIKELY(pymemtrace_semaphore_pairs[PYMEMTRACE_PROBE_PYSTACK4 / 2] != 0))
+        wanted = pymemtrace_semaphores[PYMEMTRACE_PROBE_PYSTACK16] != 0 ? PYMEMTRACE_STACK_FRAMES
+                                                                         : 4;
 
 #if PY_VERSION_HEX >= 0x03090000
     frame = PyThreadState_GetFrame(tstate); /* new reference, or NULL */
-    code = frame ? PyFrame_GetCode(frame) : NULL;
 #else
     frame = tstate->frame; /* borrowed */
-    code = frame ? frame->f_code : NULL;
 #endif
-    if (code != NULL) {
-        location->lineno = PyFrame_GetLineNumber(frame);
-        location->filename = pymemtrace_detail_utf8(code->co_filename, &raw_names[0]);
-#if PY_VERSION_HEX >= 0x030B0000
-        location->function = pymemtrace_detail_utf8(code->co_qualname, &raw_names[1]);
-#else
-        location->function = pymemtrace_detail_utf8(code->co_name, &raw_names[1]);
-#endif
-    }
+    while (frame != NULL) {
+        PyObject *function;
+        const char *filename_utf8, *function_utf8;
+        int lineno;
 #if PY_VERSION_HEX >= 0x03090000
-    Py_XDECREF(code);
-    Py_XDECREF(frame);
+        code = PyFrame_GetCode(frame); /* new reference */
+#else
+        code = frame->f_code;
 #endif
+#if PY_VERSION_HEX >= 0x030B0000
+        function = code->co_qualname;
+#else
+        function = code->co_name;
+#endif
+        lineno = PyFrame_GetLineNumber(frame);
+        filename_utf8 = pymemtrace_detail_utf8(code->co_filename, &raw_names[depth][0]);
+        function_utf8 = pymemtrace_detail_utf8(function, &raw_names[depth][1]);
+        if (depth == 0) {
+            location->lineno = lineno;
+            location->filename = filename_utf8;
+            location->function = function_utf8;
+        }
+        if (wanted != 0) {
+            struct pymemtrace_frame *record = &stack.frames[depth];
+            record->id = pymemtrace_detail_frame_id(code->co_filename, function, lineno);
+            stack_id = pymemtrace_detail_mix(stack_id ^ record->id);
+            record->stack = stack_id;
+            record->filename = filename_utf8;
+            record->function = function_utf8;
+            record->lineno = lineno;
+            record->reserved = 0;
+        }
+#if PY_VERSION_HEX >= 0x03090000
+        Py_DECREF(code);
+#endif
+        if (++depth >= wanted) {
+#if PY_VERSION_HEX >= 0x03090000
+            Py_DECREF(frame);
+#endif
+            break;
+        }
+        frame = pymemtrace_detail_caller(frame);
+    }
+    if (wanted != 0) {
+        uint32_t rest;
+        /* A shorter stack keeps its key at every depth a tracer may read. */
+        for (rest = depth; rest < wanted; ++rest) {
+            struct pymemtrace_frame *record = &stack.frames[rest];
+            record->id = 0;
+            record->stack = stack_id;
+            record->filename = "";
+            record->function = "";
+            record->lineno = 0;
+            record->reserved = 0;
+        }
+        stack.depth = depth;
+        stack.requested = wanted;
+        location->stack = (uintptr_t)&stack;
+    }
 
 #if PY_VERSION_HEX >= 0x030C0000
     PyErr_SetRaisedException(saved_exception);

@@ -18,7 +18,7 @@ import pytest
 
 ROOT = os.environ.get("PYMEMTRACE_SOURCE_ROOT",
                       os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-PROBES = ["alloc", "realloc", "free", "pyalloc", "pyrealloc", "pyfree"]
+PROBES = ["alloc", "realloc", "free", "pyalloc", "pyrealloc", "pyfree", "pystack4", "pystack16"]
 PROVIDER_FILE = "include/pymemtrace/pymemtrace.d"
 
 # One spelling per kind of argument: (bytes, signed) or "string".
@@ -28,7 +28,10 @@ KINDS = {"uintptr_t": (8, False), "size_t": (8, False), "int": (4, True), "const
 
 
 def argument_names(text):
-    """'u64 ptr, u64 size, i32 domain' or 'ptr, size, domain' -> ['ptr', 'size', 'domain']"""
+    """'u64 ptr, u64 size, i32 domain' or 'ptr, size, domain' -> ['ptr', 'size', 'domain'];
+    '-', '—' or '' (a request probe, which carries nothing) -> []"""
+    if text.strip() in ("-", "—", "", "void"):
+        return []
     return [re.split(r"[\s*]+", a.strip())[-1] for a in text.split(",")]
 
 
@@ -39,7 +42,7 @@ def header_table():
         text = header.read()
     table = {}
     for name in PROBES:
-        row = re.search(rf"^ \*\s+{name}\s+([a-z_, ]+?)\s{{2,}}", text, re.M)
+        row = re.search(rf"^ \*\s+{name}\s+([a-z_, ]+?|-)\s{{2,}}", text, re.M)
         table[name] = argument_names(row.group(1)) if row else None
     return table
 
@@ -48,9 +51,9 @@ def markdown_table(path):
     table = {}
     with open(os.path.join(ROOT, path)) as document:
         for line in document:
-            row = re.match(r"\|\s*`(\w+)`\s*\|\s*`([^`]+)`\s*\|", line)
+            row = re.match(r"\|\s*`(\w+)`\s*\|\s*(?:`([^`]+)`|(—))\s*\|", line)
             if row and row.group(1) in PROBES:
-                table[row.group(1)] = argument_names(row.group(2))
+                table[row.group(1)] = argument_names(row.group(2) or row.group(3))
     return table
 
 
@@ -68,6 +71,8 @@ def test_the_probe_table_lists_what_probes_h_lists(header_table, path):
 def typed_arguments(text):
     """'uint64_t ptr, char *filename' -> [('ptr', (8, False)), ('filename', 'string')]"""
     arguments = []
+    if not argument_names(text):
+        return arguments
     for argument in text.split(","):
         match = re.fullmatch(r"\s*(.*?)\s*(\**)\s*(\w+)\s*", argument, re.S)
         type_name = " ".join(match.group(1).split()) + (" " + match.group(2) if match.group(2) else "")
@@ -116,9 +121,9 @@ def test_docs_probes_md_has_the_types_of_the_probe_functions(probe_functions):
     typed = {}
     with open(os.path.join(ROOT, "docs/probes.md")) as document:
         for line in document:
-            row = re.match(r"\|\s*`(\w+)`\s*\|\s*`([^`]+)`\s*\|", line)
+            row = re.match(r"\|\s*`(\w+)`\s*\|\s*(?:`([^`]+)`|(—))\s*\|", line)
             if row and row.group(1) in PROBES:
-                typed[row.group(1)] = typed_arguments(row.group(2))
+                typed[row.group(1)] = typed_arguments(row.group(2) or row.group(3))
     assert typed == probe_functions, f"docs/probes.md:\n  {typed}\nprobes.h:\n  {probe_functions}"
 
 

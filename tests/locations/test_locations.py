@@ -11,11 +11,16 @@ own allocations (an allocator hook) and keeps a pending exception; and that the 
 exits 0. Every test runs once per interpreter; an interpreter that is absent is skipped with the
 reason, one present must pass.
 
+With a request for depth (pystack16 attached too), the py* probes' `stack` record must hold the
+stack CPython's frame objects show, innermost first, at most 16 frames, with content ids that
+are equal for equal stacks and differ for different callers; without one, `stack` is 0.
+
 Run through tests/support/run_pytest.py (exit 77 when not root or without bpftrace); CC names the
 C compiler (tests/locations/meson.build sets it).
 """
 import collections
 import glob
+import json
 import os
 import pathlib
 import shutil
@@ -34,7 +39,7 @@ from tracing import BpftraceSession  # noqa: E402
 PYENV = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
 PATTERNS = [("Debian 3.11", "/usr/bin/python3")] + [
     (f"pyenv 3.{minor}", f"{PYENV}/versions/3.{minor}.*/bin/python3") for minor in range(8, 14)]
-SOURCES = ("workload.py", "in_subinterpreter.py")
+SOURCES = ("workload.py", "in_subinterpreter.py", "depth_workload.py")
 NOWHERE = ("", "", 0)
 # Two 128-byte str() fit bpftrace 0.17's 512-byte BPF stack; paths are kept short anyway.
 os.environ["BPFTRACE_STRLEN"] = "128"
@@ -42,12 +47,36 @@ os.environ["BPFTRACE_STRLEN"] = "128"
 PROGRAM = """
 usdt:{so}:pymemtrace:pyalloc {{
     printf("EV|pyalloc|%d|%lu|0|%lu|%d|%s|%s|%d\\n", pid, arg0, arg1, arg2, str(arg3), str(arg4), arg5);
+    printf("ST|%d|%lu\\n", pid, *(uint64 *)(reg("sp") + 8));
 }}
 usdt:{so}:pymemtrace:pyrealloc {{
     printf("EV|pyrealloc|%d|%lu|%lu|%lu|-1|%s|%s|%d\\n", pid, arg0, arg1, arg2, str(arg3), str(arg4), arg5);
+    printf("ST|%d|%lu\\n", pid, *(uint64 *)(reg("sp") + 8));
 }}
 usdt:{so}:pymemtrace:pyfree {{
     printf("EV|pyfree|%d|%lu|0|0|%d|%s|%s|%d\\n", pid, arg0, arg1, str(arg2), str(arg3), arg4);
+    printf("ST|%d|%lu\\n", pid, arg5);
+}}
+"""
+# The record (location.h): u32 depth, u32 requested, then 16 frames of 40 bytes: u64 id, u64
+# stack, char *filename, char *function, i32 lineno. x86-64: the 7th argument is on the stack.
+DEPTH_PROGRAM = """
+usdt:{so}:pymemtrace:pystack16 {{ @requests = count(); }}
+usdt:{so}:pymemtrace:pyalloc /arg2 == 2/ {{
+    $r = *(uint64 *)(reg("sp") + 8);
+    $h = $r != 0 ? *(uint64 *)$r : (uint64)0;
+    printf("REC|%d|%lu|%lu|%d|%d|%s|%s|%d\\n", pid, arg0, arg1, $h & 0xffffffff, $h >> 32,
+           str(arg3), str(arg4), arg5);
+    $i = (uint64)0;
+    unroll(16) {{
+        if ($r != 0) {{
+            $p = $r + 8 + $i * 40;
+            printf("FR|%d|%lu|%d|%lu|%lu|%d|%s|%s\\n", pid, arg0, $i, *(uint64 *)$p,
+                   *(uint64 *)($p + 8), *(int32 *)($p + 32), str(*(uint64 *)($p + 16)),
+                   str(*(uint64 *)($p + 24)));
+        }}
+        $i++;
+    }}
 }}
 """
 
@@ -101,7 +130,7 @@ def function_names(version):
 
 def expected_locations(python, version, workdir):
     """{tag: (file, function, line)}; NOWHERE where there is no Python location."""
-    workload, subinterpreter = (os.path.join(workdir, name) for name in SOURCES)
+    workload, subinterpreter = (os.path.join(workdir, name) for name in SOURCES[:2])
     lines = tagged_lines(pathlib.Path(workload).read_text(encoding="utf-8"))
     sub_lines = tagged_lines(pathlib.Path(subinterpreter).read_text(encoding="utf-8"))
     names = function_names(version)
@@ -177,6 +206,7 @@ class Runs:
 
     def __init__(self):
         self.workdirs, self.untraced_runs, self.traced_runs = {}, {}, {}
+        self.stack_arguments, self.depth_runs = {}, {}
 
     def workdir(self, interpreter):
         if interpreter not in self.workdirs:
@@ -220,7 +250,40 @@ class Runs:
                       for probe, pid, ptr, new, size, domain, file, function, line
                       in parse(lines, "EV") if int(pid) == proc.pid]
             self.traced_runs[interpreter] = (proc.returncode, out.splitlines(), err, events)
+            self.stack_arguments[interpreter] = [int(value) for pid, value in parse(lines, "ST")
+                                                 if int(pid) == proc.pid]
         return self.traced_runs[interpreter]
+
+    def traced_with_depth(self, interpreter):
+        """depth_workload.py under bpftrace with pystack16 attached: (exit status, stderr,
+        {ptr: expected [[file, function, line], ...]}, {ptr: (size, depth, requested, (file,
+        function, line) of the probe)}, {ptr: [(index, id, stack, line, file, function), ...]})."""
+        if interpreter not in self.depth_runs:
+            workdir = self.workdir(interpreter)
+            so = os.path.join(workdir, "locate_ext.so")
+            with BpftraceSession(DEPTH_PROGRAM.format(so=so)) as session:
+                proc = subprocess.Popen([interpreter.python, "depth_workload.py"], cwd=workdir,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        encoding="utf-8")
+                out, err = proc.communicate(timeout=120)
+                expected = {ptr: stack for size, ptr, stack in
+                            (json.loads(line[len("STACK|"):]) for line in out.splitlines()
+                             if line.startswith("STACK|"))}
+                session.wait_for(lambda lines: sum(
+                    1 for e in parse(lines, "FR") if int(e[0]) == proc.pid) >= 16 * len(expected),
+                    timeout=10)
+                lines = session.stop()
+            records = {int(ptr): (int(size), int(depth), int(requested), (file, function, int(line)))
+                       for pid, ptr, size, depth, requested, file, function, line
+                       in parse(lines, "REC") if int(pid) == proc.pid}
+            frames = collections.defaultdict(list)
+            for pid, ptr, index, frame_id, stack, line, file, function in parse(lines, "FR"):
+                if int(pid) == proc.pid:
+                    frames[int(ptr)].append((int(index), int(frame_id), int(stack), int(line),
+                                             file, function))
+            self.depth_runs[interpreter] = (proc.returncode, err, expected, records,
+                                            {ptr: sorted(f) for ptr, f in frames.items()})
+        return self.depth_runs[interpreter]
 
     def traced_to_the_end(self, interpreter):
         """As traced(), for the tests that read its output: the run must have exited 0."""
@@ -297,3 +360,43 @@ def test_the_lookups_own_allocation_through_the_hook_has_no_location(runs, inter
     _, events = runs.traced_to_the_end(interpreter)
     assert any(e[5:] == NOWHERE for e in hooked(events) if e[0] == "pyalloc"), \
         f"3.11+: no nested (guarded) lookup seen through the allocator hook: {hooked(events)[:20]}"
+
+
+@pytest.mark.parametrize("interpreter", INTERPRETERS)
+def test_without_a_request_for_depth_the_stack_argument_is_0(runs, interpreter):
+    runs.traced_to_the_end(interpreter)
+    arguments = runs.stack_arguments[interpreter]
+    assert arguments and set(arguments) == {0}, f"stack arguments: {sorted(set(arguments))[:5]}"
+
+
+@pytest.mark.parametrize("interpreter", INTERPRETERS)
+def test_with_pystack16_the_record_holds_the_stack_cpython_shows(runs, interpreter):
+    code, err, expected, records, frames = runs.traced_with_depth(interpreter)
+    assert code == 0, f"depth workload exited {code}:\n{err}"
+    assert len(expected) == 4, f"the workload printed {len(expected)} stacks"
+    for ptr, stack in expected.items():
+        size, depth, requested, probe_location = records.get(ptr, (0, -1, -1, None))
+        assert (depth, requested) == (len(stack), 16), (ptr, size, depth, requested)
+        assert probe_location == tuple(stack[0]), "frame 0 is not the probe's own location"
+        seen = [[file, function, line] for _, _, _, line, file, function in frames[ptr]]
+        assert seen == stack + [["", "", 0]] * (16 - len(stack)), (
+            f"{size}-byte block: the record\n  {seen}\nCPython's frames\n  {stack}")
+        ids = [frame_id for _, frame_id, _, _, _, _ in frames[ptr]]
+        assert all(ids[:len(stack)]) and not any(ids[len(stack):]), ids
+        keys = [key for _, _, key, _, _, _ in frames[ptr]]
+        assert keys[len(stack):] == [keys[len(stack) - 1]] * (16 - len(stack)), \
+            "frames past the depth do not repeat the last stack id"
+
+
+@pytest.mark.parametrize("interpreter", INTERPRETERS)
+def test_stack_ids_are_equal_for_one_caller_and_differ_between_callers(runs, interpreter):
+    _, _, expected, records, frames = runs.traced_with_depth(interpreter)
+    by_size = collections.defaultdict(list)
+    for ptr in expected:
+        by_size[records[ptr][0]].append([key for _, _, key, _, _, _ in frames[ptr]])
+    (a1, a2), (b,), (deep,) = by_size[200], by_size[300], by_size[400]
+    # caller_a is called from two lines of the module: equal ids up to depth 2, not at 3.
+    assert a1[:2] == a2[:2] and a1[2] != a2[2], "caller_a's two allocations: stack ids by depth"
+    assert a1[0] == b[0], "one frame (allocate's line) must have one id whoever called it"
+    assert a1[1] != b[1], "caller_a and caller_b give one stack id at depth 2"
+    assert len(set(deep)) == 16, "a stack deeper than 16 has a distinct id at every depth"

@@ -153,6 +153,24 @@ def test_the_page_of_three_callers_renders_the_flame_graph_and_the_table(tmp_pat
     assert not [tag for tag, _ in dom.elements if tag in ("img", "iframe", "link")]
 
 
+def test_at_depth_2_the_page_shows_the_three_callers_above_the_wrapper(tmp_path):
+    """--depth 2: each caller is a frame of its own, as wide as the bytes it asked for, and the
+    wrapper's frame sits on each of them (a flame graph draws callers below)."""
+    script, line = callers.write(str(tmp_path))
+    page = str(tmp_path / "report.html")
+    html_report(["--report", "html", "--depth", "2", "--", PYTHON, script, BUILD_SRC], page)
+    dom = Dom(chromium(page, "--dump-dom"))
+    text = open(script).read()
+    calls = {name: callers.line_of(text, f"kept.append(wrapper.make({size // count}))")
+             for name, size, count in (("alpha", 3000, 3), ("beta", 4000, 2),
+                                       ("gamma", 3000, 1))}
+    for name, bytes_ in callers.CALLERS.items():
+        frame = f"callers.py:{calls[name]} {name}"
+        assert frame in dom.frames(), dom.frames()
+        assert f"{frame}: {bytes_} bytes" in dom.titles, dom.titles
+    assert f"wrapper.py:{line} make" in dom.frames(), dom.frames()
+
+
 def test_the_screenshot_shows_the_flame_graph(tmp_path):
     script, _line = callers.write(str(tmp_path))
     page = str(tmp_path / "report.html")

@@ -26,7 +26,7 @@ int c_unit_roundtrip(size_t size)
 int c_unit_any_probe_enabled(void)
 {
     int probe, any = 0;
-    for (probe = PYMEMTRACE_PROBE_ALLOC; probe <= PYMEMTRACE_PROBE_PYFREE; ++probe)
+    for (probe = PYMEMTRACE_PROBE_ALLOC; probe <= PYMEMTRACE_PROBE_PYSTACK16; ++probe)
         any |= pymemtrace_probe_enabled((enum pymemtrace_probe)probe);
     return any;
 }

@@ -104,6 +104,6 @@ TEST_CASE("the note_* API reports users' own allocators without touching them")
 
 TEST_CASE("pymemtrace_probe_enabled is false with no tracer attached")
 {
-    for (int probe = PYMEMTRACE_PROBE_ALLOC; probe <= PYMEMTRACE_PROBE_PYFREE; ++probe)
+    for (int probe = PYMEMTRACE_PROBE_ALLOC; probe <= PYMEMTRACE_PROBE_PYSTACK16; ++probe)
         CHECK(pymemtrace_probe_enabled(static_cast<pymemtrace_probe>(probe)) == 0);
 }

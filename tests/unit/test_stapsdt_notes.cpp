@@ -23,9 +23,11 @@ const std::map<std::string, std::vector<int>> probe_table = {
     {"alloc", {8, 8, -4}},
     {"realloc", {8, 8, 8, -4}},
     {"free", {8, -4}},
-    {"pyalloc", {8, 8, -4, 8, 8, -4}},
-    {"pyrealloc", {8, 8, 8, 8, 8, -4}},
-    {"pyfree", {8, -4, 8, 8, -4}},
+    {"pyalloc", {8, 8, -4, 8, 8, -4, 8}},
+    {"pyrealloc", {8, 8, 8, 8, 8, -4, 8}},
+    {"pyfree", {8, -4, 8, 8, -4, 8}},
+    {"pystack4", {}},
+    {"pystack16", {}},
 };
 
 struct LoadedObject {
@@ -89,13 +91,16 @@ std::map<std::string, stapsdt::Probe> check_probes(const stapsdt::Elf &elf)
         distinct.insert(probe.semaphore);
     }
     CHECK(distinct.size() == probe_table.size());
-    // Pairs share one aligned 32-bit word: alloc|pyalloc, realloc|pyrealloc, free|pyfree.
+    // Pairs share one aligned 32-bit word: alloc|pyalloc, realloc|pyrealloc, free|pyfree, and
+    // the requests pystack4|pystack16 after them, outside the words the wrappers read.
     for (const char *plain : {"alloc", "realloc", "free"}) {
         const auto &p = by_name[plain];
         const auto &py = by_name[std::string("py") + plain];
         CHECK(p.semaphore % 4 == 0);
         CHECK(py.semaphore == p.semaphore + 2);
     }
+    CHECK(by_name["pystack4"].semaphore == by_name["alloc"].semaphore + 12);
+    CHECK(by_name["pystack16"].semaphore == by_name["pystack4"].semaphore + 2);
     return by_name;
 }
 
@@ -118,9 +123,12 @@ const std::map<std::string, std::vector<std::string>> argument_registers = {
     {"alloc", {"8@%rdi", "8@%rsi", "-4@%edx"}},
     {"realloc", {"8@%rdi", "8@%rsi", "8@%rdx", "-4@%ecx"}},
     {"free", {"8@%rdi", "-4@%esi"}},
-    {"pyalloc", {"8@%rdi", "8@%rsi", "-4@%edx", "8@%rcx", "8@%r8", "-4@%r9d"}},
-    {"pyrealloc", {"8@%rdi", "8@%rsi", "8@%rdx", "8@%rcx", "8@%r8", "-4@%r9d"}},
-    {"pyfree", {"8@%rdi", "-4@%esi", "8@%rdx", "8@%rcx", "-4@%r8d"}},
+    // A seventh argument is on the stack, above the return address.
+    {"pyalloc", {"8@%rdi", "8@%rsi", "-4@%edx", "8@%rcx", "8@%r8", "-4@%r9d", "8@8(%rsp)"}},
+    {"pyrealloc", {"8@%rdi", "8@%rsi", "8@%rdx", "8@%rcx", "8@%r8", "-4@%r9d", "8@8(%rsp)"}},
+    {"pyfree", {"8@%rdi", "-4@%esi", "8@%rdx", "8@%rcx", "-4@%r8d", "8@%r9"}},
+    {"pystack4", {}},
+    {"pystack16", {}},
 };
 #elif defined(__aarch64__)
 // nop (d503201f); ret (d65f03c0): aarch64 instructions are little-endian words.
@@ -131,9 +139,11 @@ const std::map<std::string, std::vector<std::string>> argument_registers = {
     {"alloc", {"8@x0", "8@x1", "-4@x2"}},
     {"realloc", {"8@x0", "8@x1", "8@x2", "-4@x3"}},
     {"free", {"8@x0", "-4@x1"}},
-    {"pyalloc", {"8@x0", "8@x1", "-4@x2", "8@x3", "8@x4", "-4@x5"}},
-    {"pyrealloc", {"8@x0", "8@x1", "8@x2", "8@x3", "8@x4", "-4@x5"}},
-    {"pyfree", {"8@x0", "-4@x1", "8@x2", "8@x3", "-4@x4"}},
+    {"pyalloc", {"8@x0", "8@x1", "-4@x2", "8@x3", "8@x4", "-4@x5", "8@x6"}},
+    {"pyrealloc", {"8@x0", "8@x1", "8@x2", "8@x3", "8@x4", "-4@x5", "8@x6"}},
+    {"pyfree", {"8@x0", "-4@x1", "8@x2", "8@x3", "-4@x4", "8@x5"}},
+    {"pystack4", {}},
+    {"pystack16", {}},
 };
 #else
 #  error "no expected probe sites for this target"
@@ -155,14 +165,15 @@ TEST_CASE("probe sites are the plain nop by default (1 byte on x86-64): safe acr
     }
 }
 
-TEST_CASE("the test binary's notes list the six probes, once each, with semaphores")
+TEST_CASE("the test binary's notes list the eight probes, once each, with semaphores")
 {
     const LoadedObject exe = loaded_object("");
     const auto probes = check_probes(stapsdt::read(exe.path));
     SUBCASE("the notes point at the semaphores the code reads")
     {
-        for (int p = PYMEMTRACE_PROBE_ALLOC; p <= PYMEMTRACE_PROBE_PYFREE; ++p) {
-            static const char *names[] = {"alloc", "pyalloc", "realloc", "pyrealloc", "free", "pyfree"};
+        for (int p = PYMEMTRACE_PROBE_ALLOC; p <= PYMEMTRACE_PROBE_PYSTACK16; ++p) {
+            static const char *names[] = {"alloc",  "pyalloc", "realloc",  "pyrealloc",
+                                          "free",   "pyfree",  "pystack4", "pystack16"};
             CAPTURE(names[p]);
             CHECK(probes.at(names[p]).semaphore + exe.base
                   == reinterpret_cast<std::uintptr_t>(&pymemtrace_semaphores[p]));

@@ -2,7 +2,7 @@
 """The bpftrace program for the options given: which toolkit script, with which files."""
 import collections
 
-from . import scripts
+from . import scripts, stacks
 from .aliases import check_program_paths
 from .errors import Failure
 
@@ -34,13 +34,20 @@ def choose_script(args, pymalloc=True):
     return Plan(f"pymemtrace_{args.report}", words, args.report, -1)
 
 
-def make_program(script, libraries, python, libc, follow=True, interval=None, everyone=False):
+def make_program(script, libraries, python, libc, follow=True, interval=None, everyone=False,
+                 depth=1):
     """The program of toolkit script `script` (scripts.SCRIPTS) with its probes on `libraries`,
     `python` and `libc`: aliases only, which the last check enforces. `follow`: the processes
-    the target forks are traced too; `interval`, `everyone`: see scripts.bpftrace_script."""
+    the target forks are traced too; `interval`, `everyone`: see scripts.bpftrace_script.
+    `depth` > 1: summary or leaks by stacks of that many frames (stacks.py's programs)."""
+    if depth > 1:
+        text = stacks.bpftrace_program(script[len("pymemtrace_"):], depth, libraries or None,
+                                       follow, everyone)
+        check_program_paths(text)
+        return text
     text = scripts.bpftrace_script(script, libraries=libraries or None,
                                    python=python or scripts.BT_PYTHON,
                                    libc=libc or scripts.BT_LIBC, follow=follow,
-                                   interval=interval, everyone=everyone)
+                                   interval=interval, everyone=everyone, whole_paths=True)
     check_program_paths(text)
     return text

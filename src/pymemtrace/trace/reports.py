@@ -315,7 +315,8 @@ def losses(plan, maps, lost_events, max_entries, rows=0):
     if refused:
         lost.append(f"{refused} blocks were not recorded: the map of live blocks was full "
                     f"(--max-entries {max_entries}); raise --max-entries")
-    counted = sum(int(stats["count"]) for stats in maps.get("@alloc", {}).values())
+    counted = sum(int(stats["count"]) for name in ("@alloc", "@stack_alloc")  # --depth: stacks
+                  for stats in maps.get(name, {}).values())
     uncounted = int(maps.get("@alloc_events", 0) or 0) - counted
     if plan.kind == "summary" and uncounted > 0:
         lost.append(f"{uncounted} allocations were not counted: the map of locations was full "
@@ -331,6 +332,9 @@ def report(out, plan, wanted, as_json, maps, flow, shortener, view=None):
         view = View(form="json" if as_json else "text")
     maps = shortener.maps(maps)
     ended = processes.ended_statuses(maps)
+    if "@stack_alloc" in maps or "@stack_live" in maps:  # --depth N > 1: maps keyed by stacks
+        from . import stacks
+        return stacks.report(out, wanted, view, maps, flow, shortener, ended)
     kind = plan.kind
     if kind == "flow":
         return

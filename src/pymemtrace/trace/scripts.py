@@ -241,10 +241,18 @@ def _bt_basename(ptr):
 class _Lang:
     """What a part shared by both languages needs to know of the one it is written in."""
 
-    def __init__(self, name, probes=None, everyone=False):
+    def __init__(self, name, probes=None, everyone=False, whole_paths=False):
         self.name, self.probes, self.bt = name, probes, name == "bt"
         self.everyone = everyone  # bpftrace: trace every process that makes events
+        # bpftrace: files always whole, with no basename loop in the program (the runner's: it
+        # shortens them in the report, once per location; the loop cost bpftrace ~0.18 s to
+        # compile and verify at every start, and more for each library)
+        self.whole_paths = whole_paths
         self.retval = "retval" if self.bt else "arg1"  # what a function returned
+
+    def basename(self, ptr):
+        """$b = the file at `ptr` (bpftrace), its basename unless full_file_path or whole_paths."""
+        return [f"$b = {ptr};"] if self.whole_paths else _bt_basename(ptr)
 
     def clause(self, probe, body, condition=None, comment=""):
         if not self.bt:
@@ -282,12 +290,12 @@ class _Lang:
         if probe:
             args = self.args(probe)
             if self.bt:
-                return (_bt_basename(args["file"]),
+                return (self.basename(args["file"]),
                         ("str($b)", args["line"], f"str({args['function']})"))
             return [], (f"PYFILE({args['file']})", args["line"], f"copyinstr({args['function']})")
         if self.bt:
             return (["$d = @depth[tid];", "$f = @pyfile[tid, $d];", "$fn = @pyfunc[tid, $d];",
-                     "$ln = @pyline[tid, $d];", *_bt_basename("$f")],
+                     "$ln = @pyline[tid, $d];", *self.basename("$f")],
                     ("str($b)", "$ln", "str($fn)"))
         return (["this->f = pyfile[tid, self->depth];", "this->fn = pyfunc[tid, self->depth];",
                  "this->ln = pyline[tid, self->depth];"],
@@ -913,7 +921,7 @@ def _bt_snapshot(seconds):
 
 
 def bpftrace_script(name, libraries=None, python=BT_PYTHON, libc=BT_LIBC, follow=True,
-                    interval=None, everyone=False):
+                    interval=None, everyone=False, whole_paths=False):
     """The bpftrace program `name` (one of SCRIPTS). `libraries`: None for the standalone form,
     `usdt:*:pymemtrace:PROBE` (bpftrace -p finds the libraries), or a list of library paths,
     one probe spec each, joined by commas; `python` and `libc`: the files named in CPython's
@@ -921,11 +929,12 @@ def bpftrace_script(name, libraries=None, python=BT_PYTHON, libc=BT_LIBC, follow
     escaped, and nowhere else. `follow`: trace the processes that PID forks, and theirs.
     `interval`: seconds between snapshots of the live blocks (pymemtrace_leaks only).
     `everyone`: trace every process whose library makes events, $1 the runner's own PID (only
-    the tgkill that stops recording names it)."""
+    the tgkill that stops recording names it). `whole_paths`: files always whole, without the
+    basename loop (the runner's programs)."""
     spec = _spec(name)
     if interval is not None and name != "pymemtrace_leaks":
         raise ValueError(f"snapshots (interval) are made by pymemtrace_leaks, not {name}")
-    lang = _Lang("bt", BtProbes(libraries, python, libc), everyone)
+    lang = _Lang("bt", BtProbes(libraries, python, libc), everyone, whole_paths)
     parts = ["\n".join(_bt_begin(spec, everyone)),
              *("\n".join(clause) for clause in _bt_follow(follow, everyone)),
              *("\n".join(clause) for clause in spec.clauses(lang))]

@@ -1,0 +1,227 @@
+# SPDX-License-Identifier: MIT
+"""`--depth N` (N > 1): summary and leaks keyed by Python stacks of N frames.
+
+The py* probes' `stack` argument points at the thread's stack record (include/pymemtrace/
+location.h) while a tracer is attached to `pystack4` or `pystack16`. Frame N - 1 of the record
+holds the id of the innermost N frames, mixed by the target from the frames' content, so the
+programs here key their maps by numbers only (the BPF stack is 512 bytes: N frames of names
+cannot be a key): @stack_alloc[pid, stack id, domain, size bucket] = stats(size) and
+@stack_live[pid, ptr] = (size, domain, stack id). The names of a stack are printed once per
+process, the first time its id is seen, one printf per name (STACK_FILE, STACK_FUNCTION), so a
+name is whatever follows the fixed fields of its own printf. Depth 1 keeps the toolkit scripts.
+
+Standard library only; the program is made of scripts.py's parts (BEGIN, following children,
+the size bucket, END) and checked by aliases like every program of the runner."""
+import collections
+import platform
+import re
+
+from . import scripts
+
+MAX_DEPTH = 16  # PYMEMTRACE_STACK_FRAMES
+FRAME_BYTES, FRAMES_AT = 40, 8  # struct pymemtrace_frame; frames[] in struct pymemtrace_stack
+STACK_FILE = "dtrace:::STACK_FILE"  # pid stack-id frame line file
+STACK_FUNCTION = "dtrace:::STACK_FUNCTION"  # pid stack-id frame function
+_FILE_ROW = re.compile(rf"^{STACK_FILE} (\d+) (-?\d+) (\d+) (-?\d+) (.*)$", re.S)
+_FUNCTION_ROW = re.compile(rf"^{STACK_FUNCTION} (\d+) (-?\d+) (\d+) (.*)$", re.S)
+_U64 = (1 << 64) - 1  # bpftrace prints a map key's u64 signed, a printf's %lu unsigned
+
+
+def request(depth):
+    """The request probe for `depth` frames: the target walks no deeper than asked."""
+    return "pystack4" if depth <= 4 else "pystack16"
+
+
+def _record_argument(probe, machine=None):
+    """The expression of the py* probe's `stack` argument. x86-64: pyalloc's and pyrealloc's
+    seventh argument is on the stack, which bpftrace 0.17 will not read as arg6."""
+    index = {"pyalloc": 6, "pyrealloc": 6, "pyfree": 5}[probe]
+    if index == 6 and (machine or platform.machine()) in ("x86_64", "AMD64"):
+        return '*(uint64 *)(reg("sp") + 8)'
+    return f"arg{index}"
+
+
+def _stack_id(probe, depth, machine=None):
+    """$sid = the id of the innermost `depth` frames (0: no record, a record filled for a
+    shallower request, or no Python frame); $r = the record."""
+    return [f"$r = (uint64){_record_argument(probe, machine)};",
+            "$sid = (uint64)0;",
+            *scripts._block("if ($r != 0)", [
+                "// requested (the high half) may be another tracer's smaller request",
+                *scripts._block(f"if ((*(uint64 *)$r >> 32) >= {depth})", [
+                    f"$sid = *(uint64 *)($r + {FRAMES_AT + FRAME_BYTES * (depth - 1) + 8});"]),
+            ])]
+
+
+def _names_once(depth):
+    """The frames' names of a stack id seen for the first time in this process."""
+    printing = []
+    for index in range(depth):
+        at = FRAMES_AT + FRAME_BYTES * index
+        printing += [
+            scripts._printf(f"{STACK_FILE} %d %lu {index} %d %s\\n",
+                            ["pid", "$sid", f"*(int32 *)($r + {at + 32})",
+                             f"str(*(uint64 *)($r + {at + 16}))"]),
+            scripts._printf(f"{STACK_FUNCTION} %d %lu {index} %s\\n",
+                            ["pid", "$sid", f"str(*(uint64 *)($r + {at + 24}))"])]
+    return scripts._block("if ($sid != 0 && @stack_seen[pid, $sid] == 0)",
+                          ["@stack_seen[pid, $sid] = 1;", *printing])
+
+
+def _summary(lang, depth, machine):
+    clauses = []
+    for probe in ("pyalloc", "pyrealloc"):
+        args = lang.args(probe)
+        domain = args.get("domain", "(int64)-1")  # pyrealloc carries none
+        clauses.append(lang.clause(lang.pymemtrace(probe), [
+            *_stack_id(probe, depth, machine), *_names_once(depth),
+            *scripts._bt_size_bucket(args["size"]),
+            f"@stack_alloc[pid, $sid, {domain}, $bucket] = stats({args['size']});",
+            "@alloc_events = count();"]))
+    return clauses, ["print(@stack_alloc);", "print(@alloc_events);"]
+
+
+def _keep(ptr, size, domain):
+    return [f"@stack_live[pid, {ptr}] = ({size}, {domain}, $sid);",
+            f"@live_domain[pid, {ptr}] = {domain} + 2;",
+            f"if (@live_domain[pid, {ptr}] == 0) {{ @live_refused = count(); }}"]
+
+
+def _forget(ptr):
+    return [f"delete(@stack_live[pid, {ptr}]);", f"delete(@live_domain[pid, {ptr}]);"]
+
+
+def _leaks(lang, depth, machine):
+    alloc, move, free = (lang.args(probe) for probe in ("pyalloc", "pyrealloc", "pyfree"))
+    clauses = [
+        scripts._bt_stop_recording(),
+        lang.clause(lang.pymemtrace("pyalloc"), [
+            *_stack_id("pyalloc", depth, machine), *_names_once(depth),
+            *_keep(alloc["ptr"], alloc["size"], alloc["domain"])], condition="@stopping == 0"),
+        lang.clause(lang.pymemtrace("pyrealloc"), [
+            f"$domain = @live_domain[pid, {move['old_ptr']}] - 2;",
+            "if ($domain < -1) { $domain = -1; }",
+            *_forget(move["old_ptr"]), *_stack_id("pyrealloc", depth, machine),
+            *_names_once(depth), *_keep(move["new_ptr"], move["size"], "$domain")]),
+        lang.clause(lang.pymemtrace("pyfree"), _forget(free["ptr"])),
+    ]
+    return clauses, ["print(@stack_live);", "print(@live_refused);"]
+
+
+def bpftrace_program(report, depth, libraries, follow=True, everyone=False, machine=None):
+    """The bpftrace program of `report` (summary or leaks) by stacks of `depth` (2..16) frames,
+    its probes on `libraries` (aliases, put in probe specs as given)."""
+    if not 2 <= depth <= MAX_DEPTH:
+        raise ValueError(f"depth {depth}: 2 to {MAX_DEPTH} (1 is the toolkit's scripts)")
+    if report not in ("summary", "leaks"):
+        raise ValueError(f"--depth groups summary and leaks, not {report}")
+    spec = scripts._spec(f"pymemtrace_{report}")
+    lang = scripts._Lang("bt", scripts.BtProbes(libraries, None, None), everyone,
+                         whole_paths=True)
+    clauses, printing = (_summary if report == "summary" else _leaks)(lang, depth, machine)
+    asking = lang.clause(lang.pymemtrace(request(depth)), ["@stack_requests = count();"],
+                         comment=f"Never fires: attached, it asks the target for {depth} frames.")
+    parts = ["\n".join(scripts._bt_begin(spec, everyone)),
+             *("\n".join(clause) for clause in scripts._bt_follow(follow, everyone)),
+             "\n".join(asking), *("\n".join(clause) for clause in clauses)]
+    title = scripts.SUMMARY_TITLE if report == "summary" else scripts.LEAKS_TITLE
+    end = scripts._bt_end("\n".join(parts), [scripts._printf(title), *printing])
+    head = [f"// pymemtrace-trace --report {report} --depth {depth}: made by "
+            "src/pymemtrace/trace/stacks.py"]
+    return "\n\n".join(["\n".join(head), *parts, "\n".join(end)]) + "\n"
+
+
+class Stacks:
+    """The frames of each (pid, stack id), from the programs' printfs."""
+
+    def __init__(self, printfs, shortener=None):
+        self.frames = collections.defaultdict(dict)  # (pid, sid) -> {index: [file, line, function]}
+        for text in printfs:
+            text = text[:-1] if text.endswith("\n") else text  # the printf's own newline
+            row = _FILE_ROW.match(text)
+            if row:
+                pid, sid, index, line, file = row.groups()
+                frame = self.frames[int(pid), int(sid) & _U64].setdefault(int(index), ["", 0, ""])
+                frame[0] = shortener.file(file) if shortener and file else file
+                frame[1] = int(line)
+                continue
+            row = _FUNCTION_ROW.match(text)
+            if row:
+                pid, sid, index, function = row.groups()
+                self.frames[int(pid), int(sid) & _U64].setdefault(int(index),
+                                                                  ["", 0, ""])[2] = function
+
+    def stack(self, pid, sid):
+        """The stack's frames (file, line, function), innermost first, without the empty ones
+        past the outermost; one empty frame for no location."""
+        sid &= _U64
+        if sid == 0:
+            return (("", 0, ""),)
+        known = self.frames.get((pid, sid))
+        if not known:  # its names' printfs were lost
+            return ((f"<stack {sid:016x}>", 0, ""),)
+        frames = [tuple(known.get(i, ("?", 0, "?"))) for i in range(max(known) + 1)]
+        while len(frames) > 1 and frames[-1] == ("", 0, ""):
+            frames.pop()
+        return tuple(frames)
+
+
+def _entry(pid, stack, domain):
+    file, line, function = stack[0]
+    return {"pid": pid, "file": file, "line": line, "function": function, "domain": domain,
+            "stack": [list(frame) for frame in stack], "count": 0, "bytes": 0}
+
+
+def summary_entries(maps, stacks):
+    """Entries (one per process, stack and domain) and the rows behind them: (pid, stack,
+    domain, bucket, count, bytes)."""
+    merged, rows = {}, []
+    for key, stats in maps.get("@stack_alloc", {}).items():
+        pid, sid, domain, bucket = (int(part) for part in key.split(","))
+        stack = stacks.stack(pid, sid)
+        entry = merged.setdefault((pid, stack, domain), _entry(pid, stack, domain))
+        entry["count"] += int(stats["count"])
+        entry["bytes"] += int(stats["total"])
+        rows.append((pid, stack, domain, bucket, int(stats["count"]), int(stats["total"])))
+    return list(merged.values()), rows
+
+
+def leak_entries(maps, stacks):
+    """Leak entries, one per process, stack and domain, from @stack_live[pid, ptr]."""
+    merged = {}
+    for key, (size, domain, sid) in maps.get("@stack_live", {}).items():
+        pid = int(key.split(",", 1)[0])
+        stack = stacks.stack(pid, int(sid))
+        entry = merged.setdefault((pid, stack, int(domain)), _entry(pid, stack, int(domain)))
+        entry["count"] += 1
+        entry["bytes"] += int(size)
+    return list(merged.values())
+
+
+def report(out, wanted, view, maps, flow, shortener, ended):
+    """The summary or leaks report (reports.report's forms) of a --depth program's maps."""
+    from . import reports  # reports calls here: imported late, no cycle
+    stacks = Stacks(flow, shortener)
+    if wanted == "leaks":
+        entries, rows = leak_entries(maps, stacks), []
+    else:
+        entries, rows = summary_entries(maps, stacks)
+    if view.form != "text":
+        reports.write_entries(out, wanted, view, entries)
+        return
+    if wanted == "leaks":
+        reports.write_text(out, wanted, view, entries, ended)
+        return
+    # Histograms per innermost (file, function) and per domain, from the size buckets.
+    totals, by_function, by_domain = collections.Counter(), {}, {}
+    domain_totals = collections.Counter()
+    for _pid, stack, domain, bucket, count, total in rows:
+        file, _line, function = stack[0]
+        totals[file, function] += total
+        domain_totals[domain] += total
+        for table, key in ((by_function, (file, function)), (by_domain, domain)):
+            counts = table.setdefault(key, collections.Counter())
+            counts[bucket] += count
+    dists = {key: (totals[key], reports.bucket_hist(c)) for key, c in by_function.items()}
+    domain_dists = {d: (domain_totals[d], reports.bucket_hist(c)) for d, c in by_domain.items()}
+    reports.write_text(out, wanted, view, entries, ended, dists=dists, domain_dists=domain_dists)
