@@ -20,6 +20,6 @@ echo
 echo "== pymemtrace-trace --report leaks -- python3 examples/ex_dtrace.py leak --count 3 --size 333"
 toolkit/pymemtrace-trace --report leaks -- "$python" examples/ex_dtrace.py leak --count 3 --size 333
 echo
-echo "== pymemtrace-trace --report html -o build/flamegraph.html -- python3 examples/ex_dtrace.py cmalloc"
-toolkit/pymemtrace-trace --report html -o build/flamegraph.html -- "$python" examples/ex_dtrace.py cmalloc >/dev/null
+echo "== pymemtrace-trace --report html --depth 3 -o build/flamegraph.html -- python3 examples/ex_dtrace.py cmalloc"
+toolkit/pymemtrace-trace --report html --depth 3 -o build/flamegraph.html -- "$python" examples/ex_dtrace.py cmalloc >/dev/null
 echo "the flame graph page: build/flamegraph.html (self-contained; open it in a browser)"
