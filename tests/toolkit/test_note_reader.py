@@ -232,3 +232,28 @@ def test_a_script_run_scans_the_scripts_directory_not_the_working_one(tmp_path):
     assert identity["script"] in found and identity["cwd"] not in found
     found = found_by_scan([sys.executable, "-c", "pass"], work)
     assert identity["cwd"] in found and identity["script"] not in found
+
+
+def test_the_scan_does_not_follow_a_directory_symlink(tmp_path):
+    """A script's directory holding a link to a source tree (a meson subproject does) led the
+    scan into every build under it: four stale libraries, each a bpftrace program more."""
+    tree, scripts = tmp_path / "tree", tmp_path / "scripts"
+    (tree / "build").mkdir(parents=True)
+    scripts.mkdir()
+    (tree / "build" / "stale.so").write_bytes(make_elf(True, True))
+    (scripts / "beside_script.so").write_bytes(make_elf(True, True))
+    (scripts / "subproject").symlink_to(tree, target_is_directory=True)
+    (scripts / "main.py").write_text("pass\n")
+    found = found_by_scan([sys.executable, str(scripts / "main.py")], tmp_path)
+    assert os.stat(scripts / "beside_script.so")[1:3] in found
+    assert os.stat(tree / "build" / "stale.so")[1:3] not in found
+
+
+def test_depth_attaches_only_libraries_that_fill_stack_records(tmp_path):
+    """A library built with older headers has no pystack4/pystack16 request probes, and bpftrace
+    refused the whole --depth program for it ("Code not generated for probe"): it is left out."""
+    from pymemtrace.trace import stacks
+    old = tmp_path / "old_headers.so"
+    old.write_bytes(make_elf(True, True))  # alloc and free, no request probes
+    able, unable = stacks.with_records([FILES["cMemLeak"], str(old)], 2)
+    assert able == [FILES["cMemLeak"]] and unable == [str(old)], (able, unable)

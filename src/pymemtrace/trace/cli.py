@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 
-from . import elf, flamegraph_html, procfs, programs, targets
+from . import elf, flamegraph_html, procfs, programs, stacks, targets
 from .aliases import FileAliases
 from .errors import Failure
 from .modes import LOSS, trace_all, trace_command, trace_pid
@@ -259,6 +259,8 @@ def trace(args, user, aliases):
     plan = programs.choose_script(args, pymalloc)
     if plan.script.startswith("pymemtrace_") and not args.all:
         libraries = with_found_libraries(args, env, user, aliases, libraries)
+    if args.depth > 1:
+        libraries = libraries_with_records(libraries, args.depth)
     libc = targets.libc_of(args.pid, aliases) if args.libc else None
     program = programs.make_program(plan.script, libraries, python, libc, args.follow,
                                     args.interval, args.all, depth=args.depth)
@@ -297,6 +299,20 @@ def python_with_probes(target_exe, aliases, user, need_pymalloc):
                              preexec_fn=user.become if user else None).stdout.strip()
         pymalloc = out != "0"
     return python, pymalloc
+
+
+def libraries_with_records(libraries, depth):
+    """The libraries that fill the stack record `--depth` reads. One built with older headers is
+    left out, said here; if the target maps it, the report states it as not traced (exit 3)."""
+    able, unable = stacks.with_records(libraries, depth)
+    for library in unable:
+        print(f"pymemtrace-trace: warning: {shown(os.path.realpath(library))} has no stack "
+              f"records (built with older pymemtrace headers): not traced at --depth {depth}; "
+              "rebuild it", file=sys.stderr)
+    if not able:
+        raise Failure(f"no library here records Python stacks for --depth {depth}",
+                      "rebuild the extension with this pymemtrace's headers, or use --depth 1")
+    return able
 
 
 # What an extension author does when nothing is instrumented (docs/extensions.md).

@@ -16,7 +16,7 @@ import collections
 import platform
 import re
 
-from . import scripts
+from . import elf, scripts
 
 MAX_DEPTH = 16  # PYMEMTRACE_STACK_FRAMES
 FRAME_BYTES, FRAMES_AT = 40, 8  # struct pymemtrace_frame; frames[] in struct pymemtrace_stack
@@ -30,6 +30,16 @@ _U64 = (1 << 64) - 1  # bpftrace prints a map key's u64 signed, a printf's %lu u
 def request(depth):
     """The request probe for `depth` frames: the target walks no deeper than asked."""
     return "pystack4" if depth <= 4 else "pystack16"
+
+
+def with_records(libraries, depth):
+    """(those of `libraries` that can fill a stack record: they have the request probe for
+    `depth`; the others, built with older headers, whose py* probes carry no record)."""
+    able, unable = [], []
+    for library in libraries:
+        names = {(probe.provider, probe.name) for probe in elf.probes(library)}
+        (able if ("pymemtrace", request(depth)) in names else unable).append(library)
+    return able, unable
 
 
 def _record_argument(probe, machine=None):

@@ -57,7 +57,9 @@ def scan(top, depth, seen, out):
         if time.monotonic() > DEADLINE:
             return
         try:
-            if entry.is_dir():
+            # Not through a directory symlink: one to a source tree (a meson subproject) made a
+            # script's directory lead to every stale build under it.
+            if entry.is_dir(follow_symlinks=False):
                 if depth < 8 and entry.name.isidentifier():
                     scan(entry.path, depth + 1, seen, out)
             elif entry.name.endswith(SUFFIXES) and entry.is_file():
