@@ -27,7 +27,8 @@ BUILD_SRC = os.environ["PYTHONPATH"].split(os.pathsep)[0]
 LIB = os.path.join(BUILD_SRC, "pymemtrace")
 
 # A cache of 5 blocks of 500 bytes, full before the first snapshot; a leak of 1000 bytes every
-# 0.1 s for GROW seconds, then freed all at once (so the peak is before the end); then idle.
+# 0.1 s for GROW seconds, then freed all at once (so the peak is before the end); then idle; then
+# the cache freed.
 WORKLOAD = """\
 import sys, time
 sys.path.insert(0, sys.argv[1])
@@ -41,6 +42,7 @@ while time.time() < end:
     time.sleep(0.1)
 del leak[:]
 time.sleep(idle)
+del cache[:]  # at the very end: the report sees it, no snapshot does
 """
 
 
@@ -75,6 +77,14 @@ def test_json_lines_are_snapshots_then_the_report_then_the_peak(json_run):
     for line in json_run[:-2]:
         assert line["bytes"] == sum(e["bytes"] for e in line["entries"]), line
         assert line["blocks"] == sum(e["count"] for e in line["entries"]), line
+
+
+def test_the_report_is_what_is_live_at_the_end_not_the_last_snapshot(json_run):
+    """bpftrace prints nothing for an empty map: the last snapshot's blocks stood for the
+    report's when every block had been freed since."""
+    snapshots, report = json_run[:-2], json_run[-2]
+    assert any(at(line["entries"], "# CACHE") for line in snapshots), snapshots
+    assert report["entries"] == [], report
 
 
 def test_a_leaks_growth_climbs_and_a_caches_stays_flat(json_run):

@@ -100,6 +100,10 @@ class Trace:
             if text == "dtrace:::SNAPSHOT\n":
                 self.pending = {}
                 return
+            if text == "\ndtrace:::END\n":
+                # The report's @live is what END prints next, and bpftrace prints nothing for
+                # an empty map: the last snapshot's must not stand for it.
+                dict.pop(self.session.maps, "@live", None)
         if self.commands is not None and text.startswith("dtrace:::PROCESS "):
             pid = int(text.split()[1])
             if len(self.commands) >= self.args.max_entries:  # bounded over a long run
