@@ -7,32 +7,18 @@ tests/support/run_pytest.py with PYTHONPATH=<builddir>/src."""
 import json
 import os
 import re
-import subprocess
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
 sys.path.insert(0, os.path.join(ROOT, "src"))
 import callers  # noqa: E402
+from runner import BUILD_SRC, PYTHON, report_of  # noqa: E402
 from source_lines import line_of  # noqa: E402
-from pymemtrace.trace import stacks  # noqa: E402
 
-RUNNER = os.path.join(ROOT, "toolkit", "pymemtrace-trace")
-PYTHON = "/usr/bin/python3"
-BUILD_SRC = os.environ.get("PYTHONPATH", "").split(os.pathsep)[0]
 LEAK_ALL = "for block in kept:\n    block.inc_refcnt(1)  # never freed: every block leaks\n"
 
-
-def run(args):
-    with tempfile.TemporaryDirectory() as directory:
-        path = os.path.join(directory, "report")
-        result = subprocess.run([PYTHON, RUNNER, "-o", path, *args], capture_output=True,
-                                text=True, timeout=180)
-        result.report = open(path).read() if os.path.exists(path) else ""
-    assert result.returncode == 0, result.stderr[-800:]
-    return result.report
 
 
 def expected_stacks(script, wrapper_line):
@@ -50,7 +36,7 @@ def by_caller(entries):
 
 def test_at_depth_2_the_wrappers_bytes_split_exactly_among_its_three_callers(tmp_path):
     script, line = callers.write(str(tmp_path))
-    entries = json.loads(run(["--depth", "2", "--report", "summary", "--json", "--", PYTHON,
+    entries = json.loads(report_of(["--depth", "2", "--report", "summary", "--json", "--", PYTHON,
                               script, BUILD_SRC]))
     stacks_seen = by_caller(entries)
     counts = {"alpha": 3, "beta": 2, "gamma": 1}
@@ -60,11 +46,11 @@ def test_at_depth_2_the_wrappers_bytes_split_exactly_among_its_three_callers(tmp
 
 def test_at_depth_2_folded_stacks_sum_to_the_summarys_total(tmp_path):
     script, line = callers.write(str(tmp_path))
-    folded = run(["--depth", "2", "--report", "folded", "--", PYTHON, script, BUILD_SRC])
+    folded = report_of(["--depth", "2", "--report", "folded", "--", PYTHON, script, BUILD_SRC])
     rows = re.findall(r"^(.*) (\d+)$", folded, re.M)
     assert len(rows) == 3 and all(f"wrapper.py:{line} make" in stack for stack, _ in rows), folded
     assert sum(int(size) for _, size in rows) == sum(callers.CALLERS.values()), folded
-    text = run(["--depth", "2", "--", PYTHON, script, BUILD_SRC])
+    text = report_of(["--depth", "2", "--", PYTHON, script, BUILD_SRC])
     assert f"Total: {sum(callers.CALLERS.values())} bytes in {callers.BLOCKS} allocations, " \
            "3 locations" in text, text
 
@@ -73,7 +59,7 @@ def test_at_depth_2_leaks_split_among_the_callers(tmp_path):
     script, line = callers.write(str(tmp_path))
     with open(script, "a") as file:
         file.write(LEAK_ALL)
-    entries = json.loads(run(["--depth", "2", "--report", "leaks", "--json", "--", PYTHON,
+    entries = json.loads(report_of(["--depth", "2", "--report", "leaks", "--json", "--", PYTHON,
                               script, BUILD_SRC]))
     mine = [e for e in entries if len(e["stack"]) > 1 and e["stack"][0]["file"] == "wrapper.py"]
     counts = {"alpha": 3, "beta": 2, "gamma": 1}
@@ -83,7 +69,7 @@ def test_at_depth_2_leaks_split_among_the_callers(tmp_path):
 
 def test_at_depth_3_a_stack_names_the_module_that_called_the_callers(tmp_path):
     script, _ = callers.write(str(tmp_path))
-    entries = json.loads(run(["--depth", "3", "--json", "--", PYTHON, script, BUILD_SRC]))
+    entries = json.loads(report_of(["--depth", "3", "--json", "--", PYTHON, script, BUILD_SRC]))
     outer = {(e["stack"][1]["function"], e["stack"][2]["function"], e["stack"][2]["line"])
              for e in entries}
     calls = {text: number for number, text in enumerate(callers.SCRIPT.splitlines(), 1)}

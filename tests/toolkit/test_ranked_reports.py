@@ -5,18 +5,14 @@ tests/support/run_pytest.py with PYTHONPATH=<builddir>/src."""
 import json
 import os
 import re
-import subprocess
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
 import callers  # noqa: E402
+from runner import BUILD_SRC, PYTHON, report_of  # noqa: E402
 
-RUNNER = os.path.join(ROOT, "toolkit", "pymemtrace-trace")
-PYTHON = "/usr/bin/python3"
-BUILD_SRC = os.environ["PYTHONPATH"].split(os.pathsep)[0]
 TYPES = [("CMalloc", "C heap"), ("PyRawMalloc", "PyMem_Raw"), ("PyMalloc", "PyMem"),
          ("PyObjectMalloc", "PyObject")]
 
@@ -25,20 +21,11 @@ MANY = "\n".join(["import sys", "sys.path.insert(0, sys.argv[1])", "from pymemtr
                  + [f"b{n} = cMemLeak.{TYPES[n % 4][0]}({100 * n})" for n in range(1, 26)]) + "\n"
 
 
-def run(args):
-    with tempfile.TemporaryDirectory() as directory:
-        path = os.path.join(directory, "report")
-        result = subprocess.run([PYTHON, RUNNER, "-o", path, *args], capture_output=True,
-                                text=True, timeout=180)
-        result.report = open(path).read() if os.path.exists(path) else ""
-    assert result.returncode == 0, result.stderr[-500:]
-    return result.report
-
 
 def test_the_summary_of_25_locations_opens_with_the_top_20_largest_first(tmp_path):
     script = tmp_path / "many.py"
     script.write_text(MANY)
-    text = run(["--", PYTHON, str(script), BUILD_SRC])
+    text = report_of(["--", PYTHON, str(script), BUILD_SRC])
     assert text.startswith("Allocations by Python location, largest first (top 20 of 25):"), text
     rows = re.findall(r"^\s+(\d+)\s+[\d.]+%\s+1\s+(\S+(?: \S+)?)\s+many\.py:(\d+)\s+<module>$",
                       text, re.M)
@@ -48,7 +35,7 @@ def test_the_summary_of_25_locations_opens_with_the_top_20_largest_first(tmp_pat
     assert f"(5 more locations, {left} bytes in 5 allocations; --top 0 shows all)" in text, text
     assert f"Total: {sum(100 * n for n in range(1, 26))} bytes in 25 allocations" in text, text
     assert "Distribution" not in text, "histograms come only with --histograms"
-    entries = json.loads(run(["--report", "summary", "--json", "--", PYTHON, str(script),
+    entries = json.loads(report_of(["--report", "summary", "--json", "--", PYTHON, str(script),
                               BUILD_SRC]))
     assert sorted(e["line"] for e in entries if e["file"] == "many.py") == list(range(4, 29))
     assert {(e["domain"], e["domain_name"]) for e in entries} == {
@@ -58,10 +45,10 @@ def test_the_summary_of_25_locations_opens_with_the_top_20_largest_first(tmp_pat
 def test_at_depth_1_every_byte_of_three_callers_is_at_the_wrapper_and_folded_sums_to_it(
         tmp_path):
     script, line = callers.write(str(tmp_path))
-    entries = json.loads(run(["--report", "summary", "--json", "--", PYTHON, script,
+    entries = json.loads(report_of(["--report", "summary", "--json", "--", PYTHON, script,
                               BUILD_SRC]))
     total = sum(callers.CALLERS.values())
     assert [(e["file"], e["line"], e["function"], e["count"], e["bytes"]) for e in entries] == \
         [("wrapper.py", line, "make", callers.BLOCKS, total)], entries
-    folded = run(["--report", "folded", "--", PYTHON, script, BUILD_SRC])
+    folded = report_of(["--report", "folded", "--", PYTHON, script, BUILD_SRC])
     assert folded == f"wrapper.py:{line} make {total}\n", folded
