@@ -12,7 +12,6 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
-sys.path.insert(0, os.path.join(ROOT, "src"))
 import callers  # noqa: E402
 from runner import BUILD_SRC, PYTHON, report_of  # noqa: E402
 from source_lines import line_of  # noqa: E402
