@@ -10,6 +10,7 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 RUNNER = os.path.join(ROOT, "toolkit", "pymemtrace-trace")
 PYTHON = "/usr/bin/python3"
 BUILD_SRC = os.environ.get("PYTHONPATH", "").split(os.pathsep)[0]
+LIB = os.path.join(BUILD_SRC, "pymemtrace")  # the built cMemLeak's directory, for --lib
 
 
 def report_of(args, timeout=180):

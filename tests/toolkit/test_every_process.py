@@ -16,11 +16,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
 import tracing  # noqa: E402,F401  (also makes pymemtrace.trace importable)
+from runner import BUILD_SRC, LIB, PYTHON, RUNNER  # noqa: E402
 
-RUNNER = os.path.join(ROOT, "toolkit", "pymemtrace-trace")
-PYTHON = "/usr/bin/python3"
-BUILD_SRC = os.environ["PYTHONPATH"].split(os.pathsep)[0]
-LIB = os.path.join(BUILD_SRC, "pymemtrace")
 
 # Waits for the file GO, keeps COUNT blocks of SIZE bytes, says so (GO.PID), then waits.
 USER = """\

@@ -19,12 +19,10 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
 import callers  # noqa: E402
 import tracing  # noqa: E402,F401  (makes pymemtrace.trace importable)
+from runner import BUILD_SRC, PYTHON, RUNNER  # noqa: E402
 from pymemtrace.trace import flamegraph_html  # noqa: E402
 from pymemtrace.trace.errors import Failure  # noqa: E402
 
-RUNNER = os.path.join(ROOT, "toolkit", "pymemtrace-trace")
-PYTHON = "/usr/bin/python3"
-BUILD_SRC = os.environ["PYTHONPATH"].split(os.pathsep)[0]
 CHROMIUM = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
             "--no-first-run", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--virtual-time-budget=5000", "--window-size=1200,800"]

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -19,12 +18,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
 import tracing  # noqa: E402,F401  (also makes pymemtrace.trace importable)
+from runner import BUILD_SRC, LIB, PYTHON, RUNNER  # noqa: E402
 from source_lines import line_of  # noqa: E402
 
-RUNNER = os.path.join(ROOT, "toolkit", "pymemtrace-trace")
-PYTHON = "/usr/bin/python3"
-BUILD_SRC = os.environ["PYTHONPATH"].split(os.pathsep)[0]
-LIB = os.path.join(BUILD_SRC, "pymemtrace")
 
 # A cache of 5 blocks of 500 bytes, full before the first snapshot; a leak of 1000 bytes every
 # 0.1 s for GROW seconds, then freed all at once (so the peak is before the end); then idle; then

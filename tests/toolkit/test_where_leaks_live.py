@@ -21,12 +21,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
 import tracing  # noqa: E402,F401  (also makes pymemtrace.trace importable)
+from runner import BUILD_SRC, LIB, PYTHON, RUNNER  # noqa: E402
 from source_lines import line_of  # noqa: E402
 
-RUNNER = os.path.join(ROOT, "toolkit", "pymemtrace-trace")
-PYTHON = "/usr/bin/python3"  # Debian's, built --with-dtrace
-BUILD_SRC = os.environ["PYTHONPATH"].split(os.pathsep)[0]
-LIB = os.path.join(BUILD_SRC, "pymemtrace")
 
 # The parent keeps 2 blocks; a pool runs child(n) for n in 0..3, each keeping 3 blocks of 3000+n
 # bytes; with a third argument, a Python subprocess keeps 5 blocks of 777 bytes.
