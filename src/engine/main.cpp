@@ -2,35 +2,19 @@
 // pymemtrace-engine: traces pymemtrace's py* probes of given libraries in given processes (and
 // what they fork) with BPF, and writes one JSON report when stopped or when they have all ended.
 // docs/engine.md describes its shape; `pymemtrace-engine --help` its options.
-#include <cerrno>    // errno, EINTR
 #include <cstdio>    // std::fprintf, std::fputs
 #include <cstring>   // std::strcmp
 #include <exception> // std::exception
 #include <string>    // std::string
 
-#include <unistd.h> // write
-
 #include "error.hpp"
+#include "output.hpp"
 #include "plan.hpp"
 #include "report.hpp"
 #include "stop.hpp"
 #include "tracer.hpp"
 
 namespace {
-
-// Writes all of `text` to `fd`; false if the reader is gone.
-bool write_all(int fd, const std::string &text)
-{
-    for (size_t done = 0; done < text.size();) {
-        const ssize_t wrote = write(fd, text.data() + done, text.size() - done);
-        if (wrote < 0 && errno == EINTR)
-            continue;
-        if (wrote <= 0)
-            return false;
-        done += static_cast<size_t>(wrote);
-    }
-    return true;
-}
 
 std::string ready_line(const engine::Plan &plan, const engine::Tracer &tracer)
 {
@@ -46,12 +30,12 @@ int run(const engine::Plan &plan)
 {
     engine::install_stop_handlers();
     engine::Tracer tracer(plan);
-    write_all(plan.ready_fd, ready_line(plan, tracer));
+    engine::write_all(plan.ready_fd, ready_line(plan, tracer));
     while (!engine::stop_requested() && tracer.poll(100)) {
     }
     tracer.pause(); // the instant of the report: allocations and frees stop together
     const engine::Report report = engine::make_report(tracer);
-    write_all(1, report.json + "\n");
+    engine::write_all(1, report.json + "\n");
     return report.lost && !plan.allow_loss ? 3 : 0;
 }
 

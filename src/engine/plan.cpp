@@ -15,9 +15,10 @@ const char *const usage =
     "                         [--max-locations N] [--verbose]\n"
     "Traces pymemtrace's pyalloc, pyrealloc and pyfree probes of the libraries PATH in the\n"
     "processes PID and the processes they fork, until SIGINT/SIGTERM/SIGHUP or until every\n"
-    "traced process has ended. Writes {\"event\": \"ready\"} as one line to FD (default 1) once\n"
-    "every probe is attached, then the report as one JSON line on stdout. Exit 3 when the\n"
-    "report states a loss (unless --allow-loss), 2 on bad input.\n";
+    "traced process has ended. Writes {\"event\": \"ready\"} as one JSON line to FD (default 1)\n"
+    "once every probe is attached, {\"event\": \"attached\"} there for each process forked and\n"
+    "attached since, then the report as one JSON line on stdout. Exit 3 when the report\n"
+    "states a loss (unless --allow-loss), 2 on bad input.\n";
 
 namespace {
 

@@ -27,6 +27,7 @@
 #include "engine.h" // struct engine_record
 #include "error.hpp"
 #include "notes.hpp"
+#include "output.hpp"
 
 namespace engine {
 
@@ -203,6 +204,11 @@ void Tracer::attach(Process &process)
         }
     }
     process.attached_ns = monotonic_ns();
+    if (process.parent != 0) // a caller waiting for a child's probes can go on
+        write_all(plan_.ready_fd,
+                  "{\"event\":\"attached\",\"pid\":" + std::to_string(process.pid)
+                      + ",\"parent\":" + std::to_string(process.parent) + ",\"window_us\":"
+                      + std::to_string((process.attached_ns - process.forked_ns) / 1000) + "}\n");
 }
 
 int Tracer::on_record(void *self, void *data, size_t size)
