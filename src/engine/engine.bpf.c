@@ -44,7 +44,7 @@ volatile uint32_t paused = 0;
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(map_flags, BPF_F_NO_PREALLOC);
-    __uint(max_entries, 1 << 22);
+    __uint(max_entries, 1 << 21);
     __type(key, struct engine_live_key);
     __type(value, struct engine_live_value);
 } live SEC(".maps");

@@ -16,7 +16,7 @@ struct Plan {
     int ready_fd = 1;                    // where the `ready` line goes (stdout by default)
     bool allow_loss = false;             // exit 0, not 3, when the report states a loss
     bool verbose = false;                // libbpf's own messages on stderr
-    uint32_t max_live = 1u << 22;        // live blocks the leak map holds
+    uint32_t max_live = 1u << 21;        // live blocks the leak map holds (its buckets: 16 B each)
     uint32_t max_locations = 1u << 16;   // (pid, location, domain) rows of the summary
 };
 

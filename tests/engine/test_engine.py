@@ -202,19 +202,22 @@ def test_two_sigterms_50_ms_apart_give_one_report_and_leave_the_target_running(
     assert run.stderr == ""
 
 
-HOSTILE_NAME = 'we"ird\\ \n\x1b[31m \udcff ünï.py'  # quote, backslash, newline, ESC, a non-UTF-8 byte
+# A quote, a backslash, a newline, an escape sequence and UTF-8 beyond ASCII. (Not a byte that
+# is not UTF-8: Debian's Python 3.11 itself raises SystemError running such a file, untraced.)
+HOSTILE_NAME = b'we"ird\\ \n\x1b[31m \xc3\xbcn\xc3\xaf.py'
+HOSTILE_CODE = ("import os, sys\nsys.stdin.readline()\nfrom pymemtrace import cMemLeak\n"
+                "def f\u00fcnction():\n    return cMemLeak.CMalloc(42)\nkeep = f\u00fcnction()\n"
+                "os._exit(0)\n")
 
 
 def test_names_from_the_target_are_json_data_whatever_their_bytes(engine, cmemleak, pythonpath,
                                                                    tmp_path):
-    # The code's file name and function name come from the target; the engine neither
-    # interprets nor mangles them: json.loads gives them back (the byte \xff as surrogateescape).
-    code = ("import sys\nsys.stdin.readline()\nfrom pymemtrace import cMemLeak\n"
-            "def fünction():\n    return cMemLeak.CMalloc(42)\nkeep = fünction()\n"
-            "import os\nos._exit(0)\n")
-    driver = tmp_path / "driver.py"
-    driver.write_text(f"exec(compile({code!r}, {HOSTILE_NAME!r}, 'exec'))\n")
-    target = start_python([str(driver)], pythonpath)
+    # The file and function names come from the target; the engine neither interprets nor
+    # mangles them: json.loads gives them back.
+    path = os.path.join(os.fsencode(tmp_path), HOSTILE_NAME)
+    with open(path, "w", encoding="utf-8") as source:
+        source.write(HOSTILE_CODE)
+    target = start_python([os.fsdecode(path)], pythonpath)
     run = EngineRun(engine, [target.pid], [cmemleak])
     try:
         run.wait_for("ready")
@@ -226,7 +229,7 @@ def test_names_from_the_target_are_json_data_whatever_their_bytes(engine, cmemle
         target.kill()
         target.wait()
     assert returncode == 0, run.stderr
-    assert entries(report, "leaks") == {(HOSTILE_NAME, "fünction", 5, 0): (1, 42)}
+    assert entries(report, "leaks") == {(os.fsdecode(path), "f\u00fcnction", 5, 0): (1, 42)}
 
 
 @pytest.mark.parametrize("case", ["no process", "no probes", "no file", "not root",
