@@ -6,11 +6,14 @@
 #include <cstdio>   // std::vsnprintf, std::fputs
 #include <cstring>  // std::strerror, std::memcpy
 #include <initializer_list> // the three probes
+#include <fstream> // /proc/PID/status
+#include <set>     // std::set
 #include <thread>  // std::thread: detaching in parallel
 #include <ctime>    // clock_gettime, nanosleep
 
 #include <poll.h>        // poll: a pidfd is readable once its process ended
 #include <signal.h>      // kill
+#include <sys/stat.h>    // stat: one file under two names
 #include <sys/syscall.h> // SYS_pidfd_open
 #include <unistd.h>      // geteuid, access, close, syscall
 
@@ -90,6 +93,28 @@ void check_process(pid_t pid)
 {
     if (kill(pid, 0) != 0 && errno == ESRCH)
         throw Error("no process " + std::to_string(pid) + ": give the PID of a running process");
+    // A thread's id would be traced as its process but never seen to end: ask for the process.
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(status, line);)
+        if (line.rfind("Tgid:", 0) == 0 && std::stol(line.substr(5)) != pid)
+            throw Error(std::to_string(pid) + " is a thread of process " + line.substr(6)
+                        + ": give the process's PID");
+}
+
+// The plan's libraries, each file once (two names of one file would count its events twice).
+std::vector<std::string> distinct_files(const std::vector<std::string> &paths)
+{
+    std::vector<std::string> distinct;
+    std::set<std::pair<dev_t, ino_t>> seen;
+    for (const auto &path : paths) {
+        struct stat info {};
+        if (stat(path.c_str(), &info) != 0)
+            throw Error("cannot open library " + path + ": " + std::strerror(errno)
+                        + ": give the path of a built, readable extension");
+        if (seen.emplace(info.st_dev, info.st_ino).second)
+            distinct.push_back(path);
+    }
+    return distinct;
 }
 
 int open_pidfd(pid_t pid)
@@ -111,7 +136,8 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     libbpf_verbose = plan.verbose;
     libbpf_set_print(print_libbpf);
     check_machine();
-    for (const auto &library : plan.libraries)
+    libraries_ = distinct_files(plan.libraries);
+    for (const auto &library : libraries_)
         check_library(library);
     for (const pid_t pid : plan.pids)
         check_process(pid);
@@ -192,7 +218,7 @@ void Tracer::attach(Process &process)
         {"pyalloc", skeleton_->progs.on_pyalloc},
         {"pyrealloc", skeleton_->progs.on_pyrealloc},
         {"pyfree", skeleton_->progs.on_pyfree}};
-    for (const auto &library : plan_.libraries) {
+    for (const auto &library : libraries_) {
         for (const auto &probe : probes) {
             // By path and PID: the uprobe is installed in this process only, also in a mapping of
             // the library made after this call; the kernel sets the probe's semaphore there.

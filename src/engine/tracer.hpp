@@ -63,6 +63,7 @@ private:
     static int on_record(void *self, void *data, size_t size);
 
     const Plan &plan_;
+    std::vector<std::string> libraries_; // the plan's, each file once
     engine_bpf *skeleton_ = nullptr;
     ring_buffer *records_ = nullptr;
     std::vector<bpf_link *> links_;

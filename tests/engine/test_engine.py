@@ -113,6 +113,24 @@ def test_a_child_forked_after_attach_is_traced_and_its_exit_reported(engine, cme
     assert windows == [attached["window_us"]]
 
 
+def test_a_library_named_twice_is_attached_once(engine, cmemleak, pythonpath, tmp_path):
+    alias = tmp_path / "alias.so"
+    alias.symlink_to(cmemleak)
+    target = start_python([workload("held_workload.py")], pythonpath)
+    run = EngineRun(engine, [target.pid], [cmemleak, str(alias)])
+    try:
+        assert run.wait_for("ready")["probes"] == 3
+        target.stdin.write("go\n")
+        target.stdin.flush()
+        report, returncode, _ = run.report()
+    finally:
+        run.close()
+        target.kill()
+        target.wait()
+    assert returncode == 0, run.stderr
+    assert report["counters"]["pyalloc"] == 37  # not 74
+
+
 def test_an_unrelated_process_of_another_user_is_not_traced_and_does_not_pay(
         engine, cmemleak, pythonpath):
     with other_user() as user:
@@ -232,10 +250,24 @@ def test_names_from_the_target_are_json_data_whatever_their_bytes(engine, cmemle
     assert entries(report, "leaks") == {(os.fsdecode(path), "f\u00fcnction", 5, 0): (1, 42)}
 
 
+@pytest.fixture
+def thread_id(pythonpath):
+    """The id of a thread (not the main one) of a running process."""
+    target = start_python([workload("fifo_workload.py"), "10"], pythonpath)
+    pid = int(target.stdout.readline())
+    try:
+        yield next(int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid)
+    finally:
+        target.kill()
+        target.wait()
+
+
 @pytest.mark.parametrize("case", ["no process", "no probes", "no file", "not root",
-                                  "no library", "bad number"])
-def test_bad_input_is_one_line_saying_what_and_how_to_fix(engine, cmemleak, case):
+                                  "no library", "bad number", "a thread"])
+def test_bad_input_is_one_line_saying_what_and_how_to_fix(engine, cmemleak, case, request):
+    tid = request.getfixturevalue("thread_id") if case == "a thread" else 0
     argv = {
+        "a thread": ["--pid", str(tid), "--lib", cmemleak],
         "no process": ["--pid", "999999999", "--lib", cmemleak],
         "no probes": ["--pid", "1", "--lib", "/usr/bin/python3"],
         "no file": ["--pid", "1", "--lib", "/nonexistent/lib.so"],
@@ -257,7 +289,8 @@ def test_bad_input_is_one_line_saying_what_and_how_to_fix(engine, cmemleak, case
                 "no file": "No such file or directory",
                 "not root": "needs root",
                 "no library": "give --lib PATH",
-                "bad number": "--pid needs a whole number"}[case]
+                "bad number": "--pid needs a whole number",
+                "a thread": f"{tid} is a thread of process"}[case]
     assert expected in lines[0]
 
 
