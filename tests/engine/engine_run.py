@@ -91,6 +91,26 @@ class EngineRun:
             self.proc.wait()
 
 
+def held_command(engine, argv, pythonpath, libraries, before_release=lambda pid: None):
+    """Runs Debian's Python on argv, a command that waits for a line on stdin before it imports
+    cMemLeak, under the engine: released once the engine is ready, traced until it ends.
+    before_release(pid) runs between the two. Returns (its pid, the ready line, the report, the
+    engine's status, the engine's stderr)."""
+    target = start_python(argv, pythonpath)
+    run = EngineRun(engine, [target.pid], libraries)
+    try:
+        ready = run.wait_for("ready")
+        before_release(target.pid)
+        target.stdin.write("go\n")
+        target.stdin.flush()
+        report, returncode, _ = run.report()  # the engine ends when its process has
+    finally:
+        run.close()
+        target.kill()
+        target.wait()
+    return target.pid, ready, report, returncode, run.stderr
+
+
 def entries(report, key, pid=None):
     """{(file, function, line, domain): (count, bytes)} of report[key], of one process."""
     found = {}

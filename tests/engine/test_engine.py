@@ -22,7 +22,7 @@ import tracing  # noqa: E402  (the runner's procfs and elf modules, from the sou
 from other_user import other_user  # noqa: E402
 from source_lines import tagged_lines  # noqa: E402
 
-from engine_run import EngineRun, entries, start_python, workload  # noqa: E402
+from engine_run import EngineRun, entries, held_command, start_python, workload  # noqa: E402
 
 from pymemtrace.trace import elf, procfs  # noqa: E402
 
@@ -53,33 +53,26 @@ def maps_library(pid, library):
 
 def test_a_held_command_is_reported_exactly_with_its_library_attached_before_it_is_mapped(
         engine, cmemleak, pythonpath):
-    target = start_python([workload("held_workload.py")], pythonpath)
-    run = EngineRun(engine, [target.pid], [cmemleak])
-    try:
-        ready = run.wait_for("ready")
-        assert ready["probes"] == 3
-        assert not maps_library(target.pid, cmemleak), "the library was mapped before the release"
-        target.stdin.write("go\n")
-        target.stdin.flush()
-        report, returncode, _ = run.report()  # the engine ends when its process has
-    finally:
-        run.close()
-        target.kill()
-        target.wait()
-    assert returncode == 0, run.stderr
+    def not_mapped_yet(pid):
+        assert not maps_library(pid, cmemleak), "the library was mapped before the release"
+
+    pid, ready, report, returncode, stderr = held_command(
+        engine, [workload("held_workload.py")], pythonpath, [cmemleak], not_mapped_yet)
+    assert returncode == 0, stderr
+    assert ready["probes"] == 3
     file, line = workload("held_workload.py"), tags("held_workload.py")
-    assert entries(report, "summary", target.pid) == {
+    assert entries(report, "summary", pid) == {
         (file, "kept", line["kept"], 0): (10, 1000),
         (file, "churned", line["churned"], 2): (20, 1000),
         (file, "raw", line["raw"], 1): (3, 72),
         (file, "in_thread", line["thread"], 3): (4, 1200),
     }
-    assert entries(report, "leaks", target.pid) == {
+    assert entries(report, "leaks", pid) == {
         (file, "kept", line["kept"], 0): (10, 1000),
         (file, "raw", line["raw"], 1): (3, 72),
         (file, "in_thread", line["thread"], 3): (4, 1200),
     }
-    assert report["processes"] == [{"pid": target.pid, "parent": 0, "ended": {"exit": 7}}]
+    assert report["processes"] == [{"pid": pid, "parent": 0, "ended": {"exit": 7}}]
     assert report["counters"]["pyalloc"] == 37 and report["counters"]["pyfree"] == 20
     assert report["complete"] is True and not any(report["loss"].values())
 
@@ -116,18 +109,10 @@ def test_a_child_forked_after_attach_is_traced_and_its_exit_reported(engine, cme
 def test_a_library_named_twice_is_attached_once(engine, cmemleak, pythonpath, tmp_path):
     alias = tmp_path / "alias.so"
     alias.symlink_to(cmemleak)
-    target = start_python([workload("held_workload.py")], pythonpath)
-    run = EngineRun(engine, [target.pid], [cmemleak, str(alias)])
-    try:
-        assert run.wait_for("ready")["probes"] == 3
-        target.stdin.write("go\n")
-        target.stdin.flush()
-        report, returncode, _ = run.report()
-    finally:
-        run.close()
-        target.kill()
-        target.wait()
-    assert returncode == 0, run.stderr
+    _pid, ready, report, returncode, stderr = held_command(
+        engine, [workload("held_workload.py")], pythonpath, [cmemleak, str(alias)])
+    assert returncode == 0, stderr
+    assert ready["probes"] == 3
     assert report["counters"]["pyalloc"] == 37  # not 74
 
 
@@ -235,18 +220,9 @@ def test_names_from_the_target_are_json_data_whatever_their_bytes(engine, cmemle
     path = os.path.join(os.fsencode(tmp_path), HOSTILE_NAME)
     with open(path, "w", encoding="utf-8") as source:
         source.write(HOSTILE_CODE)
-    target = start_python([os.fsdecode(path)], pythonpath)
-    run = EngineRun(engine, [target.pid], [cmemleak])
-    try:
-        run.wait_for("ready")
-        target.stdin.write("go\n")
-        target.stdin.flush()
-        report, returncode, _ = run.report()
-    finally:
-        run.close()
-        target.kill()
-        target.wait()
-    assert returncode == 0, run.stderr
+    _pid, _ready, report, returncode, stderr = held_command(engine, [os.fsdecode(path)],
+                                                            pythonpath, [cmemleak])
+    assert returncode == 0, stderr
     assert entries(report, "leaks") == {(os.fsdecode(path), "f\u00fcnction", 5, 0): (1, 42)}
 
 
