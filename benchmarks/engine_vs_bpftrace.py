@@ -9,7 +9,8 @@ target's three py* semaphores set, a lower bound, as bpftrace attaches its progr
 exit to report (the target ends -> the report is read: the engine's stdout ends, the runner
 exits), report of N live blocks (default 1,000,000: SIGINT -> the report is read, and checked to
 hold N blocks)
-and the peak RSS of the tracer's processes then (runner + bpftrace, summed; polled every 20 ms).
+and the peak RSS of the tracer's processes then (runner + bpftrace, summed; polled every 20 ms);
+the time the target takes to make those N allocations while traced (the cost of an event).
 Times are wall clock on a shared machine: compare the ratio column, not absolutes.
 """
 import argparse
@@ -188,7 +189,9 @@ def measure(tracer, build, blocks):
         tracer.start(target.pid)
         rows["attach (s)"] = time.monotonic() - started
         tracer.settle()
+        allocating = time.monotonic()
         target.allocate(blocks)
+        rows[f"{blocks:,} allocations while traced (s)"] = time.monotonic() - allocating
         rss = PeakRss(tracer.proc.pid)
         asked = time.monotonic()
         tracer.proc.send_signal(signal.SIGINT)

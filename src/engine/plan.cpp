@@ -5,6 +5,8 @@
 #include <cstdlib> // std::strtoull
 #include <cstring> // std::strcmp
 
+#include <fcntl.h> // fcntl: is the ready fd open
+
 #include "error.hpp"
 
 namespace engine {
@@ -74,6 +76,9 @@ Plan parse_plan(int argc, char **argv)
         throw Error("no process to trace: give --pid PID");
     if (plan.libraries.empty())
         throw Error("no library to attach to: give --lib PATH of an instrumented library");
+    if (fcntl(plan.ready_fd, F_GETFD) < 0)
+        throw Error("--ready-fd " + std::to_string(plan.ready_fd)
+                    + " is not an open file descriptor: give one the caller passed open");
     if (plan.max_live == 0 || plan.max_locations == 0)
         throw Error("--max-live and --max-locations must be at least 1");
     return plan;

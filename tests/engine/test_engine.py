@@ -239,11 +239,12 @@ def thread_id(pythonpath):
 
 
 @pytest.mark.parametrize("case", ["no process", "no probes", "no file", "not root",
-                                  "no library", "bad number", "a thread"])
+                                  "no library", "bad number", "a thread", "closed fd"])
 def test_bad_input_is_one_line_saying_what_and_how_to_fix(engine, cmemleak, case, request):
     tid = request.getfixturevalue("thread_id") if case == "a thread" else 0
     argv = {
         "a thread": ["--pid", str(tid), "--lib", cmemleak],
+        "closed fd": ["--pid", "1", "--lib", cmemleak, "--ready-fd", "99"],
         "no process": ["--pid", "999999999", "--lib", cmemleak],
         "no probes": ["--pid", "1", "--lib", "/usr/bin/python3"],
         "no file": ["--pid", "1", "--lib", "/nonexistent/lib.so"],
@@ -266,7 +267,8 @@ def test_bad_input_is_one_line_saying_what_and_how_to_fix(engine, cmemleak, case
                 "not root": "needs root",
                 "no library": "give --lib PATH",
                 "bad number": "--pid needs a whole number",
-                "a thread": f"{tid} is a thread of process"}[case]
+                "a thread": f"{tid} is a thread of process",
+                "closed fd": "--ready-fd 99 is not an open file descriptor"}[case]
     assert expected in lines[0]
 
 
