@@ -56,7 +56,10 @@ int print_libbpf(enum libbpf_print_level level, const char *format, va_list args
 
 std::string libbpf_detail()
 {
-    return libbpf_last.empty() ? std::string() : " (libbpf: " + libbpf_last + ")";
+    if (libbpf_last.empty())
+        return std::string();
+    const bool prefixed = libbpf_last.rfind("libbpf: ", 0) == 0; // most of its messages are
+    return " (" + (prefixed ? std::string() : std::string("libbpf: ")) + libbpf_last + ")";
 }
 
 void check_machine()

@@ -106,6 +106,16 @@ def test_a_child_forked_after_attach_is_traced_and_its_exit_reported(engine, cme
     assert windows == [attached["window_us"]]
 
 
+def test_a_process_that_execs_is_still_traced(engine, cmemleak, pythonpath):
+    # The uprobes are bound to the process, not to its first program: the new program's mapping
+    # of the library gets them.
+    pid, _ready, report, returncode, stderr = held_command(
+        engine, [workload("exec_workload.py")], pythonpath, [cmemleak])
+    assert returncode == 0, stderr
+    assert entries(report, "leaks", pid) == {("<string>", "<listcomp>", 3, 0): (3, 15)}
+    assert report["processes"] == [{"pid": pid, "parent": 0, "ended": {"exit": 4}}]
+
+
 def test_a_library_named_twice_is_attached_once(engine, cmemleak, pythonpath, tmp_path):
     alias = tmp_path / "alias.so"
     alias.symlink_to(cmemleak)
