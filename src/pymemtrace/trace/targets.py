@@ -151,10 +151,15 @@ class Scan:
                 self.paths.append(record)
 
     def said(self, most=3):
-        """The files passed over, in words (at most `most` named), or ''."""
-        named = "; ".join(f"{shown(path)}: {shown(what)}" for what, path in self.passed[:most])
-        more = len(self.passed) - most
-        return named + (f"; and {more} more" if more > 0 else "")
+        """The files passed over, in words, by what they are (at most `most` of each named),
+        or ''."""
+        kinds = {}
+        for what, path in sorted(self.passed):
+            kinds.setdefault(what, []).append(path)
+        return "; ".join(
+            f"{shown(what)}: {', '.join(shown(path) for path in paths[:most])}"
+            + (f" and {len(paths) - most} more" if len(paths) > most else "")
+            for what, paths in kinds.items())
 
 
 SCAN_SECONDS = 60
