@@ -74,6 +74,16 @@ def stop_when_attached(proc, timeout=120):
     return (err + rest).decode(errors="replace")
 
 
+def object_allocator_on(target, cwd):
+    """`-p PID --object-allocator` on the process `target` (a Popen, killed after), the runner
+    started from `cwd` and stopped once attached; returns its stderr."""
+    try:
+        return stop_when_attached(runner(["-p", str(target.pid), "--object-allocator"], cwd=cwd))
+    finally:
+        target.kill()
+        target.wait()
+
+
 def recorded_uids(path):
     return open(path).read().split() if os.path.exists(path) else []
 
@@ -88,13 +98,7 @@ def test_root_never_runs_a_fake_python_it_traces_by_pid(user):
         out.write(FAKE_PYTHON)
     subprocess.run(["cc", "-O1", f'-DUIDS="{uids}"', "-o", binary, source], check=True)
     os.chown(binary, user.uid, user.gid)
-    target = user.popen([binary])
-    try:
-        proc = runner(["-p", str(target.pid), "--object-allocator"], cwd=user.home)
-        err = stop_when_attached(proc)
-    finally:
-        target.kill()
-        target.wait()
+    err = object_allocator_on(user.popen([binary]), cwd=user.home)
     assert "0" not in recorded_uids(uids), f"root ran the target's binary: {err[-600:]}"
     assert "Traceback" not in err, err[-1500:]
 
@@ -108,13 +112,8 @@ def test_root_never_imports_a_sysconfig_from_its_working_directory(user):
         planted.write(f"import os\nopen({marker!r}, 'a').write('%d\\n' % os.getuid())\n")
     for path in (work, os.path.join(work, "sysconfig.py")):
         os.chown(path, user.uid, user.gid)
-    target = user.popen([PYTHON, "-c", "import time\nwhile True: time.sleep(0.2)"])
-    try:
-        proc = runner(["-p", str(target.pid), "--object-allocator"], cwd=work)
-        err = stop_when_attached(proc)
-    finally:
-        target.kill()
-        target.wait()
+    err = object_allocator_on(
+        user.popen([PYTHON, "-c", "import time\nwhile True: time.sleep(0.2)"]), cwd=work)
     assert "0" not in recorded_uids(marker), f"root imported {work}/sysconfig.py: {err[-600:]}"
     assert "Traceback" not in err, err[-1500:]
 
