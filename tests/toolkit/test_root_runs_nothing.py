@@ -8,6 +8,7 @@ a sysconfig.py in the directory root runs the tracer from.
 Run through tests/support/run_pytest.py (root, bpftrace), with PYTHONPATH=<builddir>/src.
 PYMEMTRACE_RUNNER may name another runner (to show a test fails on an older one).
 """
+import glob
 import os
 import select
 import signal
@@ -21,6 +22,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
+import tracing  # noqa: E402,F401  (makes pymemtrace.trace importable)
 from other_user import other_user  # noqa: E402
 from runner import LIB, PYTHON  # noqa: E402
 
@@ -169,3 +171,27 @@ def test_a_held_command_killed_before_release_is_a_one_line_error(user):
     errors = [line for line in err.splitlines() if line.startswith("pymemtrace-trace: error:")]
     assert len(errors) == 1 and "ended before tracing began" in errors[0], err[-800:]
     assert "killed by signal 9" in errors[0] and proc.returncode == 2, err[-800:]
+
+
+# Debian's python3 and, where pyenv is installed, the libpython of each of its versions.
+PYMALLOC_BUILDS = ["/usr/bin/python3.11"] + sorted(
+    glob.glob(os.path.expanduser("~/.pyenv/versions/3.*/lib/libpython3*.so.1.0")))
+
+
+@pytest.mark.parametrize("path", PYMALLOC_BUILDS)
+def test_pymalloc_is_read_from_the_binary(path):
+    """What the runner asked a Python by running it, read from its ELF file: each of these
+    was built with pymalloc (sysconfig says WITH_PYMALLOC=1 for every one)."""
+    from pymemtrace.trace import pythonbinary
+    assert pythonbinary.uses_pymalloc(path) is True
+
+
+def test_a_binary_without_pymalloc_or_without_sections_says_so(tmp_path):
+    from pymemtrace.trace import pythonbinary
+    assert pythonbinary.uses_pymalloc("/bin/true") is False
+    stripped = tmp_path / "no-sections"
+    with open("/bin/true", "rb") as original:
+        header = bytearray(original.read(64))
+    header[0x28:0x30] = bytes(8)  # e_shoff 0: no section table
+    stripped.write_bytes(bytes(header))
+    assert pythonbinary.uses_pymalloc(str(stripped)) is None
