@@ -132,14 +132,14 @@ def test_object_allocator_under_sudo_traces_the_command(user):
     assert proc.returncode == 0, err[-800:]
 
 
-def held_child(runner_pid, timeout=60):
-    """The PID of the command the runner forked and holds, once it exists: the child that has
-    not exec'd yet (its command line is still the runner's) 0.2 s after it was first seen (the
-    scan and bpftrace, forked the same way, exec at once; the command waits for bpftrace)."""
-    deadline, first_seen = time.monotonic() + timeout, {}
-    with open(f"/proc/{runner_pid}/cmdline", "rb") as own:
-        runner_line = own.read()
-    while time.monotonic() < deadline:
+def held_child(proc, timeout=60):
+    """The PID of the command the runner forked and holds, once it waits to be released: the
+    child that has not exec'd yet (its command line is still the runner's; the scan and bpftrace
+    exec theirs) and sleeps reading its pipe (the scan's child, before it execs, does not)."""
+    deadline, runner_pid = time.monotonic() + timeout, proc.pid
+    # From its arguments: /proc/PID/cmdline read just after the spawn may still be empty.
+    runner_line = b"".join(os.fsencode(arg) + b"\0" for arg in proc.args)
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             with open(f"/proc/{runner_pid}/task/{runner_pid}/children") as children:
                 pids = children.read().split()
@@ -147,11 +147,10 @@ def held_child(runner_pid, timeout=60):
             return None
         for pid in pids:
             try:
-                with open(f"/proc/{pid}/cmdline", "rb") as line:
-                    if line.read() == runner_line:
-                        first_seen.setdefault(pid, time.monotonic())
-                        if time.monotonic() - first_seen[pid] > 0.2:
-                            return int(pid)
+                with open(f"/proc/{pid}/cmdline", "rb") as line, \
+                        open(f"/proc/{pid}/wchan") as wchan:
+                    if line.read() == runner_line and "pipe_read" in wchan.read():
+                        return int(pid)
             except OSError:
                 pass
         time.sleep(0.002)
@@ -162,14 +161,16 @@ def test_a_held_command_killed_before_release_is_a_one_line_error(user):
     """Killing the command while the runner holds it (before bpftrace is ready): the runner's
     release then met a closed pipe, a BrokenPipeError traceback. Now: what happened, one line."""
     proc = runner(["--lib", LIB, "--", PYTHON, "-c", "pass"], cwd=user.home)
-    child = held_child(proc.pid)
-    assert child is not None, "the runner forked no command"
+    child = held_child(proc)
+    assert child is not None, \
+        f"no held command found; the runner: exit {proc.poll()}, {proc.communicate()[1][-800:]}"
     os.kill(child, signal.SIGKILL)
     _, err = proc.communicate(timeout=180)
     err = err.decode(errors="replace")
     assert "Traceback" not in err, err[-1500:]
     errors = [line for line in err.splitlines() if line.startswith("pymemtrace-trace: error:")]
-    assert len(errors) == 1 and "ended before tracing began" in errors[0], err[-800:]
+    assert len(errors) == 1 and "ended before tracing began" in errors[0], \
+        f"exit {proc.returncode}: {err[-800:]}"
     assert "killed by signal 9" in errors[0] and proc.returncode == 2, err[-800:]
 
 
