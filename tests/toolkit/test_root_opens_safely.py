@@ -10,6 +10,7 @@ PYMEMTRACE_RUNNER may name another runner (to show a test fails on an older one)
 """
 import glob
 import os
+import pwd
 import shutil
 import struct
 import subprocess
@@ -126,6 +127,31 @@ def test_lib_through_another_users_link_is_refused_with_the_link_named(user, lib
         assert os.fstat(fd).st_ino == os.stat(library).st_ino
     finally:
         os.close(fd)
+
+
+def test_an_extension_on_the_commands_path_through_another_users_link_is_named(user, lib_dir):
+    """The command's sys.path scan prints paths (as the command's user); root opens each by
+    walking it. An extension that is the other user's link is not followed (root followed it
+    before), and the run can say why nothing was found."""
+    elsewhere = os.path.join(lib_dir, "not-a-package")  # readable by that user, never scanned
+    os.mkdir(elsewhere)
+    library = shutil.copy(CMEMLEAK, os.path.join(elsewhere, "real.so"))
+    link = os.path.join(lib_dir, "ext.so")
+    os.symlink(library, link)
+    as_user(user, link)
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": lib_dir}
+    passed, aliases, here = [], FileAliases(), os.getcwd()
+    try:
+        os.chdir(lib_dir)  # on the sys.path of `python3 -c`
+        found = targets.command_libraries(
+            [PYTHON, "-c", "pass"], env, targets.CommandUser(pwd.getpwnam(user.name)), aliases,
+            guess=False, passed=passed)
+        found = {os.stat(alias).st_ino for alias in found}
+    finally:
+        os.chdir(here)
+        aliases.close()
+    assert os.stat(library).st_ino not in found, "root followed the other user's link"
+    assert ("a symbolic link", link) in passed, passed
 
 
 def test_a_fifo_given_as_lib_is_refused_without_blocking(user, lib_dir):

@@ -342,7 +342,7 @@ BUILD_WITH_PROBES = (
 
 def with_found_libraries(args, env, user, aliases, libraries):
     """`libraries` (aliases) and those found in the target, each file once; a Failure if none."""
-    known = {procfs.file_identity(lib) for lib in libraries}
+    known, passed = {procfs.file_identity(lib) for lib in libraries}, []
     if args.pid is not None:
         try:
             found = [alias for alias, _name in targets.mapped_libraries(args.pid, aliases)]
@@ -353,7 +353,7 @@ def with_found_libraries(args, env, user, aliases, libraries):
         # --lib given: no guess at the source tree's build (a library the command never
         # loads costs bpftrace's start-up a program of its own).
         found = targets.command_libraries(args.command, env, user, aliases,
-                                          guess=not libraries)
+                                          guess=not libraries, passed=passed)
     libraries = list(libraries)
     for alias in found:
         if procfs.file_identity(alias) not in known:
@@ -361,9 +361,11 @@ def with_found_libraries(args, env, user, aliases, libraries):
             libraries.append(alias)
     if not libraries:
         where = f"PID {args.pid}" if args.pid is not None else "the command"
+        not_read = targets.Scan(passed=passed).said()
         raise Failure(f"no library with pymemtrace probes found for {where}"
                       + ("" if args.pid is not None else
-                         " (none under the sys.path of its Python)"),
+                         " (none under the sys.path of its Python)")
+                      + (f"; not read: {not_read}" if not_read else ""),
                       BUILD_WITH_PROBES)
     return libraries
 

@@ -199,12 +199,13 @@ def _aliases_of(paths, aliases, passed=None):
     return found
 
 
-def command_libraries(command, env, user, aliases, guess=True):
+def command_libraries(command, env, user, aliases, guess=True, passed=None):
     """Aliases of every instrumented extension the traced command's Python can import: the
     files under its sys.path (as its environment and working directory give it, the script's
     directory included) with pymemtrace probes, found by that Python as the command's user
     (`user`), never with more privileges than the command will have. None found and `guess`:
-    the cMemLeak of this source tree's build, if any."""
+    the cMemLeak of this source tree's build, if any. `passed`, a list, gets the (what, path)
+    of the files not read (Scan.passed)."""
     python = _command_python(command, env)
     paths = []
     if python:
@@ -214,15 +215,18 @@ def command_libraries(command, env, user, aliases, guess=True):
         script_run = bool(script) and python == shutil.which(command[0], path=env.get("PATH"))
         # Not -I: the scan must see the sys.path the command will have (PYTHONPATH, user site,
         # working directory); it runs as the command's user, who runs that Python anyway.
-        paths = _scanned([python, "-c", _scan_program(extra, script_run)], env, user,
-                         cwd=os.getcwd()).paths
+        scan = _scanned([python, "-c", _scan_program(extra, script_run)], env, user,
+                        cwd=os.getcwd())
+        paths = scan.paths
+        if passed is not None:
+            passed += scan.passed
     if not paths and guess:  # run from a source tree: its build's cMemLeak
         for pattern in ("build/src/pymemtrace", "build-*/src/pymemtrace"):
             built = sorted(glob.glob(os.path.join(REPO, pattern, "cMemLeak*.so")))
             if built:
                 paths.append(built[0])
                 break
-    return _aliases_of(paths, aliases)
+    return _aliases_of(paths, aliases, passed)
 
 
 def directory_libraries(directory, user, aliases):
