@@ -271,7 +271,9 @@ def given_libraries(lib, user, aliases):
     except OSError as error:
         raise Failure(f"--lib {shown(lib)}: {shown(safe_open.reason(error))}",
                       "give the real path of the library or directory (realpath PATH), if you "
-                      "trust every directory on it") from None
+                      "trust every directory on it" if isinstance(error, safe_open.Refused)
+                      else "give the path of a built extension, or of a directory of them"
+                      ) from None
     if stat.S_ISDIR(os.fstat(handle).st_mode):  # --lib DIR: the instrumented extensions under it
         os.close(handle)
         found, scan = targets.directory_libraries(lib, user, aliases)
