@@ -174,6 +174,21 @@ def test_a_file_another_user_created_is_replaced_by_one_root_owns(mallory):
         shutil.rmtree(shared)
 
 
+def test_a_sudo_user_is_told_before_tracing_that_another_users_file_in_tmp_is_not_theirs(
+        mallory):
+    shared = tempfile.mkdtemp(prefix="pmt-sticky-")  # as /tmp is
+    os.chmod(shared, 0o1777)
+    try:
+        report = os.path.join(shared, "report")
+        mallory.run(["sh", "-c", f"echo planted > {report}"], check=True)
+        with other_user() as reader:
+            result = run_with_report(report, sudo=reader)
+        assert result.returncode == 2 and "sticky" in result.stderr, result.stderr
+        assert open(report).read() == "planted\n"
+    finally:
+        shutil.rmtree(shared)
+
+
 # --- no temporary left ----------------------------------------------------------------------
 
 # Prints its PID, then waits until stdin closes.

@@ -78,6 +78,10 @@ def _opened(path):
         if place.via_link:
             raise Failure(f"-o {shown(path)} is a symbolic link to a file (or to nothing)",
                           "give the file's own path: reports are never written through a link")
+        if info and not _may_replace(info, os.fstat(place.directory)):  # said now, not at the end
+            raise Failure(f"-o {shown(path)} belongs to another user, in a directory with the "
+                          "sticky bit (as /tmp): it cannot be replaced",
+                          "give -o another file name")
         fd = os.open(".", os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o666,
                      dir_fd=place.directory)
         if info and info.st_uid == os.geteuid():
@@ -88,6 +92,13 @@ def _opened(path):
     finally:
         if not keep:
             os.close(place.directory)
+
+
+def _may_replace(info, directory):
+    """The kernel's rule for replacing an entry of a sticky directory."""
+    me = os.geteuid()
+    return (me == 0 or not directory.st_mode & stat.S_ISVTX or info.st_uid == me
+            or directory.st_uid == me)
 
 
 def _opened_directly(place, path):
