@@ -108,6 +108,18 @@ def test_a_link_on_a_directory_of_the_path_never_puts_the_report_in_a_root_only_
     assert result.returncode == 2 and "symbolic link" in result.stderr, result.stderr
 
 
+def test_links_of_root_and_of_the_reports_user_are_followed(mallory, tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "via").symlink_to("real")  # root's, in root's directory: as /var/run -> /run
+    result = run_with_report(str(tmp_path / "via" / "report"))
+    assert result.returncode == 0 and os.listdir(tmp_path / "real") == ["report"], result.stderr
+    mallory.run(["mkdir", "reports"], check=True)
+    link = planted_link(mallory, "reports", "latest")  # the sudo user's own link, in their home
+    result = run_with_report(os.path.join(link, "report"), sudo=mallory)
+    assert result.returncode == 0, result.stderr
+    assert os.listdir(os.path.join(mallory.home, "reports")) == ["report"]
+
+
 # Swaps ~/x between a real directory and a link to a root-only directory (renameat2's
 # RENAME_EXCHANGE of x and y), as fast as it can, for at most a minute.
 SWAPPER = """\
