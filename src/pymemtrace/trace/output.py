@@ -36,8 +36,8 @@ class ReportFile:
             (kind, self.name), fds = with_rights_of(owner, lambda: _opened(path),
                                                     f"-o {shown(path)}")
         except OSError as error:
-            fix = (f"give -o a path {owner.name} may write: the report is theirs (they ran sudo, or "
-                   "--user named them)" if owner else "give -o a writable path")
+            fix = (f"give -o a path {owner.name} may write: the report is theirs (they ran "
+                   "sudo, or --user named them)" if owner else "give -o a writable path")
             raise Failure(f"-o {shown(path)}: {error.strerror}", fix) from None
         if kind == "replace":
             self.directory, fd = fds
