@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """The report file of -o: opened with the rights of the user the report is for, written safely,
 replaced only by a finished report."""
+import errno
 import os
 import re
 import stat
@@ -133,7 +134,7 @@ def _named(directory, fd, name):
         except FileExistsError:
             continue
     else:
-        raise FileExistsError(17, os.strerror(17))
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST))
     try:
         os.replace(temporary, name, src_dir_fd=directory, dst_dir_fd=directory)
     except OSError:
