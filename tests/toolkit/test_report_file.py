@@ -9,6 +9,7 @@ is the cheapest that writes a report: `--lib cMemLeak -- python3 -c pass`.
 """
 import glob
 import os
+import re
 import shutil
 import signal
 import stat
@@ -22,6 +23,8 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import tracing  # noqa: E402
 from other_user import other_user  # noqa: E402
+from pymemtrace.trace.errors import Failure  # noqa: E402
+from pymemtrace.trace.output import ReportFile  # noqa: E402
 from runner import BUILD_SRC, PYTHON, RUNNER  # noqa: E402
 
 RUNNER = os.environ.get("PYMEMTRACE_RUNNER", RUNNER)  # another runner, to show a test fails there
@@ -118,6 +121,30 @@ def test_links_of_root_and_of_the_reports_user_are_followed(mallory, tmp_path):
     result = run_with_report(os.path.join(link, "report"), sudo=mallory)
     assert result.returncode == 0, result.stderr
     assert os.listdir(os.path.join(mallory.home, "reports")) == ["report"]
+
+
+ODD_PATHS = [  # (what -o names, links made first in the test's directory, the error's words)
+    ("loop", {"loop": "loop2", "loop2": "loop"}, "Too many levels of symbolic links"),
+    ("loop/report", {"loop": "loop2", "loop2": "loop"}, "Too many levels of symbolic links"),
+    ("root", {"root": "/"}, "a link to a directory"),
+    ("up", {"up": ".."}, "a link to a directory"),
+    ("dangling", {"dangling": "nowhere"}, "a symbolic link to a file (or to nothing)"),
+    ("missing/report", {}, "No such file or directory"),
+    ("sub/..", {}, "is a directory"),
+    ("/proc/self/fd/{regular}", {}, "a symbolic link to a file"),  # the kernel's link
+]
+
+
+@pytest.mark.parametrize("named, links, error", ODD_PATHS, ids=[p[0] for p in ODD_PATHS])
+def test_odd_paths_are_one_clear_error(tmp_path, monkeypatch, named, links, error):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    for link, target in links.items():
+        os.symlink(target, link)
+    with open(tmp_path / "regular", "w") as regular:
+        with pytest.raises(Failure, match=re.escape(error)):
+            ReportFile(named.format(regular=regular.fileno()))
+    assert sorted(os.listdir(tmp_path)) == sorted(["sub", "regular", *links])
 
 
 # Swaps ~/x between a real directory and a link to a root-only directory (renameat2's
