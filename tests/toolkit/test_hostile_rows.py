@@ -166,3 +166,43 @@ def test_a_flood_of_new_stacks_keeps_the_runner_under_its_bound_and_the_report_s
     assert re.search(r"the names of \d+ stacks in the report are unknown", stderr), stderr[-1500:]
     text = report.read_text(errors="replace")
     assert "INCOMPLETE:" in text and "stacks in the report are unknown" in text, text[-1500:]
+
+
+# --- a set-user-ID exec -----------------------------------------------------------------------------
+
+# Runs passwd (set-user-ID root) as a child that exits at once, and says its PID.
+PASSWD = """\
+import subprocess
+child = subprocess.Popen(["/usr/bin/passwd", "--status"], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE)
+child.communicate()
+print("passwd", child.pid, child.returncode, flush=True)
+"""
+FLOW_ROW = re.compile(r"^\s*(\d+) .*-> .*\b(?:malloc|calloc|realloc|free)\(", re.M)
+
+
+def test_a_command_that_execs_passwd_does_not_show_passwds_heap_to_its_user():
+    """As sudo runs it for an unprivileged user (SUDO_UID...), with --libc: passwd's rows
+    (its heap addresses and sizes) are not in the flow, nor its process in the summary; both say
+    that it was not traced from its exec on."""
+    with other_user() as user:
+        script = os.path.join(user.home, "runs_passwd.py")
+        with open(script, "w") as file:
+            file.write(PASSWD)
+        env = dict(os.environ, SUDO_UID=str(user.uid), SUDO_GID=str(user.gid),
+                   SUDO_USER=user.name)
+        result, flow = run_runner(["--libc", "--report", "flow", "--", PYTHON, script], env=env)
+        assert result.returncode == 0, result.stderr[-1500:]
+        words = re.search(r"^passwd (\d+) (\d+)$", result.stdout, re.M)
+        assert words and words[2] == "0", result.stdout  # passwd ran, as the user, and ended
+        child = int(words[1])
+        said = f"PID {child} exec'd a set-user-ID program: not traced from then on"
+        assert said in result.stderr and said in flow, (result.stderr[-1500:], flow[-1500:])
+        rows = [int(pid) for pid in FLOW_ROW.findall(flow)]
+        assert rows and child not in rows, sorted(set(rows))
+        result, text = run_runner(["--libc", "--per-process", "--", PYTHON, script], env=env)
+        assert result.returncode == 0, result.stderr[-1500:]
+        child = int(re.search(r"^passwd (\d+) ", result.stdout, re.M)[1])
+        assert f"== PID {child}" not in text, text[-3000:]
+        assert f"   PID {child}: exec'd a set-user-ID program: not traced from then on" in text, \
+            text[-3000:]

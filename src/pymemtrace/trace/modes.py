@@ -146,8 +146,14 @@ class Trace:
             return
         if len(self.setid) < self.args.max_entries:
             self.setid[pid] = processes.SETID_WHAT[bool(user)]
-        print(f"pymemtrace-trace: PID {pid} exec'd a {processes.SETID_WHAT[bool(user)]} "
-              "program: not traced from then on", file=sys.stderr)
+        said = (f"PID {pid} exec'd a {processes.SETID_WHAT[bool(user)]} program: not traced "
+                "from then on")
+        print(f"pymemtrace-trace: {said}", file=sys.stderr)
+        if self.args.report == "flow" and self.write_error is None:
+            try:
+                self.args.out.write(said + "\n")  # where it happens in the flow
+            except OSError as error:
+                self.write_error = error
 
     def start(self):
         try:
