@@ -124,12 +124,13 @@ class Trace:
             return
         if self.stacks is not None and self.stacks.add(text):
             return
+        if self.replay is not None:
+            self.rows += self.replay.add(text)
+            return
         row = self.shortener.event_row(text)
         if row is not None:
             self.rows += 1
-        if self.replay is not None:
-            self.replay.add(text)
-        elif self.args.report == "flow" and self.write_error is None:
+        if self.args.report == "flow" and self.write_error is None:
             try:
                 self.args.out.write(text if row is None else row)
                 if self.show_at_once:
@@ -152,6 +153,8 @@ class Trace:
         if self.args.report == "flow" and self.write_error is None:
             try:
                 self.args.out.write(said + "\n")  # where it happens in the flow
+                if self.show_at_once:
+                    self.args.out.flush()
             except OSError as error:
                 self.write_error = error
 
@@ -197,11 +200,9 @@ class Trace:
             view = reports.View(self.args.format, self.args.top, self.args.histograms,
                                 tuple(lost), self.args.scripts, self.args.per_process,
                                 self.commands, self.snapshots is not None, self.setid)
+            collected = self.replay if self.replay is not None else self.stacks
             reports.report(self.args.out, self.plan, self.args.report, self.args.json,
-                           dict(session.maps),
-                           self.replay if self.replay is not None else self.stacks,
-                           self.shortener,
-                           view)
+                           dict(session.maps), collected, self.shortener, view)
             if lost and self.args.format == "text" and self.args.report != "flow":
                 print("\nINCOMPLETE: " + "; ".join(lost), file=self.args.out)
             if self.snapshots is not None:
