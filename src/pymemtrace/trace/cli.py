@@ -265,7 +265,8 @@ def trace(args, user, aliases):
         libraries = libraries_with_records(libraries, args.depth)
     libc = targets.libc_of(args.pid, aliases) if args.libc else None
     program = programs.make_program(plan.script, libraries, python, libc, args.follow,
-                                    args.interval, args.all, depth=args.depth)
+                                    args.interval, args.all, depth=args.depth,
+                                    setid=programs.for_another_user(user, os.environ))
     if args.keep_program:
         handle, kept = tempfile.mkstemp(prefix="pymemtrace-", suffix=".bt")
         with os.fdopen(handle, "w") as copy:
