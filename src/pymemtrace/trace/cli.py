@@ -108,8 +108,9 @@ def parse_args(argv):
                              "sudo (SUDO_UID), else the runner's own user. Tracing stays root")
     parser.add_argument("-o", "--output", metavar="FILE",
                         help="write the report (or the flow) to FILE, apart from the traced "
-                             "command's own output. FILE is replaced only by a finished report "
-                             "and never written through a symbolic link")
+                             "command's own output. FILE is opened as the user the report is "
+                             "for (sudo's, --user's), replaced only by a finished report and "
+                             "never reached through another user's symbolic link")
     args = parser.parse_args(argv)
     args.command = command
     if args.all:
@@ -189,11 +190,12 @@ def run(argv):
                       "run it as root, e.g. sudo " + " ".join([sys.argv[0]] + argv))
     if shutil.which("bpftrace") is None:
         raise Failure("bpftrace is not installed (or not on PATH)", "apt-get install bpftrace")
-    user = (None if args.pid is not None or args.all
-            else targets.CommandUser.choose(args.user, os.environ))
+    # Whom the report is for (the sudo user, --user; None: root); the command runs as them too.
+    reader = targets.CommandUser.choose(args.user, os.environ)
+    user = None if args.pid is not None or args.all else reader
     # Before tracing: a missing flame graph library is said now, not after the run.
     args.scripts = flamegraph_html.scripts() if args.format == "html" else None
-    report_file = ReportFile(args.output) if args.output else None
+    report_file = ReportFile(args.output, reader) if args.output else None
     args.out = report_file.stream if report_file else sys.stdout
     aliases = FileAliases()
     try:
@@ -247,7 +249,8 @@ def trace(args, user, aliases):
         libraries = libraries_with_records(libraries, args.depth)
     libc = targets.libc_of(args.pid, aliases) if args.libc else None
     program = programs.make_program(plan.script, libraries, python, libc, args.follow,
-                                    args.interval, args.all, depth=args.depth)
+                                    args.interval, args.all, depth=args.depth,
+                                    setid=programs.for_another_user(user, os.environ))
     if args.keep_program:
         handle, kept = tempfile.mkstemp(prefix="pymemtrace-", suffix=".bt")
         with os.fdopen(handle, "w") as copy:
