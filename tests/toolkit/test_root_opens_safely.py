@@ -111,9 +111,10 @@ def test_fifos_and_links_swapped_to_fifos_in_a_lib_directory_never_block_the_sca
         swapper.wait()
 
 
-def test_lib_through_another_users_link_is_refused_with_the_link_named(user, lib_dir):
+def test_lib_through_another_users_link_is_refused_with_the_link_named(user, lib_dir, tmp_path):
     """`--lib` naming a library through a link the other user owns (who can repoint it at any
-    moment): refused, one error naming the link. A link root owns is followed."""
+    moment), or through root's link in that user's directory (which that user can replace):
+    refused, one error naming the link. Root's link in root's directory is followed."""
     library = shutil.copy(CMEMLEAK, os.path.join(lib_dir, "ext.so"))
     link = os.path.join(lib_dir, "link.so")
     os.symlink(library, link)
@@ -122,7 +123,11 @@ def test_lib_through_another_users_link_is_refused_with_the_link_named(user, lib
     assert status == 2 and "Traceback" not in err, err[-1000:]
     assert f"{link} is a symbolic link owned by uid {user.uid}" in err, err[-1000:]
     os.chown(link, 0, 0, follow_symlinks=False)
-    fd = safe_open.walked(link)
+    with pytest.raises(safe_open.Refused, match="in a directory another user can write"):
+        os.close(safe_open.walked(link))
+    roots_link = tmp_path / "roots_link.so"  # pytest's tmp_path: root's, 0700
+    roots_link.symlink_to(library)
+    fd = safe_open.walked(str(roots_link))
     try:
         assert os.fstat(fd).st_ino == os.stat(library).st_ino
     finally:

@@ -4,7 +4,9 @@ binary) only this way: never a device, FIFO or socket (each path is first opened
 which neither acts nor blocks, and checked with fstat), never a file bigger than a library can
 be, and, for path text from a user or a target (`walked`), never through another user's
 symbolic link: the path is walked a component at a time with O_NOFOLLOW, and a link is
-followed only when root owns it (/lib -> usr/lib, Debian's /usr/bin/python3), else refused.
+followed only when root owns it and the directory holding it (/lib -> usr/lib, Debian's
+/usr/bin/python3), else refused. (-o has its own walk, trusted_paths, for a file to write as the
+report's user.)
 Each returns a read-only, non-blocking descriptor, or raises Refused (an OSError whose text says
 what was refused and why)."""
 import os
@@ -47,8 +49,9 @@ def walked(path):
 
 def walk(path):
     """An O_PATH descriptor of what `path` names, reached a component at a time with
-    O_NOFOLLOW from the directory before it; a symbolic link only if root owns it (its text
-    read from the link that was checked). Refused: a link another user owns, too many links."""
+    O_NOFOLLOW from the directory before it; a symbolic link only if root owns it and only root
+    can replace it (its text read from the link that was checked). Refused: another user's link,
+    a link in a directory another user can write, too many links."""
     text = os.fsdecode(path)
     current = os.open("/" if text.startswith("/") else ".", os.O_PATH | os.O_CLOEXEC)
     pending, seen, links = text.split("/"), "/" if text.startswith("/") else "", LINKS
@@ -66,6 +69,9 @@ def walk(path):
                 if info.st_uid != 0:
                     raise Refused(f"{here} is a symbolic link owned by uid {info.st_uid}: root "
                                   "follows only links root owns")
+                if not _only_root_replaces(os.fstat(current)):
+                    raise Refused(f"{here} is a symbolic link in a directory another user can "
+                                  "write (and so replace the link)")
                 links -= 1
                 if links < 0:
                     raise Refused(f"{text}: more than {LINKS} symbolic links")
@@ -83,6 +89,14 @@ def walk(path):
     except BaseException:
         os.close(current)
         raise
+
+
+def _only_root_replaces(directory):
+    """Whether only root can put or replace an entry in `directory` (os.stat_result): root owns
+    it and no one else may write it, or only under the sticky bit (others cannot replace
+    root's entries then)."""
+    mode = directory.st_mode
+    return directory.st_uid == 0 and (not mode & 0o022 or bool(mode & stat.S_ISVTX))
 
 
 def regular(handle, path):
