@@ -315,8 +315,16 @@ def trace_command(args, program, plan, env, user, libraries):
             os.kill(child, signal.SIGKILL)
             os.waitpid(child, 0)
             raise
-        os.write(go_write, b"g")
-        os.close(go_write)
+        try:
+            os.write(go_write, b"g")
+        except BrokenPipeError:  # the held command ended (was killed) before it was released
+            _, status = os.waitpid(child, 0)
+            raise Failure(f"the command (PID {child}) ended before tracing began ("
+                          + (f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
+                             else f"exit status {os.WEXITSTATUS(status)}") + "): nothing traced",
+                          "run it again, and leave it running until the report") from None
+        finally:
+            os.close(go_write)
         started = time.monotonic()
         failure = os.read(err_read, 4096)
         os.close(err_read)
