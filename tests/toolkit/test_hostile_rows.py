@@ -36,6 +36,7 @@ RUNNER = os.environ.get("PYMEMTRACE_RUNNER", os.path.join(ROOT, "toolkit", "pyme
 def run_runner(args, env=None, timeout=180):
     """The runner with its report in a file; returns (CompletedProcess, report text)."""
     with tempfile.TemporaryDirectory() as directory:
+        os.chmod(directory, 0o1733)  # -o is opened as the user the report is for (sudo, --user)
         report = os.path.join(directory, "report")
         result = subprocess.run([PYTHON, "-I", RUNNER, "-o", report, *args], env=env,
                                 capture_output=True, text=True, timeout=timeout)
