@@ -4,6 +4,8 @@
  *
  *   cc ... -include pymemtrace/redirect.h ... -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free
  *
+ * and, for C++ (cxxheap.h; harmless in a C-only link), -Wl,--wrap= each operator new and delete
+ * it names.
  * (`pkg-config --cflags --libs pymemtrace-redirect`, or meson's `pymemtrace_redirect_dep`, give
  * exactly that; docs/extensions.md says why each choice was made.)
  *
@@ -89,6 +91,11 @@ PYMEMTRACE_DETAIL_WRAPPER void __wrap_free(void *ptr)
 
 #undef PYMEMTRACE_DETAIL_WRAPPER
 #endif /* __ELF__ && __GNUC__ */
+
+/* --- the C++ heap, for -Wl,--wrap= every replaceable operator new and delete (cxxheap.h) --- */
+#ifdef __cplusplus
+#  include "cxxheap.h"
+#endif
 
 /* --- CPython's allocators: names, so function-pointer uses are redirected too --- */
 #ifdef PYMEMTRACE_REDIRECT_PYTHON

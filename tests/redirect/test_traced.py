@@ -27,6 +27,10 @@ def block_size(directory):
     return int(out)
 
 
+# cxx_keep's first call: `new std::vector<Held>` (24 B) and its first push_back (one 16-byte Held).
+CXX_HELD = 24 + 16
+
+
 def expected_summary(directory):
     """{(line, domain name): (count, bytes)}: what each line of workload.py allocates."""
     rows = {"keep C heap": [("C heap", 1, 1001)], "keep PyMem_Raw domain": [("PyMem_Raw", 1, 1002)],
@@ -35,7 +39,7 @@ def expected_summary(directory):
             "grow PyMem": [("PyMem", 1, 600), ("realloc", 1, 1200)],
             "squares": [("PyMem", 1, 80), ("realloc", 1, 160)],
             "block": [("PyObject", 1, block_size(directory)), ("C heap", 1, 300)],
-            "cxx keep": [("C heap", 1, 77), ("PyMem", 1, 77)]}
+            "cxx keep": [("C heap", 1, 77), ("PyMem", 1, 77), ("C++", 2, CXX_HELD)]}
     if routes.cython():
         rows.update({"cython buffer": [("C heap", 1, 400)], "cython keep": [("PyMem", 1, 501)]})
     return {(line_of(SOURCE, "# " + marker), domain): (count, size)
@@ -45,7 +49,7 @@ def expected_summary(directory):
 def expected_leaks():
     rows = {"keep C heap": [("C heap", 1, 1001)], "keep PyMem_Raw domain": [("PyMem_Raw", 1, 1002)],
             "keep PyMem domain": [("PyMem", 1, 1003)], "keep PyObject": [("PyObject", 1, 1004)],
-            "cxx keep": [("C heap", 1, 77), ("PyMem", 1, 77)]}
+            "cxx keep": [("C heap", 1, 77), ("PyMem", 1, 77), ("C++", 2, CXX_HELD)]}
     if routes.cython():
         rows["cython keep"] = [("PyMem", 1, 501)]
     return {(line_of(SOURCE, "# " + marker), domain): (count, size)
