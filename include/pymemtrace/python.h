@@ -82,23 +82,20 @@ PYMEMTRACE_DETAIL_WRAP_ALLOCATOR(pymemtrace_object_malloc, pymemtrace_object_cal
     ((type *)pymemtrace_object_newvar_of((typeobj), (n)))
 #define pymemtrace_object_del(op) pymemtrace_object_free(op)
 
-/* An object is reported only when its type releases it through a traced call: a type whose
- * tp_free is CPython's own PyObject_Free (inherited from `object`, the usual case) frees it inside
- * libpython, where no probe fires, and the leak report would list every such object. */
-PYMEMTRACE_INLINE void pymemtrace_detail_note_object(void *op, size_t size, PyTypeObject *type)
-{
-    if (type->tp_free != (freefunc)PyObject_Free)
-        pymemtrace_note_alloc(op, size, PYMEMTRACE_DOMAIN_PYOBJECT);
-}
-
-/* CPython's _PyObject_New (behind PyObject_New), allocating through the traced twin. */
+/* An object made through a traced call is always noted, whatever its type's tp_free: the usual
+ * pair, PyObject_New and PyObject_Del in tp_dealloc (tp_free left to CPython's default), frees it
+ * through the traced twin too. A tp_dealloc that calls Py_TYPE(self)->tp_free(self) instead, with
+ * tp_free left to CPython's PyObject_Free, frees it inside libpython, unseen: such an object stays
+ * reported as held (docs/extensions.md).
+ *
+ * CPython's _PyObject_New (behind PyObject_New), allocating through the traced twin. */
 PYMEMTRACE_INLINE PyObject *pymemtrace_object_new_of(PyTypeObject *type)
 {
     size_t size = (size_t)type->tp_basicsize;
     PyObject *op = (PyObject *)PyObject_Malloc(size);
     if (op == NULL)
         return PyErr_NoMemory();
-    pymemtrace_detail_note_object(op, size, type);
+    pymemtrace_note_alloc(op, size, PYMEMTRACE_DOMAIN_PYOBJECT);
     return PyObject_Init(op, type);
 }
 
@@ -109,7 +106,7 @@ PYMEMTRACE_INLINE PyVarObject *pymemtrace_object_newvar_of(PyTypeObject *type, P
     PyVarObject *op = (PyVarObject *)PyObject_Malloc(size);
     if (op == NULL)
         return (PyVarObject *)PyErr_NoMemory();
-    pymemtrace_detail_note_object(op, size, type);
+    pymemtrace_note_alloc(op, size, PYMEMTRACE_DOMAIN_PYOBJECT);
     return PyObject_InitVar(op, type, nitems);
 }
 
