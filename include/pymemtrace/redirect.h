@@ -113,6 +113,10 @@ PYMEMTRACE_DETAIL_WRAPPER void __wrap_free(void *ptr)
 #  define PyObject_Free pymemtrace_object_free
 #  define _PyObject_New pymemtrace_object_new_of
 #  define _PyObject_NewVar pymemtrace_object_newvar_of
+/* Py_BEGIN/END_ALLOW_THREADS, Py_UNBLOCK/BLOCK_THREADS: allocations without the GIL keep the
+ * location where the thread released it. */
+#  define PyEval_SaveThread pymemtrace_save_thread
+#  define PyEval_RestoreThread pymemtrace_restore_thread
 #endif
 
 #endif /* PYMEMTRACE_REDIRECT_H */
