@@ -180,29 +180,24 @@ static PyObject *ext_c_thread(PyObject *self, PyObject *args)
     return records_list(work.records, GILLESS_RECORDS);
 }
 
-static PyObject *ext_without_gil(PyObject *self, PyObject *args)
-{
-    struct gilless_work work;
-    (void)self, (void)args;
-    Py_BEGIN_ALLOW_THREADS
-    gilless_allocations(&work);
-    Py_END_ALLOW_THREADS
-    return records_list(work.records, GILLESS_RECORDS);
-}
+/* The gilless calls between Py_BEGIN/END_ALLOW_THREADS, as `name`. Py_BEGIN_ALLOW_THREADS
+ * expands where the function is defined, so a PyEval_SaveThread macro in force there applies. */
+#define GILLESS_BETWEEN_ALLOW_THREADS(name)                                                        \
+    static PyObject *name(PyObject *self, PyObject *args)                                          \
+    {                                                                                              \
+        struct gilless_work work;                                                                  \
+        (void)self, (void)args;                                                                    \
+        Py_BEGIN_ALLOW_THREADS gilless_allocations(&work);                                         \
+        Py_END_ALLOW_THREADS return records_list(work.records, GILLESS_RECORDS);                   \
+    }
 
-/* The same, released as redirect.h makes Py_BEGIN_ALLOW_THREADS release it: through the twin,
- * which keeps the location of the frame that released the GIL for the thread's allocations. */
+/* CPython's PyEval_SaveThread: the thread has no location until it takes the GIL back. */
+GILLESS_BETWEEN_ALLOW_THREADS(ext_without_gil)
+
+/* As redirect.h renames it: the twin keeps the location of the frame that released the GIL. */
 #define PyEval_SaveThread pymemtrace_save_thread
 #define PyEval_RestoreThread pymemtrace_restore_thread
-static PyObject *ext_released_gil(PyObject *self, PyObject *args)
-{
-    struct gilless_work work;
-    (void)self, (void)args;
-    Py_BEGIN_ALLOW_THREADS
-    gilless_allocations(&work);
-    Py_END_ALLOW_THREADS
-    return records_list(work.records, GILLESS_RECORDS);
-}
+GILLESS_BETWEEN_ALLOW_THREADS(ext_released_gil)
 #undef PyEval_SaveThread
 #undef PyEval_RestoreThread
 
