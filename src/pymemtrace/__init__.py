@@ -42,7 +42,7 @@ def redirect_cflags():
 
 # Every replaceable global operator new and delete (x86-64 and aarch64 names), whose wrappers
 # include/pymemtrace/cxxheap.h defines; the same list as meson.build's.
-_CXX_WRAPPED = ["_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t",
+CXX_WRAPPED = ["_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t",
                 "_ZnwmSt11align_val_t", "_ZnamSt11align_val_t",
                 "_ZnwmSt11align_val_tRKSt9nothrow_t", "_ZnamSt11align_val_tRKSt9nothrow_t",
                 "_ZdlPv", "_ZdaPv", "_ZdlPvm", "_ZdaPvm", "_ZdlPvRKSt9nothrow_t",
@@ -55,4 +55,4 @@ def redirect_ldflags():
     """Linker flags that send the extension's own malloc/calloc/realloc/free and C++ operator
     new/delete to traced wrappers (a C-only link has no operator to wrap)."""
     return ["-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free",
-            "-Wl,--wrap=" + ",--wrap=".join(_CXX_WRAPPED)]
+            "-Wl,--wrap=" + ",--wrap=".join(CXX_WRAPPED)]

@@ -9,17 +9,12 @@ malformed file tells nothing, and a name is only ever quoted through `shown`."""
 import os
 import struct
 
+from .. import CXX_WRAPPED
 from .names import shown
 
 # Every replaceable global operator new/delete: a library built with the redirect flags imports
 # all of them (its cxxheap.h wrappers reference each); one built without imports what it calls.
-CXX_OPERATORS = frozenset((
-    "_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t", "_ZnwmSt11align_val_t",
-    "_ZnamSt11align_val_t", "_ZnwmSt11align_val_tRKSt9nothrow_t",
-    "_ZnamSt11align_val_tRKSt9nothrow_t", "_ZdlPv", "_ZdaPv", "_ZdlPvm", "_ZdaPvm",
-    "_ZdlPvRKSt9nothrow_t", "_ZdaPvRKSt9nothrow_t", "_ZdlPvSt11align_val_t",
-    "_ZdaPvSt11align_val_t", "_ZdlPvmSt11align_val_t", "_ZdaPvmSt11align_val_t",
-    "_ZdlPvSt11align_val_tRKSt9nothrow_t", "_ZdaPvSt11align_val_tRKSt9nothrow_t"))
+CXX_OPERATORS = frozenset(CXX_WRAPPED)
 
 # Linked by every extension, or whose allocations are the extension's own calls (wrapped) or
 # CPython's (the first sentence): not "libraries they link" in the sense of a library's own heap.
