@@ -33,11 +33,15 @@ void keep_grid(std::size_t count) { kept_grids.push_back(std::make_unique<Grid>(
 
 void drop_grids() { kept_grids.clear(); }
 
+// The last vector leak_vector() made: kept where the optimiser must store it, or it may drop the
+// new-expression altogether (C++20 builds did).
+std::vector<double> *volatile last_leaked = nullptr;
+
 // A vector made with `new` and never deleted.
 std::size_t leak_vector(std::size_t count)
 {
-    auto *leaked = new std::vector<double>(count);
-    return leaked->size();
+    last_leaked = new std::vector<double>(count);
+    return last_leaked->size();
 }
 
 void churn(std::size_t times, std::size_t count)
