@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: MIT
 """The C++ heap of an unmodified pybind11 extension built with the redirect flags alone, as C++17
-and as C++20: every
-operator new/delete its code calls is traced in domain 4, so the leak report of cxx_workload.py
-(ended by os._exit) is exact, std::string buffers that libstdc++ makes and grows give no false
-leak, and churn is balanced. Root and bpftrace: run through tests/support/run_pytest.py."""
+and as C++20: every operator new/delete its code calls is traced in domain 4, so the leak report
+of cxx_workload.py (ended by os._exit) is exact, std::string buffers that libstdc++ makes and
+grows give no false leak, and churn is balanced. Root and bpftrace: run through
+tests/support/run_pytest.py."""
 import json
 import os
 import subprocess
