@@ -22,13 +22,13 @@ LINES = [line_in_function(SOURCE, "build_all", call)
          for call in ("capi_ext.rows(", "capi_ext.index(", "capi_ext.text(")]
 
 
-def traced(*options):
+def traced(*options, python=(PYTHON,)):
     """({line: [count, bytes]} of build_all in the leak report, tracemalloc's {line: [count,
-    bytes]}), from one traced run."""
+    bytes]}), from one traced run of `python` WORKLOAD."""
     with tempfile.TemporaryDirectory() as scratch:
         report, held = os.path.join(scratch, "leaks.json"), os.path.join(scratch, "held.json")
         result = subprocess.run([PYTHON, RUNNER, "--report", "leaks", "--json", "-o", report,
-                                 "--", PYTHON, WORKLOAD, held, *options],
+                                 "--", *python, WORKLOAD, held, *options],
                                 capture_output=True, text=True, timeout=180, cwd=scratch,
                                 env=dict(os.environ, PYTHONPATH=PYTHONPATH))
         assert result.returncode == 0, result.stderr[-800:]
@@ -50,3 +50,15 @@ def test_without_the_hooks_no_report_sees_what_cpython_builds_for_an_extension()
 def test_with_the_hooks_each_line_holds_what_tracemalloc_says_it_holds():
     seen, tracemalloc = traced("--hooks")
     assert seen == tracemalloc
+
+
+def test_python_m_pymemtrace_hooked_installs_them_for_an_unedited_script():
+    seen, tracemalloc = traced(python=(PYTHON, "-m", "pymemtrace.hooked"))
+    assert seen == tracemalloc
+
+
+def test_python_m_pymemtrace_hooked_without_a_script_says_what_to_give():
+    result = subprocess.run([PYTHON, "-m", "pymemtrace.hooked"], capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONPATH=PYTHONPATH))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "give the script to run" in result.stderr, result.stderr

@@ -21,7 +21,7 @@ CXX_OPERATORS = frozenset(CXX_WRAPPED)
 SYSTEM_LIBRARIES = ("libc.so", "libm.so", "libpthread.so", "libdl.so", "librt.so", "ld-linux",
                     "libgcc_s.so", "libstdc++.so", "libpython")
 
-HOOKS = "pymemtrace._hooks.install()"
+HOOKS = "pymemtrace._hooks.install() (or python3 -m pymemtrace.hooked SCRIPT)"
 
 
 def not_seen(paths):
