@@ -16,7 +16,8 @@
  * started later: stop it first).
  *
  * An extension built with the redirect flags reports its own PyMem/PyObject blocks through its
- * twins as well: with the hooks installed those blocks come twice (docs/extensions.md).
+ * twins as well: with the hooks installed those blocks come twice in summaries and flows (a leak
+ * report, one entry a block, stays exact; docs/extensions.md).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
