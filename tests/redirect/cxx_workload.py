@@ -12,6 +12,7 @@ def warm_up():
     pybext.drop_grids()
     pybext.leak_vector(1)
     pybext.churn(1, 1)
+    pybext.keep_other_forms()
     pybext.keep_name("warm", 1)
     pybext.Grid(1).size()
     pybext.nothing(1, 2)
@@ -23,6 +24,7 @@ def main():
     pybext.keep_grid(500)  # keep another grid
     pybext.leak_vector(300)  # leak vector
     pybext.churn(200, 50)  # churn
+    pybext.keep_other_forms()  # other forms
     pybext.keep_name("n" * 100, 400)  # keep name
     grid = pybext.Grid(2000)  # python grid
     pybext.Grid(3000).size()  # dropped python grid

@@ -59,6 +59,8 @@ def expected_leaks():
         (at("leak vector"), "C++"): (2, vector + 300 * 8),
         # the Python object is CPython's; pybind11 new-s the Grid and registers the instance
         (at("python grid"), "C++"): (3, grid + 2000 * 8 + node),
+        # aligned new (64 B), aligned new[] of 2, nothrow new[] of 10 ints
+        (at("other forms"), "C++"): (3, 64 + 2 * 64 + 10 * 4),
     }
 
 

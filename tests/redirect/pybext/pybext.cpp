@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,22 @@ std::size_t leak_vector(std::size_t count)
 {
     last_leaked = new std::vector<double>(count);
     return last_leaked->size();
+}
+
+// Over-aligned and nothrow forms of new, kept: operator new(size_t, align_val_t),
+// new[](size_t, align_val_t), new[](size_t, nothrow_t).
+struct alignas(64) Aligned {
+    double values[8];
+};
+Aligned *volatile kept_aligned = nullptr;
+Aligned *volatile kept_aligned_array = nullptr;
+int *volatile kept_nothrow_array = nullptr;
+
+void keep_other_forms()
+{
+    kept_aligned = new Aligned();
+    kept_aligned_array = new Aligned[2]();
+    kept_nothrow_array = new (std::nothrow) int[10]();
 }
 
 void churn(std::size_t times, std::size_t count)
@@ -83,5 +100,6 @@ PYBIND11_MODULE(pybext, module)
     module.def("drop_grids", &drop_grids);
     module.def("leak_vector", &leak_vector);
     module.def("churn", &churn);
+    module.def("keep_other_forms", &keep_other_forms);
     module.def("keep_name", &keep_name);
 }
