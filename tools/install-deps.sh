@@ -13,6 +13,7 @@ packages=(
   python3 python3-dev python3-pytest        # Debian's Python, built --with-dtrace
   bpftrace util-linux procps                # the tracer; taskset, setpriv; ps
   cython3 python3-mesonpy python3-pip python3-setuptools  # tests/redirect's routes; pyproject.toml
+  pybind11-dev                              # tests/redirect: a C++ extension (operator new)
   chromium                                  # headless, to test the --report html page
   libbpf-dev libelf-dev zlib1g-dev bpftool  # pymemtrace-engine: libbpf, its skeletons (clang above)
 )

@@ -53,7 +53,7 @@ enum pymemtrace_domain {
     PYMEMTRACE_DOMAIN_PYMEM_RAW = 1, /* PyMem_Raw* */
     PYMEMTRACE_DOMAIN_PYMEM = 2,     /* PyMem_* */
     PYMEMTRACE_DOMAIN_PYOBJECT = 3,  /* PyObject_* */
-    PYMEMTRACE_DOMAIN_CXX = 4,       /* pymemtrace::allocator */
+    PYMEMTRACE_DOMAIN_CXX = 4,       /* pymemtrace::allocator, operator new/delete (cxxheap.h) */
     PYMEMTRACE_DOMAIN_USER = 16      /* first domain for users' own allocators */
 };
 

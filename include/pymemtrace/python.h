@@ -7,6 +7,9 @@
  *   pymemtrace_object_malloc/object_calloc/object_realloc/object_free  PyObject_*, domain 3
  *   pymemtrace_mem_new/mem_resize/mem_del, pymemtrace_object_new/object_newvar/object_del
  *                                                     PyMem_New... and PyObject_New... twins
+ *   pymemtrace_save_thread/restore_thread              PyEval_SaveThread/RestoreThread (behind
+ *                                                     Py_BEGIN/END_ALLOW_THREADS) that keep the
+ *                                                     location for allocations without the GIL
  *
  * <pymemtrace/redirect.h> sends a whole translation unit's calls to these twins, unmodified.
  *
@@ -17,8 +20,10 @@
  * shared object (C heap and C++ allocator too) fill the py* probes' filename, function and line
  * from the innermost Python frame of the calling thread, when the thread holds the GIL. The
  * function is the qualified name (`Class.method`, `outer.<locals>.inner`) on 3.11+, where code
- * objects carry one, and the plain name on 3.8-3.10. No location ("" and line 0): a thread without
- * the GIL or without a thread state, a callback with no Python frame (a C atexit function), and,
+ * objects carry one, and the plain name on 3.8-3.10. A thread that released the GIL through
+ * pymemtrace_save_thread (Py_BEGIN_ALLOW_THREADS under redirect.h) gets the location where it
+ * released it. No location ("" and line 0): a thread that released the GIL otherwise, one
+ * without a thread state, a callback with no Python frame (a C atexit function), and,
  * on 3.8-3.11 only, a sub-interpreter run on a thread that already has a main-interpreter thread
  * state (see below). tests/locations proves each case on 3.8-3.13 under bpftrace. While a tracer
  * is attached to pystack4 or pystack16, the lookup also fills the thread's stack record (up to 4
@@ -82,23 +87,20 @@ PYMEMTRACE_DETAIL_WRAP_ALLOCATOR(pymemtrace_object_malloc, pymemtrace_object_cal
     ((type *)pymemtrace_object_newvar_of((typeobj), (n)))
 #define pymemtrace_object_del(op) pymemtrace_object_free(op)
 
-/* An object is reported only when its type releases it through a traced call: a type whose
- * tp_free is CPython's own PyObject_Free (inherited from `object`, the usual case) frees it inside
- * libpython, where no probe fires, and the leak report would list every such object. */
-PYMEMTRACE_INLINE void pymemtrace_detail_note_object(void *op, size_t size, PyTypeObject *type)
-{
-    if (type->tp_free != (freefunc)PyObject_Free)
-        pymemtrace_note_alloc(op, size, PYMEMTRACE_DOMAIN_PYOBJECT);
-}
-
-/* CPython's _PyObject_New (behind PyObject_New), allocating through the traced twin. */
+/* An object made through a traced call is always noted, whatever its type's tp_free: the usual
+ * pair, PyObject_New and PyObject_Del in tp_dealloc (tp_free left to CPython's default), frees it
+ * through the traced twin too. A tp_dealloc that calls Py_TYPE(self)->tp_free(self) instead, with
+ * tp_free left to CPython's PyObject_Free, frees it inside libpython, unseen: such an object stays
+ * reported as held (docs/extensions.md).
+ *
+ * CPython's _PyObject_New (behind PyObject_New), allocating through the traced twin. */
 PYMEMTRACE_INLINE PyObject *pymemtrace_object_new_of(PyTypeObject *type)
 {
     size_t size = (size_t)type->tp_basicsize;
     PyObject *op = (PyObject *)PyObject_Malloc(size);
     if (op == NULL)
         return PyErr_NoMemory();
-    pymemtrace_detail_note_object(op, size, type);
+    pymemtrace_note_alloc(op, size, PYMEMTRACE_DOMAIN_PYOBJECT);
     return PyObject_Init(op, type);
 }
 
@@ -109,11 +111,26 @@ PYMEMTRACE_INLINE PyVarObject *pymemtrace_object_newvar_of(PyTypeObject *type, P
     PyVarObject *op = (PyVarObject *)PyObject_Malloc(size);
     if (op == NULL)
         return (PyVarObject *)PyErr_NoMemory();
-    pymemtrace_detail_note_object(op, size, type);
+    pymemtrace_note_alloc(op, size, PYMEMTRACE_DOMAIN_PYOBJECT);
     return PyObject_InitVar(op, type, nitems);
 }
 
 #if PYMEMTRACE_HAVE_USDT
+
+/* Where the calling thread released the GIL through pymemtrace_save_thread, until it takes it
+ * back; filename NULL otherwise. One per thread and shared object. */
+__attribute__((weak)) PYMEMTRACE_HIDDEN __thread struct pymemtrace_location
+    pymemtrace_detail_released_at; /* a definition (a global's name is the same in C++) */
+
+/* Looked up with the GIL still held, where the lookup is safe: the thread's own frames cannot
+ * change while it runs without the GIL, and the frame that released it (with its code object and
+ * names) lives until the thread takes the GIL back and returns. */
+PYMEMTRACE_OUTLINE void pymemtrace_detail_note_release(void)
+{
+    struct pymemtrace_location where = {"", "", 0, 0};
+    pymemtrace_python_locate(&where);
+    pymemtrace_detail_released_at = where;
+}
 
 /* The thread state of the calling thread if it holds the GIL, else NULL. Never blocks, never
  * takes the GIL: the raw wrappers run on threads that have none. */
@@ -248,8 +265,12 @@ pymemtrace_python_locate(struct pymemtrace_location *location)
     if (looking_up)
         return;
     tstate = pymemtrace_detail_attached_thread_state();
-    if (tstate == NULL)
+    if (tstate == NULL) {
+        /* Without the GIL: where it was released, if through pymemtrace_save_thread. */
+        if (pymemtrace_detail_released_at.filename != NULL)
+            *location = pymemtrace_detail_released_at;
         return;
+    }
     looking_up = 1;
 #if PY_VERSION_HEX >= 0x030C0000
     saved_exception = PyErr_GetRaisedException();
@@ -335,5 +356,29 @@ pymemtrace_python_locate(struct pymemtrace_location *location)
 }
 
 #endif /* PYMEMTRACE_HAVE_USDT */
+
+/* PyEval_SaveThread's twin: while a tracer asks for locations, the calling thread's location is
+ * kept for the allocations it makes without the GIL (redirect.h renames PyEval_SaveThread, so
+ * Py_BEGIN_ALLOW_THREADS and Cython's `with nogil` use it). Untraced: three loads and a branch. */
+PYMEMTRACE_INLINE PyThreadState *pymemtrace_save_thread(void)
+{
+#if PYMEMTRACE_HAVE_USDT
+    if (PYMEMTRACE_UNLIKELY(pymemtrace_semaphores[PYMEMTRACE_PROBE_PYALLOC]
+                            | pymemtrace_semaphores[PYMEMTRACE_PROBE_PYREALLOC]
+                            | pymemtrace_semaphores[PYMEMTRACE_PROBE_PYFREE]))
+        pymemtrace_detail_note_release();
+#endif
+    return PyEval_SaveThread();
+}
+
+/* PyEval_RestoreThread's twin: the thread holds the GIL again, and its own frames tell where. */
+PYMEMTRACE_INLINE void pymemtrace_restore_thread(PyThreadState *tstate)
+{
+    PyEval_RestoreThread(tstate);
+#if PYMEMTRACE_HAVE_USDT
+    if (PYMEMTRACE_UNLIKELY(pymemtrace_detail_released_at.filename != NULL))
+        pymemtrace_detail_released_at.filename = NULL;
+#endif
+}
 
 #endif /* PYMEMTRACE_PYTHON_H */

@@ -4,6 +4,8 @@
  *
  *   cc ... -include pymemtrace/redirect.h ... -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free
  *
+ * and, for C++ (cxxheap.h; harmless in a C-only link), -Wl,--wrap= each operator new and delete
+ * it names.
  * (`pkg-config --cflags --libs pymemtrace-redirect`, or meson's `pymemtrace_redirect_dep`, give
  * exactly that; docs/extensions.md says why each choice was made.)
  *
@@ -90,6 +92,11 @@ PYMEMTRACE_DETAIL_WRAPPER void __wrap_free(void *ptr)
 #undef PYMEMTRACE_DETAIL_WRAPPER
 #endif /* __ELF__ && __GNUC__ */
 
+/* --- the C++ heap, for -Wl,--wrap= every replaceable operator new and delete (cxxheap.h) --- */
+#ifdef __cplusplus
+#  include "cxxheap.h"
+#endif
+
 /* --- CPython's allocators: names, so function-pointer uses are redirected too --- */
 #ifdef PYMEMTRACE_REDIRECT_PYTHON
 #  define PyMem_RawMalloc pymemtrace_raw_malloc
@@ -106,6 +113,10 @@ PYMEMTRACE_DETAIL_WRAPPER void __wrap_free(void *ptr)
 #  define PyObject_Free pymemtrace_object_free
 #  define _PyObject_New pymemtrace_object_new_of
 #  define _PyObject_NewVar pymemtrace_object_newvar_of
+/* Py_BEGIN/END_ALLOW_THREADS, Py_UNBLOCK/BLOCK_THREADS: allocations without the GIL keep the
+ * location where the thread released it. */
+#  define PyEval_SaveThread pymemtrace_save_thread
+#  define PyEval_RestoreThread pymemtrace_restore_thread
 #endif
 
 #endif /* PYMEMTRACE_REDIRECT_H */

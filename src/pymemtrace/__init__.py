@@ -40,6 +40,19 @@ def redirect_cflags():
     return ["-I" + get_include(), "-include", "pymemtrace/redirect.h"]
 
 
+# Every replaceable global operator new and delete (x86-64 and aarch64 names), whose wrappers
+# include/pymemtrace/cxxheap.h defines; the same list as meson.build's.
+CXX_WRAPPED = ["_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t",
+                "_ZnwmSt11align_val_t", "_ZnamSt11align_val_t",
+                "_ZnwmSt11align_val_tRKSt9nothrow_t", "_ZnamSt11align_val_tRKSt9nothrow_t",
+                "_ZdlPv", "_ZdaPv", "_ZdlPvm", "_ZdaPvm", "_ZdlPvRKSt9nothrow_t",
+                "_ZdaPvRKSt9nothrow_t", "_ZdlPvSt11align_val_t", "_ZdaPvSt11align_val_t",
+                "_ZdlPvmSt11align_val_t", "_ZdaPvmSt11align_val_t",
+                "_ZdlPvSt11align_val_tRKSt9nothrow_t", "_ZdaPvSt11align_val_tRKSt9nothrow_t"]
+
+
 def redirect_ldflags():
-    """Linker flags that send the extension's own malloc/calloc/realloc/free to traced wrappers."""
-    return ["-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free"]
+    """Linker flags that send the extension's own malloc/calloc/realloc/free and C++ operator
+    new/delete to traced wrappers (a C-only link has no operator to wrap)."""
+    return ["-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free",
+            "-Wl,--wrap=" + ",--wrap=".join(CXX_WRAPPED)]

@@ -12,7 +12,8 @@ def main(argv=None):
     parser.add_argument("--cflags", action="store_true",
                         help="compiler flags: the include directory and -include redirect.h")
     parser.add_argument("--libs", "--ldflags", action="store_true", dest="libs",
-                        help="linker flags: the C heap wrapped (-Wl,--wrap=...)")
+                        help="linker flags: the C heap and C++ operator new/delete wrapped "
+                             "(-Wl,--wrap=...)")
     parser.add_argument("--includes", action="store_true",
                         help="only -I with the include directory (for hand-written wrappers)")
     args = parser.parse_args(argv)

@@ -8,6 +8,8 @@
  *   c_thread(hold_gil)       raw and C heap calls from a new pthread that has no Python thread
  *                            state, joined with the GIL held or released; returns its records
  *   without_gil()            the same calls between Py_BEGIN/END_ALLOW_THREADS
+ *   released_gil()           the same, the GIL released through pymemtrace_save_thread (as
+ *                            redirect.h renames PyEval_SaveThread): located where it released it
  *   keep_pending_error(size) allocates and frees while a ValueError is set; returns (ptr, kept)
  *   hook_object_allocator(on) wraps the PyObject domain with a hook that reports its blocks with
  *                            pymemtrace_note_* (domain 16): the lookup's own allocations come back
@@ -178,15 +180,26 @@ static PyObject *ext_c_thread(PyObject *self, PyObject *args)
     return records_list(work.records, GILLESS_RECORDS);
 }
 
-static PyObject *ext_without_gil(PyObject *self, PyObject *args)
-{
-    struct gilless_work work;
-    (void)self, (void)args;
-    Py_BEGIN_ALLOW_THREADS
-    gilless_allocations(&work);
-    Py_END_ALLOW_THREADS
-    return records_list(work.records, GILLESS_RECORDS);
-}
+/* The gilless calls between Py_BEGIN/END_ALLOW_THREADS, as `name`. Py_BEGIN_ALLOW_THREADS
+ * expands where the function is defined, so a PyEval_SaveThread macro in force there applies. */
+#define GILLESS_BETWEEN_ALLOW_THREADS(name)                                                        \
+    static PyObject *name(PyObject *self, PyObject *args)                                          \
+    {                                                                                              \
+        struct gilless_work work;                                                                  \
+        (void)self, (void)args;                                                                    \
+        Py_BEGIN_ALLOW_THREADS gilless_allocations(&work);                                         \
+        Py_END_ALLOW_THREADS return records_list(work.records, GILLESS_RECORDS);                   \
+    }
+
+/* CPython's PyEval_SaveThread: the thread has no location until it takes the GIL back. */
+GILLESS_BETWEEN_ALLOW_THREADS(ext_without_gil)
+
+/* As redirect.h renames it: the twin keeps the location of the frame that released the GIL. */
+#define PyEval_SaveThread pymemtrace_save_thread
+#define PyEval_RestoreThread pymemtrace_restore_thread
+GILLESS_BETWEEN_ALLOW_THREADS(ext_released_gil)
+#undef PyEval_SaveThread
+#undef PyEval_RestoreThread
 
 /* The lookup runs Python C API calls; an exception set before it must come out unchanged. */
 static PyObject *ext_keep_pending_error(PyObject *self, PyObject *args)
@@ -331,6 +344,7 @@ static PyMethodDef methods[] = {
     {"free", ext_free, METH_VARARGS, NULL},
     {"c_thread", ext_c_thread, METH_VARARGS, NULL},
     {"without_gil", ext_without_gil, METH_NOARGS, NULL},
+    {"released_gil", ext_released_gil, METH_NOARGS, NULL},
     {"keep_pending_error", ext_keep_pending_error, METH_VARARGS, NULL},
     {"hook_object_allocator", ext_hook_object_allocator, METH_VARARGS, NULL},
     {"run_in_subinterpreter", ext_run_in_subinterpreter, METH_VARARGS, NULL},

@@ -6,7 +6,8 @@ breaks, no semaphore set), then run it again while bpftrace is attached by path 
 extension, and check that every pyalloc, pyrealloc and pyfree of that process names the file,
 function and line of the tagged line that made it (pointers matched with the ones Python got),
 and "" with line 0 where no Python location exists (a C thread with no thread state, the GIL
-released, a C atexit callback, and sub-interpreters on 3.8-3.11); that the lookup survives its
+released by the plain PyEval_SaveThread, a C atexit callback, and sub-interpreters on 3.8-3.11);
+the GIL released through pymemtrace_save_thread gives the line that released it; that the lookup survives its
 own allocations (an allocator hook) and keeps a pending exception; and that the interpreter
 exits 0. Every test runs once per interpreter; an interpreter that is absent is skipped with the
 reason, one present must pass.
@@ -119,7 +120,7 @@ def function_names(version):
         "method": "Widget.build" if qualified else "build",
         "generator": "generator", "lambda": "<lambda>", "listcomp": listcomp,
         "non_ascii": "größe", "thread": "in_thread", "except": "while_handling", "pending_error": "with_pending_error",
-        "atexit": "at_exit", "atexit_free": "at_exit", "module": "<module>",
+        "atexit": "at_exit", "atexit_free": "at_exit", "module": "<module>", "released_gil": "main",
         "subinterpreter_malloc": "<module>", "subinterpreter_free": "<module>",
     }
     names.update((tag, "every_family") for tag in

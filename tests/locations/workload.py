@@ -118,6 +118,7 @@ def main():
     without_location("c_thread", ext.c_thread(True))
     without_location("c_thread", ext.c_thread(False))
     without_location("without_gil", ext.without_gil())
+    without_location("released_gil", ext.released_gil())  # ALLOC: released_gil
     with open(sys.argv[1]) as source:  # the sub-interpreter's code: in_subinterpreter.py
         sub_records = ext.run_in_subinterpreter(source.read(), sys.argv[1])
     for line in sub_records.splitlines():

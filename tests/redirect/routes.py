@@ -3,6 +3,7 @@
 `-include` with cc, and pkg-config + pip (setuptools) from a `meson install --destdir` prefix.
 Meson's own two builds (plain/, meson_dep/) come from the environment meson gives the tests."""
 import glob
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -12,7 +13,21 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.environ.get("PYMEMTRACE_SOURCE_ROOT", os.path.dirname(os.path.dirname(HERE)))
 EXT = os.path.join(HERE, "ext")
 PYTHON = "/usr/bin/python3"  # the one meson built for (Debian's)
-WRAP = "-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free"
+
+
+def _package_ldflags():
+    """The source tree's pymemtrace.redirect_ldflags(): what pkg-config and `python3 -m pymemtrace`
+    must give (test_builds checks both against it, and the built .so against its C++ list)."""
+    spec = importlib.util.spec_from_file_location(
+        "pymemtrace_source", os.path.join(ROOT, "src", "pymemtrace", "__init__.py"))
+    package = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(package)
+    return package.redirect_ldflags()
+
+
+# The C heap, then every replaceable global operator new and delete (sized, aligned, nothrow).
+WRAP = _package_ldflags()
+CXX_WRAPPED = [name.rstrip(",") for name in WRAP[1].split("--wrap=")[1:]]
 
 
 def run(command, **kwargs):
@@ -40,11 +55,11 @@ def build_with_include(out):
     c_obj, cxx_obj = os.path.join(out, "redirected.o"), os.path.join(out, "cxx_part.o")
     run(["gcc", "-std=c99", *flags, "-c", os.path.join(EXT, "redirected.c"), "-o", c_obj])
     run(["g++", "-std=c++17", *flags, "-c", os.path.join(EXT, "cxx_part.cpp"), "-o", cxx_obj])
-    run(["g++", "-shared", c_obj, cxx_obj, WRAP, "-o", os.path.join(out, "redirected" + suffix)])
+    run(["g++", "-shared", c_obj, cxx_obj, *WRAP, "-o", os.path.join(out, "redirected" + suffix)])
     if cython():
         generated = os.path.join(out, "cyblocks.c")
         run([cython(), "-3", os.path.join(EXT, "cyblocks.pyx"), "-o", generated])
-        run(["gcc", *[f for f in flags if f != "-Werror"], "-shared", generated, WRAP,
+        run(["gcc", *[f for f in flags if f != "-Werror"], "-shared", generated, *WRAP,
              "-o", os.path.join(out, "cyblocks" + suffix)])
     return out
 

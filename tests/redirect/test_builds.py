@@ -56,11 +56,41 @@ def test_pyobject_new_goes_to_its_twin_and_the_c_heap_to_the_wrappers(builds, ro
         assert name in defined, f"{name} is not in {module}"
 
 
+@pytest.mark.parametrize("route", ROUTES[1:])
+def test_every_operator_new_and_delete_the_flags_wrap_has_a_wrapper_in_the_cxx_extension(
+        builds, route):
+    """The C++ heap: each name of the flags' list is defined as __wrap_NAME by a C++ translation
+    unit (cxxheap.h), so the list and the header agree, and none is left to libstdc++ untraced."""
+    module = glob.glob(os.path.join(builds[route], "redirected*.so"))[0]
+    defined = set(subprocess.run(["nm", "--defined-only", module], capture_output=True,
+                                 text=True).stdout.split())
+    missing = [name for name in routes.CXX_WRAPPED if "__wrap_" + name not in defined]
+    assert not missing, f"no wrapper for {missing} in {module}"
+
+
+def test_a_c_only_extension_links_and_imports_with_the_cxx_wraps(tmp_path):
+    """A C link has no operator new to wrap: the same flags leave it no undefined __real_ or
+    __wrap_ symbol, and it imports."""
+    import sysconfig
+    module = str(tmp_path / ("conly" + sysconfig.get_config_var("EXT_SUFFIX")))
+    source = tmp_path / "conly.c"
+    source.write_text("static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, \"conly\"};\n"
+                      "PyMODINIT_FUNC PyInit_conly(void) { free(malloc(1));"
+                      " return PyModule_Create(&def); }\n")
+    routes.run(["gcc", "-O2", "-fPIC", "-shared", "-I" + os.path.join(routes.ROOT, "include"),
+                "-I" + sysconfig.get_paths()["include"], "-include", "pymemtrace/redirect.h",
+                str(source), *routes.WRAP, "-o", module])
+    undefined = subprocess.run(["nm", "-D", "--undefined-only", module], capture_output=True,
+                               text=True).stdout
+    assert "_Zn" not in undefined and "_Zd" not in undefined, undefined
+    routes.run([routes.PYTHON, "-c", "import conly"], cwd=str(tmp_path))
+
+
 def test_pkg_config_gives_the_include_directory_the_force_include_and_the_wraps(prefix):
     cflags = routes.pkg_config(prefix, "--cflags", "pymemtrace-redirect")
     libs = routes.pkg_config(prefix, "--libs", "pymemtrace-redirect")
     assert f"-I{prefix}/include" in cflags and "pymemtrace/redirect.h" in cflags, cflags
-    assert routes.WRAP in libs, libs
+    assert all(flag in libs for flag in routes.WRAP), libs
     assert os.path.isfile(os.path.join(prefix, "include", "pymemtrace", "redirect.h"))
     assert routes.pkg_config(prefix, "--cflags", "pymemtrace") == [f"-I{prefix}/include"]
 
@@ -77,7 +107,7 @@ def test_python_m_pymemtrace_gives_flags_that_point_into_the_installed_package(p
                          capture_output=True, text=True,
                          env=dict(os.environ, PYTHONPATH=packages), cwd="/").stdout.split()
     include = os.path.join(packages, "pymemtrace", "include")
-    assert out == [f"-I{include}", "-include", "pymemtrace/redirect.h", routes.WRAP], out
+    assert out == [f"-I{include}", "-include", "pymemtrace/redirect.h", *routes.WRAP], out
     assert os.path.isfile(os.path.join(include, "pymemtrace", "python.h"))
 
 

@@ -20,11 +20,16 @@ WORKLOAD = os.path.join(HERE, "workload.py")
 SOURCE = open(WORKLOAD).read()
 
 
-def block_size(directory):
-    out = subprocess.run([routes.PYTHON, "-c", "import redirected; print(redirected.BLOCK_SIZE)"],
+def size_of(directory, name):
+    """redirected.BLOCK_SIZE or OLD_SIZE: sizeof() of an object type, from the build."""
+    out = subprocess.run([routes.PYTHON, "-c", f"import redirected; print(redirected.{name})"],
                          capture_output=True, text=True, check=True,
                          env=dict(os.environ, PYTHONPATH=directory)).stdout
     return int(out)
+
+
+# cxx_keep's first call: `new std::vector<Held>` (24 B) and its first push_back (one 16-byte Held).
+CXX_HELD = 24 + 16
 
 
 def expected_summary(directory):
@@ -34,18 +39,22 @@ def expected_summary(directory):
             "grow C heap": [("C heap", 1, 500), ("realloc", 1, 1000)],
             "grow PyMem": [("PyMem", 1, 600), ("realloc", 1, 1200)],
             "squares": [("PyMem", 1, 80), ("realloc", 1, 160)],
-            "block": [("PyObject", 1, block_size(directory)), ("C heap", 1, 300)],
-            "cxx keep": [("C heap", 1, 77), ("PyMem", 1, 77)]}
+            "block": [("PyObject", 1, size_of(directory, "BLOCK_SIZE")), ("C heap", 1, 300)],
+            # PyObject_New + PyObject_Del in tp_dealloc, tp_free left to CPython's default
+            "old keep": [("PyObject", 3, 3 * size_of(directory, "OLD_SIZE"))],
+            "old churn": [("PyObject", 50, 50 * size_of(directory, "OLD_SIZE"))],
+            "cxx keep": [("C heap", 1, 77), ("PyMem", 1, 77), ("C++", 2, CXX_HELD)]}
     if routes.cython():
         rows.update({"cython buffer": [("C heap", 1, 400)], "cython keep": [("PyMem", 1, 501)]})
     return {(line_of(SOURCE, "# " + marker), domain): (count, size)
             for marker, found in rows.items() for domain, count, size in found}
 
 
-def expected_leaks():
+def expected_leaks(directory):
     rows = {"keep C heap": [("C heap", 1, 1001)], "keep PyMem_Raw domain": [("PyMem_Raw", 1, 1002)],
             "keep PyMem domain": [("PyMem", 1, 1003)], "keep PyObject": [("PyObject", 1, 1004)],
-            "cxx keep": [("C heap", 1, 77), ("PyMem", 1, 77)]}
+            "cxx keep": [("C heap", 1, 77), ("PyMem", 1, 77), ("C++", 2, CXX_HELD)],
+            "old keep": [("PyObject", 3, 3 * size_of(directory, "OLD_SIZE"))]}
     if routes.cython():
         rows["cython keep"] = [("PyMem", 1, 501)]
     return {(line_of(SOURCE, "# " + marker), domain): (count, size)
@@ -91,7 +100,26 @@ def test_the_summary_of_an_unmodified_extension_is_exact_with_no_lib(installed, 
 def test_the_leaks_of_an_unmodified_extension_are_exact_with_no_lib(installed, route):
     prefix, builds = installed
     seen = trace(prefix, builds[route], "leaks")
-    assert seen == expected_leaks(), seen
+    assert seen == expected_leaks(builds[route]), seen
+
+
+def test_old_style_objects_are_balanced_in_the_flow(installed):
+    """PyObject_New + PyObject_Del in tp_dealloc, tp_free left to the default (regex's Match):
+    every object made is seen made and seen freed (the flow used to show the frees alone)."""
+    prefix, builds = installed
+    runner = os.path.join(prefix, "bin", "pymemtrace-trace")
+    with tempfile.TemporaryDirectory() as scratch:
+        out = os.path.join(scratch, "flow.txt")
+        result = subprocess.run([runner, "--report", "flow", "-o", out, "--", routes.PYTHON,
+                                 WORKLOAD], capture_output=True, text=True, timeout=180,
+                                cwd=scratch, env=dict(os.environ, PYTHONPATH=builds["meson dep"]))
+        assert result.returncode == 0, result.stderr
+        flow = open(out).read().splitlines()
+    at = f"workload.py:{line_of(SOURCE, '# old churn')} "
+    events = [line.split("-> main ", 1)[1] for line in flow if at in line]
+    made = [e for e in events if e.startswith("malloc(")]
+    freed = [e for e in events if e.startswith("free(")]
+    assert len(made) == len(freed) == 50 and len(events) == 100, events
 
 
 def test_a_command_that_loads_nothing_instrumented_fails_with_a_fix_for_its_author(installed):

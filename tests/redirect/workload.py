@@ -19,6 +19,8 @@ def main():
     redirected.squares(10)  # squares
     block = redirected.block(300)  # block
     del block
+    redirected.old_keep(3)  # old keep
+    redirected.old_churn(50)  # old churn
     redirected.cxx_keep(77)  # cxx keep
     if cyblocks is not None:
         buffer = cyblocks.Buffer(400)  # cython buffer

@@ -54,6 +54,7 @@ print("done", flush=True)
 def run_runner(args, env=None, timeout=120, cwd=None):
     """The runner with its report in a file; returns (CompletedProcess, report text)."""
     with tempfile.TemporaryDirectory() as directory:
+        os.chmod(directory, 0o1733)  # -o is opened as the user the report is for (sudo, --user)
         report = os.path.join(directory, "report")
         result = subprocess.run([PYTHON, "-I", RUNNER, "-o", report, *args],
                                 capture_output=True, timeout=timeout, env=env, cwd=cwd)

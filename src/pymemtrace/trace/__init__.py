@@ -12,4 +12,6 @@
     reports   summary, leaks and flow reports, text and JSON
     snapshots reports over time (--interval): snapshots, their growth, the peak
     output    the -o report file; names: target names shown safely; errors: Failure
+    user_rights  a step run as another user (forked, dropped), descriptors passed back
+    trusted_paths  a path walked so that only links of root and the caller are followed
 """

@@ -6,7 +6,8 @@ opened and checked: digits and slashes, whatever the real path holds, and the sa
 was checked whatever happens to the path afterwards. bpftrace attaches through such a path."""
 import os
 import re
-import stat
+
+from . import safe_open
 
 ALIAS = re.compile(r"/proc/\d+/fd/\d+")
 PROBE_PATH = re.compile(r"\b(?:usdt|uprobe|uretprobe):([^:\s]+):")
@@ -19,11 +20,19 @@ class FileAliases:
         self.fds = []
 
     def open(self, path, probe_elf=False):
-        """The alias of the regular file at `path`; with probe_elf, None if it is not ELF."""
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        """The alias of the regular file at `path`, links followed (safe_open.followed: the
+        kernel's /proc links, a command's executable); with probe_elf, None if it is not ELF."""
+        return self.adopt(safe_open.followed(path), probe_elf)
+
+    def open_walked(self, path, probe_elf=False):
+        """The same for path text a user or a target wrote (safe_open.walked: no link of another
+        user is followed)."""
+        return self.adopt(safe_open.walked(path), probe_elf)
+
+    def adopt(self, fd, probe_elf=False):
+        """The alias of `fd`, a descriptor safe_open checked, now this object's to close; with
+        probe_elf, None (and `fd` closed) if the file is not ELF."""
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise OSError(f"{path!r} is not a regular file")
             if probe_elf and os.pread(fd, 4, 0) != b"\x7fELF":
                 os.close(fd)
                 return None

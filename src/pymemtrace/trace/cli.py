@@ -11,11 +11,12 @@ tracing itself is in `modes`.
 import argparse
 import os
 import shutil
-import subprocess
+import stat
 import sys
 import tempfile
 
-from . import elf, flamegraph_html, procfs, programs, stacks, targets
+from . import (elf, flamegraph_html, procfs, programs, pythonbinary, safe_open, stacks,
+               targets)
 from .aliases import FileAliases
 from .errors import Failure
 from .modes import LOSS, trace_all, trace_command, trace_pid
@@ -107,8 +108,9 @@ def parse_args(argv):
                              "sudo (SUDO_UID), else the runner's own user. Tracing stays root")
     parser.add_argument("-o", "--output", metavar="FILE",
                         help="write the report (or the flow) to FILE, apart from the traced "
-                             "command's own output. FILE is replaced only by a finished report "
-                             "and never written through a symbolic link")
+                             "command's own output. FILE is opened as the user the report is "
+                             "for (sudo's, --user's), replaced only by a finished report and "
+                             "never reached through another user's symbolic link")
     args = parser.parse_args(argv)
     args.command = command
     if args.all:
@@ -188,11 +190,12 @@ def run(argv):
                       "run it as root, e.g. sudo " + " ".join([sys.argv[0]] + argv))
     if shutil.which("bpftrace") is None:
         raise Failure("bpftrace is not installed (or not on PATH)", "apt-get install bpftrace")
-    user = (None if args.pid is not None or args.all
-            else targets.CommandUser.choose(args.user, os.environ))
+    # Whom the report is for (the sudo user, --user; None: root); the command runs as them too.
+    reader = targets.CommandUser.choose(args.user, os.environ)
+    user = None if args.pid is not None or args.all else reader
     # Before tracing: a missing flame graph library is said now, not after the run.
     args.scripts = flamegraph_html.scripts() if args.format == "html" else None
-    report_file = ReportFile(args.output) if args.output else None
+    report_file = ReportFile(args.output, reader) if args.output else None
     args.out = report_file.stream if report_file else sys.stdout
     aliases = FileAliases()
     try:
@@ -235,27 +238,10 @@ def trace(args, user, aliases):
     python, pymalloc = None, True
     if (args.frames == "python-probes" or args.libc or args.object_allocator
             or args.python_call_stack):
-        python, pymalloc = python_with_probes(target_exe, aliases, user, args.object_allocator)
+        python, pymalloc = python_with_probes(target_exe, aliases, args.object_allocator)
     libraries = []
     for lib in args.lib:
-        if os.path.isdir(lib):  # --lib DIR: the instrumented extensions under it
-            found = targets.directory_libraries(lib, user, aliases)
-            if not found:
-                raise Failure(f"--lib {shown(lib)}: no library with pymemtrace probes under it",
-                              BUILD_WITH_PROBES)
-            libraries += found
-            continue
-        try:
-            alias = aliases.open(lib, probe_elf=True)
-        except OSError as error:
-            raise Failure(f"--lib {shown(lib)}: {error.strerror or error}",
-                          "give the path of the built extension") from None
-        if alias is None or not elf.has_pymemtrace(alias):
-            raise Failure(f"--lib {shown(lib)} has no pymemtrace probes (no .note.stapsdt entry "
-                          "with provider pymemtrace)",
-                          "build it with the pymemtrace headers on x86-64 Linux with "
-                          "<sys/sdt.h> (apt-get install systemtap-sdt-dev); check with readelf -n")
-        libraries.append(alias)
+        libraries += given_libraries(lib, user, aliases)
     plan = programs.choose_script(args, pymalloc)
     if plan.script.startswith("pymemtrace_") and not args.all:
         libraries = with_found_libraries(args, env, user, aliases, libraries)
@@ -263,7 +249,8 @@ def trace(args, user, aliases):
         libraries = libraries_with_records(libraries, args.depth)
     libc = targets.libc_of(args.pid, aliases) if args.libc else None
     program = programs.make_program(plan.script, libraries, python, libc, args.follow,
-                                    args.interval, args.all, depth=args.depth)
+                                    args.interval, args.all, depth=args.depth,
+                                    setid=programs.for_another_user(user, os.environ))
     if args.keep_program:
         handle, kept = tempfile.mkstemp(prefix="pymemtrace-", suffix=".bt")
         with os.fdopen(handle, "w") as copy:
@@ -277,27 +264,61 @@ def trace(args, user, aliases):
     return trace_command(args, program, plan, env, user, libraries)
 
 
-def python_with_probes(target_exe, aliases, user, need_pymalloc):
+def given_libraries(lib, user, aliases):
+    """The aliases `--lib lib` names: the file, or the instrumented extensions under the
+    directory. The path is walked as safe_open.walk does: a symbolic link is followed only if
+    root owns it (another user's could be repointed between any check and the open), else the
+    run stops and says which link."""
+    try:
+        handle = safe_open.walk(lib)
+    except OSError as error:
+        raise Failure(f"--lib {shown(lib)}: {shown(safe_open.reason(error))}",
+                      "give the real path of the library or directory (realpath PATH), if you "
+                      "trust every directory on it" if isinstance(error, safe_open.Refused)
+                      else "give the path of a built extension, or of a directory of them"
+                      ) from None
+    if stat.S_ISDIR(os.fstat(handle).st_mode):  # --lib DIR: the instrumented extensions under it
+        os.close(handle)
+        found, scan = targets.directory_libraries(lib, user, aliases)
+        if not found:
+            passed = scan.said()
+            raise Failure(f"--lib {shown(lib)}: no library with pymemtrace probes under it"
+                          + (f" (not read: {passed})" if passed else ""),
+                          BUILD_WITH_PROBES)
+        return found
+    try:
+        alias = aliases.adopt(safe_open.regular(handle, lib), probe_elf=True)
+    except OSError as error:
+        raise Failure(f"--lib {shown(lib)}: {shown(safe_open.reason(error))}",
+                      "give the path of the built extension") from None
+    if alias is None or not elf.has_pymemtrace(alias):
+        raise Failure(f"--lib {shown(lib)} has no pymemtrace probes (no .note.stapsdt entry "
+                      "with provider pymemtrace)",
+                      "build it with the pymemtrace headers on x86-64 Linux with "
+                      "<sys/sdt.h> (apt-get install systemtap-sdt-dev); check with readelf -n")
+    return [alias]
+
+
+def python_with_probes(target_exe, aliases, need_pymalloc):
     """(alias of the target's Python binary, whether it uses pymalloc), for the options that
-    need CPython's own probes; a Failure if it has none."""
+    need CPython's own probes; a Failure if it has none. Learned from the binary's ELF file:
+    nothing of the target's is run."""
     try:
         python = aliases.open(target_exe)
     except OSError as error:
-        raise Failure(f"cannot read the Python binary {shown(target_exe)}: {error.strerror}",
-                      "check the command") from None
+        raise Failure(f"cannot read the Python binary {shown(target_exe)}: "
+                      f"{shown(safe_open.reason(error))}", "check the command") from None
     if not elf.has_python_probes(python):
         raise Failure(f"{shown(os.path.realpath(target_exe))} has no DTrace probes (it was not "
                       "built --with-dtrace), but CPython's probes are needed by --frames "
                       "python-probes, --python-call-stack, --libc and --object-allocator",
                       "run the program with Debian's /usr/bin/python3, which has them, or use "
                       "the default --frames probes")
-    pymalloc = True
-    if need_pymalloc:
-        out = subprocess.run([python, "-c", "import sysconfig; "
-                              "print(sysconfig.get_config_var('WITH_PYMALLOC'))"],
-                             capture_output=True, text=True, check=False,
-                             preexec_fn=user.become if user else None).stdout.strip()
-        pymalloc = out != "0"
+    pymalloc = pythonbinary.uses_pymalloc(python) if need_pymalloc else True
+    if pymalloc is None:
+        raise Failure(f"cannot tell whether {shown(os.path.realpath(target_exe))} uses pymalloc "
+                      "(its ELF section headers cannot be read)",
+                      "trace it without --object-allocator, e.g. with --libc")
     return python, pymalloc
 
 
@@ -326,7 +347,7 @@ BUILD_WITH_PROBES = (
 
 def with_found_libraries(args, env, user, aliases, libraries):
     """`libraries` (aliases) and those found in the target, each file once; a Failure if none."""
-    known = {procfs.file_identity(lib) for lib in libraries}
+    known, passed = {procfs.file_identity(lib) for lib in libraries}, []
     if args.pid is not None:
         try:
             found = [alias for alias, _name in targets.mapped_libraries(args.pid, aliases)]
@@ -337,7 +358,7 @@ def with_found_libraries(args, env, user, aliases, libraries):
         # --lib given: no guess at the source tree's build (a library the command never
         # loads costs bpftrace's start-up a program of its own).
         found = targets.command_libraries(args.command, env, user, aliases,
-                                          guess=not libraries)
+                                          guess=not libraries, passed=passed)
     libraries = list(libraries)
     for alias in found:
         if procfs.file_identity(alias) not in known:
@@ -345,9 +366,11 @@ def with_found_libraries(args, env, user, aliases, libraries):
             libraries.append(alias)
     if not libraries:
         where = f"PID {args.pid}" if args.pid is not None else "the command"
+        not_read = targets.Scan(passed=passed).said()
         raise Failure(f"no library with pymemtrace probes found for {where}"
                       + ("" if args.pid is not None else
-                         " (none under the sys.path of its Python)"),
+                         " (none under the sys.path of its Python)")
+                      + (f"; not read: {not_read}" if not_read else ""),
                       BUILD_WITH_PROBES)
     return libraries
 

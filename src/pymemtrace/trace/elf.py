@@ -6,7 +6,8 @@ included. The files are hostile input: every read is bounded, and a malformed fi
 probes."""
 import collections
 import os
-import stat
+
+from . import safe_open
 
 # One NT_STAPSDT note, as `readelf -n` shows it: link-time addresses (`semaphore` 0: none).
 Probe = collections.namedtuple("Probe", "provider name location base semaphore arguments")
@@ -15,20 +16,11 @@ Probe = collections.namedtuple("Probe", "provider name location base semaphore a
 def probes(path):
     """The Probe entries of the file at `path`; empty if it has none, cannot be read, or is not
     a regular file. `path` may name anything a target mapped (/proc/PID/map_files/...): it is
-    checked through an O_PATH descriptor first, so root never opens a device or FIFO (opening
-    some devices acts)."""
+    opened through safe_open, so root never opens a device or FIFO (opening some devices acts)."""
     try:
-        handle = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        fd = safe_open.followed(path)
     except OSError:
         return []
-    try:
-        if not stat.S_ISREG(os.fstat(handle).st_mode):
-            return []
-        fd = os.open(f"/proc/self/fd/{handle}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return []
-    finally:
-        os.close(handle)
     with os.fdopen(fd, "rb", buffering=0) as file:
         return [Probe(*note) for note in stapsdt_notes(file)]
 
@@ -51,46 +43,70 @@ def semaphore_addresses(path, names):
 
 def is_position_independent(path):
     """ET_DYN (a shared object or a PIE): its addresses move with its load base."""
-    with open(path, "rb") as elf:
-        return elf.read(18)[16] == 3
+    fd = safe_open.followed(path)
+    try:
+        return os.pread(fd, 18, 0)[16:17] == b"\x03"
+    finally:
+        os.close(fd)
+
+
+# The reader: section_headers and stapsdt_notes, self-contained (struct only), from here to the
+# end: targets runs this source in the traced command's Python, as the command's user, to scan a
+# sys.path. Files are hostile input: every read is bounded, per file, whatever the file claims.
+# (30 sparse files each claiming 16 MiB of empty notes delayed attaching by 12 s before.)
+def section_headers(file):
+    """(wide, byte order, [(sh_name, sh_type, sh_flags, sh_offset, sh_size)]) of the ELF file
+    open (binary, seekable) as `file`, ELF32 or ELF64, either byte order; None if it is not ELF,
+    is malformed, or claims more than 4096 sections (a linked file has tens)."""
+    import struct
+    ident = file.read(64)
+    if len(ident) < 52 or ident[:4] != b"\x7fELF" or ident[4] not in (1, 2) \
+            or ident[5] not in (1, 2) or (ident[4] == 2 and len(ident) < 64):
+        return None
+    wide, order = ident[4] == 2, "<" if ident[5] == 1 else ">"
+    table_at, sizes_at, header, entry = (
+        (0x28, 0x3A, "IIQQQQ", 64) if wide else (0x20, 0x2E, "IIIIII", 40))
+    (table_offset,) = struct.unpack_from(order + ("Q" if wide else "I"), ident, table_at)
+    entry_size, count = struct.unpack_from(order + "HH", ident, sizes_at)
+    if table_offset == 0 or entry_size != entry or not 0 < count <= 4096:
+        return None
+    file.seek(table_offset)
+    table = file.read(entry * count)
+    if len(table) < entry * count:
+        return None
+    sections = []
+    for index in range(count):
+        # sh_name, sh_type, sh_flags, sh_addr, sh_offset, sh_size
+        name, kind, flags, _addr, offset, size = struct.unpack_from(order + header, table,
+                                                                    entry * index)
+        sections.append((name, kind, flags, offset, size))
+    return wide, order, sections
 
 
 def stapsdt_notes(file):
     """(provider, name, location, base, semaphore, arguments) of each NT_STAPSDT note of the ELF
     file open (binary, seekable) as `file`, in file order: the notes of its SHT_NOTE sections,
-    found through its section headers (ELF32 and ELF64, either byte order), as `readelf -n`
-    shows them. Empty for a file that is not ELF, or is malformed. Every read is bounded.
-    Self-contained (struct only): targets runs its source in the traced command's Python, as the
-    command's user, to scan a sys.path."""
+    found through its section headers, as `readelf -n` shows them. Empty for a file that is not
+    ELF, or is malformed. A file is read for at most 1 MiB of notes, and at most 16384 notes
+    are walked: real files carry a few KiB (Debian's python3.11: 656 bytes; a library of 512
+    probe sites, the most bpftrace attaches, about 64 KiB)."""
     import struct
     try:
-        ident = file.read(64)
-        if len(ident) < 52 or ident[:4] != b"\x7fELF" or ident[4] not in (1, 2) \
-                or ident[5] not in (1, 2) or (ident[4] == 2 and len(ident) < 64):
+        headers = section_headers(file)
+        if headers is None:
             return []
-        wide, order = ident[4] == 2, "<" if ident[5] == 1 else ">"
-        table_at, sizes_at, header, entry, step = (
-            (0x28, 0x3A, "IIQQQQ", 64, 8) if wide else (0x20, 0x2E, "IIIIII", 40, 4))
-        (table_offset,) = struct.unpack_from(order + ("Q" if wide else "I"), ident, table_at)
-        entry_size, count = struct.unpack_from(order + "HH", ident, sizes_at)
-        if table_offset == 0 or entry_size != entry or count == 0:
-            return []
-        file.seek(table_offset)
-        table = file.read(entry * count)
-        if len(table) < entry * count:
-            return []
-        notes, budget = [], 1 << 24  # bytes of note sections read, at most
-        for index in range(count):
-            # sh_name, sh_type, sh_flags, sh_addr, sh_offset, sh_size
-            _name, kind, _flags, _addr, offset, size = struct.unpack_from(
-                order + header, table, entry * index)
-            if kind != 7 or size < 12 or size > budget:  # SHT_NOTE
+        wide, order, sections = headers
+        step = 8 if wide else 4
+        notes, budget, walks = [], 1 << 20, 16384
+        for _name, kind, _flags, offset, size in sections:
+            if kind != 7 or size < 12 or size > budget or walks <= 0:  # SHT_NOTE
                 continue
             budget -= size
             file.seek(offset)
             data = file.read(size)
             at = 0
-            while at + 12 <= len(data):
+            while at + 12 <= len(data) and walks > 0:
+                walks -= 1
                 name_size, desc_size, note_type = struct.unpack_from(order + "III", data, at)
                 owner = data[at + 12:at + 12 + name_size]
                 desc_at = at + 12 + ((name_size + 3) & ~3)

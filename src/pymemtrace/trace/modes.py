@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 
-from . import processes, procfs, reports, scripts
+from . import processes, procfs, replay, reports, scripts, stacks
 from .errors import Failure
 from .missed_libraries import MissedLibraries
 from .names import shown
@@ -17,6 +17,7 @@ from .session import BpftraceSession, SessionError
 from .snapshots import MapWatch, Snapshots
 
 LOSS = 3  # the exit status of a run whose report lost data (unless --allow-loss)
+SETID_PREFIX = scripts.SETID_LINE.split("%")[0]
 
 
 class Stop:
@@ -62,18 +63,26 @@ class Trace:
         self.write_error = None
         self.rows = 0  # event rows received
         self.shortener = reports.Shortener(not args.full_file_path, args.strlen)
-        self.flow = []
+        # What a report needs of the printfs, kept as they come in tables bounded by
+        # --max-entries (never the printfs themselves): a flow replayed into summary and
+        # leaks, or the names of --depth's stacks.
+        self.replay = (replay.FlowReplay(args.max_entries, plan.flow_domain, self.shortener)
+                       if plan.kind == "flowlog" and args.report != "flow" else None)
+        self.stacks = (stacks.Stacks(args.max_entries, self.shortener)
+                       if getattr(args, "depth", 1) > 1 else None)
+        self.setid = {}  # {pid: what it exec'd} (scripts.SETID_LINE): not traced from then on
         # Rows reach a terminal as they come; a file or pipe gets them a buffer at a time (a
         # flush per row would cost more than the rest of a row's handling).
         self.show_at_once = args.out.isatty()
         env = dict(os.environ, BPFTRACE_STRLEN=str(args.strlen),
                    BPFTRACE_MAP_KEYS_MAX=str(args.max_entries))
         env.setdefault("BPFTRACE_PERF_RB_PAGES", str(args.perf_pages))
-        # A flow's rows come as framed text, which bpftrace writes several times faster than
-        # JSON; the other reports need its maps, which only JSON gives whole.
+        # Every printf is a row framed by the session's secret tag. A flow's rows come as
+        # text, which bpftrace writes several times faster than JSON; the other reports need
+        # its maps, which only JSON gives whole (--libc's histograms have names for keys).
         self.session = BpftraceSession(program, positional=[pid, *plan.words], env=env,
                                        ready_marker="dtrace:::BEGIN", on_printf=self._printf,
-                                       framed_rows=plan.kind == "flow")
+                                       framed_rows=True if plan.kind == "flow" else "json")
         # --all: {pid: command line}, read when a process makes its first event (PROCESS_LINE).
         self.commands = {} if getattr(args, "all", False) else None
         # --interval: the snapshot announced by SNAPSHOT_LINE, filled by the maps printed next.
@@ -110,18 +119,44 @@ class Trace:
                 self.commands.pop(next(iter(self.commands)))
             self.commands[pid] = processes.command_line(pid)
             return
+        if text.startswith(SETID_PREFIX):
+            self._setid(text)
+            return
+        if self.stacks is not None and self.stacks.add(text):
+            return
+        if self.replay is not None:
+            self.rows += self.replay.add(text)
+            return
         row = self.shortener.event_row(text)
         if row is not None:
             self.rows += 1
-        if self.args.report != "flow":
-            self.flow.append(text)
-        elif self.write_error is None:
+        if self.args.report == "flow" and self.write_error is None:
             try:
                 self.args.out.write(text if row is None else row)
                 if self.show_at_once:
                     self.args.out.flush()
             except OSError as error:
                 self.write_error = error  # reported by finish(): the flow is incomplete
+
+    def _setid(self, text):
+        """A traced process exec'd a set-user-ID or set-group-ID program: the script stopped
+        tracing it (scripts.SETID_LINE); said when it happens and in the report."""
+        try:
+            pid, user = (int(word) for word in text.split()[1:3])
+        except ValueError:
+            return
+        if len(self.setid) < self.args.max_entries:
+            self.setid[pid] = processes.SETID_WHAT[bool(user)]
+        said = (f"PID {pid} exec'd a {processes.SETID_WHAT[bool(user)]} program: not traced "
+                "from then on")
+        print(f"pymemtrace-trace: {said}", file=sys.stderr)
+        if self.args.report == "flow" and self.write_error is None:
+            try:
+                self.args.out.write(said + "\n")  # where it happens in the flow
+                if self.show_at_once:
+                    self.args.out.flush()
+            except OSError as error:
+                self.write_error = error
 
     def start(self):
         try:
@@ -146,6 +181,12 @@ class Trace:
             print(f"bpftrace: {shown(line)}", file=sys.stderr)
         lost = reports.losses(self.plan, session.maps, session.lost, self.args.max_entries,
                               self.rows)
+        if self.replay is not None:
+            lost += self.replay.losses()
+        if self.stacks is not None:
+            lost += self.stacks.losses(session.maps)
+        if session.unframed:
+            lost.append(f"{session.unframed} printfs of bpftrace were not rows of the program")
         if self.plan.script.startswith("pymemtrace_"):  # the plans that attach to libraries
             lost += self.missed.losses()
         if early:
@@ -158,9 +199,10 @@ class Trace:
                 print(file=self.args.out)  # the report apart from the last snapshot
             view = reports.View(self.args.format, self.args.top, self.args.histograms,
                                 tuple(lost), self.args.scripts, self.args.per_process,
-                                self.commands, self.snapshots is not None)
+                                self.commands, self.snapshots is not None, self.setid)
+            collected = self.replay if self.replay is not None else self.stacks
             reports.report(self.args.out, self.plan, self.args.report, self.args.json,
-                           dict(session.maps), self.flow, self.shortener, view)
+                           dict(session.maps), collected, self.shortener, view)
             if lost and self.args.format == "text" and self.args.report != "flow":
                 print("\nINCOMPLETE: " + "; ".join(lost), file=self.args.out)
             if self.snapshots is not None:
@@ -273,8 +315,16 @@ def trace_command(args, program, plan, env, user, libraries):
             os.kill(child, signal.SIGKILL)
             os.waitpid(child, 0)
             raise
-        os.write(go_write, b"g")
-        os.close(go_write)
+        try:
+            os.write(go_write, b"g")
+        except BrokenPipeError:  # the held command ended (was killed) before it was released
+            _, status = os.waitpid(child, 0)
+            raise Failure(f"the command (PID {child}) ended before tracing began ("
+                          + (f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
+                             else f"exit status {os.WEXITSTATUS(status)}") + "): nothing traced",
+                          "run it again, and leave it running until the report") from None
+        finally:
+            os.close(go_write)
         started = time.monotonic()
         failure = os.read(err_read, 4096)
         os.close(err_read)

@@ -9,6 +9,8 @@ import signal
 from .names import shown
 
 COMMAND_BYTES = 1024  # of a command line kept (--all): enough to tell processes apart
+# What a process exec'd when the script stopped tracing it (scripts.SETID_LINE's flag).
+SETID_WHAT = {True: "set-user-ID", False: "set-group-ID"}
 
 
 def combine(entries, per_process):
@@ -74,11 +76,16 @@ def command_shown(command):
     return shown(command) if command else "?"
 
 
-def process_lines(pids, ended, commands=None):
-    """One line per process: its PID (and command line, if known) and how it ended, or that it
-    still ran."""
+def process_lines(pids, ended, commands=None, setid=None):
+    """One line per process: its PID (and command line, if known) and how it ended, that it
+    still ran, or that it exec'd a set-ID program (`setid`: {pid: what}) and was no longer
+    traced."""
+    setid = setid or {}
+
+    def how(pid):
+        if pid in setid:
+            return f"exec'd a {setid[pid]} program: not traced from then on"
+        return how_ended(ended[pid]) if pid in ended else "still running when tracing stopped"
     return [f"   PID {pid}"
             + (f" ({command_shown(commands.get(pid, ''))})" if commands is not None else "")
-            + ": " + (how_ended(ended[pid]) if pid in ended
-                      else "still running when tracing stopped")
-            for pid in sorted(pids)]
+            + ": " + how(pid) for pid in sorted(pids)]

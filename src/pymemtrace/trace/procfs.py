@@ -3,6 +3,7 @@
 its probes' semaphores. Read only: nothing here writes to a target."""
 import os
 import re
+import shutil
 import subprocess
 import time
 
@@ -95,5 +96,9 @@ def process_alive(pid):
 def mount_tracefs():
     """Without tracefs, bpftrace still works but warns 'failed to detach probe'."""
     if not os.path.exists("/sys/kernel/tracing/uprobe_events"):
-        subprocess.run(["mount", "-t", "tracefs", "tracefs", "/sys/kernel/tracing"],
-                       stderr=subprocess.DEVNULL, check=False)
+        # The system's mount, not the first on PATH: a PATH kept through sudo may name a
+        # directory another user writes.
+        mount = shutil.which("mount", path="/usr/sbin:/usr/bin:/sbin:/bin")
+        if mount:
+            subprocess.run([mount, "-t", "tracefs", "tracefs", "/sys/kernel/tracing"],
+                           stderr=subprocess.DEVNULL, check=False)

@@ -7,6 +7,15 @@ from .aliases import check_program_paths
 from .errors import Failure
 
 
+def for_another_user(user, environ):
+    """Whether the report is for a user other than root: the command's (`user`, a
+    targets.CommandUser or None), or the one who ran sudo (-p). Then a traced process that
+    execs a set-ID program is no longer traced (scripts.bpftrace_script's `setid`); root, who
+    may ptrace any process, sees it all."""
+    sudo_uid = environ.get("SUDO_UID", "")
+    return (user is not None and user.uid != 0) or (sudo_uid.isdigit() and int(sudo_uid) != 0)
+
+
 # What to run: a toolkit script (its name, without .bt), its positional words, the kind of
 # report it feeds, and the domain a flow's events belong to when its lines do not say.
 Plan = collections.namedtuple("Plan", "script words kind flow_domain")
@@ -35,19 +44,21 @@ def choose_script(args, pymalloc=True):
 
 
 def make_program(script, libraries, python, libc, follow=True, interval=None, everyone=False,
-                 depth=1):
+                 depth=1, setid=False):
     """The program of toolkit script `script` (scripts.SCRIPTS) with its probes on `libraries`,
     `python` and `libc`: aliases only, which the last check enforces. `follow`: the processes
-    the target forks are traced too; `interval`, `everyone`: see scripts.bpftrace_script.
-    `depth` > 1: summary or leaks by stacks of that many frames (stacks.py's programs)."""
+    the target forks are traced too; `interval`, `everyone`, `setid`: see
+    scripts.bpftrace_script. `depth` > 1: summary or leaks by stacks of that many frames
+    (stacks.py's programs)."""
     if depth > 1:
         text = stacks.bpftrace_program(script[len("pymemtrace_"):], depth, libraries or None,
-                                       follow, everyone)
+                                       follow, everyone, setid=setid)
         check_program_paths(text)
         return text
     text = scripts.bpftrace_script(script, libraries=libraries or None,
                                    python=python or scripts.BT_PYTHON,
                                    libc=libc or scripts.BT_LIBC, follow=follow,
-                                   interval=interval, everyone=everyone, whole_paths=True)
+                                   interval=interval, everyone=everyone, whole_paths=True,
+                                   setid=setid)
     check_program_paths(text)
     return text

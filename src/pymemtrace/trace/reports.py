@@ -11,20 +11,15 @@ from . import folded, flamegraph_html, processes, tables
 from .locations import as_json, domain_name, ranked  # noqa: F401  (domain_name: reports' API)
 from .names import shown
 
-# One flow line, as every script prints it: `%6d %16s:%-4d -> %s OP(ARGS) [pntr |X returns ]0x.. [domain N]`
-FLOW_LINE = re.compile(
-    r"^\s*(?P<pid>\d+)\s+(?P<file>.*?):(?P<line>\d+)\s+-> (?P<func>\S*) ?(?P<op>\w+)\((?P<args>[^)]*)\)"
-    r"(?: (?:pntr |\w+ returns )(?P<ret>0x[0-9a-f]+))?(?: domain (?P<domain>-?\d+))?\s*$")
-
-
 # How a summary or leaks report is written: form text, json, folded or html; the text's first
 # `top` locations (0: all) and its histograms; what the run lost (the page states it); the
 # JavaScript an html page inlines (flamegraph_html.scripts()); one table per process or one
 # for all (processes.combine); the command line of each PID (--all; None otherwise); JSON on one
-# line, {"type": "report", ...} (--interval: the report follows the snapshots' JSON lines).
+# line, {"type": "report", ...} (--interval: the report follows the snapshots' JSON lines);
+# the processes no longer traced since they exec'd a set-ID program ({pid: what}).
 View = collections.namedtuple("View", "form top histograms lost scripts per_process commands "
-                                      "json_lines",
-                              defaults=("text", 20, False, (), None, False, None, False))
+                                      "json_lines setid",
+                              defaults=("text", 20, False, (), None, False, None, False, {}))
 
 
 class Shortener:
@@ -33,10 +28,13 @@ class Shortener:
 
     FLOW_PREFIX = re.compile(r"^(?P<pid>\s*\d+) (?P<file>.*?):(?P<line>\d+)\s*-> ", re.S)
 
+    KEPT = 4096  # files remembered: a flow names few files in many rows; a flood of new
+    # names is shortened afresh each time, not kept
+
     def __init__(self, enabled, strlen):
         self.enabled = enabled
         self.strlen = strlen
-        self._files = {}  # a flow names few files in many rows
+        self._files = {}
 
     def file(self, path):
         short = self._files.get(path)
@@ -45,7 +43,8 @@ class Shortener:
                 short = path + "..."
             else:
                 short = os.path.basename(path) if self.enabled else path
-            self._files[path] = short
+            if len(self._files) < self.KEPT:
+                self._files[path] = short
         return short
 
     def _row(self, line):
@@ -55,10 +54,6 @@ class Shortener:
             return None
         name = self.file(match["file"].strip())
         return f"{match['pid']} {name:>16}:{match['line']:<4} -> {line[match.end():]}"
-
-    def flow(self, text):
-        """Flow text (whole lines) with its files shortened; for replaying, not for showing."""
-        return "".join(self._row(line) or line for line in text.splitlines(keepends=True))
 
     def event_row(self, event):
         """One printf of a flow, to show, if it is an event row (it holds names from the target:
@@ -136,78 +131,6 @@ def leaks_from_live(live):
     return sorted(groups.values(), key=lambda e: (-e["bytes"], -e["count"], e["file"], e["line"]))
 
 
-def parse_flow(lines, default_domain=-1):
-    """Flow lines -> events (op, file, line, function, size, ptr, old, domain)."""
-    events, unparsed = [], 0
-    for text in lines:
-        for line in text.splitlines():
-            if not line.strip() or line.startswith("dtrace:::"):
-                continue
-            match = FLOW_LINE.match(line)
-            if not match:
-                unparsed += 1
-                continue
-            op = match["op"].lower()
-            args = [a.strip() for a in match["args"].split(",")] if match["args"] else []
-            ev = {"pid": int(match["pid"]), "file": match["file"].strip(),
-                  "line": int(match["line"]),
-                  "function": match["func"], "domain": int(match["domain"]) if match["domain"] else default_domain,
-                  "ret": int(match["ret"], 16) if match["ret"] else 0}
-            if op.endswith("realloc"):
-                ev.update(kind="realloc", old=int(args[0], 16), size=int(args[1]))
-            elif op.endswith("calloc"):
-                ev.update(kind="alloc", size=int(args[0]) * int(args[1]))
-            elif op.endswith("malloc"):
-                ev.update(kind="alloc", size=int(args[0]))
-            elif op.endswith("free"):
-                ev.update(kind="free", ptr=int(args[0], 16))
-            else:
-                unparsed += 1
-                continue
-            events.append(ev)
-    return events, unparsed
-
-
-def replay(events):
-    """Summary entries, leak entries and size lists from a flow, pairing frees by pointer."""
-    summary, live, sizes = {}, {}, {}
-    for ev in events:
-        pid = ev["pid"]  # a forked child holds its parent's pointers: blocks are per process
-        if ev["kind"] in ("alloc", "realloc") and ev["ret"]:
-            key = (pid, ev["file"], ev["line"], ev["function"], ev["domain"])
-            entry = summary.setdefault(key, {"pid": pid, "file": key[1], "line": key[2],
-                                             "function": key[3], "domain": key[4],
-                                             "count": 0, "bytes": 0})
-            entry["count"] += 1
-            entry["bytes"] += ev["size"]
-            sizes.setdefault((ev["file"], ev["function"]), []).append(ev["size"])
-            if ev["kind"] == "realloc":
-                live.pop((pid, ev["old"]), None)
-            live[(pid, ev["ret"])] = (ev["size"], key)
-        elif ev["kind"] == "realloc" and ev["size"] == 0:
-            live.pop((pid, ev["old"]), None)
-        elif ev["kind"] == "free":
-            live.pop((pid, ev["ptr"]), None)
-    groups = {}
-    for size, key in live.values():
-        entry = groups.setdefault(key, {"pid": key[0], "file": key[1], "line": key[2],
-                                        "function": key[3], "domain": key[4],
-                                        "count": 0, "bytes": 0})
-        entry["count"] += 1
-        entry["bytes"] += size
-    order = lambda e: (-e["bytes"], e["file"], e["line"])
-    return sorted(summary.values(), key=order), sorted(groups.values(), key=order), sizes
-
-
-def hist_from_sizes(sizes):
-    """bpftrace-style power-of-two buckets from a list of sizes."""
-    buckets = {}
-    for size in sizes:
-        low = 0 if size == 0 else 1 << (size.bit_length() - 1)
-        buckets[low] = buckets.get(low, 0) + 1
-    return [{"min": low, "count": count} for low, count in sorted(buckets.items())]
-
-
 def quantize(buckets, indent="   "):
     """A power-of-two histogram drawn as DTrace's quantize() draws it."""
     rows = [(int(b.get("min", 0)), int(b["count"])) for b in buckets if "min" in b]
@@ -267,10 +190,11 @@ def write_text(out, wanted, view, entries, ended, note="", dists=None, domain_di
         else:
             print_summary([], dists or {}, domain_dists or {}, group, out,
                           view._replace(histograms=view.histograms and pid is None))
-    pids = {e["pid"] for e in entries} | set(ended)
+    pids = {e["pid"] for e in entries} | set(ended) | set(view.setid)
     if pids:
         print("\nProcesses traced:", file=out)
-        print("\n".join(processes.process_lines(pids, ended, view.commands)), file=out)
+        print("\n".join(processes.process_lines(pids, ended, view.commands, view.setid)),
+              file=out)
 
 
 def write_entries(out, wanted, view, entries):
@@ -324,28 +248,29 @@ def losses(plan, maps, lost_events, max_entries, rows=0):
     return lost
 
 
-def report(out, plan, wanted, as_json, maps, flow, shortener, view=None):
+def report(out, plan, wanted, as_json, maps, collected, shortener, view=None):
     """Writes the `wanted` report (summary or leaks; flow was written as it came) of a run of
-    `plan` (programs.Plan) from bpftrace's `maps` or its `flow` printfs, as `view` (a View; by
-    default text, or JSON if `as_json`) says."""
+    `plan` (programs.Plan) from bpftrace's `maps` and what the runner `collected` from its
+    printfs as they came (a replay.FlowReplay for a flow replayed, a stacks.Stacks for
+    --depth), as `view` (a View; by default text, or JSON if `as_json`) says."""
     if view is None:
         view = View(form="json" if as_json else "text")
     maps = shortener.maps(maps)
     ended = processes.ended_statuses(maps)
     if "@stack_alloc" in maps or "@stack_live" in maps:  # --depth N > 1: maps keyed by stacks
         from . import stacks
-        return stacks.report(out, wanted, view, maps, flow, shortener, ended)
+        return stacks.report(out, wanted, view, maps, collected, ended)
     kind = plan.kind
     if kind == "flow":
         return
     if kind == "flowlog":
-        # --libc / --object-allocator: the script prints a flow; summary and leaks are replayed
-        # from it here, as the original's log analyser did (lost events make them approximate).
-        events, unparsed = parse_flow([shortener.flow(text) for text in flow], plan.flow_domain)
-        summary, leaks, sizes = replay(events)
+        # --libc / --object-allocator: the script prints a flow, which the runner replayed
+        # into summary and leaks as it came (`collected`, a replay.FlowReplay), as the
+        # original's log analyser did (lost events make them approximate; the run says so).
         if wanted == "flow":
             return
-        entries = leaks if wanted == "leaks" else summary
+        entries = (collected.leak_entries() if wanted == "leaks"
+                   else collected.summary_entries())
         if view.form != "text":
             write_entries(out, wanted, view, entries)
             return
@@ -353,8 +278,7 @@ def report(out, plan, wanted, as_json, maps, flow, shortener, view=None):
             write_text(out, wanted, view, entries, ended,
                        " (paired by pointer from the event flow)")
             return
-        dists = {key: (sum(v), hist_from_sizes(v)) for key, v in sizes.items()}
-        write_text(out, wanted, view, entries, ended, dists=dists)
+        write_text(out, wanted, view, entries, ended, dists=collected.histograms())
         for title, name in (("by engine caller", "@by_caller"), ):
             if maps.get(name):
                 print(f"\nPython malloc byte distributions {title}:\n", file=out)
@@ -363,8 +287,6 @@ def report(out, plan, wanted, as_json, maps, flow, shortener, view=None):
                     print(f"   {shown(key)}, total bytes = {total}", file=out)
                     print("\n".join(quantize(buckets)), file=out)
                     print(file=out)
-        if unparsed:
-            print(f"\n({unparsed} lines could not be parsed)", file=out)
         return
     if kind == "leaks":
         entries = leaks_from_live(maps.get("@live", {}))

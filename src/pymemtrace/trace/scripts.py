@@ -188,15 +188,35 @@ def _d_clause(probes, body, predicate=None, comment=""):
 TRACED = "@traced[pid]"
 
 
-def _bt_follow(follow, everyone=False):
+def _bt_follow(follow, everyone=False, setid=False):
     clauses = []
     if follow and not everyone:
         clauses.append(["tracepoint:sched:sched_process_fork", f"/{TRACED}/", "{",
                         "\t@traced[(uint64)args->child_pid] = 1;", "}"])
+    if setid and not everyone:
+        clauses.append(_bt_setid())
     clauses.append(["tracepoint:sched:sched_process_exit", "/@traced[tid]/", "{",
                     "\tif (tid == pid) { @ended[pid] = (int64)curtask->exit_code; }",
                     "\tdelete(@traced[tid]);", "}"])
     return clauses
+
+
+# A traced process that execs a set-user-ID or set-group-ID program (its credentials changed by
+# the exec, so its user could no longer ptrace it) leaves @traced at that exec, before the new
+# program runs: none of its events, nor those of what it forks, are traced from then on, and
+# SETID_LINE tells the runner (numbers only: its PID, 1 if its user IDs changed). The runner
+# asks for this when the report is for a user other than root (scripts.bpftrace_script's
+# `setid`).
+SETID_LINE = "dtrace:::SETID %d %d\\n"
+_CRED = "curtask->cred->"
+
+
+def _bt_setid():
+    user = " || ".join(f"{_CRED}{which}uid.val != {_CRED}uid.val" for which in ("e", "s"))
+    group = " || ".join(f"{_CRED}{which}gid.val != {_CRED}gid.val" for which in ("e", "s"))
+    return [f"tracepoint:sched:sched_process_exec", f"/{TRACED} && ({user} || {group})/", "{",
+            f"\t$user = ({user}) ? 1 : 0;", f"\tdelete({TRACED});",
+            f"\t{_printf(SETID_LINE, ['pid', '$user'])}", "}"]
 
 
 # Every process (pymemtrace-trace --all): no clause filters on @traced; a process enters it with
@@ -921,7 +941,7 @@ def _bt_snapshot(seconds):
 
 
 def bpftrace_script(name, libraries=None, python=BT_PYTHON, libc=BT_LIBC, follow=True,
-                    interval=None, everyone=False, whole_paths=False):
+                    interval=None, everyone=False, whole_paths=False, setid=False):
     """The bpftrace program `name` (one of SCRIPTS). `libraries`: None for the standalone form,
     `usdt:*:pymemtrace:PROBE` (bpftrace -p finds the libraries), or a list of library paths,
     one probe spec each, joined by commas; `python` and `libc`: the files named in CPython's
@@ -930,13 +950,14 @@ def bpftrace_script(name, libraries=None, python=BT_PYTHON, libc=BT_LIBC, follow
     `interval`: seconds between snapshots of the live blocks (pymemtrace_leaks only).
     `everyone`: trace every process whose library makes events, $1 the runner's own PID (only
     the tgkill that stops recording names it). `whole_paths`: files always whole, without the
-    basename loop (the runner's programs)."""
+    basename loop (the runner's programs). `setid`: a process that execs a set-user-ID or
+    set-group-ID program is no longer traced (see _bt_setid; not with `everyone`)."""
     spec = _spec(name)
     if interval is not None and name != "pymemtrace_leaks":
         raise ValueError(f"snapshots (interval) are made by pymemtrace_leaks, not {name}")
     lang = _Lang("bt", BtProbes(libraries, python, libc), everyone, whole_paths)
     parts = ["\n".join(_bt_begin(spec, everyone)),
-             *("\n".join(clause) for clause in _bt_follow(follow, everyone)),
+             *("\n".join(clause) for clause in _bt_follow(follow, everyone, setid)),
              *("\n".join(clause) for clause in spec.clauses(lang))]
     if interval is not None:
         parts.append("\n".join(_bt_snapshot(interval)))

@@ -14,7 +14,10 @@ printf rows then loses nothing at rates where JSON loses most): every printf of 
 framed between a secret tag drawn for the session, so a row is whole however many newlines the
 names it prints hold, and no name can forge a row or a line of bpftrace's own (a name cannot
 hold a tag it never sees: the program is readable by root only). Then only maps of integers
-(`@name: 5`, `@name[key]: 5`) reach `maps`. The program is held in a memfd and named
+(`@name: 5`, `@name[key]: 5`) reach `maps`. With `framed_rows="json"` the printfs are framed
+the same way in JSON output (for programs whose maps only JSON gives whole): a printf reaches
+`on_printf` only as the one row its tags enclose; one that is not (`unframed` counts them) is
+not a row of the program. The program is held in a memfd and named
 by a /proc/<our PID>/fd/N path, so nothing is left on disk; bpftrace gets SIGKILL if this process
 dies (PR_SET_PDEATHSIG), so it never outlives its owner and never leaves probes attached.
 
@@ -58,7 +61,7 @@ class BpftraceSession:
         when None, the program's BEGIN (or a new one) first prints READY_MARKER, unseen. `on_printf(text)`: called on
         the reader thread for each printf instead of collecting `lines`. `options`: more
         bpftrace options. `framed_rows`: text output with tagged rows (see above); every printf
-        of the program must end its line."""
+        of the program must end its line; "json": the same framing, JSON output."""
         if ready_marker is None:
             # bpftrace 0.17 takes one BEGIN: the marker goes first into the program's own.
             marker = f'printf("{READY_MARKER}\\n");'
@@ -70,6 +73,7 @@ class BpftraceSession:
         if framed_rows:
             self._tag = "pmt" + secrets.token_hex(8)
             program = frame_printfs(program, self._tag)
+        self._text = framed_rows is True
         self.program = program
         self.positional = [str(p) for p in positional]
         self.env = env
@@ -80,6 +84,7 @@ class BpftraceSession:
         self.lines = []
         self.maps = {}
         self.lost = 0
+        self.unframed = 0  # framed JSON: printfs that were not one whole row (never, but counted)
         self.errors = []
         self.last_output = time.monotonic()
         self._ready = threading.Event()
@@ -95,13 +100,13 @@ class BpftraceSession:
         self._program_fd = os.memfd_create("pymemtrace-program")
         os.write(self._program_fd, self.program.encode())
         # Its own session: a Ctrl-C at the terminal reaches its owner only.
-        output = [] if self._tag else ["-f", "json"]
+        output = [] if self._text else ["-f", "json"]
         self.proc = subprocess.Popen(
             ["bpftrace", *output, "-B", "line", *self.options,
              f"/proc/{os.getpid()}/fd/{self._program_fd}", *self.positional],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env,
             start_new_session=True, preexec_fn=die_with(os.getpid()))
-        reader = self._read_framed if self._tag else self._read_json
+        reader = self._read_framed if self._text else self._read_json
         for target in (reader, self._read_stderr):
             thread = threading.Thread(target=target, daemon=True)
             thread.start()
@@ -254,12 +259,26 @@ class BpftraceSession:
                 continue
             kind, data = event.get("type"), event.get("data")
             if kind == "printf":
-                self._printf(data)
+                self._printf_json(data)
             elif kind in ("map", "hist", "stats", "lhist"):
                 self.maps.update(data)
             elif kind == "lost_events":
                 self.lost += int(data.get("events", 0)) if isinstance(data, dict) else int(data)
         self._ended.set()
+
+    def _printf_json(self, data):
+        """A printf of JSON output: with framing, the one row between its tags."""
+        if self._tag is None:
+            return self._printf(data)
+        if not isinstance(data, str):
+            self.unframed += 1
+            return None
+        tag = self._tag
+        if not (data.startswith(tag) and data.endswith(tag + "\n")
+                and len(data) >= 2 * len(tag) + 1 and tag not in data[len(tag):-len(tag) - 1]):
+            self.unframed += 1
+            return None
+        return self._printf(data[len(tag):-len(tag) - 1] + "\n")
 
     def _read_stderr(self):
         for line in self.proc.stderr:

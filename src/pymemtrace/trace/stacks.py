@@ -118,9 +118,11 @@ def _leaks(lang, depth, machine):
     return clauses, ["print(@stack_live);", "print(@live_refused);"]
 
 
-def bpftrace_program(report, depth, libraries, follow=True, everyone=False, machine=None):
+def bpftrace_program(report, depth, libraries, follow=True, everyone=False, machine=None,
+                     setid=False):
     """The bpftrace program of `report` (summary or leaks) by stacks of `depth` (2..16) frames,
-    its probes on `libraries` (aliases, put in probe specs as given)."""
+    its probes on `libraries` (aliases, put in probe specs as given); `setid`: see
+    scripts.bpftrace_script."""
     if not 2 <= depth <= MAX_DEPTH:
         raise ValueError(f"depth {depth}: 2 to {MAX_DEPTH} (1 is the toolkit's scripts)")
     if report not in ("summary", "leaks"):
@@ -132,7 +134,7 @@ def bpftrace_program(report, depth, libraries, follow=True, everyone=False, mach
     asking = lang.clause(lang.pymemtrace(request(depth)), ["@stack_requests = count();"],
                          comment=f"Never fires: attached, it asks the target for {depth} frames.")
     parts = ["\n".join(scripts._bt_begin(spec, everyone)),
-             *("\n".join(clause) for clause in scripts._bt_follow(follow, everyone)),
+             *("\n".join(clause) for clause in scripts._bt_follow(follow, everyone, setid)),
              "\n".join(asking), *("\n".join(clause) for clause in clauses)]
     title = scripts.SUMMARY_TITLE if report == "summary" else scripts.LEAKS_TITLE
     end = scripts._bt_end("\n".join(parts), [scripts._printf(title), *printing])
@@ -142,24 +144,61 @@ def bpftrace_program(report, depth, libraries, follow=True, everyone=False, mach
 
 
 class Stacks:
-    """The frames of each (pid, stack id), from the programs' printfs."""
+    """The frames of each (pid, stack id), from the programs' printfs as they come (`add`).
 
-    def __init__(self, printfs, shortener=None):
-        self.frames = collections.defaultdict(dict)  # (pid, sid) -> {index: [file, line, function]}
-        for text in printfs:
-            text = text[:-1] if text.endswith("\n") else text  # the printf's own newline
-            row = _FILE_ROW.match(text)
-            if row:
-                pid, sid, index, line, file = row.groups()
-                frame = self.frames[int(pid), int(sid) & _U64].setdefault(int(index), ["", 0, ""])
-                frame[0] = shortener.file(file) if shortener and file else file
-                frame[1] = int(line)
-                continue
+    The runner's memory is bounded by what a report can name: at most `limit` stacks
+    (--max-entries: a report's map holds no more keys), each a flat list of its frames, and each
+    name kept once in a table of at most MAX_NAMES. A stack beyond `limit`, or a name beyond
+    MAX_NAMES, is not kept (a stack with such a name is unknown); `losses` states it when the
+    report names such a stack. (A target that makes a new stack for every event had the runner
+    keep every printf: 10 MB/s.)"""
+
+    MAX_NAMES = 65536
+
+    def __init__(self, limit, shortener=None):
+        self.limit, self.shortener = limit, shortener
+        self.frames = {}  # (pid, sid) -> [file, line, function, file, line, function, ...]
+        self._names = {}  # each name once
+        self.refused = 0  # name printfs not kept: a stack beyond `limit` or a name beyond MAX_NAMES
+
+    def _name(self, text):
+        name = self._names.get(text)
+        if name is None and len(self._names) < self.MAX_NAMES:
+            name = self._names[text] = text
+        return name
+
+    def add(self, text):
+        """One printf of the program; returns whether it was a stack's name (kept or not)."""
+        text = text[:-1] if text.endswith("\n") else text  # the printf's own newline
+        row = _FILE_ROW.match(text)
+        if row:
+            pid, sid, index, line, name = row.groups()
+            if self.shortener and name:
+                name = self.shortener.file(name)
+            slot, value = 0, int(line)
+        else:
             row = _FUNCTION_ROW.match(text)
-            if row:
-                pid, sid, index, function = row.groups()
-                self.frames[int(pid), int(sid) & _U64].setdefault(int(index),
-                                                                  ["", 0, ""])[2] = function
+            if not row:
+                return False
+            pid, sid, index, name = row.groups()
+            slot, value = 2, None
+        key = (int(pid), int(sid) & _U64)
+        frames = self.frames.get(key)
+        if frames is None:
+            if len(self.frames) >= self.limit:
+                self.refused += 1
+                return True
+            frames = self.frames[key] = []
+        at = 3 * int(index)
+        while len(frames) <= at:
+            frames += ["?", 0, "?"] if len(frames) < at else ["", 0, ""]
+        kept = self._name(name)
+        if kept is None:
+            self.refused += 1
+        frames[at + slot] = kept
+        if value is not None:
+            frames[at + 1] = value
+        return True
 
     def stack(self, pid, sid):
         """The stack's frames (file, line, function), innermost first, without the empty ones
@@ -168,12 +207,29 @@ class Stacks:
         if sid == 0:
             return (("", 0, ""),)
         known = self.frames.get((pid, sid))
-        if not known:  # its names' printfs were lost
+        if not known or None in known:  # its names' printfs were lost, or not kept
             return ((f"<stack {sid:016x}>", 0, ""),)
-        frames = [tuple(known.get(i, ("?", 0, "?"))) for i in range(max(known) + 1)]
+        frames = [tuple(known[at:at + 3]) for at in range(0, len(known), 3)]
         while len(frames) > 1 and frames[-1] == ("", 0, ""):
             frames.pop()
         return tuple(frames)
+
+    def losses(self, maps):
+        """The stacks a report names whose names were not kept, in words; [] when none."""
+        if not self.refused:
+            return []
+        named = {(int(key.split(",", 2)[0]), int(key.split(",", 2)[1]) & _U64)
+                 for key in maps.get("@stack_alloc", {})}
+        named |= {(int(key.split(",", 1)[0]), int(value[2]) & _U64)
+                  for key, value in maps.get("@stack_live", {}).items()}
+        unknown = sum(1 for key in named if key[1] and (key not in self.frames
+                                                        or None in self.frames[key]))
+        if not unknown:
+            return []
+        return [f"the names of {unknown} stacks in the report are unknown: the runner keeps "
+                f"at most {self.limit} stacks (--max-entries) and {self.MAX_NAMES} names, and "
+                f"{self.refused} names were beyond that (others may be among the events lost); "
+                "raise --max-entries"]
 
 
 def _entry(pid, stack, domain):
@@ -208,10 +264,10 @@ def leak_entries(maps, stacks):
     return list(merged.values())
 
 
-def report(out, wanted, view, maps, flow, shortener, ended):
-    """The summary or leaks report (reports.report's forms) of a --depth program's maps."""
+def report(out, wanted, view, maps, stacks, ended):
+    """The summary or leaks report (reports.report's forms) of a --depth program's maps, with
+    the names of their `stacks` (a Stacks)."""
     from . import reports  # reports calls here: imported late, no cycle
-    stacks = Stacks(flow, shortener)
     if wanted == "leaks":
         entries, rows = leak_entries(maps, stacks), []
     else:

@@ -6,12 +6,12 @@ import os
 import pwd
 import re
 import shutil
-import stat
 import subprocess
 import sys
 
-from . import elf, procfs
+from . import elf, procfs, safe_open
 from .errors import Failure
+from .names import shown
 from .scripts import BT_LIBC
 
 # The source tree, when the package runs from one (src/pymemtrace/trace/).
@@ -36,14 +36,29 @@ def mapped_libraries(pid, aliases):
     return found
 
 
-# Run as the command's user, in the command's Python (or the runner's, for --lib DIR): prints,
+# Run as the command's user, in the command's Python (or the system's, for --lib DIR): prints,
 # NUL-separated, every extension module file under the directories it is given (argv) or, with
-# none, under its own sys.path, whose .note.stapsdt names provider pymemtrace. Only importable
-# names are walked (packages are identifiers), to a bounded depth.
+# none, under its own sys.path, whose .note.stapsdt names provider pymemtrace; and, as
+# "PASSED <what>\t<path>", each file of an extension's name it did not read: a symbolic link, a
+# FIFO, a device... (opened with O_PATH|O_NOFOLLOW first: it neither follows, acts nor blocks).
+# Only importable names are walked (packages are identifiers), to a bounded depth.
 _SCAN = """
-import importlib.machinery, os, sys, time
+import importlib.machinery, os, stat, sys, time
 DEADLINE = time.monotonic() + 20  # a huge tree (a home directory as cwd): what was found so far
 SUFFIXES = tuple(importlib.machinery.EXTENSION_SUFFIXES) + (".so",)
+KINDS = {stat.S_IFLNK: "a symbolic link", stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a device",
+         stat.S_IFBLK: "a device", stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a directory"}
+def opened(path):
+    handle = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        info = os.fstat(handle)
+        if not stat.S_ISREG(info.st_mode):
+            return KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
+        if info.st_size > 1 << 32:
+            return "over 4 GiB"
+        return os.open("/proc/self/fd/%d" % handle, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    finally:
+        os.close(handle)
 def scan(top, depth, seen, out):
     try:
         info = os.stat(top)
@@ -62,8 +77,12 @@ def scan(top, depth, seen, out):
             if entry.is_dir(follow_symlinks=False):
                 if depth < 8 and entry.name.isidentifier():
                     scan(entry.path, depth + 1, seen, out)
-            elif entry.name.endswith(SUFFIXES) and entry.is_file():
-                with open(entry.path, "rb") as file:
+            elif entry.name.endswith(SUFFIXES):
+                fd = opened(entry.path)
+                if isinstance(fd, str):
+                    out.append("PASSED %s\t%s" % (fd, os.path.abspath(entry.path)))
+                    continue
+                with os.fdopen(fd, "rb") as file:
                     if any(note[0] == "pymemtrace" for note in stapsdt_notes(file)):
                         out.append(os.path.abspath(entry.path))
         except (OSError, ValueError):
@@ -88,13 +107,12 @@ def _scan_program(extra=(), script_run=False):
 
 
 def _reader_source():
-    """The source of elf.stapsdt_notes (self-contained, top-level), cut from elf's own file:
-    `inspect` would cost the runner's start-up more than the scan's reading does."""
+    """The source of the reader (elf.section_headers and elf.stapsdt_notes, self-contained, at
+    the end of elf's file), cut from that file: `inspect` would cost the runner's start-up more
+    than the scan's reading does."""
     with open(elf.__file__, encoding="utf-8") as source:
         text = source.read()
-    start = text.index("\ndef stapsdt_notes(") + 1
-    end = text.find("\ndef ", start)
-    return text[start:] if end < 0 else text[start:end + 1]
+    return text[text.index("\ndef section_headers(") + 1:]
 
 
 def _command_python(command, env):
@@ -105,8 +123,9 @@ def _command_python(command, env):
         return None
     if os.path.basename(os.path.realpath(exe)).startswith("python"):
         return exe
-    fd = _open_regular(exe)
-    if fd is None:
+    try:
+        fd = safe_open.followed(exe)  # the command's own file, as the kernel will run it
+    except OSError:
         return None
     with os.fdopen(fd, "rb") as script:
         first = script.readline(256)
@@ -118,47 +137,59 @@ def _command_python(command, env):
     return None
 
 
-def _open_regular(path):
-    """A read-only fd of `path` if it is a regular file, else None. Checked through an O_PATH
-    descriptor first: root never opens a device or FIFO a target named (opening some devices acts),
-    whatever happens to the path meanwhile."""
-    try:
-        handle = os.open(path, os.O_PATH | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(handle).st_mode):
-            return None
-        return os.open(f"/proc/self/fd/{handle}", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    finally:
-        os.close(handle)
+class Scan:
+    """What a scan found: `paths` with pymemtrace probes, and `passed`, the (what, path) of the
+    files it did not read (a link, a FIFO...) or a reason it stopped."""
+
+    def __init__(self, out=b"", passed=()):
+        self.paths, self.passed = [], list(passed)
+        for record in (os.fsdecode(item) for item in out.split(b"\0") if item):
+            if record.startswith("PASSED "):
+                what, _, path = record[len("PASSED "):].partition("\t")
+                self.passed.append((what, path))
+            else:
+                self.paths.append(record)
+
+    def said(self, most=3):
+        """The files passed over, in words, by what they are (at most `most` of each named),
+        or ''."""
+        kinds = {}
+        for what, path in sorted(self.passed):
+            kinds.setdefault(what, []).append(path)
+        return "; ".join(
+            f"{shown(what)}: {', '.join(shown(path) for path in paths[:most])}"
+            + (f" and {len(paths) - most} more" if len(paths) > most else "")
+            for what, paths in kinds.items())
 
 
-def _scanned(argv, env, user, cwd=None):
+SCAN_SECONDS = 60
+
+
+def _scanned(argv, env, user, cwd):
+    """The Scan printed by the scan program `argv`, run as `user` (None: as the runner) from
+    directory `cwd`."""
     try:
-        out = subprocess.run(argv, capture_output=True, env=env, cwd=cwd, timeout=60,
+        out = subprocess.run(argv, capture_output=True, env=env, cwd=cwd, timeout=SCAN_SECONDS,
                              check=False, preexec_fn=user.become if user else None).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [os.fsdecode(path) for path in out.split(b"\0") if path]
+    except subprocess.TimeoutExpired:
+        return Scan(passed=[(f"the scan did not end within {SCAN_SECONDS} s", argv[-1])])
+    except (OSError, subprocess.SubprocessError) as error:
+        return Scan(passed=[(f"the scan could not run: {error}", argv[0])])
+    return Scan(out)
 
 
-def _aliases_of(paths, aliases):
+def _aliases_of(paths, aliases, passed=None):
     """Aliases of the files at `paths` (hostile input: any path a target printed) that are
-    regular ELF files with pymemtrace probes, each once."""
+    regular ELF files with pymemtrace probes, each once; each opened as safe_open.walked says
+    (no other user's link followed). Those refused are added to `passed`, if given."""
     found, seen = [], set()
     for path in paths:
-        fd = _open_regular(path)
-        if fd is None:
-            continue
         try:
-            alias = aliases.open(f"/proc/self/fd/{fd}", probe_elf=True)
-        except OSError:
-            alias = None
-        finally:
-            os.close(fd)
+            alias = aliases.open_walked(path, probe_elf=True)
+        except OSError as error:
+            if passed is not None:
+                passed.append((safe_open.reason(error), path))
+            continue
         if alias is None or not elf.has_pymemtrace(alias):
             continue
         identity = procfs.file_identity(alias)
@@ -168,12 +199,13 @@ def _aliases_of(paths, aliases):
     return found
 
 
-def command_libraries(command, env, user, aliases, guess=True):
+def command_libraries(command, env, user, aliases, guess=True, passed=None):
     """Aliases of every instrumented extension the traced command's Python can import: the
     files under its sys.path (as its environment and working directory give it, the script's
     directory included) with pymemtrace probes, found by that Python as the command's user
     (`user`), never with more privileges than the command will have. None found and `guess`:
-    the cMemLeak of this source tree's build, if any."""
+    the cMemLeak of this source tree's build, if any. `passed`, a list, gets the (what, path)
+    of the files not read (Scan.passed)."""
     python = _command_python(command, env)
     paths = []
     if python:
@@ -181,23 +213,29 @@ def command_libraries(command, env, user, aliases, guess=True):
         extra = [os.path.dirname(os.path.abspath(script))] if script else []
         # The command is the Python itself (not a #! script): its argument is its script.
         script_run = bool(script) and python == shutil.which(command[0], path=env.get("PATH"))
-        paths = _scanned([python, "-c", _scan_program(extra, script_run)], env, user,
-                         cwd=os.getcwd())
+        # Not -I: the scan must see the sys.path the command will have (PYTHONPATH, user site,
+        # working directory); it runs as the command's user, who runs that Python anyway.
+        scan = _scanned([python, "-c", _scan_program(extra, script_run)], env, user,
+                        cwd=os.getcwd())
+        paths = scan.paths
+        if passed is not None:
+            passed += scan.passed
     if not paths and guess:  # run from a source tree: its build's cMemLeak
         for pattern in ("build/src/pymemtrace", "build-*/src/pymemtrace"):
             built = sorted(glob.glob(os.path.join(REPO, pattern, "cMemLeak*.so")))
             if built:
                 paths.append(built[0])
                 break
-    return _aliases_of(paths, aliases)
+    return _aliases_of(paths, aliases, passed)
 
 
 def directory_libraries(directory, user, aliases):
-    """Aliases of the instrumented extensions under `directory` (--lib DIR), looked for as
-    `user` (None: the runner's own user) by the runner's Python."""
-    paths = _scanned([sys.executable, "-I", "-c", _scan_program(), directory],
-                     {"PATH": os.defpath}, user)
-    return _aliases_of(paths, aliases)
+    """(aliases of the instrumented extensions under `directory` (--lib DIR), the Scan): looked
+    for as `user` (None: the runner's own user) by the system's Python, isolated (-I), from /,
+    then each file found opened by safe_open.walked."""
+    scan = _scanned([sys.executable, "-I", "-c", _scan_program(), directory],
+                    {"PATH": os.defpath}, user, cwd="/")
+    return _aliases_of(scan.paths, aliases, scan.passed), scan
 
 
 def libc_of(pid, aliases):

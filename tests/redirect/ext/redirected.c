@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT
  * An extension written the way real ones are, with no pymemtrace in its source: allocator tables
  * whose members are named malloc/realloc/free, PyMem_New/PyMem_Resize/PyMem_Del, a type made by
- * PyObject_New whose tp_free is PyObject_Free, and a C++ translation unit (cxx_part.cpp).
+ * PyObject_New whose tp_free is PyObject_Free, one freed by PyObject_Del with tp_free left to
+ * the default, and a C++ translation unit (cxx_part.cpp).
  * tests/redirect builds it unchanged through every route of docs/extensions.md and checks what
  * the runner reports against what this file allocates.
  */
@@ -186,6 +187,59 @@ static PyObject *new_block(PyObject *self, PyObject *arg)
     return (PyObject *)block;
 }
 
+/* Old(): the old style of CPython's documentation, as regex's Match: PyObject_New, and
+ * PyObject_Del in tp_dealloc, tp_free left to the default. */
+typedef struct {
+    PyObject_HEAD
+    long value;
+} Old;
+
+static void old_dealloc(PyObject *self)
+{
+    PyObject_Del(self);
+}
+
+static PyTypeObject OldType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "redirected.Old",
+    .tp_basicsize = sizeof(Old),
+    .tp_dealloc = old_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+};
+
+static PyObject *old_objects[SLOTS];
+
+/* old_keep(n): makes n Old objects and keeps them for ever. */
+static PyObject *old_keep(PyObject *self, PyObject *arg)
+{
+    Py_ssize_t n = PyLong_AsSsize_t(arg), i, slot = 0;
+    (void)self;
+    for (i = 0; i < n; i++) {
+        while (slot < SLOTS && old_objects[slot])
+            slot++;
+        if (slot == SLOTS)
+            return PyErr_Format(PyExc_RuntimeError, "all %d slots are taken", SLOTS);
+        if ((old_objects[slot] = (PyObject *)PyObject_New(Old, &OldType)) == NULL)
+            return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* old_churn(n) -> n: makes and drops n Old objects. */
+static PyObject *old_churn(PyObject *self, PyObject *arg)
+{
+    Py_ssize_t n = PyLong_AsSsize_t(arg), i;
+    (void)self;
+    for (i = 0; i < n; i++) {
+        Old *old = PyObject_New(Old, &OldType);
+        if (old == NULL)
+            return NULL;
+        old->value = (long)i;
+        Py_DECREF(old);
+    }
+    return PyLong_FromSsize_t(n);
+}
+
 static PyMethodDef methods[] = {
     {"keep", keep, METH_VARARGS, "keep(domain, size) -> slot"},
     {"release", release, METH_VARARGS, "release(slot)"},
@@ -193,6 +247,8 @@ static PyMethodDef methods[] = {
     {"squares", squares, METH_O, "squares(n) -> [0, 1, 4, ...]"},
     {"too_many", too_many, METH_NOARGS, "whether PyMem_New refused an overflowing count"},
     {"block", new_block, METH_O, "block(size) -> Block"},
+    {"old_keep", old_keep, METH_O, "old_keep(n): n Old objects kept"},
+    {"old_churn", old_churn, METH_O, "old_churn(n) -> n: n Old objects made and dropped"},
     {"cxx_keep", cxx_keep, METH_VARARGS, "cxx_keep(size) -> slot (a C++ translation unit)"},
     {"cxx_release", cxx_release, METH_VARARGS, "cxx_release(slot)"},
     {NULL, NULL, 0, NULL},
@@ -205,9 +261,11 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit_redirected(void)
 {
     PyObject *m;
-    if (PyType_Ready(&BlockType) < 0 || (m = PyModule_Create(&module)) == NULL)
+    if (PyType_Ready(&BlockType) < 0 || PyType_Ready(&OldType) < 0
+        || (m = PyModule_Create(&module)) == NULL)
         return NULL;
-    if (PyModule_AddIntConstant(m, "BLOCK_SIZE", (long)sizeof(Block)) < 0) {
+    if (PyModule_AddIntConstant(m, "BLOCK_SIZE", (long)sizeof(Block)) < 0
+        || PyModule_AddIntConstant(m, "OLD_SIZE", (long)sizeof(Old)) < 0) {
         Py_DECREF(m);
         return NULL;
     }

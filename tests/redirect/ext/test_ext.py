@@ -31,6 +31,11 @@ def test_a_block_object_holds_its_size():
     assert block.size() == 123 and redirected.BLOCK_SIZE > 0
 
 
+def test_old_style_objects_are_made_kept_and_dropped():
+    assert redirected.old_churn(5) == 5 and redirected.OLD_SIZE > 0
+    redirected.old_keep(1)
+
+
 def test_the_cxx_translation_unit_keeps_and_releases():
     slot = redirected.cxx_keep(10)
     redirected.cxx_release(slot)
