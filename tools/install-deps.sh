@@ -15,6 +15,7 @@ packages=(
   cython3 python3-mesonpy python3-pip python3-setuptools  # tests/redirect's routes; pyproject.toml
   pybind11-dev                              # tests/redirect: a C++ extension (operator new)
   chromium                                  # headless, to test the --report html page
+  libbpf-dev libelf-dev zlib1g-dev bpftool  # pymemtrace-engine: libbpf, its skeletons (clang above)
 )
 
 missing=()

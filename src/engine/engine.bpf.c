@@ -1,0 +1,301 @@
+// SPDX-License-Identifier: MIT
+// engine.bpf.c: the engine's BPF programs. Three USDT programs on pymemtrace's py* probes keep
+// the summary (events and bytes by process, location and domain) and the live blocks (leaks) in
+// hash maps; two tracepoint programs follow the traced processes' forks and exits. The loader
+// attaches the USDT programs per process (a PID-bound uprobe is installed only in that process),
+// so every event that reaches these programs belongs to a traced process.
+#include <linux/bpf.h>
+#include <linux/ptrace.h>
+#include <linux/types.h>
+#include <stdbool.h> // before usdt.bpf.h, which uses bool
+
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/usdt.bpf.h>
+
+// engine.h's fixed-width types, without libc's <stdint.h> (it wants 32-bit glibc headers here).
+typedef __u64 uint64_t;
+typedef __u32 uint32_t;
+typedef __s32 int32_t;
+#include "engine.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL"; // GPL-only helpers: bpf_probe_read_user_str
+
+// The kernel's types, only the fields read here; CO-RE finds them in the running kernel's BTF.
+typedef struct {
+    int counter;
+} engine_atomic_t;
+struct signal_struct {
+    engine_atomic_t live;
+} __attribute__((preserve_access_index));
+struct task_struct {
+    int pid;
+    int tgid;
+    int exit_code;
+    struct signal_struct *signal;
+} __attribute__((preserve_access_index));
+
+// Set by the loader through the skeleton's .bss: while nonzero, allocations and frees alike are
+// counted (COUNTER_PAUSED) and not recorded, so that the maps can be read as one instant.
+volatile uint32_t paused = 0;
+
+// Sized by the loader before load (--max-live, --max-locations).
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __uint(max_entries, 1 << 21);
+    __type(key, struct engine_live_key);
+    __type(value, struct engine_live_value);
+} live SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __uint(max_entries, 1 << 16);
+    __type(key, struct engine_summary_key);
+    __type(value, struct engine_summary_value);
+} summary SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __uint(max_entries, 1 << 16);
+    __type(key, uint64_t);
+    __type(value, struct engine_names);
+} names SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, COUNTER_COUNT);
+    __type(key, uint32_t);
+    __type(value, uint64_t);
+} counters SEC(".maps");
+
+// One location's names, read before its id is known: too big for the 512-byte BPF stack.
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, uint32_t);
+    __type(value, struct engine_names);
+} scratch SEC(".maps");
+
+// The traced processes (tgid -> 1): the loader's, and every process they fork.
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 1 << 16);
+    __type(key, uint32_t);
+    __type(value, uint32_t);
+} traced SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 1 << 18);
+} records SEC(".maps");
+
+static __always_inline void count(uint32_t counter)
+{
+    uint64_t *slot = bpf_map_lookup_elem(&counters, &counter);
+    if (slot)
+        *slot += 1; // per CPU: no other writer
+}
+
+// splitmix64's finaliser, as pymemtrace/python.h mixes frame ids.
+static __always_inline uint64_t mix(uint64_t bits)
+{
+    bits ^= bits >> 30;
+    bits *= 0xbf58476d1ce4e5b9ULL;
+    bits ^= bits >> 27;
+    bits *= 0x94d049bb133111ebULL;
+    return bits ^ (bits >> 31);
+}
+
+// FNV-1a of a NUL-terminated name (at most ENGINE_NAME_BYTES).
+static __always_inline uint64_t name_hash(const char *name)
+{
+    uint64_t hash = 0xcbf29ce484222325ULL;
+    for (int i = 0; i < ENGINE_NAME_BYTES; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c == 0)
+            break;
+        hash = (hash ^ c) * 0x100000001b3ULL;
+    }
+    return hash;
+}
+
+// The content id of (file, function, line) and, the first time it is seen, its names in `names`.
+// The strings are read on every event (two bpf_probe_read_user_str): the target passes pointers
+// whose text may change once a code object dies, so only the content identifies a location.
+static __always_inline uint64_t locate(uint64_t file, uint64_t function, int32_t line)
+{
+    uint32_t zero = 0;
+    struct engine_names *scratch_names = bpf_map_lookup_elem(&scratch, &zero);
+    if (!scratch_names)
+        return 0;
+    long file_len = bpf_probe_read_user_str(scratch_names->file, ENGINE_NAME_BYTES,
+                                            (const void *)file);
+    long function_len = bpf_probe_read_user_str(scratch_names->function, ENGINE_NAME_BYTES,
+                                                (const void *)function);
+    if (file_len < 0)
+        scratch_names->file[0] = 0;
+    if (function_len < 0)
+        scratch_names->function[0] = 0;
+    if (scratch_names->file[0] == 0 && scratch_names->function[0] == 0 && line == 0)
+        return 0; // no Python frame
+    uint64_t id = mix(name_hash(scratch_names->file)
+                      ^ mix(name_hash(scratch_names->function)
+                            + 0x9e3779b97f4a7c15ULL * ((uint64_t)(uint32_t)line + 1)));
+    if (id == 0)
+        id = 1;
+    if (!bpf_map_lookup_elem(&names, &id)) {
+        scratch_names->line = line;
+        scratch_names->truncated = file_len >= ENGINE_NAME_BYTES
+                                   || function_len >= ENGINE_NAME_BYTES;
+        if (bpf_map_update_elem(&names, &id, scratch_names, BPF_NOEXIST) != 0
+            && !bpf_map_lookup_elem(&names, &id))
+            count(COUNTER_NAMES_FULL);
+    }
+    return id;
+}
+
+static __always_inline void add_to_summary(uint32_t pid, uint64_t location, int32_t domain,
+                                           uint64_t size)
+{
+    struct engine_summary_key key = {.location = location, .pid = pid, .domain = domain};
+    struct engine_summary_value *value = bpf_map_lookup_elem(&summary, &key);
+    if (value) {
+        __sync_fetch_and_add(&value->count, 1);
+        __sync_fetch_and_add(&value->bytes, size);
+        return;
+    }
+    struct engine_summary_value first = {.count = 1, .bytes = size};
+    if (bpf_map_update_elem(&summary, &key, &first, BPF_NOEXIST) == 0)
+        return;
+    value = bpf_map_lookup_elem(&summary, &key); // another CPU made it meanwhile
+    if (value) {
+        __sync_fetch_and_add(&value->count, 1);
+        __sync_fetch_and_add(&value->bytes, size);
+    } else {
+        count(COUNTER_SUMMARY_FULL);
+    }
+}
+
+static __always_inline void keep(uint32_t pid, uint64_t ptr, uint64_t size, uint64_t location,
+                                 int32_t domain)
+{
+    struct engine_live_key key = {.ptr = ptr, .pid = pid};
+    struct engine_live_value value = {.size = size, .location = location, .domain = domain};
+    if (bpf_map_update_elem(&live, &key, &value, BPF_ANY) != 0)
+        count(COUNTER_LIVE_FULL);
+}
+
+static __always_inline uint32_t current_pid(void)
+{
+    return (uint32_t)(bpf_get_current_pid_tgid() >> 32);
+}
+
+SEC("usdt")
+int BPF_USDT(on_pyalloc, uint64_t ptr, uint64_t size, int32_t domain, uint64_t file,
+             uint64_t function, int32_t line)
+{
+    if (paused) {
+        count(COUNTER_PAUSED);
+        return 0;
+    }
+    uint32_t pid = current_pid();
+    uint64_t location = locate(file, function, line);
+    add_to_summary(pid, location, domain, size);
+    keep(pid, ptr, size, location, domain);
+    count(COUNTER_PYALLOC);
+    return 0;
+}
+
+// A live block moved or resized (old and new non-NULL): it keeps its domain, -1 when it was
+// allocated before tracing started.
+SEC("usdt")
+int BPF_USDT(on_pyrealloc, uint64_t old_ptr, uint64_t new_ptr, uint64_t size, uint64_t file,
+             uint64_t function, int32_t line)
+{
+    if (paused) {
+        count(COUNTER_PAUSED);
+        return 0;
+    }
+    uint32_t pid = current_pid();
+    struct engine_live_key old_key = {.ptr = old_ptr, .pid = pid};
+    struct engine_live_value *old_value = bpf_map_lookup_elem(&live, &old_key);
+    int32_t domain = -1;
+    if (old_value) {
+        domain = old_value->domain;
+        bpf_map_delete_elem(&live, &old_key);
+    } else {
+        count(COUNTER_UNMATCHED_REALLOC);
+    }
+    uint64_t location = locate(file, function, line);
+    add_to_summary(pid, location, domain, size);
+    keep(pid, new_ptr, size, location, domain);
+    count(COUNTER_PYREALLOC);
+    return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(on_pyfree, uint64_t ptr)
+{
+    if (paused) {
+        count(COUNTER_PAUSED);
+        return 0;
+    }
+    count(COUNTER_PYFREE);
+    if (ptr == 0) {
+        count(COUNTER_FREE_NULL);
+        return 0;
+    }
+    struct engine_live_key key = {.ptr = ptr, .pid = current_pid()};
+    if (bpf_map_delete_elem(&live, &key) != 0)
+        count(COUNTER_UNMATCHED_FREE);
+    return 0;
+}
+
+static __always_inline void send(uint32_t kind, uint32_t pid, uint32_t parent, int32_t exit_code)
+{
+    struct engine_record *record = bpf_ringbuf_reserve(&records, sizeof(*record), 0);
+    if (!record) {
+        count(COUNTER_RECORDS_LOST);
+        return;
+    }
+    record->kind = kind;
+    record->pid = pid;
+    record->parent = parent;
+    record->exit_code = exit_code;
+    record->time_ns = bpf_ktime_get_ns();
+    bpf_ringbuf_submit(record, 0);
+}
+
+// A traced process made a new process (not a thread): trace it too. The loader attaches the
+// probes for it when the record arrives; until then its probe hits are not delivered.
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+    uint32_t parent_tgid = (uint32_t)BPF_CORE_READ(parent, tgid);
+    uint32_t child_pid = (uint32_t)BPF_CORE_READ(child, pid);
+    uint32_t child_tgid = (uint32_t)BPF_CORE_READ(child, tgid);
+    if (child_pid != child_tgid || !bpf_map_lookup_elem(&traced, &parent_tgid))
+        return 0;
+    uint32_t one = 1;
+    bpf_map_update_elem(&traced, &child_tgid, &one, BPF_ANY);
+    send(RECORD_FORK, child_tgid, parent_tgid, 0);
+    return 0;
+}
+
+// The last thread of a traced process ended: its exit status, as wait(2) would give it.
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *task)
+{
+    uint32_t tgid = (uint32_t)BPF_CORE_READ(task, tgid);
+    if (!bpf_map_lookup_elem(&traced, &tgid))
+        return 0;
+    if (BPF_CORE_READ(task, signal, live.counter) != 0)
+        return 0; // other threads still run
+    bpf_map_delete_elem(&traced, &tgid);
+    send(RECORD_EXIT, tgid, 0, BPF_CORE_READ(task, exit_code));
+    return 0;
+}

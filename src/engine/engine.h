@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT
+ * engine.h: the records and map layouts that the engine's BPF programs (engine.bpf.c) and its
+ * loader (C++) share, so that the two sides cannot disagree. Plain C, fixed-width types only:
+ * the BPF side has no libc.
+ */
+#ifndef PYMEMTRACE_ENGINE_H
+#define PYMEMTRACE_ENGINE_H
+
+/* The longest file or function name kept; longer ones are cut and flagged. */
+#define ENGINE_NAME_BYTES 256
+
+/* Counters, one slot each in the per-CPU `counters` array: every event and every refusal, so
+ * that a report can say exactly what it holds and what it lost. */
+enum engine_counter {
+    COUNTER_PYALLOC = 0,        /* pyalloc events recorded */
+    COUNTER_PYREALLOC,          /* pyrealloc events recorded */
+    COUNTER_PYFREE,             /* pyfree events recorded (NULL included) */
+    COUNTER_FREE_NULL,          /* pyfree(NULL): nothing to forget */
+    COUNTER_UNMATCHED_FREE,     /* pyfree of a block not live in the map (allocated before tracing) */
+    COUNTER_UNMATCHED_REALLOC,  /* pyrealloc of such a block: its domain is unknown (-1) */
+    COUNTER_LIVE_FULL,          /* a block the live map refused: missing from the leaks (loss) */
+    COUNTER_SUMMARY_FULL,       /* an event the summary map refused (loss) */
+    COUNTER_NAMES_FULL,         /* a location whose names the names map refused (loss of names) */
+    COUNTER_PAUSED,             /* events that arrived while recording was paused */
+    COUNTER_RECORDS_LOST,       /* fork/exit records the ring buffer refused (loss) */
+    COUNTER_COUNT
+};
+
+/* Where an event happened: a content id of (file, function, line), mixed in BPF from the names'
+ * bytes, so that it means the same thing whatever addresses the names had. 0: no location. */
+struct engine_summary_key {
+    uint64_t location;
+    uint32_t pid;
+    int32_t domain;
+};
+
+struct engine_summary_value {
+    uint64_t count;
+    uint64_t bytes;
+};
+
+struct engine_live_key {
+    uint64_t ptr;
+    uint32_t pid;
+    uint32_t reserved; /* 0 */
+};
+
+struct engine_live_value {
+    uint64_t size;
+    uint64_t location;
+    int32_t domain;
+    uint32_t reserved; /* 0 */
+};
+
+/* The names of a location, written once per content id. */
+struct engine_names {
+    char file[ENGINE_NAME_BYTES];
+    char function[ENGINE_NAME_BYTES];
+    int32_t line;
+    uint32_t truncated; /* 1: a name was longer than ENGINE_NAME_BYTES - 1 bytes and was cut */
+};
+
+/* Records of the ring buffer: how the traced processes come and go. */
+enum engine_record_kind { RECORD_FORK = 1, RECORD_EXIT = 2 };
+
+struct engine_record {
+    uint32_t kind;
+    uint32_t pid;      /* the new process (fork) or the one that ended (exit) */
+    uint32_t parent;   /* fork: the traced process that forked */
+    int32_t exit_code; /* exit: as wait(2) encodes it (status << 8, or the signal) */
+    uint64_t time_ns;  /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+};
+
+#endif /* PYMEMTRACE_ENGINE_H */

@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: MIT
+// plan.hpp: what to trace and how to report it, read once from the command line.
+#ifndef PYMEMTRACE_ENGINE_PLAN_HPP
+#define PYMEMTRACE_ENGINE_PLAN_HPP
+
+#include <cstdint>  // uint32_t
+#include <string>   // std::string
+#include <vector>   // std::vector
+#include <sys/types.h> // pid_t
+
+namespace engine {
+
+struct Plan {
+    std::vector<pid_t> pids;             // processes to trace (and what they fork)
+    std::vector<std::string> libraries;  // instrumented libraries, attached in every traced process
+    int ready_fd = 1;                    // where the `ready` line goes (stdout by default)
+    bool allow_loss = false;             // exit 0, not 3, when the report states a loss
+    bool verbose = false;                // libbpf's own messages on stderr
+    uint32_t max_live = 1u << 21;        // live blocks the leak map holds (its buckets: 16 B each)
+    uint32_t max_locations = 1u << 16;   // (pid, location, domain) rows of the summary
+};
+
+// The plan of argv, or throws engine::Error (bad input: one line, what and how to fix).
+Plan parse_plan(int argc, char **argv);
+
+extern const char *const usage;
+
+} // namespace engine
+
+#endif // PYMEMTRACE_ENGINE_PLAN_HPP

@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: MIT
+#include "report.hpp"
+
+#include <algorithm>     // std::sort
+#include <cstdint>       // uint64_t
+#include <map>           // std::map
+#include <string>        // std::string, std::to_string
+#include <tuple>         // std::tuple
+#include <unordered_map> // names by location id
+#include <vector>        // std::vector
+
+#include "engine.h" // the maps' layouts
+#include "json.hpp"
+#include "maps.hpp"
+
+namespace engine {
+
+namespace {
+
+// Counter names, in enum engine_counter order.
+const char *const counter_names[COUNTER_COUNT] = {
+    "pyalloc", "pyrealloc", "pyfree", "free_null", "unmatched_free", "unmatched_realloc",
+    "live_full", "summary_full", "names_full", "paused", "records_lost"};
+
+struct Names {
+    std::string file, function;
+    int line = 0;
+    bool truncated = false;
+};
+
+using Grouping = std::tuple<uint32_t, uint64_t, int32_t>; // pid, location, domain
+
+struct Totals {
+    uint64_t count = 0, bytes = 0;
+};
+
+std::unordered_map<uint64_t, Names> read_names(int fd)
+{
+    std::unordered_map<uint64_t, Names> names;
+    for_each_entry<uint64_t, engine_names>(fd, [&](const uint64_t &id, const engine_names &n) {
+        Names &entry = names[id];
+        entry.file.assign(n.file, strnlen(n.file, sizeof n.file));
+        entry.function.assign(n.function, strnlen(n.function, sizeof n.function));
+        entry.line = n.line;
+        entry.truncated = n.truncated != 0;
+    });
+    return names;
+}
+
+// The entries of one report, biggest first, as a JSON array.
+std::string entries(const std::map<Grouping, Totals> &groups,
+                    const std::unordered_map<uint64_t, Names> &names, uint64_t &unnamed)
+{
+    std::vector<std::pair<Grouping, Totals>> sorted(groups.begin(), groups.end());
+    std::sort(sorted.begin(), sorted.end(), [](const auto &a, const auto &b) {
+        if (a.second.bytes != b.second.bytes)
+            return a.second.bytes > b.second.bytes;
+        if (a.second.count != b.second.count)
+            return a.second.count > b.second.count;
+        return a.first < b.first;
+    });
+    static const Names nowhere; // location 0: no Python frame
+    std::string out = "[";
+    for (const auto &group : sorted) {
+        const uint64_t location = std::get<1>(group.first);
+        const Names *where = &nowhere;
+        Names lost;
+        if (location != 0) {
+            const auto found = names.find(location);
+            if (found != names.end()) {
+                where = &found->second;
+            } else { // the names map was full when it was first seen
+                ++unnamed;
+                lost.file = "?";
+                lost.function = "?";
+                where = &lost;
+            }
+        }
+        if (out.size() > 1)
+            out += ',';
+        out += "{\"pid\":" + std::to_string(std::get<0>(group.first))
+               + ",\"file\":" + quote(where->file) + ",\"function\":" + quote(where->function)
+               + ",\"line\":" + std::to_string(where->line)
+               + ",\"domain\":" + std::to_string(std::get<2>(group.first))
+               + ",\"count\":" + std::to_string(group.second.count)
+               + ",\"bytes\":" + std::to_string(group.second.bytes)
+               + (where->truncated ? ",\"truncated\":true" : "") + "}";
+    }
+    return out + "]";
+}
+
+// How a process ended, as JSON.
+std::string ending(const Process &process)
+{
+    if (!process.ended)
+        return "\"running\"";
+    if (!process.exit_known)
+        return "\"unknown\"";
+    const int status = process.exit_code;
+    if ((status & 0x7f) == 0)
+        return "{\"exit\":" + std::to_string((status >> 8) & 0xff) + "}";
+    return "{\"signal\":" + std::to_string(status & 0x7f) + "}";
+}
+
+std::string processes_json(const Tracer &tracer, uint64_t &unattached)
+{
+    std::string out = "[";
+    for (const auto &entry : tracer.processes()) {
+        const Process &process = entry.second;
+        if (out.size() > 1)
+            out += ',';
+        out += "{\"pid\":" + std::to_string(process.pid)
+               + ",\"parent\":" + std::to_string(process.parent)
+               + ",\"ended\":" + ending(process);
+        if (process.parent != 0 && process.attached_ns != 0)
+            // Between the fork and the attach the child's probe hits are not delivered.
+            out += ",\"attach_window_us\":"
+                   + std::to_string((process.attached_ns - process.forked_ns) / 1000);
+        if (!process.attach_error.empty()) {
+            out += ",\"attach_error\":" + quote(process.attach_error);
+            // A child that ended before its probes were attached lost nothing it could report
+            // only if it made no event; that cannot be known, so it counts as a loss.
+            ++unattached;
+        }
+        out += '}';
+    }
+    return out + "]";
+}
+
+} // namespace
+
+Report make_report(const Tracer &tracer)
+{
+    const uint64_t read_ns = monotonic_ns();
+    const auto counters = tracer.counters();
+    const auto names = read_names(tracer.map_fd("names"));
+
+    std::map<Grouping, Totals> summary, leaks;
+    for_each_entry<engine_summary_key, engine_summary_value>(
+        tracer.map_fd("summary"),
+        [&](const engine_summary_key &key, const engine_summary_value &value) {
+            Totals &totals = summary[Grouping{key.pid, key.location, key.domain}];
+            totals.count += value.count;
+            totals.bytes += value.bytes;
+        });
+    uint64_t live_blocks = 0;
+    for_each_entry<engine_live_key, engine_live_value>(
+        tracer.map_fd("live"), [&](const engine_live_key &key, const engine_live_value &value) {
+            Totals &totals = leaks[Grouping{key.pid, value.location, value.domain}];
+            totals.count += 1;
+            totals.bytes += value.size;
+            ++live_blocks;
+        });
+
+    uint64_t unnamed = 0, unattached = 0;
+    Report report;
+    std::string json = "{\"event\":\"report\",\"time_ns\":" + std::to_string(read_ns);
+    json += ",\"summary\":" + entries(summary, names, unnamed);
+    json += ",\"leaks\":" + entries(leaks, names, unnamed);
+    json += ",\"live_blocks\":" + std::to_string(live_blocks);
+    json += ",\"processes\":" + processes_json(tracer, unattached);
+    json += ",\"counters\":{";
+    for (int i = 0; i < COUNTER_COUNT; ++i)
+        json += std::string(i ? "," : "") + "\"" + counter_names[i]
+                + "\":" + std::to_string(counters[i]);
+    json += "}";
+    // What the report misses, exactly. (Paused events came after the instant it was read.)
+    const std::pair<const char *, uint64_t> losses[] = {
+        {"live_full", counters[COUNTER_LIVE_FULL]},
+        {"summary_full", counters[COUNTER_SUMMARY_FULL]},
+        {"names_full", counters[COUNTER_NAMES_FULL]},
+        {"records_lost", counters[COUNTER_RECORDS_LOST]},
+        {"unattached_processes", unattached}};
+    json += ",\"loss\":{";
+    bool first = true;
+    for (const auto &loss : losses) {
+        json += std::string(first ? "" : ",") + "\"" + loss.first
+                + "\":" + std::to_string(loss.second);
+        first = false;
+        report.lost = report.lost || loss.second != 0;
+    }
+    json += "},\"complete\":" + std::string(report.lost ? "false" : "true") + "}";
+    report.json = std::move(json);
+    return report;
+}
+
+} // namespace engine

@@ -1,0 +1,24 @@
+// SPDX-License-Identifier: MIT
+// report.hpp: the maps, read at one instant (recording paused), as the engine's JSON report:
+// summary and leak entries by process, location and domain, the counters, the loss, and how each
+// traced process came and went.
+#ifndef PYMEMTRACE_ENGINE_REPORT_HPP
+#define PYMEMTRACE_ENGINE_REPORT_HPP
+
+#include <string> // std::string
+
+#include "tracer.hpp"
+
+namespace engine {
+
+struct Report {
+    std::string json; // one line, no newline
+    bool lost = false; // the report states a loss (exit 3 unless --allow-loss)
+};
+
+// Reads the tracer's maps; call with recording paused.
+Report make_report(const Tracer &tracer);
+
+} // namespace engine
+
+#endif // PYMEMTRACE_ENGINE_REPORT_HPP

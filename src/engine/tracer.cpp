@@ -1,0 +1,332 @@
+// SPDX-License-Identifier: MIT
+#include "tracer.hpp"
+
+#include <cerrno>   // errno
+#include <cstdarg>  // va_list
+#include <cstdio>   // std::vsnprintf, std::fputs
+#include <cstring>  // std::strerror, std::memcpy
+#include <initializer_list> // the three probes
+#include <fstream> // /proc/PID/status
+#include <set>     // std::set
+#include <thread>  // std::thread: detaching in parallel
+#include <ctime>    // clock_gettime, nanosleep
+
+#include <poll.h>        // poll: a pidfd is readable once its process ended
+#include <signal.h>      // kill
+#include <sys/stat.h>    // stat: one file under two names
+#include <sys/syscall.h> // SYS_pidfd_open
+#include <unistd.h>      // geteuid, access, close, syscall
+
+#include <bpf/bpf.h>    // bpf_map_update_elem, bpf_map_lookup_elem
+#include <bpf/libbpf.h> // bpf_program__attach_usdt, ring_buffer
+
+// The skeleton is generated C (bpftool gen skeleton); the warnings of a C++ build are not ours.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpedantic"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+#include "engine.skel.h"
+#pragma GCC diagnostic pop
+
+#include "engine.h" // struct engine_record
+#include "error.hpp"
+#include "notes.hpp"
+#include "output.hpp"
+
+namespace engine {
+
+namespace {
+
+bool libbpf_verbose = false;
+std::string libbpf_last; // libbpf's last warning: the detail of a failed call
+
+int print_libbpf(enum libbpf_print_level level, const char *format, va_list args)
+{
+    char text[512];
+    std::vsnprintf(text, sizeof text, format, args);
+    if (level != LIBBPF_DEBUG) {
+        libbpf_last = text;
+        while (!libbpf_last.empty() && libbpf_last.back() == '\n')
+            libbpf_last.pop_back();
+    }
+    if (libbpf_verbose)
+        std::fputs(text, stderr);
+    return 0;
+}
+
+std::string libbpf_detail()
+{
+    if (libbpf_last.empty())
+        return std::string();
+    const bool prefixed = libbpf_last.rfind("libbpf: ", 0) == 0; // most of its messages are
+    return " (" + (prefixed ? std::string() : std::string("libbpf: ")) + libbpf_last + ")";
+}
+
+void check_machine()
+{
+    if (geteuid() != 0)
+        throw Error("loading BPF programs and attaching uprobes needs root: run pymemtrace-engine "
+                    "as root (sudo)");
+    if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
+        throw Error("this kernel has no BTF (/sys/kernel/btf/vmlinux is missing): boot a kernel "
+                    "built with CONFIG_DEBUG_INFO_BTF=y, as Debian's are");
+    if (access("/sys/bus/event_source/devices/uprobe/type", R_OK) != 0)
+        throw Error("this kernel has no uprobes (/sys/bus/event_source/devices/uprobe is "
+                    "missing): boot a kernel built with CONFIG_UPROBE_EVENTS=y, as Debian's are");
+}
+
+// The probes and the programs that record them.
+struct Probe {
+    const char *name;
+    bpf_program *engine_bpf::*program;
+};
+
+void check_library(const std::string &path)
+{
+    const auto found = pymemtrace_probes(path);
+    for (const char *name : {"pyalloc", "pyrealloc", "pyfree"})
+        if (found.count(name) == 0)
+            throw Error(path + " has no pymemtrace:" + name + " probe"
+                        + (found.empty() ? " (no pymemtrace probes at all)" : "")
+                        + ": give a library built with pymemtrace's headers "
+                          "(<pymemtrace/python.h>, docs/extensions.md)");
+}
+
+void check_process(pid_t pid)
+{
+    if (kill(pid, 0) != 0 && errno == ESRCH)
+        throw Error("no process " + std::to_string(pid) + ": give the PID of a running process");
+    // A thread's id would be traced as its process but never seen to end: ask for the process.
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(status, line);)
+        if (line.rfind("Tgid:", 0) == 0 && std::stol(line.substr(5)) != pid)
+            throw Error(std::to_string(pid) + " is a thread of process " + line.substr(6)
+                        + ": give the process's PID");
+}
+
+// The plan's libraries, each file once (two names of one file would count its events twice).
+std::vector<std::string> distinct_files(const std::vector<std::string> &paths)
+{
+    std::vector<std::string> distinct;
+    std::set<std::pair<dev_t, ino_t>> seen;
+    for (const auto &path : paths) {
+        struct stat info {};
+        if (stat(path.c_str(), &info) != 0)
+            throw Error("cannot open library " + path + ": " + std::strerror(errno)
+                        + ": give the path of a built, readable extension");
+        if (seen.emplace(info.st_dev, info.st_ino).second)
+            distinct.push_back(path);
+    }
+    return distinct;
+}
+
+int open_pidfd(pid_t pid)
+{
+    return static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+}
+
+} // namespace
+
+uint64_t monotonic_ns()
+{
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return static_cast<uint64_t>(now.tv_sec) * 1000000000u + static_cast<uint64_t>(now.tv_nsec);
+}
+
+Tracer::Tracer(const Plan &plan) : plan_(plan)
+{
+    libbpf_verbose = plan.verbose;
+    libbpf_set_print(print_libbpf);
+    check_machine();
+    libraries_ = distinct_files(plan.libraries);
+    for (const auto &library : libraries_)
+        check_library(library);
+    for (const pid_t pid : plan.pids)
+        check_process(pid);
+
+    skeleton_ = engine_bpf__open();
+    if (skeleton_ == nullptr)
+        throw Error(std::string("cannot open the engine's BPF programs: ") + std::strerror(errno)
+                    + libbpf_detail());
+    bpf_map__set_max_entries(skeleton_->maps.live, plan.max_live);
+    bpf_map__set_max_entries(skeleton_->maps.summary, plan.max_locations);
+    bpf_map__set_max_entries(skeleton_->maps.names, plan.max_locations);
+    if (engine_bpf__load(skeleton_) != 0)
+        throw Error(std::string("the kernel refused the engine's BPF programs: ")
+                    + std::strerror(errno) + libbpf_detail()
+                    + "; run with --verbose for the verifier's log");
+    skeleton_->links.on_fork = bpf_program__attach(skeleton_->progs.on_fork);
+    skeleton_->links.on_exit = bpf_program__attach(skeleton_->progs.on_exit);
+    if (skeleton_->links.on_fork == nullptr || skeleton_->links.on_exit == nullptr)
+        throw Error(std::string("cannot attach to the sched_process_fork/exit tracepoints: ")
+                    + std::strerror(errno) + libbpf_detail());
+    records_ = ring_buffer__new(bpf_map__fd(skeleton_->maps.records), on_record, this, nullptr);
+    if (records_ == nullptr)
+        throw Error(std::string("cannot read the engine's ring buffer: ") + std::strerror(errno));
+
+    const uint64_t start = monotonic_ns();
+    for (const pid_t pid : plan.pids)
+        trace(pid, 0, 0);
+    attach_ns_ = monotonic_ns() - start;
+}
+
+Tracer::~Tracer()
+{
+    // Detaching gives every target its semaphores back (the kernel's uprobe reference counters).
+    // Each detach waits for a kernel RCU grace period (250-350 ms here, measured): in parallel
+    // they wait for the same ones, 32 at a time.
+    for (size_t first = 0; first < links_.size(); first += 32) {
+        std::vector<std::thread> detaching;
+        for (size_t i = first; i < links_.size() && i < first + 32; ++i)
+            detaching.emplace_back(bpf_link__destroy, links_[i]);
+        for (auto &thread : detaching)
+            thread.join();
+    }
+    ring_buffer__free(records_);
+    engine_bpf__destroy(skeleton_);
+    for (auto &entry : processes_)
+        if (entry.second.pidfd >= 0)
+            close(entry.second.pidfd);
+}
+
+int Tracer::map_fd(const char *name) const
+{
+    return bpf_object__find_map_fd_by_name(skeleton_->obj, name);
+}
+
+void Tracer::trace(pid_t pid, pid_t parent, uint64_t forked_ns)
+{
+    if (processes_.count(pid) != 0)
+        return;
+    Process &process = processes_[pid];
+    process.pid = pid;
+    process.parent = parent;
+    process.forked_ns = forked_ns;
+    process.pidfd = open_pidfd(pid);
+    if (process.pidfd < 0) { // it has ended already
+        process.ended = true;
+        process.attach_error = "it ended before its probes could be attached";
+        return;
+    }
+    // First in the map, so that what it forks while its probes are attached is followed.
+    const uint32_t key = static_cast<uint32_t>(pid), one = 1;
+    bpf_map_update_elem(bpf_map__fd(skeleton_->maps.traced), &key, &one, BPF_ANY);
+    attach(process);
+}
+
+void Tracer::attach(Process &process)
+{
+    const std::pair<const char *, bpf_program *> probes[] = {
+        {"pyalloc", skeleton_->progs.on_pyalloc},
+        {"pyrealloc", skeleton_->progs.on_pyrealloc},
+        {"pyfree", skeleton_->progs.on_pyfree}};
+    for (const auto &library : libraries_) {
+        for (const auto &probe : probes) {
+            // By path and PID: the uprobe is installed in this process only, also in a mapping of
+            // the library made after this call; the kernel sets the probe's semaphore there.
+            bpf_link *link = bpf_program__attach_usdt(probe.second, process.pid, library.c_str(),
+                                                      "pymemtrace", probe.first, nullptr);
+            if (link == nullptr) {
+                const int error = errno;
+                std::string why = std::string("cannot attach pymemtrace:") + probe.first + " of "
+                                  + library + " in process " + std::to_string(process.pid) + ": "
+                                  + std::strerror(error) + libbpf_detail();
+                if (process.parent == 0)
+                    throw Error(why + "; check that the process runs and may be traced");
+                process.attach_error = why; // a child that ended meanwhile
+                return;
+            }
+            links_.push_back(link);
+        }
+    }
+    process.attached_ns = monotonic_ns();
+    if (process.parent != 0) // a caller waiting for a child's probes can go on
+        write_all(plan_.ready_fd,
+                  "{\"event\":\"attached\",\"pid\":" + std::to_string(process.pid)
+                      + ",\"parent\":" + std::to_string(process.parent) + ",\"window_us\":"
+                      + std::to_string((process.attached_ns - process.forked_ns) / 1000) + "}\n");
+}
+
+int Tracer::on_record(void *self, void *data, size_t size)
+{
+    if (size >= sizeof(engine_record))
+        static_cast<Tracer *>(self)->handle(data);
+    return 0;
+}
+
+void Tracer::handle(const void *data)
+{
+    engine_record record;
+    std::memcpy(&record, data, sizeof record);
+    const pid_t pid = static_cast<pid_t>(record.pid);
+    if (record.kind == RECORD_FORK) {
+        trace(pid, static_cast<pid_t>(record.parent), record.time_ns);
+    } else if (record.kind == RECORD_EXIT) {
+        auto found = processes_.find(pid);
+        if (found == processes_.end())
+            return;
+        found->second.ended = true;
+        found->second.exit_known = true;
+        found->second.exit_code = record.exit_code;
+    }
+}
+
+void Tracer::notice_ends()
+{
+    bool draining = false;
+    for (auto &entry : processes_) {
+        Process &process = entry.second;
+        if (process.ended || process.pidfd < 0)
+            continue;
+        pollfd ready{process.pidfd, POLLIN, 0};
+        if (::poll(&ready, 1, 0) <= 0)
+            continue;
+        // Its exit record (sent before the pidfd became readable) may still be in the buffer.
+        if (!draining) {
+            ring_buffer__consume(records_);
+            draining = true;
+        }
+        process.ended = true; // exit_known stays false if the record was lost
+    }
+}
+
+bool Tracer::poll(int timeout_ms)
+{
+    ring_buffer__poll(records_, timeout_ms); // -EINTR on a signal: the caller looks at it
+    notice_ends();
+    for (const auto &entry : processes_)
+        if (!entry.second.ended)
+            return true;
+    return false;
+}
+
+void Tracer::pause()
+{
+    __atomic_store_n(&skeleton_->bss->paused, 1u, __ATOMIC_SEQ_CST);
+    // A handler that read the flag just before runs to its end within microseconds.
+    const timespec settle{0, 2000000};
+    nanosleep(&settle, nullptr);
+    ring_buffer__consume(records_);
+}
+
+void Tracer::resume()
+{
+    __atomic_store_n(&skeleton_->bss->paused, 0u, __ATOMIC_SEQ_CST);
+}
+
+std::vector<uint64_t> Tracer::counters() const
+{
+    const int cpus = libbpf_num_possible_cpus();
+    std::vector<uint64_t> totals(COUNTER_COUNT, 0), per_cpu(cpus > 0 ? cpus : 1);
+    const int fd = bpf_map__fd(skeleton_->maps.counters);
+    for (uint32_t index = 0; index < COUNTER_COUNT; ++index) {
+        if (bpf_map_lookup_elem(fd, &index, per_cpu.data()) != 0)
+            continue;
+        for (const uint64_t value : per_cpu)
+            totals[index] += value;
+    }
+    return totals;
+}
+
+} // namespace engine

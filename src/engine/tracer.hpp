@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: MIT
+// tracer.hpp: the BPF side at work: loads the skeleton (engine.bpf.c), attaches the py* probes of
+// the plan's libraries to each traced process by PID, follows forks and exits through the ring
+// buffer, and pauses recording so that the maps can be read at one instant.
+#ifndef PYMEMTRACE_ENGINE_TRACER_HPP
+#define PYMEMTRACE_ENGINE_TRACER_HPP
+
+#include <cstdint> // uint64_t
+#include <map>     // std::map
+#include <string>  // std::string
+#include <vector>  // std::vector
+
+#include <sys/types.h> // pid_t
+
+#include "plan.hpp"
+
+struct engine_bpf;
+struct bpf_link;
+struct ring_buffer;
+
+namespace engine {
+
+// A traced process: given by the plan, or forked by a traced one.
+struct Process {
+    pid_t pid = 0;
+    pid_t parent = 0;            // 0: given by the plan
+    uint64_t forked_ns = 0;      // CLOCK_MONOTONIC of the fork (forked processes)
+    uint64_t attached_ns = 0;    // when its probes were attached; 0: never
+    std::string attach_error;    // why they could not be (it ended first...)
+    bool ended = false;
+    bool exit_known = false;
+    int exit_code = 0;           // wait(2)'s status
+    int pidfd = -1;              // tells an end that the exit tracepoint did not see
+};
+
+class Tracer {
+public:
+    explicit Tracer(const Plan &plan); // checks the machine and the plan, loads, attaches
+    ~Tracer();
+    Tracer(const Tracer &) = delete;
+    Tracer &operator=(const Tracer &) = delete;
+
+    // Waits up to `timeout_ms` for fork and exit records and handles them (children get their
+    // probes). Returns false once every traced process has ended.
+    bool poll(int timeout_ms);
+
+    void pause();  // recording of allocations and frees stops, all together
+    void resume();
+
+    const std::map<pid_t, Process> &processes() const { return processes_; }
+    size_t probes_attached() const { return links_.size(); }
+    uint64_t attach_ns() const { return attach_ns_; }
+    int map_fd(const char *name) const;
+
+    // The counters summed over CPUs, indexed by enum engine_counter.
+    std::vector<uint64_t> counters() const;
+
+private:
+    void trace(pid_t pid, pid_t parent, uint64_t forked_ns);
+    void attach(Process &process);
+    void handle(const void *record);
+    void notice_ends();
+    static int on_record(void *self, void *data, size_t size);
+
+    const Plan &plan_;
+    std::vector<std::string> libraries_; // the plan's, each file once
+    engine_bpf *skeleton_ = nullptr;
+    ring_buffer *records_ = nullptr;
+    std::vector<bpf_link *> links_;
+    std::map<pid_t, Process> processes_;
+    uint64_t attach_ns_ = 0; // how long attaching the plan's processes took
+};
+
+uint64_t monotonic_ns();
+
+} // namespace engine
+
+#endif // PYMEMTRACE_ENGINE_TRACER_HPP

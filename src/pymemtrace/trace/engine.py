@@ -1,0 +1,106 @@
+# SPDX-License-Identifier: MIT
+"""pymemtrace-engine (docs/engine.md) run for the runner: started on PIDs and libraries, it yields
+what the engine says, as dicts, in order: `ready` once every probe is attached (release a held
+command then), `attached` for each forked process, and last the `report`.
+
+    with EngineRun(pids=[pid], libraries=[lib]) as run:
+        run.ready()               # the ready line
+        ...                       # the command runs
+        run.stop()                # or let every traced process end
+        report = run.report()     # summary, leaks, counters, loss, processes
+
+Standard library only. The engine's errors (exit 2, one line) become errors.Failure."""
+import json
+import os
+import signal
+import subprocess
+
+from .errors import Failure
+
+ENGINE = "pymemtrace-engine"
+
+
+def find_engine():
+    """The installed engine, in the bindir of the prefix this package was installed into
+    (<prefix>/lib/python3/dist-packages/pymemtrace/trace -> <prefix>/bin); else Failure. From the
+    source tree the caller passes the build's (build/src/engine/pymemtrace-engine)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    installed = os.path.join(here, "..", "..", "..", "..", "..", "bin", ENGINE)
+    if os.access(installed, os.X_OK):
+        return os.path.normpath(installed)
+    raise Failure(f"{ENGINE} was not found beside the runner",
+                  "build it (meson compile -C build; tools/install-deps.sh installs libbpf-dev, "
+                  "libelf-dev, bpftool and clang) or install pymemtrace")
+
+
+class EngineRun:
+    """One run of the engine; a context manager that never leaves it running."""
+
+    def __init__(self, pids, libraries, engine=None, allow_loss=False, max_live=None):
+        argv = [engine or find_engine()]
+        for pid in pids:
+            argv += ["--pid", str(int(pid))]
+        for library in libraries:
+            argv += ["--lib", os.fspath(library)]
+        if allow_loss:
+            argv.append("--allow-loss")
+        if max_live is not None:
+            argv += ["--max-live", str(int(max_live))]
+        self.argv = argv
+        self.proc = None
+        self.returncode = None
+
+    def __enter__(self):
+        # stderr is the engine's one-line errors: read whole once it ended (it writes nothing else).
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL)
+        return self
+
+    def __exit__(self, *_exc):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+    def lines(self):
+        """The engine's JSON lines, as dicts, until its stdout ends; then Failure if it failed."""
+        for line in self.proc.stdout:
+            yield json.loads(line)  # its own output: names inside are JSON strings, data
+        self._ended()
+
+    def _ended(self):
+        self.returncode = self.proc.wait()
+        if self.returncode not in (0, 3):
+            message = self.proc.stderr.read().decode("utf-8", "replace").strip()
+            prefix = f"{ENGINE}: "
+            message = message[len(prefix):] if message.startswith(prefix) else message
+            # The engine's line says what is wrong and how to fix it, after the last colon.
+            what, _, fix = message.rpartition(": ")
+            raise Failure(what or message or f"{ENGINE} ended with status {self.returncode}",
+                          fix if what else "run it with --verbose for libbpf's messages")
+
+    def next_line(self, event):
+        """The next line of `event`; the others before it are skipped. Failure if the engine
+        ended first."""
+        for line in self.lines():
+            if line.get("event") == event:
+                return line
+        raise Failure(f"{ENGINE} ended before its {event} line",
+                      "run it with --verbose for libbpf's messages")
+
+    def ready(self):
+        return self.next_line("ready")
+
+    def stop(self):
+        """One graceful stop: the report follows."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+
+    def report(self):
+        """The report (after a stop, or once every traced process ended); its `complete` is
+        False, and the engine's status 3, when it states a loss."""
+        report = self.next_line("report")
+        for _rest in self.lines():  # nothing follows; this waits for the exit status
+            pass
+        return report

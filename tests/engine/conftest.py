@@ -1,0 +1,41 @@
+# SPDX-License-Identifier: MIT
+"""What the engine tests are given (tests/engine/meson.build passes them): the built engine, the
+built cMemLeak and the directory to put on the workloads' PYTHONPATH."""
+import os
+
+import pytest
+
+PATHS = {
+    "engine": "the built pymemtrace-engine",
+    "cmemleak": "the built cMemLeak extension module",
+    "pythonpath": "the directory to put on the workloads' PYTHONPATH (<builddir>/src)",
+}
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("pymemtrace engine tests")
+    for name, what in PATHS.items():
+        group.addoption(f"--{name}", metavar="PATH", help=what)
+
+
+def _given(config, name):
+    value = config.getoption(name)
+    if value is None:
+        pytest.fail(f"--{name} PATH is needed: {PATHS[name]} (tests/engine/meson.build passes it)",
+                    pytrace=False)
+    return os.path.realpath(value)
+
+
+@pytest.fixture(scope="session")
+def engine(pytestconfig):
+    return _given(pytestconfig, "engine")
+
+
+@pytest.fixture(scope="session")
+def cmemleak(pytestconfig):
+    return _given(pytestconfig, "cmemleak")
+
+
+@pytest.fixture(scope="session")
+def pythonpath(pytestconfig):
+    return _given(pytestconfig, "pythonpath")

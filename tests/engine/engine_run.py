@@ -1,0 +1,123 @@
+# SPDX-License-Identifier: MIT
+"""The engine at work for a test: runs pymemtrace-engine, collects its JSON lines as they come
+(ready, attached, the report) and its stderr, and waits for one of them."""
+import json
+import os
+import queue
+import signal
+import subprocess
+import threading
+
+PYTHON = "/usr/bin/python3"  # Debian's, which cMemLeak is built for
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def workload(name):
+    return os.path.join(HERE, name)
+
+
+def start_python(argv, pythonpath, **kwargs):
+    """Debian's Python running argv, with the built package on its path and pipes to talk to."""
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": pythonpath, "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.Popen([PYTHON, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            env=env, text=True, **kwargs)
+
+
+class EngineRun:
+    def __init__(self, engine, pids, libraries, extra=()):
+        argv = [engine]
+        for pid in pids:
+            argv += ["--pid", str(pid)]
+        for library in libraries:
+            argv += ["--lib", library]
+        self.proc = subprocess.Popen([*argv, *extra], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self.lines = queue.Queue()
+        self.seen = []
+        self.stderr = ""
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        self._stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._stderr_reader.start()
+
+    def _read_stdout(self):
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def _read_stderr(self):
+        self.stderr = self.proc.stderr.read()
+
+    def wait_for(self, event, timeout=30, **fields):
+        """The first JSON line of `event` (with `fields`) not yet returned; fails on timeout or
+        when the engine ended first."""
+        for line in self.seen:
+            if line.get("event") == event and all(line.get(k) == v for k, v in fields.items()):
+                self.seen.remove(line)
+                return line
+        while True:
+            try:
+                text = self.lines.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"no {event} line from the engine in {timeout} s; "
+                                     f"seen {self.seen}") from None
+            if text is None:
+                self._stderr_reader.join(5)
+                raise AssertionError(f"the engine ended (exit {self.proc.wait()}) before a "
+                                     f"{event} line; stderr: {self.stderr}")
+            line = json.loads(text)
+            if line.get("event") == event and all(line.get(k) == v for k, v in fields.items()):
+                return line
+            self.seen.append(line)
+
+    def signal(self, number=signal.SIGINT):
+        self.proc.send_signal(number)
+
+    def report(self, timeout=60):
+        """The report line, once the engine ended; (report, exit status, other lines)."""
+        report = self.wait_for("report", timeout=timeout)
+        returncode = self.proc.wait(timeout=timeout)
+        rest = []
+        while True:
+            text = self.lines.get(timeout=timeout)
+            if text is None:
+                break
+            rest.append(json.loads(text))
+        self._stderr_reader.join(5)
+        return report, returncode, self.seen + rest
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def held_command(engine, argv, pythonpath, libraries, before_release=lambda pid: None):
+    """Runs Debian's Python on argv, a command that waits for a line on stdin before it imports
+    cMemLeak, under the engine: released once the engine is ready, traced until it ends.
+    before_release(pid) runs between the two. Returns (its pid, the ready line, the report, the
+    engine's status, the engine's stderr)."""
+    target = start_python(argv, pythonpath)
+    run = EngineRun(engine, [target.pid], libraries)
+    try:
+        ready = run.wait_for("ready")
+        before_release(target.pid)
+        target.stdin.write("go\n")
+        target.stdin.flush()
+        report, returncode, _ = run.report()  # the engine ends when its process has
+    finally:
+        run.close()
+        target.kill()
+        target.wait()
+    return target.pid, ready, report, returncode, run.stderr
+
+
+def entries(report, key, pid=None):
+    """{(file, function, line, domain): (count, bytes)} of report[key], of one process."""
+    found = {}
+    for entry in report[key]:
+        if pid is not None and entry["pid"] != pid:
+            continue
+        where = (entry["file"], entry["function"], entry["line"], entry["domain"])
+        count, total = found.get(where, (0, 0))
+        found[where] = (count + entry["count"], total + entry["bytes"])
+    return found

@@ -1,0 +1,298 @@
+# SPDX-License-Identifier: MIT
+"""pymemtrace-engine on real processes under Debian's /usr/bin/python3 with the built cMemLeak:
+real BPF, real uprobes, as root. Each test states what the workload did and checks the report
+against it exactly.
+
+    python3 tests/support/run_pytest.py tests/engine/test_engine.py \\
+        --engine build/src/engine/pymemtrace-engine \\
+        --cmemleak build/src/pymemtrace/cMemLeak.cpython-311-x86_64-linux-gnu.so \\
+        --pythonpath build/src
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import tracing  # noqa: E402  (the runner's procfs and elf modules, from the source tree)
+from other_user import other_user  # noqa: E402
+from source_lines import tagged_lines  # noqa: E402
+
+from engine_run import EngineRun, entries, held_command, start_python, workload  # noqa: E402
+
+from pymemtrace.trace import elf, procfs  # noqa: E402
+
+PY_PROBES = ("pyalloc", "pyrealloc", "pyfree")
+
+
+def tags(name):
+    with open(workload(name)) as source:
+        return tagged_lines(source.read())
+
+
+def semaphores(pid, library):
+    """{probe: value} of the py* semaphores of `library` as mapped in process `pid`."""
+    addresses = procfs.runtime_addresses(pid, library, elf.semaphore_addresses(library, PY_PROBES))
+    assert addresses, f"process {pid} has not mapped {library}"
+    values = {}
+    with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        for name, address in addresses.items():
+            mem.seek(address)
+            values[name] = int.from_bytes(mem.read(2), "little")
+    return values
+
+
+def maps_library(pid, library):
+    identity = procfs.file_identity(library)
+    return any(ident == identity for *_, ident, _name in procfs.maps_entries(pid))
+
+
+def test_a_held_command_is_reported_exactly_with_its_library_attached_before_it_is_mapped(
+        engine, cmemleak, pythonpath):
+    def not_mapped_yet(pid):
+        assert not maps_library(pid, cmemleak), "the library was mapped before the release"
+
+    pid, ready, report, returncode, stderr = held_command(
+        engine, [workload("held_workload.py")], pythonpath, [cmemleak], not_mapped_yet)
+    assert returncode == 0, stderr
+    assert ready["probes"] == 3
+    file, line = workload("held_workload.py"), tags("held_workload.py")
+    assert entries(report, "summary", pid) == {
+        (file, "kept", line["kept"], 0): (10, 1000),
+        (file, "churned", line["churned"], 2): (20, 1000),
+        (file, "raw", line["raw"], 1): (3, 72),
+        (file, "in_thread", line["thread"], 3): (4, 1200),
+    }
+    assert entries(report, "leaks", pid) == {
+        (file, "kept", line["kept"], 0): (10, 1000),
+        (file, "raw", line["raw"], 1): (3, 72),
+        (file, "in_thread", line["thread"], 3): (4, 1200),
+    }
+    assert report["processes"] == [{"pid": pid, "parent": 0, "ended": {"exit": 7}}]
+    assert report["counters"]["pyalloc"] == 37 and report["counters"]["pyfree"] == 20
+    assert report["complete"] is True and not any(report["loss"].values())
+
+
+def test_a_child_forked_after_attach_is_traced_and_its_exit_reported(engine, cmemleak,
+                                                                      pythonpath):
+    target = start_python([workload("fork_workload.py")], pythonpath)
+    pid = int(target.stdout.readline())
+    run = EngineRun(engine, [pid], [cmemleak])
+    try:
+        run.wait_for("ready")
+        target.stdin.write("go\n")
+        target.stdin.flush()
+        attached = run.wait_for("attached", parent=pid)
+        target.stdin.write("child\n")  # the child reads it once its probes are attached
+        target.stdin.flush()
+        report, returncode, _ = run.report()
+    finally:
+        run.close()
+        target.kill()
+        target.wait()
+    assert returncode == 0, run.stderr
+    child = attached["pid"]
+    file, line = workload("fork_workload.py"), tags("fork_workload.py")
+    assert entries(report, "leaks", pid) == {(file, "<module>", line["parent"], 0): (3, 3333),
+                                             (file, "<module>", line["after"], 0): (2, 2222)}
+    assert entries(report, "leaks", child) == {(file, "<module>", line["child"], 0): (5, 10000)}
+    ended = {p["pid"]: (p["parent"], p["ended"]) for p in report["processes"]}
+    assert ended == {pid: (0, {"exit": 0}), child: (pid, {"exit": 3})}
+    windows = [p["attach_window_us"] for p in report["processes"] if p["pid"] == child]
+    assert windows == [attached["window_us"]]
+
+
+def test_a_process_that_execs_is_still_traced(engine, cmemleak, pythonpath):
+    # The uprobes are bound to the process, not to its first program: the new program's mapping
+    # of the library gets them.
+    pid, _ready, report, returncode, stderr = held_command(
+        engine, [workload("exec_workload.py")], pythonpath, [cmemleak])
+    assert returncode == 0, stderr
+    assert entries(report, "leaks", pid) == {("<string>", "<listcomp>", 3, 0): (3, 15)}
+    assert report["processes"] == [{"pid": pid, "parent": 0, "ended": {"exit": 4}}]
+
+
+def test_a_library_named_twice_is_attached_once(engine, cmemleak, pythonpath, tmp_path):
+    alias = tmp_path / "alias.so"
+    alias.symlink_to(cmemleak)
+    _pid, ready, report, returncode, stderr = held_command(
+        engine, [workload("held_workload.py")], pythonpath, [cmemleak, str(alias)])
+    assert returncode == 0, stderr
+    assert ready["probes"] == 3
+    assert report["counters"]["pyalloc"] == 37  # not 74
+
+
+def test_an_unrelated_process_of_another_user_is_not_traced_and_does_not_pay(
+        engine, cmemleak, pythonpath):
+    with other_user() as user:
+        env = ["env", f"PYTHONPATH={pythonpath}", "/usr/bin/python3", workload("bystander.py")]
+        bystander = user.popen(env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        target = start_python([workload("fifo_workload.py"), "100"], pythonpath)
+        try:
+            bystander_pid = int(bystander.stdout.readline())
+            target_pid = int(target.stdout.readline())
+            run = EngineRun(engine, [target_pid], [cmemleak])
+            try:
+                run.wait_for("ready")
+                # The traced process has its semaphores set; the other one, allocating through
+                # the same library meanwhile, keeps them at 0: its wrappers never call a probe.
+                assert set(semaphores(target_pid, cmemleak).values()) == {1}
+                time.sleep(0.2)
+                assert semaphores(bystander_pid, cmemleak) == {p: 0 for p in PY_PROBES}
+                run.signal(signal.SIGINT)
+                report, returncode, _ = run.report()
+            finally:
+                run.close()
+            assert returncode == 0, run.stderr
+            assert {entry["pid"] for entry in report["summary"]} == {target_pid}
+            assert bystander.poll() is None
+            # Detached: the traced process pays nothing any more either.
+            assert set(semaphores(target_pid, cmemleak).values()) == {0}
+        finally:
+            bystander.stdin.close()
+            bystander.wait(timeout=30)
+            target.kill()
+            target.wait()
+
+
+def fifo_engine(engine, cmemleak, pythonpath, blocks):
+    """A FIFO of `blocks` live blocks turning over, and the engine attached to it (-p): returns
+    once every live block of the FIFO was allocated while traced."""
+    target = start_python([workload("fifo_workload.py"), str(blocks)], pythonpath)
+    pid = int(target.stdout.readline())
+    run = EngineRun(engine, [pid], [cmemleak])
+    run.wait_for("ready")
+    target.stdin.write("mark\n")
+    target.stdin.flush()
+    assert target.stdout.readline() == "turned\n"
+    return target, pid, run
+
+
+def test_a_fifo_of_50000_live_blocks_stopped_with_sigint_reports_50000(engine, cmemleak,
+                                                                        pythonpath):
+    target, pid, run = fifo_engine(engine, cmemleak, pythonpath, 50000)
+    try:
+        run.signal(signal.SIGINT)
+        report, returncode, _ = run.report()
+        assert target.poll() is None, "the target must run on"
+    finally:
+        run.close()
+        target.kill()
+        target.wait()
+    assert returncode == 0, run.stderr
+    file, line = workload("fifo_workload.py"), tags("fifo_workload.py")
+    leaks = entries(report, "leaks", pid)
+    assert list(leaks) == [(file, "<module>", line["fifo"], 0)]
+    count, total = leaks[file, "<module>", line["fifo"], 0]
+    # Recording of allocations and frees paused together: the FIFO's size, give or take the one
+    # allocation made before its free in each of the 2 CPUs' in-flight events.
+    assert 50000 <= count <= 50002 and total == 64 * count
+    assert report["complete"] is True
+
+
+def test_two_sigterms_50_ms_apart_give_one_report_and_leave_the_target_running(
+        engine, cmemleak, pythonpath):
+    target, pid, run = fifo_engine(engine, cmemleak, pythonpath, 1000)
+    try:
+        run.signal(signal.SIGTERM)
+        time.sleep(0.05)
+        run.signal(signal.SIGTERM)
+        report, returncode, others = run.report()
+        assert target.poll() is None
+        assert set(semaphores(pid, cmemleak).values()) == {0}
+    finally:
+        run.close()
+        target.kill()
+        target.wait()
+    assert returncode == 0, run.stderr
+    assert [line["event"] for line in others] == []  # one report, nothing after it
+    assert 1000 <= entries(report, "leaks", pid)[
+        workload("fifo_workload.py"), "<module>", tags("fifo_workload.py")["fifo"], 0][0] <= 1002
+    assert run.stderr == ""
+
+
+# A quote, a backslash, a newline, an escape sequence and UTF-8 beyond ASCII. (Not a byte that
+# is not UTF-8: Debian's Python 3.11 itself raises SystemError running such a file, untraced.)
+HOSTILE_NAME = b'we"ird\\ \n\x1b[31m \xc3\xbcn\xc3\xaf.py'
+HOSTILE_CODE = ("import os, sys\nsys.stdin.readline()\nfrom pymemtrace import cMemLeak\n"
+                "def f\u00fcnction():\n    return cMemLeak.CMalloc(42)\nkeep = f\u00fcnction()\n"
+                "os._exit(0)\n")
+
+
+def test_names_from_the_target_are_json_data_whatever_their_bytes(engine, cmemleak, pythonpath,
+                                                                   tmp_path):
+    # The file and function names come from the target; the engine neither interprets nor
+    # mangles them: json.loads gives them back.
+    path = os.path.join(os.fsencode(tmp_path), HOSTILE_NAME)
+    with open(path, "w", encoding="utf-8") as source:
+        source.write(HOSTILE_CODE)
+    _pid, _ready, report, returncode, stderr = held_command(engine, [os.fsdecode(path)],
+                                                            pythonpath, [cmemleak])
+    assert returncode == 0, stderr
+    assert entries(report, "leaks") == {(os.fsdecode(path), "f\u00fcnction", 5, 0): (1, 42)}
+
+
+@pytest.fixture
+def thread_id(pythonpath):
+    """The id of a thread (not the main one) of a running process."""
+    target = start_python([workload("fifo_workload.py"), "10"], pythonpath)
+    pid = int(target.stdout.readline())
+    try:
+        yield next(int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid)
+    finally:
+        target.kill()
+        target.wait()
+
+
+@pytest.mark.parametrize("case", ["no process", "no probes", "no file", "not root",
+                                  "no library", "bad number", "a thread", "closed fd"])
+def test_bad_input_is_one_line_saying_what_and_how_to_fix(engine, cmemleak, case, request):
+    tid = request.getfixturevalue("thread_id") if case == "a thread" else 0
+    argv = {
+        "a thread": ["--pid", str(tid), "--lib", cmemleak],
+        "closed fd": ["--pid", "1", "--lib", cmemleak, "--ready-fd", "99"],
+        "no process": ["--pid", "999999999", "--lib", cmemleak],
+        "no probes": ["--pid", "1", "--lib", "/usr/bin/python3"],
+        "no file": ["--pid", "1", "--lib", "/nonexistent/lib.so"],
+        "not root": ["--pid", "1", "--lib", cmemleak],
+        "no library": ["--pid", "1"],
+        "bad number": ["--pid", "12x", "--lib", cmemleak],
+    }[case]
+    if case == "not root":
+        with other_user() as user:
+            result = user.run([engine, *argv], capture_output=True, text=True)
+    else:
+        result = subprocess.run([engine, *argv], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pymemtrace-engine: "), result.stderr
+    expected = {"no process": "no process 999999999: give the PID of a running process",
+                "no probes": "has no pymemtrace:pyalloc probe",
+                "no file": "No such file or directory",
+                "not root": "needs root",
+                "no library": "give --lib PATH",
+                "bad number": "--pid needs a whole number",
+                "a thread": f"{tid} is a thread of process",
+                "closed fd": "--ready-fd 99 is not an open file descriptor"}[case]
+    assert expected in lines[0]
+
+
+def test_the_report_is_valid_json_on_one_line(engine, cmemleak, pythonpath):
+    target, pid, run = fifo_engine(engine, cmemleak, pythonpath, 10)
+    try:
+        run.signal(signal.SIGINT)
+        run.proc.wait(timeout=60)
+    finally:
+        run.close()
+        target.kill()
+        target.wait()
+    # The reader thread decoded every line already; the report has the documented fields.
+    report = run.wait_for("report")
+    assert set(report) >= {"summary", "leaks", "counters", "loss", "processes", "complete",
+                           "time_ns", "live_blocks"}
+    json.dumps(report)
