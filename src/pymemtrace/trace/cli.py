@@ -15,11 +15,11 @@ import stat
 import sys
 import tempfile
 
-from . import (elf, flamegraph_html, procfs, programs, pythonbinary, safe_open, stacks,
-               targets)
+from . import (elf, engine, engine_trace, flamegraph_html, procfs, programs, pythonbinary,
+               safe_open, stacks, targets)
 from .aliases import FileAliases
 from .errors import Failure
-from .modes import LOSS, trace_all, trace_command, trace_pid
+from .modes import LOSS, Trace, trace_all, trace_command, trace_pid
 from .names import shown
 from .output import ReportFile
 
@@ -101,6 +101,11 @@ def parse_args(argv):
                         help="trace every process that maps the --lib libraries, those started "
                              "later too, until Ctrl-C or SIGTERM; a report per PID and its "
                              "command line")
+    parser.add_argument("--engine", choices=("auto", "libbpf", "bpftrace"), default="auto",
+                        help="what traces: libbpf, pymemtrace-engine (compiled BPF, attached "
+                             "to the traced processes only; summary and leaks at --depth 1), "
+                             "or bpftrace (every report); auto: libbpf where it makes the "
+                             "report, else bpftrace")
     parser.add_argument("--keep-program", action="store_true",
                         help="save a copy of the generated bpftrace program and say where")
     parser.add_argument("--user", metavar="USER",
@@ -247,21 +252,46 @@ def trace(args, user, aliases):
         libraries = with_found_libraries(args, env, user, aliases, libraries)
     if args.depth > 1:
         libraries = libraries_with_records(libraries, args.depth)
-    libc = targets.libc_of(args.pid, aliases) if args.libc else None
-    program = programs.make_program(plan.script, libraries, python, libc, args.follow,
-                                    args.interval, args.all, depth=args.depth,
-                                    setid=programs.for_another_user(user, os.environ))
-    if args.keep_program:
-        handle, kept = tempfile.mkstemp(prefix="pymemtrace-", suffix=".bt")
-        with os.fdopen(handle, "w") as copy:
-            copy.write(program)
-        print(f"pymemtrace-trace: program kept in {kept}", file=sys.stderr)
+    setid = programs.for_another_user(user, os.environ)
+    engine_path = chosen_engine(args, plan, setid)
+    if engine_path is not None:
+        def make_run(pid):
+            return engine_trace.EngineTrace(pid, plan, args, libraries, engine_path)
+    else:
+        libc = targets.libc_of(args.pid, aliases) if args.libc else None
+        program = programs.make_program(plan.script, libraries, python, libc, args.follow,
+                                        args.interval, args.all, depth=args.depth, setid=setid)
+        if args.keep_program:
+            handle, kept = tempfile.mkstemp(prefix="pymemtrace-", suffix=".bt")
+            with os.fdopen(handle, "w") as copy:
+                copy.write(program)
+            print(f"pymemtrace-trace: program kept in {kept}", file=sys.stderr)
+        if args.all:
+            return trace_all(args, program, plan)
 
-    if args.all:
-        return trace_all(args, program, plan)
+        def make_run(pid):
+            return Trace(program, pid, plan, args, libraries)
     if args.pid is not None:
-        return trace_pid(args, program, plan, libraries)
-    return trace_command(args, program, plan, env, user, libraries)
+        return trace_pid(args, make_run(args.pid), libraries)
+    return trace_command(args, make_run, env, user)
+
+
+def chosen_engine(args, plan, setid):
+    """The path of pymemtrace-engine if it makes this run's report (--engine), else None:
+    bpftrace does."""
+    if not engine_trace.takes(args, plan, setid):
+        if args.engine == "libbpf":
+            raise Failure("--engine libbpf makes the summary and leak reports of the py* probes "
+                          "at --depth 1, following forks, without --interval, --all, "
+                          "--histograms, or a report for another user (sudo, --user)",
+                          "leave --engine out: bpftrace then makes this report")
+        return None
+    found = engine.find_engine()
+    if found is None and args.engine == "libbpf":
+        raise Failure(f"{engine.ENGINE} was not found beside the runner",
+                      "build it (tools/install-deps.sh, then meson compile -C build) or "
+                      "install pymemtrace")
+    return found
 
 
 def given_libraries(lib, user, aliases):

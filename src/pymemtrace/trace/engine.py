@@ -16,28 +16,52 @@ import signal
 import subprocess
 
 from .errors import Failure
+from .session import die_with
 
 ENGINE = "pymemtrace-engine"
 
 
 def find_engine():
-    """The installed engine, in the bindir of the prefix this package was installed into
-    (<prefix>/lib/python3/dist-packages/pymemtrace/trace -> <prefix>/bin); else Failure. From the
-    source tree the caller passes the build's (build/src/engine/pymemtrace-engine)."""
+    """The engine root may run: the one installed in the bindir of the prefix this package was
+    installed into (<prefix>/lib/python3/dist-packages/pymemtrace/trace -> <prefix>/bin), else,
+    in a source tree, the build's (build/src/engine/). None if neither is there. Failure if the
+    one found could be replaced by a user other than root: root runs it."""
     here = os.path.dirname(os.path.abspath(__file__))
-    installed = os.path.join(here, "..", "..", "..", "..", "..", "bin", ENGINE)
-    if os.access(installed, os.X_OK):
-        return os.path.normpath(installed)
-    raise Failure(f"{ENGINE} was not found beside the runner",
-                  "build it (meson compile -C build; tools/install-deps.sh installs libbpf-dev, "
-                  "libelf-dev, bpftool and clang) or install pymemtrace")
+    for candidate in (os.path.join(here, "..", "..", "..", "..", "..", "bin", ENGINE),
+                      os.path.join(here, "..", "..", "..", "build", "src", "engine", ENGINE)):
+        candidate = os.path.realpath(candidate)
+        if os.access(candidate, os.X_OK):
+            only_root_can_replace(candidate)
+            return candidate
+    return None
+
+
+def only_root_can_replace(path):
+    """Failure unless root owns the file at `path` (real path) and every directory above it, and
+    no one else may write any of them (a directory only under the sticky bit)."""
+    parts = path
+    while True:
+        info = os.stat(parts)
+        writable = info.st_mode & 0o022 and not (os.path.isdir(parts) and info.st_mode & 0o1000)
+        if info.st_uid != 0 or writable:
+            raise Failure(f"{ENGINE} at {parts!r} could be replaced by a user other than root "
+                          f"(owner uid {info.st_uid}, mode {info.st_mode & 0o7777:o})",
+                          "build or install pymemtrace as root, in directories only root writes")
+        if parts == "/":
+            return
+        parts = os.path.dirname(parts)
 
 
 class EngineRun:
     """One run of the engine; a context manager that never leaves it running."""
 
     def __init__(self, pids, libraries, engine=None, allow_loss=False, max_live=None):
-        argv = [engine or find_engine()]
+        engine = engine or find_engine()
+        if engine is None:
+            raise Failure(f"{ENGINE} was not found beside the runner",
+                          "build it (meson compile -C build; tools/install-deps.sh installs "
+                          "libbpf-dev, libelf-dev, bpftool and clang) or install pymemtrace")
+        argv = [engine]
         for pid in pids:
             argv += ["--pid", str(int(pid))]
         for library in libraries:
@@ -52,8 +76,12 @@ class EngineRun:
 
     def __enter__(self):
         # stderr is the engine's one-line errors: read whole once it ended (it writes nothing else).
+        # Its own session, as bpftrace's: Ctrl-C at the terminal reaches the command, and the
+        # runner stops the engine. It dies with the runner (SIGKILL included), which detaches
+        # every probe.
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, start_new_session=True,
+                                     preexec_fn=die_with(os.getpid()))
         return self
 
     def __exit__(self, *_exc):

@@ -57,7 +57,8 @@ class Trace:
     maps kept for the report."""
 
     def __init__(self, program, pid, plan, args, libraries=()):
-        self.plan, self.args = plan, args
+        self.plan, self.args, self.program = plan, args, program
+        self.target = pid  # the PID whose recording a leaks report stops (the runner's: --all)
         # Instrumented libraries the target maps that the program does not name: a loss.
         self.missed = MissedLibraries(libraries)
         self.write_error = None
@@ -170,6 +171,27 @@ class Trace:
         """Whether bpftrace ended on its own while the target still ran (checked then)."""
         return not self.session.alive()
 
+    def alive(self):
+        return self.session.alive()
+
+    def wait_armed(self, pid, libraries):
+        """Whether process `pid` sees every semaphore the program attaches set (bpftrace 0.17 runs
+        BEGIN before it arms USDT probes)."""
+        return procfs.wait_armed(pid, self.program, libraries)
+
+    def pause(self):
+        """Before the maps are read at a stop: the leaks script records no more allocations of
+        the target (its frees still come in)."""
+        if self.plan.kind == "leaks" and self.session.alive():
+            stop_recording(self.target)
+            time.sleep(0.2)  # the frees in flight
+
+    def drain(self):
+        self.session.drain()
+
+    def stop(self):
+        self.session.stop()
+
     def finish(self, early=False):
         """Detaches, then writes the report; returns what it lost (reports.losses, and all that
         came after bpftrace ended `early`), which the report and standard error both state."""
@@ -192,30 +214,37 @@ class Trace:
         if early:
             lost.insert(0, f"bpftrace ended on its own (status {session.proc.returncode}) while "
                            "the target ran: nothing after that was traced")
-        try:
+        def write(view):
             if self.write_error:
-                raise self.write_error
-            if self.snapshots is not None and self.snapshots.number and not self.args.json:
-                print(file=self.args.out)  # the report apart from the last snapshot
-            view = reports.View(self.args.format, self.args.top, self.args.histograms,
-                                tuple(lost), self.args.scripts, self.args.per_process,
-                                self.commands, self.snapshots is not None, self.setid)
+                raise self.write_error  # the flow could not be written: said as the report's
             collected = self.replay if self.replay is not None else self.stacks
             reports.report(self.args.out, self.plan, self.args.report, self.args.json,
                            dict(session.maps), collected, self.shortener, view)
-            if lost and self.args.format == "text" and self.args.report != "flow":
-                print("\nINCOMPLETE: " + "; ".join(lost), file=self.args.out)
-            if self.snapshots is not None:
-                self.snapshots.write_peak()
-            self.args.out.flush()
-        except OSError as error:
-            where = f"-o {shown(self.args.output)}" if self.args.output else "standard output"
-            raise Failure(f"the report could not be written to {where}: {error.strerror}",
-                          "give -o a writable file") from None
-        for what in lost:
-            print(f"pymemtrace-trace: {'warning' if self.args.allow_loss else 'error'}: the "
-                  f"report is incomplete: {what}", file=sys.stderr)
-        return lost
+        return write_report(self.args, lost, write, self.commands, self.snapshots, self.setid)
+
+
+def write_report(args, lost, write, commands=None, snapshots=None, setid=None):
+    """Writes a report through `write(view)`, then what it lost, in the report and on standard
+    error; returns `lost`. Whichever engine traced, the report is written the same way."""
+    try:
+        if snapshots is not None and snapshots.number and not args.json:
+            print(file=args.out)  # the report apart from the last snapshot
+        view = reports.View(args.format, args.top, args.histograms, tuple(lost), args.scripts,
+                            args.per_process, commands, snapshots is not None, setid or {})
+        write(view)
+        if lost and args.format == "text" and args.report != "flow":
+            print("\nINCOMPLETE: " + "; ".join(lost), file=args.out)
+        if snapshots is not None:
+            snapshots.write_peak()
+        args.out.flush()
+    except OSError as error:
+        where = f"-o {shown(args.output)}" if args.output else "standard output"
+        raise Failure(f"the report could not be written to {where}: {error.strerror}",
+                      "give -o a writable file") from None
+    for what in lost:
+        print(f"pymemtrace-trace: {'warning' if args.allow_loss else 'error'}: the "
+              f"report is incomplete: {what}", file=sys.stderr)
+    return lost
 
 
 def exit_status(lost, args, status):
@@ -227,27 +256,25 @@ def exit_status(lost, args, status):
     return status
 
 
-def trace_pid(args, program, plan, libraries):
+def trace_pid(args, run, libraries):
+    """-p: `run` (a Trace, or an engine_trace.EngineTrace) on a running process."""
     stop = Stop(pid_mode=True)
-    run = Trace(program, args.pid, plan, args, libraries)
     try:
         run.start()
-        if not procfs.wait_armed(args.pid, program, libraries):
+        if not run.wait_armed(args.pid, libraries):
             print(f"pymemtrace-trace: warning: the probes' semaphores of PID {args.pid} are not "
                   "all set after 30 s; events may be missing", file=sys.stderr)
         print(f"pymemtrace-trace: tracing PID {args.pid}; Ctrl-C to stop", file=sys.stderr)
-        while not stop and run.session.alive() and procfs.process_alive(args.pid):
+        while not stop and run.alive() and procfs.process_alive(args.pid):
             run.missed.check(args.pid)
             stop.wait(0.2)
         run.missed.check(args.pid)
         early = not stop and run.ended_early() and procfs.process_alive(args.pid)
-        if plan.kind in ("flow", "flowlog") and not stop:
-            run.session.drain()
-        if plan.kind == "leaks" and run.session.alive():
-            stop_recording(args.pid)
-            time.sleep(0.2)  # the frees in flight
+        if run.plan.kind in ("flow", "flowlog") and not stop:
+            run.drain()
+        run.pause()
     finally:
-        run.session.stop()
+        run.stop()
     return exit_status(run.finish(early), args, 0)
 
 
@@ -264,11 +291,9 @@ def trace_all(args, program, plan):
         while not stop and run.session.alive():
             stop.wait(0.2)
         early = not stop and run.ended_early()
-        if plan.kind == "leaks" and run.session.alive():
-            stop_recording(os.getpid())
-            time.sleep(0.2)  # the frees in flight
+        run.pause()
     finally:
-        run.session.stop()
+        run.stop()
     return exit_status(run.finish(early), args, 0)
 
 
@@ -280,7 +305,9 @@ def stop_recording(pid):
             ctypes.c_long(0))  # SYS_tgkill on x86-64
 
 
-def trace_command(args, program, plan, env, user, libraries):
+def trace_command(args, make_run, env, user):
+    """A command the runner starts, traced by `make_run(pid)` (a Trace, or an
+    engine_trace.EngineTrace)."""
     # The child waits on a pipe until bpftrace has attached, then execs: nothing is missed. If
     # the runner dies first, the pipe closes and the child exits: it never runs untraced.
     executable = shutil.which(args.command[0], path=env.get("PATH")) or args.command[0]
@@ -306,7 +333,7 @@ def trace_command(args, program, plan, env, user, libraries):
             os._exit(127)
     os.close(go_read)
     os.close(err_write)
-    run = Trace(program, child, plan, args, libraries)
+    run = make_run(child)
     status, early = None, False
     try:
         try:
@@ -343,12 +370,12 @@ def trace_command(args, program, plan, env, user, libraries):
         if stop and status is None:
             print(f"pymemtrace-trace: stopped by signal {stop.signal}; the command (PID {child}) "
                   "goes on, no longer traced", file=sys.stderr)
-        elif plan.kind in ("flow", "flowlog"):
-            run.session.drain()
+        elif run.plan.kind in ("flow", "flowlog"):
+            run.drain()
         else:
             time.sleep(0.2)
     finally:
-        run.session.stop()
+        run.stop()
     if failure:
         message = failure.decode(errors="replace").split(":", 1)[-1]
         raise Failure(f"the command failed to start: {shown(args.command[0])}: {message}",

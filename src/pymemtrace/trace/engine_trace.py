@@ -1,0 +1,129 @@
+# SPDX-License-Identifier: MIT
+"""The summary and leak reports of the py* probes from pymemtrace-engine (docs/engine.md): the
+same run interface as modes.Trace (start, alive, ended_early, pause, stop, drain, finish), so
+`modes` holds, releases and waits for the traced processes the same way whichever engine traces.
+
+Which runs it takes (`takes`): the plain summary or leaks of the py* probes, at --depth 1, without
+--interval, --all or --histograms; the others stay on bpftrace."""
+import os
+
+from . import engine, reports
+from .missed_libraries import MissedLibraries
+
+# What the engine's `loss` counters mean, in words with the option that avoids each.
+LOSS_WORDS = {
+    "live_full": "{} blocks were not recorded: the map of live blocks was full; raise "
+                 "--max-entries",
+    "summary_full": "{} allocations were not counted: the map of locations was full; raise "
+                    "--max-entries",
+    "names_full": "{} locations lost their names: the map of names was full; raise "
+                  "--max-entries",
+    "records_lost": "{} records of processes starting or ending were lost",
+    "unattached_processes": "{} forked processes could not be traced",
+    "forked_window": "{} forked processes made allocations before their probes were attached "
+                     "(how many is unknown); --engine bpftrace follows forks with no window",
+}
+
+
+def takes(args, plan, setid):
+    """Whether the engine makes this run's report. `setid`: the report is for a user other than
+    root, who must not see what a set-ID program does (the bpftrace programs apply that rule;
+    the engine does not yet)."""
+    if args.engine == "bpftrace":
+        return False
+    return (plan.script in ("pymemtrace_summary", "pymemtrace_leaks") and args.depth == 1
+            and args.interval is None and not args.all and not args.histograms and args.follow
+            and not setid)
+
+
+def statuses(processes):
+    """{pid: wait status} of the engine's processes that ended, as processes.how_ended reads."""
+    ended = {}
+    for process in processes:
+        how = process.get("ended")
+        if isinstance(how, dict) and "exit" in how:
+            ended[int(process["pid"])] = (int(how["exit"]) & 0xFF) << 8
+        elif isinstance(how, dict) and "signal" in how:
+            ended[int(process["pid"])] = int(how["signal"]) & 0x7F
+    return ended
+
+
+def entries_of(rows, shortener):
+    """The report's entries from the engine's rows, files shortened (--full-file-path aside) and
+    rows that then name the same location merged."""
+    merged = {}
+    for row in rows:
+        key = (int(row["pid"]), shortener.file(row["file"]), row["function"], int(row["line"]),
+               int(row["domain"]))
+        entry = merged.setdefault(key, dict(zip(("pid", "file", "function", "line", "domain"),
+                                                key), count=0, bytes=0))
+        entry["count"] += int(row["count"])
+        entry["bytes"] += int(row["bytes"])
+    return sorted(merged.values(), key=lambda e: (-e["bytes"], -e["count"], e["file"],
+                                                  e["line"]))
+
+
+def losses_of(report):
+    """The engine report's losses, in words."""
+    return [LOSS_WORDS.get(name, "{} events lost (" + name + ")").format(count)
+            for name, count in sorted(report.get("loss", {}).items()) if count]
+
+
+class EngineTrace:
+    def __init__(self, pid, plan, args, libraries, engine_path=None):
+        self.plan, self.args = plan, args
+        self.missed = MissedLibraries(libraries)
+        # The engine's own loss counters are turned into words here, and the exit status is the
+        # runner's (modes.exit_status): the engine itself always allows loss.
+        self.run = engine.EngineRun(pids=[pid], libraries=[os.fspath(lib) for lib in libraries],
+                                    engine=engine_path, allow_loss=True)
+        self.shortener = reports.Shortener(not args.full_file_path, args.strlen)
+        self.started = False
+
+    def start(self):
+        """Returns once every probe is attached (the engine's ready line)."""
+        self.run.__enter__()
+        self.started = True
+        self.run.ready()
+
+    def alive(self):
+        return self.started and self.run.proc.poll() is None
+
+    def ended_early(self):
+        """Whether the engine ended by failing: it ends on its own, with status 0 or 3, when
+        every traced process has ended, which is no loss."""
+        return self.started and self.run.proc.poll() not in (None, 0, 3)
+
+    def pause(self):
+        """Nothing: the engine pauses recording itself, at one instant, to read its maps."""
+
+    def drain(self):
+        """Nothing: the engine aggregates in the kernel and streams no events."""
+
+    def stop(self):
+        if self.alive():
+            self.run.stop()
+
+    def finish(self, early=False):
+        """Stops the engine, then writes the report; returns what it lost, which the report and
+        standard error both state (modes.write_report)."""
+        from .modes import write_report  # modes imports this module
+        self.stop()
+        try:
+            report = self.run.report()
+        finally:
+            self.run.__exit__(None, None, None)
+        lost = losses_of(report) + self.missed.losses()
+        if early:
+            lost.insert(0, f"pymemtrace-engine ended on its own (status {self.run.returncode}) "
+                           "while the target ran: nothing after that was traced")
+        rows = report.get("leaks" if self.args.report == "leaks" else "summary", [])
+        entries = entries_of(rows, self.shortener)
+        ended = statuses(report.get("processes", []))
+
+        def write(view):
+            if view.form != "text":
+                reports.write_entries(self.args.out, self.args.report, view, entries)
+            else:
+                reports.write_text(self.args.out, self.args.report, view, entries, ended)
+        return write_report(self.args, lost, write)
