@@ -14,6 +14,7 @@ packages=(
   bpftrace util-linux procps                # the tracer; taskset, setpriv; ps
   cython3 python3-mesonpy python3-pip python3-setuptools  # tests/redirect's routes; pyproject.toml
   chromium                                  # headless, to test the --report html page
+  debootstrap                               # tools/sid-root.sh: CPython 3.14, 3.15 from Debian unstable
 )
 
 missing=()
