@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 
-from . import elf, flamegraph_html, procfs, programs, stacks, targets
+from . import elf, flamegraph_html, install_hints, procfs, programs, stacks, targets
 from .aliases import FileAliases
 from .errors import Failure
 from .modes import LOSS, trace_all, trace_command, trace_pid
@@ -33,7 +33,8 @@ def parse_args(argv):
         prog="pymemtrace-trace",
         usage="%(prog)s [OPTIONS] -- COMMAND [ARG...]\n       %(prog)s [OPTIONS] -p PID",
         description="Trace the pymemtrace probes of a Python process with bpftrace and report "
-                    "allocations by Python file, line and function.")
+                    "allocations by Python file, line and function.",
+        epilog=install_hints.pkg_config_hint(), formatter_class=install_hints.HelpFormatter)
     parser.add_argument("-p", "--pid", type=int, help="attach to this running process")
     parser.add_argument("--report", choices=("flow", "summary", "leaks", "folded", "html"),
                         default="summary",
