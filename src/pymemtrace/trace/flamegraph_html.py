@@ -203,5 +203,14 @@ PAGE_SCRIPT = """
   document.querySelector('#locations th[data-key="bytes"]').setAttribute("aria-sort",
                                                                           "descending");
   render();
+  // Drawn: the signal a reader of the page waits for (tests/support/devtools.py), not a delay.
+  // d3-flame-graph grows new frames in over 250 ms whatever transitionDuration says, and d3
+  // keeps a node's pending transitions in node.__transition until they have run.
+  (function whenDrawn() {
+    var moving = Array.prototype.some.call(document.querySelectorAll("#chart *"),
+                                           function (node) { return node.__transition; });
+    if (moving) requestAnimationFrame(whenDrawn);
+    else document.documentElement.dataset.drawn = "1";
+  })();
 })();
 """
