@@ -225,14 +225,16 @@ def build(interpreter, workdir):
     it), with the host's CC, or in its root with the root's gcc and a copy of include/. Returns
     why it cannot be built here, or None."""
     root, python = interpreter.root, interpreter.python
-    include = run_in(root, [python, "-c", "import sysconfig; print(sysconfig.get_config_var('INCLUDEPY'))"],
+    include = run_in(root, [python, "-c",
+                            "import sysconfig; print(sysconfig.get_config_var('INCLUDEPY'))"],
                      capture_output=True, text=True, check=True).stdout.strip()
     if not os.path.exists(root + os.path.join(include, "Python.h")):
         return f"no Python.h in {root}{include}"
     if root:
         shutil.copytree(INCLUDE, os.path.join(workdir, "include"))
         shutil.copy(os.path.join(HERE, "locate_ext.c"), workdir)
-        compiler, ours, source = ["gcc"], os.path.join(in_root(root, workdir), "include"), "locate_ext.c"
+        compiler, source = ["gcc"], "locate_ext.c"
+        ours = os.path.join(in_root(root, workdir), "include")
     else:
         compiler, ours = os.environ.get("CC", "cc").split(), INCLUDE
         source = os.path.join(HERE, "locate_ext.c")
@@ -265,7 +267,8 @@ class Runs:
 
     def workdir(self, interpreter):
         if interpreter not in self.workdirs:
-            workdir = tempfile.mkdtemp(prefix="pmt", dir=interpreter.root + "/tmp" if interpreter.root else None)
+            under = interpreter.root + "/tmp" if interpreter.root else None
+            workdir = tempfile.mkdtemp(prefix="pmt", dir=under)
             self.workdirs[interpreter] = (workdir, build(interpreter, workdir))
         workdir, reason = self.workdirs[interpreter]
         if reason:
@@ -485,6 +488,7 @@ def test_the_runners_pid_leak_report_holds_the_kept_blocks_at_their_line(runs, i
     entries = json.loads(out)
     kept = [(e["count"], e["bytes"], e["file"], e["function"]) for e in entries
             if e["line"] == line_of(source, "# LEAK")]
-    assert kept == [(3, 3 * 4321, "leak_workload.py", "keep_some")], f"kept blocks: {kept}; report: {entries}"
+    assert kept == [(3, 3 * 4321, "leak_workload.py", "keep_some")], \
+        f"kept blocks: {kept}; report: {entries}"
     freed = [e for e in entries if e["line"] == line_of(source, "# FREED")]
     assert not freed, f"freed blocks reported as leaks: {freed}"

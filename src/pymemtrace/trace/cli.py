@@ -15,7 +15,8 @@ import subprocess
 import sys
 import tempfile
 
-from . import elf, flamegraph_html, install_hints, procfs, programs, stacks, targets
+from . import (elf, flamegraph_html, install_hints, interpreters, procfs, programs, stacks,
+               targets)
 from .aliases import FileAliases
 from .errors import Failure
 from .modes import LOSS, trace_all, trace_command, trace_pid
@@ -257,6 +258,8 @@ def trace(args, user, aliases):
                           "build it with the pymemtrace headers on x86-64 Linux with "
                           "<sys/sdt.h> (apt-get install systemtap-sdt-dev); check with readelf -n")
         libraries.append(alias)
+    for note in interpreters.notes(args.command, env, user, libraries) if args.command else ():
+        print(f"pymemtrace-trace: note: {note}", file=sys.stderr)
     plan = programs.choose_script(args, pymalloc)
     if plan.script.startswith("pymemtrace_") and not args.all:
         libraries = with_found_libraries(args, env, user, aliases, libraries)
