@@ -38,7 +38,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 INCLUDE = os.path.normpath(os.path.join(HERE, "..", "..", "include"))
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
-from runner import RUNNER  # noqa: E402
+from runner import pid_report  # noqa: E402
 from source_lines import line_of, tagged_lines  # noqa: E402
 from tracing import BpftraceSession  # noqa: E402
 
@@ -468,22 +468,11 @@ def test_the_runners_pid_leak_report_holds_the_kept_blocks_at_their_line(runs, i
                     popen=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert target.stdout.readline() == "READY\n", "the leak workload did not start"
-        runner = subprocess.Popen([sys.executable, "-I", RUNNER, "-p", str(target.pid),
-                                   "--report", "leaks", "--json"], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
-        for line in runner.stderr:
-            if "tracing PID" in line:
-                break
-        target.stdin.write("go\n")
-        target.stdin.flush()
-        target.wait(timeout=60)
-        out, err = runner.communicate(timeout=120)
+        out = pid_report(target, ["--report", "leaks", "--json"])
     finally:
-        for process in (target, locals().get("runner")):
-            if process is not None and process.poll() is None:
-                process.kill()
-                process.wait()
-    assert runner.returncode == 0, f"runner exited {runner.returncode}:\n{err}"
+        if target.poll() is None:
+            target.kill()
+            target.wait()
     source = pathlib.Path(workdir, "leak_workload.py").read_text(encoding="utf-8")
     entries = json.loads(out)
     kept = [(e["count"], e["bytes"], e["file"], e["function"]) for e in entries
