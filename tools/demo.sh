@@ -5,7 +5,7 @@
 # and what a leaking run never frees (leaks). Needs root, as any tracer does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash tools/install-deps.sh
+bash tools/install-deps.sh --demo   # not the tests' compilers, Chromium or qemu
 if [ ! -d build/meson-private ]; then
   meson setup build >/dev/null
 fi

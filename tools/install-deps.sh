@@ -2,21 +2,34 @@
 # SPDX-License-Identifier: MIT
 # Installs, from Debian 12's packages, whatever the build, the tests and the tracer need and is
 # missing. Idempotent; needs root (apt-get) only when something is missing.
+#   bash tools/install-deps.sh          everything: build, every test suite, the tracer
+#   bash tools/install-deps.sh --demo   what tools/demo.sh needs: build cMemLeak, trace, html
 set -euo pipefail
 
-packages=(
-  meson ninja-build pkg-config cmake        # build (cmake: how meson finds doctest)
-  gcc g++ clang lld binutils                # every compiler and linker the tests use
+demo_packages=(
+  meson ninja-build pkg-config              # build
+  gcc g++ binutils                          # cMemLeak (C++), the runner's note reader
   systemtap-sdt-dev                         # <sys/sdt.h>
+  python3 python3-dev                       # Debian's Python, built --with-dtrace
+  bpftrace util-linux procps                # the tracer; taskset, setpriv; ps
+)
+test_packages=(
+  cmake                                     # how meson finds doctest
+  clang lld                                 # every compiler and linker the tests use
   gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user-static  # the aarch64 probes (suite cross)
   doctest-dev libbenchmark-dev valgrind     # C++ tests and benchmarks; callgrind's counts
-  python3 python3-dev python3-pytest        # Debian's Python, built --with-dtrace
-  bpftrace util-linux procps                # the tracer; taskset, setpriv; ps
+  python3-pytest
   cython3 python3-mesonpy python3-pip python3-setuptools  # tests/redirect's routes; pyproject.toml
   pybind11-dev                              # tests/redirect: a C++ extension (operator new)
   chromium                                  # headless, to test the --report html page
   libbpf-dev libelf-dev zlib1g-dev bpftool  # pymemtrace-engine: libbpf, its skeletons (clang above)
+  debootstrap                               # tools/sid-root.sh: CPython 3.14, 3.15 from Debian unstable
 )
+case "${1:-}" in
+  --demo) packages=("${demo_packages[@]}") ;;
+  "") packages=("${demo_packages[@]}" "${test_packages[@]}") ;;
+  *) echo "usage: bash tools/install-deps.sh [--demo]" >&2; exit 2 ;;
+esac
 
 missing=()
 for package in "${packages[@]}"; do

@@ -6,9 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install-deps.sh
 if [ -d build/meson-private ]; then
-  meson setup --reconfigure build >/dev/null
+  meson setup --reconfigure build -Dtests=true >/dev/null
 else
-  meson setup build >/dev/null
+  meson setup build -Dtests=true >/dev/null
 fi
 meson compile -C build
 meson test -C build --print-errorlogs "$@"

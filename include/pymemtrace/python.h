@@ -25,14 +25,20 @@
  * released it. No location ("" and line 0): a thread that released the GIL otherwise, one
  * without a thread state, a callback with no Python frame (a C atexit function), and,
  * on 3.8-3.11 only, a sub-interpreter run on a thread that already has a main-interpreter thread
- * state (see below). tests/locations proves each case on 3.8-3.13 under bpftrace. While a tracer
+ * state (see below). tests/locations proves each case on 3.8-3.15 under bpftrace (3.14 and 3.15
+ * from Debian unstable, tools/sid-root.sh). While a tracer
  * is attached to pystack4 or pystack16, the lookup also fills the thread's stack record (up to 4
  * or 16 frames; location.h) that the py* probes' `stack` argument points at.
  *
  * CPython API used beyond the stable one, by version:
  *   3.8-3.12  _PyThreadState_UncheckedGet()   private; 3.13 renamed it PyThreadState_GetUnchecked
  *   3.8       PyThreadState.frame, PyFrameObject.f_code, f_back   struct fields (no accessors before 3.9)
- *   3.8-3.13  PyCodeObject.co_filename, co_name (3.8-3.10), co_qualname (3.11+)   unstable API
+ *   3.8-3.15  PyCodeObject.co_filename, co_name (3.8-3.10), co_qualname (3.11+)   unstable API
+ * 3.14 and 3.15 changed nothing this lookup uses: their interpreter frames hold stack references
+ * (tagged pointers), but the lookup only reaches frames through PyThreadState_GetFrame,
+ * PyFrame_GetBack and PyFrame_GetCode, which still return plain new references, and the code
+ * object still has those three fields. The default (GIL) builds only; free-threaded 3.14t is
+ * untested.
  */
 #ifndef PYMEMTRACE_PYTHON_H
 #define PYMEMTRACE_PYTHON_H

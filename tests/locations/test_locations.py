@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Python locations in the py* probes, on every CPython 3.8-3.13 present, under real bpftrace.
+"""Python locations in the py* probes, on every CPython 3.8-3.15, under real bpftrace.
 
 For each interpreter: build locate_ext.c against its headers, run workload.py untraced (nothing
 breaks, no semaphore set), then run it again while bpftrace is attached by path to the built
@@ -16,8 +16,13 @@ With a request for depth (pystack16 attached too), the py* probes' `stack` recor
 stack CPython's frame objects show, innermost first, at most 16 frames, with content ids that
 are equal for equal stacks and differ for different callers; without one, `stack` is 0.
 
+With PYMEMTRACE_PYTHONS=sid the interpreters are Debian unstable's 3.14 and 3.15 in the root
+tools/sid-root.sh builds (once, cached): the extension is built there (its gcc, its headers, a
+copy of include/), run there, and traced from the host by its path, as a container's would be.
+The root must build, and each interpreter must be there: those are failures, not skips.
+
 Run through tests/support/run_pytest.py (exit 77 when not root or without bpftrace); CC names the
-C compiler (tests/locations/meson.build sets it).
+C compiler of the host's builds (tests/locations/meson.build sets it).
 """
 import collections
 import glob
@@ -34,13 +39,16 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 INCLUDE = os.path.normpath(os.path.join(HERE, "..", "..", "include"))
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
-from source_lines import tagged_lines  # noqa: E402
+from runner import pid_report  # noqa: E402
+from source_lines import line_of, tagged_lines  # noqa: E402
 from tracing import BpftraceSession  # noqa: E402
 
 PYENV = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
 PATTERNS = [("Debian 3.11", "/usr/bin/python3")] + [
     (f"pyenv 3.{minor}", f"{PYENV}/versions/3.{minor}.*/bin/python3") for minor in range(8, 14)]
-SOURCES = ("workload.py", "in_subinterpreter.py", "depth_workload.py")
+SID_ROOT_SCRIPT = os.path.normpath(os.path.join(HERE, "..", "..", "tools", "sid-root.sh"))
+SID_VERSIONS = ("3.14", "3.15")
+SOURCES = ("workload.py", "in_subinterpreter.py", "depth_workload.py", "leak_workload.py")
 NOWHERE = ("", "", 0)
 # Two 128-byte str() fit bpftrace 0.17's 512-byte BPF stack; paths are kept short anyway.
 os.environ["BPFTRACE_STRLEN"] = "128"
@@ -81,11 +89,51 @@ usdt:{so}:pymemtrace:pyalloc /arg2 == 2/ {{
 }}
 """
 
-Interpreter = collections.namedtuple("Interpreter", "label python version")
+# root: "" for the host's interpreters, else the directory they run chrooted in.
+Interpreter = collections.namedtuple("Interpreter", "label python version root")
+
+
+def in_root(root, directory):
+    """A host path under `root` as a process chrooted there sees it."""
+    return "/" + os.path.relpath(directory, root) if root else directory
+
+
+def run_in(root, argv, cwd=None, popen=False, **kwargs):
+    """Runs argv on the host, or chrooted in `root` with cwd (a host path) as its directory; the
+    process is the interpreter itself (no chroot(1) in between), so its pid is the one traced."""
+    def enter_root():
+        os.chroot(root)
+        os.chdir(in_root(root, cwd) if cwd else "/")
+    kwargs.update(cwd=cwd, preexec_fn=enter_root if root else None)
+    return subprocess.Popen(argv, **kwargs) if popen else subprocess.run(argv, **kwargs)
+
+
+def version_of(root, python):
+    return tuple(int(part) for part in run_in(
+        root, [python, "-c", "import sys; print(*sys.version_info[:2])"],
+        capture_output=True, text=True, check=True).stdout.split())
+
+
+def sid_interpreters():
+    """3.14 and 3.15 in the Debian unstable root, built (or found cached) by tools/sid-root.sh."""
+    made = subprocess.run(["bash", SID_ROOT_SCRIPT], capture_output=True, text=True)
+    if made.returncode != 0:
+        raise SystemExit(f"tools/sid-root.sh failed ({made.returncode}):\n{made.stderr}")
+    root = made.stdout.strip().splitlines()[-1]
+    params = []
+    for minor in SID_VERSIONS:
+        python = f"/usr/bin/python{minor}"
+        assert os.path.exists(root + python), f"{root} has no {python}: rebuild it (remove it)"
+        params.append(pytest.param(Interpreter(f"sid {minor}", python, version_of(root, python),
+                                               root), id=f"sid-{minor}"))
+    return params
 
 
 def interpreters():
-    """One pytest parameter per interpreter of PATTERNS: the newest match, or a skip."""
+    """One pytest parameter per interpreter of PATTERNS: the newest match, or a skip; with
+    PYMEMTRACE_PYTHONS=sid, the ones of the Debian unstable root instead."""
+    if os.environ.get("PYMEMTRACE_PYTHONS") == "sid":
+        return sid_interpreters()
     params = []
     for label, pattern in PATTERNS:
         found = sorted(glob.glob(pattern))
@@ -93,10 +141,7 @@ def interpreters():
             params.append(pytest.param(None, id=label.replace(" ", "-"), marks=pytest.mark.skip(
                 reason=f"{label}: no interpreter matches {pattern}")))
             continue
-        version = tuple(int(part) for part in subprocess.run(
-            [found[-1], "-c", "import sys; print(*sys.version_info[:2])"],
-            capture_output=True, text=True, check=True).stdout.split())
-        params.append(pytest.param(Interpreter(label, found[-1], version),
+        params.append(pytest.param(Interpreter(label, found[-1], version_of("", found[-1]), ""),
                                    id=label.replace(" ", "-")))
     return params
 
@@ -129,15 +174,17 @@ def function_names(version):
     return names
 
 
-def expected_locations(python, version, workdir):
+def expected_locations(interpreter, workdir):
     """{tag: (file, function, line)}; NOWHERE where there is no Python location."""
-    workload, subinterpreter = (os.path.join(workdir, name) for name in SOURCES[:2])
-    lines = tagged_lines(pathlib.Path(workload).read_text(encoding="utf-8"))
-    sub_lines = tagged_lines(pathlib.Path(subinterpreter).read_text(encoding="utf-8"))
+    version = interpreter.version
+    lines, sub_lines = (tagged_lines(pathlib.Path(workdir, name).read_text(encoding="utf-8"))
+                        for name in SOURCES[:2])
+    workload, subinterpreter = (os.path.join(in_root(interpreter.root, workdir), name)
+                                for name in SOURCES[:2])
     names = function_names(version)
     where = {tag: (workload, names[tag], line) for tag, line in lines.items()}
     # The exec slot runs under importlib's _call_with_frames_removed: ask the interpreter where.
-    init = subprocess.run([python, "-c", (
+    init = run_in(interpreter.root, [interpreter.python, "-c", (
         "import dis, importlib._bootstrap as b; c = b._call_with_frames_removed.__code__;"
         "print(c.co_filename, max(l for _, l in dis.findlinestarts(c) if l), sep='|')")],
         capture_output=True, text=True, check=True).stdout.strip().split("|")
@@ -174,30 +221,40 @@ def parse(lines, tag):
     return [line.split("|")[1:] for line in lines if line.startswith(tag + "|")]
 
 
-def build(python, workdir):
-    """Compile locate_ext for `python` into workdir (no libpython link: the interpreter has it).
-    Returns why it cannot be built here, or None."""
-    include = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_config_var('INCLUDEPY'))"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    if not os.path.exists(os.path.join(include, "Python.h")):
-        return f"no Python.h in {include}"
-    so = os.path.join(workdir, "locate_ext.so")
-    compiler = os.environ.get("CC", "cc").split()
-    compiled = subprocess.run([*compiler, "-std=c99", "-O2", "-g", "-Wall", "-Wextra", "-Wpedantic",
-                               "-Werror", "-shared", "-fPIC", "-pthread", "-isystem", include, "-I",
-                               INCLUDE, os.path.join(HERE, "locate_ext.c"), "-o", so],
-                              capture_output=True, text=True)
+def build(interpreter, workdir):
+    """Compile locate_ext for the interpreter into workdir (no libpython link: the interpreter has
+    it), with the host's CC, or in its root with the root's gcc and a copy of include/. Returns
+    why it cannot be built here, or None."""
+    root, python = interpreter.root, interpreter.python
+    include = run_in(root, [python, "-c",
+                            "import sysconfig; print(sysconfig.get_config_var('INCLUDEPY'))"],
+                     capture_output=True, text=True, check=True).stdout.strip()
+    if not os.path.exists(root + os.path.join(include, "Python.h")):
+        return f"no Python.h in {root}{include}"
+    if root:
+        shutil.copytree(INCLUDE, os.path.join(workdir, "include"))
+        shutil.copy(os.path.join(HERE, "locate_ext.c"), workdir)
+        compiler, source = ["gcc"], "locate_ext.c"
+        ours = os.path.join(in_root(root, workdir), "include")
+    else:
+        compiler, ours = os.environ.get("CC", "cc").split(), INCLUDE
+        source = os.path.join(HERE, "locate_ext.c")
+    compiled = run_in(root, [*compiler, "-std=c99", "-O2", "-g", "-Wall", "-Wextra", "-Wpedantic",
+                             "-Werror", "-shared", "-fPIC", "-pthread", "-isystem", include, "-I",
+                             ours, source, "-o", "locate_ext.so"],
+                      cwd=workdir, capture_output=True, text=True)
     assert compiled.returncode == 0, f"locate_ext.c does not build for {python}:\n{compiled.stderr}"
     for name in SOURCES:
         shutil.copy(os.path.join(HERE, name), workdir)
     return None
 
 
-def run_workload(python, workdir):
-    return subprocess.Popen([python, os.path.join(workdir, "workload.py"),
-                             os.path.join(workdir, "in_subinterpreter.py")],
-                            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            encoding="utf-8")
+def run_workload(interpreter, workdir):
+    seen_as = in_root(interpreter.root, workdir)
+    return run_in(interpreter.root, [interpreter.python, os.path.join(seen_as, "workload.py"),
+                                     os.path.join(seen_as, "in_subinterpreter.py")],
+                  cwd=workdir, popen=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                  encoding="utf-8")
 
 
 class Runs:
@@ -211,8 +268,9 @@ class Runs:
 
     def workdir(self, interpreter):
         if interpreter not in self.workdirs:
-            workdir = tempfile.mkdtemp(prefix="pmt")
-            self.workdirs[interpreter] = (workdir, build(interpreter.python, workdir))
+            under = interpreter.root + "/tmp" if interpreter.root else None
+            workdir = tempfile.mkdtemp(prefix="pmt", dir=under)
+            self.workdirs[interpreter] = (workdir, build(interpreter, workdir))
         workdir, reason = self.workdirs[interpreter]
         if reason:
             pytest.skip(f"{interpreter.label} ({interpreter.python}): {reason}")
@@ -221,7 +279,7 @@ class Runs:
     def untraced(self, interpreter):
         """(exit status, stdout lines, stderr) of the workload with no tracer attached."""
         if interpreter not in self.untraced_runs:
-            proc = run_workload(interpreter.python, self.workdir(interpreter))
+            proc = run_workload(interpreter, self.workdir(interpreter))
             out, err = proc.communicate(timeout=120)
             self.untraced_runs[interpreter] = (proc.returncode, out.splitlines(), err)
         return self.untraced_runs[interpreter]
@@ -233,7 +291,7 @@ class Runs:
             workdir = self.workdir(interpreter)
             so = os.path.join(workdir, "locate_ext.so")
             with BpftraceSession(PROGRAM.format(so=so)) as session:
-                proc = run_workload(interpreter.python, workdir)
+                proc = run_workload(interpreter, workdir)
                 try:
                     out, err = proc.communicate(timeout=120)
                 finally:
@@ -263,9 +321,9 @@ class Runs:
             workdir = self.workdir(interpreter)
             so = os.path.join(workdir, "locate_ext.so")
             with BpftraceSession(DEPTH_PROGRAM.format(so=so)) as session:
-                proc = subprocess.Popen([interpreter.python, "depth_workload.py"], cwd=workdir,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        encoding="utf-8")
+                proc = run_in(interpreter.root, [interpreter.python, "depth_workload.py"],
+                              cwd=workdir, popen=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, encoding="utf-8")
                 out, err = proc.communicate(timeout=120)
                 expected = {ptr: stack for size, ptr, stack in
                             (json.loads(line[len("STACK|"):]) for line in out.splitlines()
@@ -329,8 +387,7 @@ def test_traced_the_semaphores_of_the_py_probes_are_set(runs, interpreter):
 def test_every_py_event_names_the_file_function_and_line_that_made_it(runs, interpreter):
     output, events = runs.traced_to_the_end(interpreter)
     observed = collections.Counter(event for event in events if event[4] != 16)
-    where = expected_locations(interpreter.python, interpreter.version,
-                               runs.workdir(interpreter))
+    where = expected_locations(interpreter, runs.workdir(interpreter))
     expected = collections.Counter(expected_events(parse(output, "REC"), where))
     missing, unexpected = expected - observed, observed - expected
     assert not missing and not unexpected, \
@@ -348,7 +405,7 @@ def hooked(events):
 @pytest.mark.parametrize("interpreter", INTERPRETERS)
 def test_blocks_an_allocator_hook_reports_are_located_where_python_was(runs, interpreter):
     _, events = runs.traced_to_the_end(interpreter)
-    workload = os.path.join(runs.workdir(interpreter), "workload.py")
+    workload = os.path.join(in_root(interpreter.root, runs.workdir(interpreter)), "workload.py")
     located = [e for e in hooked(events) if e[5] == workload
                and e[6] in ("hooked", "hooked.<locals>.<listcomp>", "<listcomp>")]
     assert located, f"no hooked allocation located in hooked(): {hooked(events)[:20]}"
@@ -401,3 +458,27 @@ def test_stack_ids_are_equal_for_one_caller_and_differ_between_callers(runs, int
     assert a1[0] == b[0], "one frame (allocate's line) must have one id whoever called it"
     assert a1[1] != b[1], "caller_a and caller_b give one stack id at depth 2"
     assert len(set(deep)) == 16, "a stack deeper than 16 has a distinct id at every depth"
+
+
+@pytest.mark.parametrize("interpreter", INTERPRETERS)
+def test_the_runners_pid_leak_report_holds_the_kept_blocks_at_their_line(runs, interpreter):
+    """`pymemtrace-trace -p` from the host, on a process of this interpreter (in its root, as a
+    container's would be): the blocks it keeps, at their line, and nothing of those it freed."""
+    workdir = runs.workdir(interpreter)
+    target = run_in(interpreter.root, [interpreter.python, "leak_workload.py"], cwd=workdir,
+                    popen=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert target.stdout.readline() == "READY\n", "the leak workload did not start"
+        out = pid_report(target, ["--report", "leaks", "--json"])
+    finally:
+        if target.poll() is None:
+            target.kill()
+            target.wait()
+    source = pathlib.Path(workdir, "leak_workload.py").read_text(encoding="utf-8")
+    entries = json.loads(out)
+    kept = [(e["count"], e["bytes"], e["file"], e["function"]) for e in entries
+            if e["line"] == line_of(source, "# LEAK")]
+    assert kept == [(3, 3 * 4321, "leak_workload.py", "keep_some")], \
+        f"kept blocks: {kept}; report: {entries}"
+    freed = [e for e in entries if e["line"] == line_of(source, "# FREED")]
+    assert not freed, f"freed blocks reported as leaks: {freed}"

@@ -22,3 +22,24 @@ def report_of(args, timeout=180):
         report = open(path).read() if os.path.exists(path) else ""
     assert result.returncode == 0, result.stderr[-800:]
     return report
+
+
+def pid_report(target, args, timeout=120):
+    """The report (stdout) of the runner attached with `-p` to `target`, a Popen held on its
+    stdin: released with a line once the runner says it traces it, then left to exit."""
+    runner = subprocess.Popen([PYTHON, "-I", RUNNER, "-p", str(target.pid), *args],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in runner.stderr:
+            if "tracing PID" in line:
+                break
+        target.stdin.write("go\n")
+        target.stdin.flush()
+        target.wait(timeout=60)
+        out, err = runner.communicate(timeout=timeout)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+    assert runner.returncode == 0, f"runner exited {runner.returncode}:\n{err[-800:]}"
+    return out

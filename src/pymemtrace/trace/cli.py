@@ -15,8 +15,8 @@ import stat
 import sys
 import tempfile
 
-from . import (elf, engine, engine_trace, flamegraph_html, procfs, programs, pythonbinary,
-               safe_open, stacks, targets)
+from . import (elf, engine, engine_trace, flamegraph_html, install_hints, interpreters, procfs,
+               programs, pythonbinary, safe_open, stacks, targets)
 from .aliases import FileAliases
 from .errors import Failure
 from .modes import LOSS, Trace, trace_all, trace_command, trace_pid
@@ -34,7 +34,8 @@ def parse_args(argv):
         prog="pymemtrace-trace",
         usage="%(prog)s [OPTIONS] -- COMMAND [ARG...]\n       %(prog)s [OPTIONS] -p PID",
         description="Trace the pymemtrace probes of a Python process with bpftrace and report "
-                    "allocations by Python file, line and function.")
+                    "allocations by Python file, line and function.",
+        epilog=install_hints.pkg_config_hint(), formatter_class=install_hints.HelpFormatter)
     parser.add_argument("-p", "--pid", type=int, help="attach to this running process")
     parser.add_argument("--report", choices=("flow", "summary", "leaks", "folded", "html"),
                         default="summary",
@@ -247,6 +248,8 @@ def trace(args, user, aliases):
     libraries = []
     for lib in args.lib:
         libraries += given_libraries(lib, user, aliases)
+    for note in interpreters.notes(args.command, env, user, libraries) if args.command else ():
+        print(f"pymemtrace-trace: note: {note}", file=sys.stderr)
     plan = programs.choose_script(args, pymalloc)
     if plan.script.startswith("pymemtrace_") and not args.all:
         libraries = with_found_libraries(args, env, user, aliases, libraries)

@@ -5,8 +5,10 @@ table of the locations.
 
 The JavaScript (d3, d3-flame-graph) comes from npm: `tools/install-deps.sh` runs `npm ci` in
 tools/flamegraph/ (its package.json and package-lock.json pin the versions), and the page inlines
-the files from there, or from $PYMEMTRACE_FLAMEGRAPH_JS (a directory where `npm ci` was run on
-that package.json). The runner itself stays standard-library Python.
+the files from $PYMEMTRACE_FLAMEGRAPH_JS (a directory where `npm ci` was run on that
+package.json) if set, else from flamegraph/ beside this module (where `meson install` and a wheel
+put them), else from the source tree's tools/flamegraph. The runner itself stays
+standard-library Python.
 
 Names come from the target and are hostile: they reach the page only as JSON inside a
 `<script type="application/json">` with <, > and & escaped (no `</script>` breakout), and the
@@ -21,8 +23,10 @@ from .errors import Failure
 from .locations import domain_name, frame_label, ranked, stack_of
 
 JS_DIR_VARIABLE = "PYMEMTRACE_FLAMEGRAPH_JS"
-DEFAULT_JS_DIR = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                               "..", "..", "..", "tools", "flamegraph"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+INSTALLED_JS_DIR = os.path.join(HERE, "flamegraph")
+SOURCE_TREE_JS_DIR = os.path.normpath(os.path.join(HERE, "..", "..", "..", "tools", "flamegraph"))
+# The same two files src/pymemtrace/meson.build installs into INSTALLED_JS_DIR.
 FILES = ("node_modules/d3/dist/d3.min.js",
          "node_modules/d3-flame-graph/dist/d3-flamegraph.umd.min.js")
 
@@ -32,7 +36,8 @@ TITLES = {"summary": "Allocated bytes by Python location",
 
 def scripts():
     """The JavaScript files' texts, d3 first; a Failure that says how to install them."""
-    directory = os.environ.get(JS_DIR_VARIABLE) or DEFAULT_JS_DIR
+    directory = os.environ.get(JS_DIR_VARIABLE) or (
+        INSTALLED_JS_DIR if os.path.isdir(INSTALLED_JS_DIR) else SOURCE_TREE_JS_DIR)
     texts = []
     for name in FILES:
         try:
@@ -41,8 +46,9 @@ def scripts():
         except OSError:
             raise Failure(f"--report html needs d3 and d3-flame-graph, which are not installed "
                           f"(no {os.path.join(directory, name)})",
-                          "run bash tools/install-deps.sh (it runs npm ci in tools/flamegraph), "
-                          f"or set {JS_DIR_VARIABLE} to a directory where npm ci installed "
+                          "in the source tree, run bash tools/install-deps.sh (it runs npm ci in "
+                          "tools/flamegraph) before meson setup and install again; or set "
+                          f"{JS_DIR_VARIABLE} to a directory where npm ci installed "
                           "tools/flamegraph/package.json") from None
         if "</script" in texts[-1].lower():
             raise Failure(f"{name} holds '</script': it cannot be inlined in a page",
@@ -197,5 +203,14 @@ PAGE_SCRIPT = """
   document.querySelector('#locations th[data-key="bytes"]').setAttribute("aria-sort",
                                                                           "descending");
   render();
+  // Drawn: the signal a reader of the page waits for (tests/support/devtools.py), not a delay.
+  // d3-flame-graph grows new frames in over 250 ms whatever transitionDuration says, and d3
+  // keeps a node's pending transitions in node.__transition until they have run.
+  (function whenDrawn() {
+    var moving = Array.prototype.some.call(document.querySelectorAll("#chart *"),
+                                           function (node) { return node.__transition; });
+    if (moving) requestAnimationFrame(whenDrawn);
+    else document.documentElement.dataset.drawn = "1";
+  })();
 })();
 """
