@@ -10,6 +10,7 @@ older one).
 """
 import glob
 import json
+import re
 import os
 import shutil
 import signal
@@ -402,11 +403,18 @@ def command_name(pid):
         return None
 
 
-@pytest.mark.parametrize("mode", ["command", "pid"])
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
-def test_runner_death_leaves_no_tracer(mode, sig):
+TRACERS = ("bpftrace", "pymemtrace-engi")  # comm: the first 15 bytes of pymemtrace-engine
+
+
+# SIGTERM to the runner in command mode is passed to the command (test below), so the runner
+# dies of it only with -p.
+@pytest.mark.parametrize("mode, sig", [("command", signal.SIGKILL), ("pid", signal.SIGKILL),
+                                       ("pid", signal.SIGTERM)],
+                         ids=["command-SIGKILL", "pid-SIGKILL", "pid-SIGTERM"])
+@pytest.mark.parametrize("engine", ["libbpf", "bpftrace"])
+def test_runner_death_leaves_no_tracer(mode, sig, engine):
     leftovers_before = set(glob.glob(os.path.join(tempfile.gettempdir(), "pymemtrace-*")))
-    runner_args = [PYTHON, RUNNER, "--report", "leaks", "--lib", CMEMLEAK]
+    runner_args = [PYTHON, RUNNER, "--report", "leaks", "--engine", engine, "--lib", CMEMLEAK]
     if mode == "command":
         runner = subprocess.Popen(runner_args + ["--", PYTHON, "-c", LONG_TARGET, BUILD_SRC],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -425,8 +433,8 @@ def test_runner_death_leaves_no_tracer(mode, sig):
     addresses = semaphores(pid)
     try:
         assert procfs.wait_semaphores(pid, addresses, any, 60), "never armed"
-        bpftrace = [child for child in children(runner.pid) if command_name(child) == "bpftrace"]
-        assert len(bpftrace) == 1
+        bpftrace = [child for child in children(runner.pid) if command_name(child) in TRACERS]
+        assert len(bpftrace) == 1, [command_name(child) for child in children(runner.pid)]
         runner.send_signal(sig)
         runner.wait(timeout=60)
         assert procfs.wait_semaphores(pid, addresses, lambda v: not any(v), 5), \
@@ -434,7 +442,7 @@ def test_runner_death_leaves_no_tracer(mode, sig):
         deadline = time.monotonic() + 5
         while procfs.process_alive(bpftrace[0]) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not procfs.process_alive(bpftrace[0]), "bpftrace outlived the runner"
+        assert not procfs.process_alive(bpftrace[0]), "the tracer outlived the runner"
         # The target carries on, unharmed: more heartbeats, then a clean exit when asked.
         beats = [output.readline() for _ in range(3)]
         assert all(line.startswith("beat") for line in beats), beats
@@ -450,3 +458,70 @@ def test_runner_death_leaves_no_tracer(mode, sig):
             time.sleep(0.05)
     leftovers = set(glob.glob(os.path.join(tempfile.gettempdir(), "pymemtrace-*")))
     assert leftovers <= leftovers_before, leftovers - leftovers_before
+
+
+# Says when SIGTERM comes, and goes on allocating (a service's shutdown) until stdin closes.
+TRAPS_SIGTERM = """\
+import signal, sys, threading
+sys.path.insert(0, sys.argv[1])
+from pymemtrace import cMemLeak
+kept = []
+def on_term(number, frame):
+    kept.append(cMemLeak.CMalloc(4321))  # allocated by the shutdown: must be in the report
+    print("got SIGTERM", flush=True)
+signal.signal(signal.SIGTERM, on_term)
+print("pid", __import__("os").getpid(), flush=True)
+sys.stdin.read()
+__import__("os")._exit(7)
+"""
+
+
+@pytest.mark.parametrize("engine", ["libbpf", "bpftrace"])
+def test_a_stop_request_in_command_mode_goes_to_the_command_and_its_shutdown_is_traced(engine):
+    """As sudo and tini do: SIGTERM to the runner reaches the command, tracing goes on until it
+    exits, and the report holds what its shutdown allocated, with its exit status. A second
+    request more than a second later ends the runner at once, without a report."""
+    runner = subprocess.Popen([PYTHON, RUNNER, "--report", "leaks", "--engine", engine, "--lib",
+                               CMEMLEAK, "--", PYTHON, "-c", TRAPS_SIGTERM, BUILD_SRC],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        pid = int(runner.stdout.readline().split()[1])
+        assert procfs.wait_semaphores(pid, semaphores(pid), any, 60), "never armed"
+        runner.send_signal(signal.SIGTERM)
+        assert runner.stdout.readline() == "got SIGTERM\n"
+        time.sleep(0.2)
+        assert runner.poll() is None, "the runner stopped; it must trace until the command exits"
+        out, err = runner.communicate(input="", timeout=60)  # stdin closes: the command ends, 7
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 7, err
+    assert re.search(r"^\s+4321 .*C heap", out, re.M), out
+    assert "exited with status 7" in out, out
+
+    # The same command; a second request 1.5 s after the first ends the runner at once. (Its
+    # standard error is a file: the command, which goes on, holds it open.)
+    errors = tempfile.TemporaryFile("w+")
+    runner = subprocess.Popen([PYTHON, RUNNER, "--report", "leaks", "--engine", engine, "--lib",
+                               CMEMLEAK, "--", PYTHON, "-c", TRAPS_SIGTERM, BUILD_SRC],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
+                              text=True)
+    try:
+        pid = int(runner.stdout.readline().split()[1])
+        assert procfs.wait_semaphores(pid, semaphores(pid), any, 60), "never armed"
+        runner.send_signal(signal.SIGTERM)
+        assert runner.stdout.readline() == "got SIGTERM\n"
+        time.sleep(1.5)
+        runner.send_signal(signal.SIGTERM)
+        runner.wait(timeout=30)
+        errors.seek(0)
+        err = errors.read()
+        assert runner.returncode == 128 + signal.SIGTERM and "stopped at once" in err, err
+        assert procfs.wait_semaphores(pid, semaphores(pid), lambda v: not any(v), 5), \
+            "the command's semaphores stayed set after the runner stopped"
+        assert procfs.process_alive(pid), "the command goes on"
+    finally:
+        runner.stdin.close()
+        if runner.poll() is None:
+            runner.kill()

@@ -94,6 +94,11 @@ class EngineTrace:
         every traced process has ended, which is no loss."""
         return self.started and self.run.proc.poll() not in (None, 0, 3)
 
+    def wait_armed(self, _pid, _libraries):
+        """True: the engine's ready line comes once the kernel has attached every probe, which
+        sets the semaphores."""
+        return True
+
     def pause(self):
         """Nothing: the engine pauses recording itself, at one instant, to read its maps."""
 
@@ -110,13 +115,13 @@ class EngineTrace:
         from .modes import write_report  # modes imports this module
         self.stop()
         try:
-            report = self.run.report()
+            report = {} if early else self.run.report()  # a failed engine's maps went with it
         finally:
             self.run.__exit__(None, None, None)
         lost = losses_of(report) + self.missed.losses()
         if early:
-            lost.insert(0, f"pymemtrace-engine ended on its own (status {self.run.returncode}) "
-                           "while the target ran: nothing after that was traced")
+            lost.insert(0, f"pymemtrace-engine ended on its own (status {self.run.proc.returncode})"
+                           " while the target ran: what it had traced went with it")
         rows = report.get("leaks" if self.args.report == "leaks" else "summary", [])
         entries = entries_of(rows, self.shortener)
         ended = statuses(report.get("processes", []))

@@ -11,7 +11,8 @@ import shutil
 import subprocess
 
 from .names import shown
-from .targets import _command_python, _open_regular
+from . import safe_open
+from .targets import _command_python
 
 SHELLS = {"sh", "bash", "dash", "zsh", "ksh"}
 ABI_TAG = re.compile(r"\.cpython-3(\d+)[a-z]*-")
@@ -20,8 +21,9 @@ ABI_TAG = re.compile(r"\.cpython-3(\d+)[a-z]*-")
 def _shell_of(exe):
     """The shell that runs `exe` if it is a script (`#!/bin/sh`, `#!/usr/bin/env bash`), else
     None."""
-    fd = _open_regular(exe)
-    if fd is None:
+    try:
+        fd = safe_open.followed(exe)  # the command's own file, as the kernel will run it
+    except OSError:
         return None
     with os.fdopen(fd, "rb") as script:
         first = script.readline(256)
@@ -35,7 +37,8 @@ def _shell_of(exe):
 def _version_of(python, user):
     """"3.11" for the CPython at `python`, asked as the command's user; None if it cannot say."""
     try:
-        out = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        out = subprocess.run([python, "-I", "-S", "-c",
+                              "import sys; print('%d.%d' % sys.version_info[:2])"],
                              capture_output=True, text=True, timeout=30, check=False,
                              preexec_fn=user.become if user else None).stdout.strip()
     except (OSError, subprocess.SubprocessError):

@@ -21,26 +21,45 @@ SETID_PREFIX = scripts.SETID_LINE.split("%")[0]
 
 
 class Stop:
-    """Why the runner stops tracing: SIGTERM or SIGHUP in any mode, Ctrl-C (SIGINT) with -p. The
-    target is never signalled: tracing ends, the report is printed, the target carries on.
+    """A stop request: SIGINT, SIGTERM or SIGHUP. With -p and --all tracing ends and the report
+    is printed; the target is never signalled. In command mode the signal is passed on to the
+    command, as sudo and tini do, and tracing goes on until it exits, so its shutdown is in the
+    report (SIGINT from the terminal reaches the command itself, in our process group, and is
+    not passed on a second time).
 
-    A second signal ends the runner at once, without a report. The handler takes no lock: one
+    Copies of a request within REPEAT seconds are one request: coreutils timeout, systemd and
+    supervisors signal the runner and its process group at once. A request after that ends the
+    runner at once, without a report (the tracer dies with it). The handler takes no lock: one
     that did (threading.Event.set) could run while the main thread held that same lock inside
     Event.wait, and deadlock the runner (seen: a runner stuck for good after SIGTERM)."""
 
-    def __init__(self, pid_mode):
-        self.signal = None
-        for number in (signal.SIGTERM, signal.SIGHUP) + ((signal.SIGINT,) if pid_mode else ()):
+    REPEAT = 1.0
+
+    def __init__(self):
+        self.signal, self.at, self.command = None, None, None
+        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(number, self._set)
-        if not pid_mode:
-            # Ctrl-C at the terminal reaches the command (our process group) as usual.
-            signal.signal(signal.SIGINT, lambda *_: None)
+
+    def pass_to(self, pidfd):
+        """Command mode: stop requests go to the command, by its pidfd (a PID could name another
+        process once the command is reaped; its pidfd cannot)."""
+        self.command = pidfd
 
     def _set(self, number, _frame):
-        if self.signal is not None:  # a second one: stop at once, with no report
+        if self.command is not None and number == signal.SIGINT and _from_terminal():
+            return  # Ctrl-C: the kernel gave it to the command too, which decides
+        now = time.monotonic()
+        if self.signal is not None:
+            if now - self.at < self.REPEAT:
+                return  # the same request again
             os.write(2, b"pymemtrace-trace: stopped at once, no report\n")
-            os._exit(128 + number)  # bpftrace dies with us (PR_SET_PDEATHSIG)
-        self.signal = number
+            os._exit(128 + number)  # the tracer dies with us (PR_SET_PDEATHSIG)
+        self.signal, self.at = number, now
+        if self.command is not None:
+            try:
+                signal.pidfd_send_signal(self.command, number)
+            except OSError:
+                pass  # it has just ended: the runner reports that
 
     def wait(self, seconds):
         """Sleeps up to `seconds`, less once a stop signal came."""
@@ -50,6 +69,15 @@ class Stop:
 
     def __bool__(self):
         return self.signal is not None
+
+
+def _from_terminal():
+    """Whether our process group is the foreground one of our terminal: a SIGINT then came from
+    Ctrl-C, which the kernel delivered to the command too."""
+    try:
+        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+    except (OSError, ValueError):
+        return False
 
 
 class Trace:
@@ -258,7 +286,7 @@ def exit_status(lost, args, status):
 
 def trace_pid(args, run, libraries):
     """-p: `run` (a Trace, or an engine_trace.EngineTrace) on a running process."""
-    stop = Stop(pid_mode=True)
+    stop = Stop()
     try:
         run.start()
         if not run.wait_armed(args.pid, libraries):
@@ -281,7 +309,7 @@ def trace_pid(args, run, libraries):
 def trace_all(args, program, plan):
     """--all: every process that maps the libraries, already running or started later, until
     Ctrl-C or SIGTERM. $1 is the runner's own PID: only the tgkill that stops recording names it."""
-    stop = Stop(pid_mode=True)
+    stop = Stop()
     run = Trace(program, os.getpid(), plan, args)
     try:
         run.start()
@@ -313,7 +341,7 @@ def trace_command(args, make_run, env, user):
     executable = shutil.which(args.command[0], path=env.get("PATH")) or args.command[0]
     go_read, go_write = os.pipe()
     err_read, err_write = os.pipe2(os.O_CLOEXEC)
-    stop = Stop(pid_mode=False)
+    stop = Stop()
     child = os.fork()
     if child == 0:
         try:
@@ -333,6 +361,7 @@ def trace_command(args, make_run, env, user):
             os._exit(127)
     os.close(go_read)
     os.close(err_write)
+    stop.pass_to(os.pidfd_open(child))
     run = make_run(child)
     status, early = None, False
     try:
@@ -355,7 +384,9 @@ def trace_command(args, make_run, env, user):
         started = time.monotonic()
         failure = os.read(err_read, 4096)
         os.close(err_read)
-        while not stop:
+        # Until the command exits: a stop request was passed on to it, and its shutdown is
+        # traced too.
+        while True:
             done, status = os.waitpid(child, os.WNOHANG)
             if done:
                 break
@@ -366,11 +397,8 @@ def trace_command(args, make_run, env, user):
             run.missed.check(child)
             # Often in the first seconds, when a short command imports its extensions and may
             # end (its mappings go with it).
-            stop.wait(0.01 if time.monotonic() - started < 2 else 0.1)
-        if stop and status is None:
-            print(f"pymemtrace-trace: stopped by signal {stop.signal}; the command (PID {child}) "
-                  "goes on, no longer traced", file=sys.stderr)
-        elif run.plan.kind in ("flow", "flowlog"):
+            time.sleep(0.01 if time.monotonic() - started < 2 else 0.1)
+        if run.plan.kind in ("flow", "flowlog"):
             run.drain()
         else:
             time.sleep(0.2)
@@ -382,9 +410,7 @@ def trace_command(args, make_run, env, user):
                       "check the command, its permissions and its interpreter line")
     lost = run.finish(early)
     if status is None:
-        if stop:
-            return exit_status(lost, args, 128 + stop.signal)
-        _, status = os.waitpid(child, 0)  # bpftrace ended early: let the command finish
+        _, status = os.waitpid(child, 0)  # the tracer ended early: let the command finish
     if os.WIFSIGNALED(status):
         return exit_status(lost, args, 128 + os.WTERMSIG(status))
     return exit_status(lost, args, os.WEXITSTATUS(status))
