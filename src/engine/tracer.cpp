@@ -105,17 +105,14 @@ void check_process(pid_t pid)
 }
 
 // The plan's libraries, each file once (two names of one file would count its events twice).
-std::vector<std::string> distinct_files(const std::vector<std::string> &paths)
+std::vector<Library> distinct_files(const std::vector<std::string> &paths)
 {
-    std::vector<std::string> distinct;
+    std::vector<Library> distinct;
     std::set<std::pair<dev_t, ino_t>> seen;
     for (const auto &path : paths) {
-        struct stat info {};
-        if (stat(path.c_str(), &info) != 0)
-            throw Error("cannot open library " + path + ": " + std::strerror(errno)
-                        + ": give the path of a built, readable extension");
-        if (seen.emplace(info.st_dev, info.st_ino).second)
-            distinct.push_back(path);
+        Library library = library_of(path);
+        if (seen.emplace(library.device, library.inode).second)
+            distinct.push_back(std::move(library));
     }
     return distinct;
 }
@@ -141,7 +138,7 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     check_machine();
     libraries_ = distinct_files(plan.libraries);
     for (const auto &library : libraries_)
-        check_library(library);
+        check_library(library.path);
     for (const pid_t pid : plan.pids)
         check_process(pid);
 
@@ -212,7 +209,11 @@ void Tracer::trace(pid_t pid, pid_t parent, uint64_t forked_ns)
     // First in the map, so that what it forks while its probes are attached is followed.
     const uint32_t key = static_cast<uint32_t>(pid), one = 1;
     bpf_map_update_elem(bpf_map__fd(skeleton_->maps.traced), &key, &one, BPF_ANY);
+    if (parent != 0) // a drop is visible only until the attach re-arms the probe
+        process.window_dropped = disarmed_in_child(pid, parent, libraries_);
     attach(process);
+    if (parent != 0 && process.attached_ns != 0)
+        process.window_exact = process.window_dropped.empty() && maps_none_of(pid, libraries_);
 }
 
 void Tracer::attach(Process &process)
@@ -225,12 +226,13 @@ void Tracer::attach(Process &process)
         for (const auto &probe : probes) {
             // By path and PID: the uprobe is installed in this process only, also in a mapping of
             // the library made after this call; the kernel sets the probe's semaphore there.
-            bpf_link *link = bpf_program__attach_usdt(probe.second, process.pid, library.c_str(),
+            bpf_link *link = bpf_program__attach_usdt(probe.second, process.pid,
+                                                      library.path.c_str(),
                                                       "pymemtrace", probe.first, nullptr);
             if (link == nullptr) {
                 const int error = errno;
                 std::string why = std::string("cannot attach pymemtrace:") + probe.first + " of "
-                                  + library + " in process " + std::to_string(process.pid) + ": "
+                                  + library.path + " in process " + std::to_string(process.pid) + ": "
                                   + std::strerror(error) + libbpf_detail();
                 if (process.parent == 0)
                     throw Error(why + "; check that the process runs and may be traced");

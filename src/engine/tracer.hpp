@@ -7,12 +7,14 @@
 
 #include <cstdint> // uint64_t
 #include <map>     // std::map
+#include <set>     // std::set
 #include <string>  // std::string
 #include <vector>  // std::vector
 
 #include <sys/types.h> // pid_t
 
 #include "plan.hpp"
+#include "window.hpp"
 
 struct engine_bpf;
 struct bpf_link;
@@ -31,6 +33,10 @@ struct Process {
     bool exit_known = false;
     int exit_code = 0;           // wait(2)'s status
     int pidfd = -1;              // tells an end that the exit tracepoint did not see
+    // Forked ones: whether its hits before the attach are known to be none (it mapped none of
+    // the libraries once attached), and the probes it is known to have hit then (window.hpp).
+    bool window_exact = false;
+    std::set<std::string> window_dropped;
 };
 
 class Tracer {
@@ -63,7 +69,7 @@ private:
     static int on_record(void *self, void *data, size_t size);
 
     const Plan &plan_;
-    std::vector<std::string> libraries_; // the plan's, each file once
+    std::vector<Library> libraries_; // the plan's, each file once
     engine_bpf *skeleton_ = nullptr;
     ring_buffer *records_ = nullptr;
     std::vector<bpf_link *> links_;
