@@ -77,26 +77,45 @@ def test_a_held_command_is_reported_exactly_with_its_library_attached_before_it_
     assert report["complete"] is True and not any(report["loss"].values())
 
 
-def test_a_child_forked_after_attach_is_traced_and_its_exit_reported(engine, cmemleak,
-                                                                      pythonpath):
-    target = start_python([workload("fork_workload.py")], pythonpath)
+def run_released(engine, cmemleak, pythonpath, name,
+                 after_release=lambda run, target, pid: None):
+    """Runs workload `name` (it prints its PID, then waits for a line) under the engine, releases
+    it once the engine is ready, calls after_release(run, target, pid), and returns (its pid, the
+    report, the engine's status, stderr)."""
+    target = start_python([workload(name)], pythonpath)
     pid = int(target.stdout.readline())
     run = EngineRun(engine, [pid], [cmemleak])
     try:
         run.wait_for("ready")
         target.stdin.write("go\n")
         target.stdin.flush()
-        attached = run.wait_for("attached", parent=pid)
-        target.stdin.write("child\n")  # the child reads it once its probes are attached
-        target.stdin.flush()
+        after_release(run, target, pid)
         report, returncode, _ = run.report()
     finally:
         run.close()
         target.kill()
         target.wait()
+    return pid, report, returncode, run.stderr
+
+
+def forked_children(report):
+    return [p for p in report["processes"] if p["parent"] != 0]
+
+
+def test_a_child_forked_after_attach_is_traced_and_its_exit_reported(engine, cmemleak,
+                                                                      pythonpath):
+    attached = {}
+
+    def release_the_child(run, target, pid):
+        attached.update(run.wait_for("attached", parent=pid))
+        target.stdin.write("child\n")  # the child reads it once its probes are attached
+        target.stdin.flush()
+
+    pid, report, returncode, stderr = run_released(engine, cmemleak, pythonpath,
+                                                   "fork_workload.py", release_the_child)
     # The child had the library mapped from its parent: that it hit no probe before its attach
     # cannot be proven (docs/engine.md), so its window is stated as a loss although it waited.
-    assert returncode == 3, run.stderr
+    assert returncode == 3, stderr
     child = attached["pid"]
     file, line = workload("fork_workload.py"), tags("fork_workload.py")
     assert entries(report, "leaks", pid) == {(file, "<module>", line["parent"], 0): (3, 3333),
@@ -108,28 +127,6 @@ def test_a_child_forked_after_attach_is_traced_and_its_exit_reported(engine, cme
     assert windows == [attached["window_us"]]
     assert [p["window"] for p in report["processes"] if p["pid"] == child] == ["unknown"]
     assert report["loss"]["forked_window"] == 1 and report["complete"] is False
-
-
-def run_released(engine, cmemleak, pythonpath, name):
-    """Runs workload `name` (it prints its PID, then waits for a line) under the engine, releases
-    it once the engine is ready, and returns (its pid, the report, the engine's status, stderr)."""
-    target = start_python([workload(name)], pythonpath)
-    pid = int(target.stdout.readline())
-    run = EngineRun(engine, [pid], [cmemleak])
-    try:
-        run.wait_for("ready")
-        target.stdin.write("go\n")
-        target.stdin.flush()
-        report, returncode, _ = run.report()
-    finally:
-        run.close()
-        target.kill()
-        target.wait()
-    return pid, report, returncode, run.stderr
-
-
-def forked_children(report):
-    return [p for p in report["processes"] if p["parent"] != 0]
 
 
 def test_children_that_allocate_at_once_after_fork_are_stated_as_window_losses(
