@@ -61,7 +61,7 @@ struct engine_names {
 };
 
 /* Records of the ring buffer: how the traced processes come and go. */
-enum engine_record_kind { RECORD_FORK = 1, RECORD_EXIT = 2 };
+enum engine_record_kind { RECORD_FORK = 1, RECORD_EXIT = 2, RECORD_SETID = 3 };
 
 struct engine_record {
     uint32_t kind;

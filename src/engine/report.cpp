@@ -141,6 +141,8 @@ std::string processes_json(const Tracer &tracer, uint64_t &unattached, uint64_t 
             out += window_json(process);
             window_lost += process.window_exact ? 0 : 1;
         }
+        if (process.setid) // traced until it exec'd a set-ID program (--setid-stop)
+            out += ",\"setid\":true";
         if (!process.attach_error.empty()) {
             out += ",\"attach_error\":" + quote(process.attach_error);
             // A child that ended before its probes were attached lost nothing it could report

@@ -149,6 +149,7 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     bpf_map__set_max_entries(skeleton_->maps.live, plan.max_live);
     bpf_map__set_max_entries(skeleton_->maps.summary, plan.max_locations);
     bpf_map__set_max_entries(skeleton_->maps.names, plan.max_locations);
+    skeleton_->rodata->setid_stop = plan.setid_stop ? 1 : 0;
     if (engine_bpf__load(skeleton_) != 0)
         throw Error(std::string("the kernel refused the engine's BPF programs: ")
                     + std::strerror(errno) + libbpf_detail()
@@ -158,6 +159,13 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     if (skeleton_->links.on_fork == nullptr || skeleton_->links.on_exit == nullptr)
         throw Error(std::string("cannot attach to the sched_process_fork/exit tracepoints: ")
                     + std::strerror(errno) + libbpf_detail());
+    if (plan.setid_stop) {
+        skeleton_->links.on_exec = bpf_program__attach(skeleton_->progs.on_exec);
+        if (skeleton_->links.on_exec == nullptr)
+            throw Error(std::string("cannot attach to the sched_process_exec tracepoint, which "
+                                    "--setid-stop needs: ")
+                        + std::strerror(errno) + libbpf_detail());
+    }
     records_ = ring_buffer__new(bpf_map__fd(skeleton_->maps.records), on_record, this, nullptr);
     if (records_ == nullptr)
         throw Error(std::string("cannot read the engine's ring buffer: ") + std::strerror(errno));
@@ -176,7 +184,7 @@ Tracer::~Tracer()
     for (size_t first = 0; first < links_.size(); first += 32) {
         std::vector<std::thread> detaching;
         for (size_t i = first; i < links_.size() && i < first + 32; ++i)
-            detaching.emplace_back(bpf_link__destroy, links_[i]);
+            detaching.emplace_back(bpf_link__destroy, links_[i].second);
         for (auto &thread : detaching)
             thread.join();
     }
@@ -239,7 +247,7 @@ void Tracer::attach(Process &process)
                 process.attach_error = why; // a child that ended meanwhile
                 return;
             }
-            links_.push_back(link);
+            links_.emplace_back(process.pid, link);
         }
     }
     process.attached_ns = monotonic_ns();
@@ -264,6 +272,10 @@ void Tracer::handle(const void *data)
     const pid_t pid = static_cast<pid_t>(record.pid);
     if (record.kind == RECORD_FORK) {
         trace(pid, static_cast<pid_t>(record.parent), record.time_ns);
+    } else if (record.kind == RECORD_SETID) {
+        auto found = processes_.find(pid);
+        if (found != processes_.end())
+            stop_tracing(found->second);
     } else if (record.kind == RECORD_EXIT) {
         auto found = processes_.find(pid);
         if (found == processes_.end())
@@ -272,6 +284,21 @@ void Tracer::handle(const void *data)
         found->second.exit_known = true;
         found->second.exit_code = record.exit_code;
     }
+}
+
+// A process that exec'd a set-ID program: its probes are detached (BPF already ignores them),
+// so that it pays nothing more and nothing of it is read.
+void Tracer::stop_tracing(Process &process)
+{
+    process.setid = true;
+    std::vector<std::pair<pid_t, bpf_link *>> kept;
+    for (const auto &link : links_) {
+        if (link.first == process.pid)
+            bpf_link__destroy(link.second);
+        else
+            kept.push_back(link);
+    }
+    links_ = std::move(kept);
 }
 
 void Tracer::notice_ends()
@@ -298,7 +325,7 @@ bool Tracer::poll(int timeout_ms)
     ring_buffer__poll(records_, timeout_ms); // -EINTR on a signal: the caller looks at it
     notice_ends();
     for (const auto &entry : processes_)
-        if (!entry.second.ended)
+        if (!entry.second.ended && !entry.second.setid)
             return true;
     return false;
 }

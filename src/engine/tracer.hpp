@@ -37,6 +37,7 @@ struct Process {
     // the libraries once attached), and the probes it is known to have hit then (window.hpp).
     bool window_exact = false;
     std::set<std::string> window_dropped;
+    bool setid = false; // it exec'd a set-ID program (--setid-stop): traced no more since
 };
 
 class Tracer {
@@ -66,13 +67,14 @@ private:
     void attach(Process &process);
     void handle(const void *record);
     void notice_ends();
+    void stop_tracing(Process &process);
     static int on_record(void *self, void *data, size_t size);
 
     const Plan &plan_;
     std::vector<Library> libraries_; // the plan's, each file once
     engine_bpf *skeleton_ = nullptr;
     ring_buffer *records_ = nullptr;
-    std::vector<bpf_link *> links_;
+    std::vector<std::pair<pid_t, bpf_link *>> links_; // each probe's link, by process
     std::map<pid_t, Process> processes_;
     uint64_t attach_ns_ = 0; // how long attaching the plan's processes took
 };

@@ -10,9 +10,11 @@ against it exactly.
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -22,7 +24,8 @@ import tracing  # noqa: E402  (the runner's procfs and elf modules, from the sou
 from other_user import other_user  # noqa: E402
 from source_lines import tagged_lines  # noqa: E402
 
-from engine_run import EngineRun, entries, held_command, start_python, workload  # noqa: E402
+from engine_run import (PYTHON, EngineRun, entries, held_command, start_python,  # noqa: E402
+                        workload)
 
 from pymemtrace.trace import elf, procfs  # noqa: E402
 
@@ -347,3 +350,79 @@ def test_the_report_is_valid_json_on_one_line(engine, cmemleak, pythonpath):
     assert set(report) >= {"summary", "leaks", "counters", "loss", "processes", "complete",
                            "time_ns", "live_blocks"}
     json.dumps(report)
+
+
+def setid_run(engine, cmemleak, pythonpath, user, program, extra):
+    """The other account runs setid_exec_workload.py, traced (with `extra` options) from its
+    release until it has exec'd `program` (argv) and that has ended. Returns (its pid, the
+    report, the engine's status, stderr)."""
+    argv = ["env", f"PYTHONPATH={pythonpath}", "/usr/bin/python3",
+            workload("setid_exec_workload.py"), *program]
+    target = user.popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(target.stdout.readline())
+        run = EngineRun(engine, [pid], [cmemleak], extra)
+        try:
+            run.wait_for("ready")
+            target.stdin.write("go\n")
+            target.stdin.flush()
+            target.wait(timeout=60)
+            run.signal(signal.SIGINT)  # a set-ID process is not followed to its end
+            report, returncode, _ = run.report()
+        finally:
+            run.close()
+    finally:
+        target.kill()
+        target.wait()
+    return pid, report, returncode, run.stderr
+
+
+@pytest.fixture
+def setuid_python():
+    """A set-user-ID root copy of Debian's Python that any account can run."""
+    directory = tempfile.mkdtemp(prefix="pymemtrace-setid-")
+    try:
+        os.chmod(directory, 0o755)
+        path = os.path.join(directory, "python3")
+        shutil.copy(os.path.realpath(PYTHON), path)
+        os.chmod(path, 0o4755)
+        yield path
+    finally:
+        shutil.rmtree(directory)
+
+
+@pytest.mark.parametrize("setid_stop", [True, False], ids=["setid-stop", "without"])
+def test_a_process_that_execs_a_setuid_program_is_traced_no_more_with_setid_stop(
+        engine, cmemleak, pythonpath, setuid_python, setid_stop):
+    # The set-UID program imports the same traced library and allocates 7 blocks of 13 bytes.
+    program = [setuid_python, "-c",
+               f"import os, sys\nsys.path.insert(0, {pythonpath!r})\n"
+               "from pymemtrace import cMemLeak\n"
+               "assert os.geteuid() == 0 != os.getuid()\n"
+               "held = [cMemLeak.CMalloc(13) for _ in range(7)]\nos._exit(0)\n"]
+    with other_user() as user:
+        pid, report, returncode, stderr = setid_run(
+            engine, cmemleak, pythonpath, user, program, ["--setid-stop"] if setid_stop else [])
+    assert returncode == 0, stderr
+    sizes = sorted(total // count for count, total in entries(report, "leaks", pid).values())
+    [process] = report["processes"]
+    if setid_stop:
+        assert sizes == [11] and report["counters"]["pyalloc"] == 3
+        assert process["setid"] is True
+    else:  # what the option prevents: the set-UID program's blocks in the report
+        assert sizes == [11, 13] and report["counters"]["pyalloc"] == 10
+        assert "setid" not in process
+
+
+def test_a_process_of_another_user_that_execs_passwd_is_reported_setid(engine, cmemleak,
+                                                                        pythonpath):
+    with other_user() as user:
+        pid, report, returncode, stderr = setid_run(
+            engine, cmemleak, pythonpath, user, ["/usr/bin/passwd", "--status"],
+            ["--setid-stop"])
+    assert returncode == 0, stderr
+    [process] = report["processes"]
+    assert (process["pid"], process["setid"]) == (pid, True)
+    file, line = workload("setid_exec_workload.py"), tags("setid_exec_workload.py")
+    assert entries(report, "leaks", pid) == {(file, "<listcomp>", line["kept"], 0): (3, 33)}
+    assert report["counters"]["pyalloc"] == 3
