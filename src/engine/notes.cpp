@@ -135,12 +135,5 @@ std::vector<ProbeSite> pymemtrace_sites(const std::string &path)
     return sites;
 }
 
-std::set<std::string> pymemtrace_probes(const std::string &path)
-{
-    std::set<std::string> names;
-    for (const auto &site : pymemtrace_sites(path))
-        names.insert(site.name);
-    return names;
-}
 
 } // namespace engine

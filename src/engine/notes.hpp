@@ -6,7 +6,6 @@
 #define PYMEMTRACE_ENGINE_NOTES_HPP
 
 #include <cstdint> // uint64_t
-#include <set>     // std::set
 #include <string>  // std::string
 #include <vector>  // std::vector
 
@@ -21,9 +20,6 @@ struct ProbeSite {
 // The sites of the `pymemtrace` provider's probes in the ELF file `path`; throws engine::Error
 // when it cannot be read or is not ELF.
 std::vector<ProbeSite> pymemtrace_sites(const std::string &path);
-
-// Their names.
-std::set<std::string> pymemtrace_probes(const std::string &path);
 
 } // namespace engine
 

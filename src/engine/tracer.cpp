@@ -13,7 +13,6 @@
 
 #include <poll.h>        // poll: a pidfd is readable once its process ended
 #include <signal.h>      // kill
-#include <sys/stat.h>    // stat: one file under two names
 #include <sys/syscall.h> // SYS_pidfd_open
 #include <unistd.h>      // geteuid, access, close, syscall
 
@@ -81,12 +80,14 @@ struct Probe {
     bpf_program *engine_bpf::*program;
 };
 
-void check_library(const std::string &path)
+void check_library(const Library &library)
 {
-    const auto found = pymemtrace_probes(path);
+    std::set<std::string> found;
+    for (const auto &site : library.sites)
+        found.insert(site.name);
     for (const char *name : {"pyalloc", "pyrealloc", "pyfree"})
         if (found.count(name) == 0)
-            throw Error(path + " has no pymemtrace:" + name + " probe"
+            throw Error(library.path + " has no pymemtrace:" + name + " probe"
                         + (found.empty() ? " (no pymemtrace probes at all)" : "")
                         + ": give a library built with pymemtrace's headers "
                           "(<pymemtrace/python.h>, docs/extensions.md)");
@@ -138,7 +139,7 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     check_machine();
     libraries_ = distinct_files(plan.libraries);
     for (const auto &library : libraries_)
-        check_library(library.path);
+        check_library(library);
     for (const pid_t pid : plan.pids)
         check_process(pid);
 
