@@ -213,6 +213,33 @@ static __always_inline bool ignored(uint32_t pid)
     return setid_stop && !bpf_map_lookup_elem(&traced, &pid);
 }
 
+// A block forgotten (freed, or moved by a realloc); one not in the map was allocated before
+// tracing started.
+static __always_inline void forget(uint32_t pid, uint64_t ptr)
+{
+    struct engine_live_key key = {.ptr = ptr, .pid = pid};
+    if (bpf_map_delete_elem(&live, &key) != 0)
+        count(COUNTER_UNMATCHED_FREE);
+}
+
+// A free probe (pyfree, or free with --plain), counted in `counter`.
+static __always_inline void freed(uint64_t ptr, uint32_t counter)
+{
+    if (paused) {
+        count(COUNTER_PAUSED);
+        return;
+    }
+    uint32_t pid = current_pid();
+    if (ignored(pid))
+        return;
+    count(counter);
+    if (ptr == 0) {
+        count(COUNTER_FREE_NULL);
+        return;
+    }
+    forget(pid, ptr);
+}
+
 SEC("usdt")
 int BPF_USDT(on_pyalloc, uint64_t ptr, uint64_t size, int32_t domain, uint64_t file,
              uint64_t function, int32_t line)
@@ -263,6 +290,17 @@ int BPF_USDT(on_pyrealloc, uint64_t old_ptr, uint64_t new_ptr, uint64_t size, ui
 SEC("usdt")
 int BPF_USDT(on_pyfree, uint64_t ptr)
 {
+    freed(ptr, COUNTER_PYFREE);
+    return 0;
+}
+
+// --plain: the probes without a Python location, for C and C++ programs and libraries. They
+// report calls as they happen (docs/probes.md), so realloc is sorted out here; every event has
+// location 0. The loader attaches either these or the py* programs, never both (an extension's
+// wrappers fire both: its events would count twice).
+SEC("usdt")
+int BPF_USDT(on_alloc, uint64_t ptr, uint64_t size, int32_t domain)
+{
     if (paused) {
         count(COUNTER_PAUSED);
         return 0;
@@ -270,14 +308,39 @@ int BPF_USDT(on_pyfree, uint64_t ptr)
     uint32_t pid = current_pid();
     if (ignored(pid))
         return 0;
-    count(COUNTER_PYFREE);
-    if (ptr == 0) {
-        count(COUNTER_FREE_NULL);
+    add_to_summary(pid, 0, domain, size);
+    keep(pid, ptr, size, 0, domain);
+    count(COUNTER_ALLOC);
+    return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(on_realloc, uint64_t old_ptr, uint64_t new_ptr, uint64_t size, int32_t domain)
+{
+    if (paused) {
+        count(COUNTER_PAUSED);
         return 0;
     }
-    struct engine_live_key key = {.ptr = ptr, .pid = pid};
-    if (bpf_map_delete_elem(&live, &key) != 0)
-        count(COUNTER_UNMATCHED_FREE);
+    uint32_t pid = current_pid();
+    if (ignored(pid))
+        return 0;
+    count(COUNTER_REALLOC);
+    if (new_ptr == 0) {
+        if (old_ptr != 0 && size == 0)
+            forget(pid, old_ptr); // realloc(p, 0): glibc released p
+        return 0;                 // otherwise it failed: p, if any, is still live
+    }
+    if (old_ptr != 0)
+        forget(pid, old_ptr); // moved or resized: the old block is the new one now
+    add_to_summary(pid, 0, domain, size);
+    keep(pid, new_ptr, size, 0, domain);
+    return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(on_free, uint64_t ptr)
+{
+    freed(ptr, COUNTER_FREE);
     return 0;
 }
 

@@ -23,6 +23,9 @@ enum engine_counter {
     COUNTER_NAMES_FULL,         /* a location whose names the names map refused (loss of names) */
     COUNTER_PAUSED,             /* events that arrived while recording was paused */
     COUNTER_RECORDS_LOST,       /* fork/exit records the ring buffer refused (loss) */
+    COUNTER_ALLOC,              /* alloc events recorded (--plain) */
+    COUNTER_REALLOC,            /* realloc events recorded (--plain; failed ones included) */
+    COUNTER_FREE,               /* free events recorded (--plain; NULL included) */
     COUNTER_COUNT
 };
 

@@ -21,7 +21,8 @@ namespace {
 // Counter names, in enum engine_counter order.
 const char *const counter_names[COUNTER_COUNT] = {
     "pyalloc", "pyrealloc", "pyfree", "free_null", "unmatched_free", "unmatched_realloc",
-    "live_full", "summary_full", "names_full", "paused", "records_lost"};
+    "live_full", "summary_full", "names_full", "paused", "records_lost", "alloc", "realloc",
+    "free"};
 
 struct Names {
     std::string file, function;

@@ -5,7 +5,6 @@
 #include <cstdarg>  // va_list
 #include <cstdio>   // std::vsnprintf, std::fputs
 #include <cstring>  // std::strerror, std::memcpy
-#include <initializer_list> // the three probes
 #include <fstream> // /proc/PID/status
 #include <set>     // std::set
 #include <thread>  // std::thread: detaching in parallel
@@ -74,23 +73,39 @@ void check_machine()
                     "missing): boot a kernel built with CONFIG_UPROBE_EVENTS=y, as Debian's are");
 }
 
-// The probes and the programs that record them.
+// The probes attached, and the programs that record them: the py* ones, or with --plain the
+// plain ones (never both: a wrapper fires both, its events would count twice).
 struct Probe {
     const char *name;
-    bpf_program *engine_bpf::*program;
+    bpf_program *program;
 };
 
-void check_library(const Library &library)
+std::vector<Probe> probes_of(const Plan &plan, const engine_bpf *skeleton)
+{
+    if (plan.plain)
+        return {{"alloc", skeleton->progs.on_alloc},
+                {"realloc", skeleton->progs.on_realloc},
+                {"free", skeleton->progs.on_free}};
+    return {{"pyalloc", skeleton->progs.on_pyalloc},
+            {"pyrealloc", skeleton->progs.on_pyrealloc},
+            {"pyfree", skeleton->progs.on_pyfree}};
+}
+
+void check_library(const Library &library, bool plain)
 {
     std::set<std::string> found;
     for (const auto &site : library.sites)
         found.insert(site.name);
-    for (const char *name : {"pyalloc", "pyrealloc", "pyfree"})
+    static const char *const plain_names[] = {"alloc", "realloc", "free"};
+    static const char *const py_names[] = {"pyalloc", "pyrealloc", "pyfree"};
+    for (const char *name : plain ? plain_names : py_names)
         if (found.count(name) == 0)
             throw Error(library.path + " has no pymemtrace:" + name + " probe"
                         + (found.empty() ? " (no pymemtrace probes at all)" : "")
-                        + ": give a library built with pymemtrace's headers "
-                          "(<pymemtrace/python.h>, docs/extensions.md)");
+                        + ": give a library built with pymemtrace's headers ("
+                        + (plain ? "<pymemtrace/pymemtrace.h>, docs/probes.md"
+                                 : "<pymemtrace/python.h>, docs/extensions.md")
+                        + ")");
 }
 
 void check_process(pid_t pid)
@@ -139,7 +154,7 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     check_machine();
     libraries_ = distinct_files(plan.libraries);
     for (const auto &library : libraries_)
-        check_library(library);
+        check_library(library, plan.plain);
     for (const pid_t pid : plan.pids)
         check_process(pid);
 
@@ -227,21 +242,19 @@ void Tracer::trace(pid_t pid, pid_t parent, uint64_t forked_ns)
 
 void Tracer::attach(Process &process)
 {
-    const std::pair<const char *, bpf_program *> probes[] = {
-        {"pyalloc", skeleton_->progs.on_pyalloc},
-        {"pyrealloc", skeleton_->progs.on_pyrealloc},
-        {"pyfree", skeleton_->progs.on_pyfree}};
+    const std::vector<Probe> probes = probes_of(plan_, skeleton_);
     for (const auto &library : libraries_) {
         for (const auto &probe : probes) {
             // By path and PID: the uprobe is installed in this process only, also in a mapping of
             // the library made after this call; the kernel sets the probe's semaphore there.
-            bpf_link *link = bpf_program__attach_usdt(probe.second, process.pid,
-                                                      library.path.c_str(),
-                                                      "pymemtrace", probe.first, nullptr);
+            bpf_link *link = bpf_program__attach_usdt(probe.program, process.pid,
+                                                      library.path.c_str(), "pymemtrace",
+                                                      probe.name, nullptr);
             if (link == nullptr) {
                 const int error = errno;
-                std::string why = std::string("cannot attach pymemtrace:") + probe.first + " of "
-                                  + library.path + " in process " + std::to_string(process.pid) + ": "
+                std::string why = std::string("cannot attach pymemtrace:") + probe.name + " of "
+                                  + library.path + " in process " + std::to_string(process.pid)
+                                  + ": "
                                   + std::strerror(error) + libbpf_detail();
                 if (process.parent == 0)
                     throw Error(why + "; check that the process runs and may be traced");

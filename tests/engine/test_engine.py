@@ -426,3 +426,51 @@ def test_a_process_of_another_user_that_execs_passwd_is_reported_setid(engine, c
     file, line = workload("setid_exec_workload.py"), tags("setid_exec_workload.py")
     assert entries(report, "leaks", pid) == {(file, "<listcomp>", line["kept"], 0): (3, 33)}
     assert report["counters"]["pyalloc"] == 3
+
+
+def test_plain_probes_of_a_c_program_give_its_blocks_by_domain_and_an_empty_leak_set(
+        engine, traced_program):
+    # tests/tracer/traced_program: after "go" it allocates, reallocs (moving, from NULL, failing,
+    # to 0), frees and notes blocks of its own domains, printing each event, and frees them all.
+    program = subprocess.Popen([traced_program], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               text=True)
+    try:
+        program.stdout.readline()  # its semaphores before any tracer
+        run = EngineRun(engine, [program.pid], [traced_program], ["--plain"])
+        try:
+            run.wait_for("ready")
+            program.stdin.write("go\n")
+            program.stdin.flush()
+            expected = []
+            for line in program.stdout:
+                if line.strip() == "done":
+                    break
+                if line.startswith("expect "):
+                    expected.append(line.split()[1:])
+            run.signal(signal.SIGINT)
+            report, returncode, _ = run.report()
+        finally:
+            run.close()
+        program.stdin.write("detached\n")
+        program.stdin.flush()
+    finally:
+        program.wait(timeout=30)
+    assert returncode == 0, run.stderr
+    plain = [event for event in expected if event[0] in ("alloc", "realloc", "free")]
+    assert [report["counters"][name] for name in ("alloc", "realloc", "free")] == [
+        sum(event[0] == name for event in plain) for name in ("alloc", "realloc", "free")]
+    assert report["counters"]["pyalloc"] == 0  # --plain attaches the plain probes only
+    # A block per successful allocation or realloc, counted once in the domain the probe gave;
+    # the failed realloc kept its block (freed later without an unmatched free), realloc(p, 0)
+    # released one: nothing is live at the end.
+    made = {}
+    for event in plain:
+        if event[0] == "alloc" or (event[0] == "realloc" and int(event[2], 16) != 0):
+            size, domain = int(event[-2]), int(event[-1])
+            count, total = made.get(domain, (0, 0))
+            made[domain] = (count + 1, total + size)
+    assert {domain: counts for (_f, _fn, _l, domain), counts
+            in entries(report, "summary").items()} == made
+    assert all(e["file"] == "" and e["line"] == 0 for e in report["summary"])
+    assert report["leaks"] == [] and report["live_blocks"] == 0
+    assert report["counters"]["unmatched_free"] == 0 and report["counters"]["free_null"] == 1
