@@ -29,16 +29,28 @@ typedef struct {
 struct signal_struct {
     engine_atomic_t live;
 } __attribute__((preserve_access_index));
+typedef struct {
+    unsigned int val;
+} engine_kuid_t;
+struct cred {
+    engine_kuid_t uid, gid, suid, sgid, euid, egid;
+} __attribute__((preserve_access_index));
 struct task_struct {
     int pid;
     int tgid;
     int exit_code;
     struct signal_struct *signal;
+    const struct cred *cred;
 } __attribute__((preserve_access_index));
+struct linux_binprm;
 
 // Set by the loader through the skeleton's .bss: while nonzero, allocations and frees alike are
 // counted (COUNTER_PAUSED) and not recorded, so that the maps can be read as one instant.
 volatile uint32_t paused = 0;
+
+// Set by the loader before load (--setid-stop): a traced process that execs a program changing
+// its credentials leaves `traced`, and the probes ignore events of a process not in `traced`.
+const volatile uint32_t setid_stop = 0;
 
 // Sized by the loader before load (--max-live, --max-locations).
 struct {
@@ -194,6 +206,40 @@ static __always_inline uint32_t current_pid(void)
     return (uint32_t)(bpf_get_current_pid_tgid() >> 32);
 }
 
+// With --setid-stop, an event of a process that left `traced` (a set-ID exec) is not recorded:
+// the loader detaches its probes on the record, and until then this check stands guard.
+static __always_inline bool ignored(uint32_t pid)
+{
+    return setid_stop && !bpf_map_lookup_elem(&traced, &pid);
+}
+
+// A block forgotten (freed, or moved by a realloc); one not in the map was allocated before
+// tracing started.
+static __always_inline void forget(uint32_t pid, uint64_t ptr)
+{
+    struct engine_live_key key = {.ptr = ptr, .pid = pid};
+    if (bpf_map_delete_elem(&live, &key) != 0)
+        count(COUNTER_UNMATCHED_FREE);
+}
+
+// A free probe (pyfree, or free with --plain), counted in `counter`.
+static __always_inline void freed(uint64_t ptr, uint32_t counter)
+{
+    if (paused) {
+        count(COUNTER_PAUSED);
+        return;
+    }
+    uint32_t pid = current_pid();
+    if (ignored(pid))
+        return;
+    count(counter);
+    if (ptr == 0) {
+        count(COUNTER_FREE_NULL);
+        return;
+    }
+    forget(pid, ptr);
+}
+
 SEC("usdt")
 int BPF_USDT(on_pyalloc, uint64_t ptr, uint64_t size, int32_t domain, uint64_t file,
              uint64_t function, int32_t line)
@@ -203,6 +249,8 @@ int BPF_USDT(on_pyalloc, uint64_t ptr, uint64_t size, int32_t domain, uint64_t f
         return 0;
     }
     uint32_t pid = current_pid();
+    if (ignored(pid))
+        return 0;
     uint64_t location = locate(file, function, line);
     add_to_summary(pid, location, domain, size);
     keep(pid, ptr, size, location, domain);
@@ -221,6 +269,8 @@ int BPF_USDT(on_pyrealloc, uint64_t old_ptr, uint64_t new_ptr, uint64_t size, ui
         return 0;
     }
     uint32_t pid = current_pid();
+    if (ignored(pid))
+        return 0;
     struct engine_live_key old_key = {.ptr = old_ptr, .pid = pid};
     struct engine_live_value *old_value = bpf_map_lookup_elem(&live, &old_key);
     int32_t domain = -1;
@@ -240,18 +290,57 @@ int BPF_USDT(on_pyrealloc, uint64_t old_ptr, uint64_t new_ptr, uint64_t size, ui
 SEC("usdt")
 int BPF_USDT(on_pyfree, uint64_t ptr)
 {
+    freed(ptr, COUNTER_PYFREE);
+    return 0;
+}
+
+// --plain: the probes without a Python location, for C and C++ programs and libraries. They
+// report calls as they happen (docs/probes.md), so realloc is sorted out here; every event has
+// location 0. The loader attaches either these or the py* programs, never both (an extension's
+// wrappers fire both: its events would count twice).
+SEC("usdt")
+int BPF_USDT(on_alloc, uint64_t ptr, uint64_t size, int32_t domain)
+{
     if (paused) {
         count(COUNTER_PAUSED);
         return 0;
     }
-    count(COUNTER_PYFREE);
-    if (ptr == 0) {
-        count(COUNTER_FREE_NULL);
+    uint32_t pid = current_pid();
+    if (ignored(pid))
+        return 0;
+    add_to_summary(pid, 0, domain, size);
+    keep(pid, ptr, size, 0, domain);
+    count(COUNTER_ALLOC);
+    return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(on_realloc, uint64_t old_ptr, uint64_t new_ptr, uint64_t size, int32_t domain)
+{
+    if (paused) {
+        count(COUNTER_PAUSED);
         return 0;
     }
-    struct engine_live_key key = {.ptr = ptr, .pid = current_pid()};
-    if (bpf_map_delete_elem(&live, &key) != 0)
-        count(COUNTER_UNMATCHED_FREE);
+    uint32_t pid = current_pid();
+    if (ignored(pid))
+        return 0;
+    count(COUNTER_REALLOC);
+    if (new_ptr == 0) {
+        if (old_ptr != 0 && size == 0)
+            forget(pid, old_ptr); // realloc(p, 0): glibc released p
+        return 0;                 // otherwise it failed: p, if any, is still live
+    }
+    if (old_ptr != 0)
+        forget(pid, old_ptr); // moved or resized: the old block is the new one now
+    add_to_summary(pid, 0, domain, size);
+    keep(pid, new_ptr, size, 0, domain);
+    return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(on_free, uint64_t ptr)
+{
+    freed(ptr, COUNTER_FREE);
     return 0;
 }
 
@@ -297,5 +386,26 @@ int BPF_PROG(on_exit, struct task_struct *task)
         return 0; // other threads still run
     bpf_map_delete_elem(&traced, &tgid);
     send(RECORD_EXIT, tgid, 0, BPF_CORE_READ(task, exit_code));
+    return 0;
+}
+
+// With --setid-stop: a traced process that has just exec'd a program that gave it other
+// credentials (set-user-ID or set-group-ID: effective or saved IDs unlike the real ones, the new
+// ones being committed by now) is traced no more, and what it forks is not followed.
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *task, int old_pid, struct linux_binprm *bprm)
+{
+    if (!setid_stop)
+        return 0;
+    uint32_t tgid = (uint32_t)BPF_CORE_READ(task, tgid);
+    if (!bpf_map_lookup_elem(&traced, &tgid))
+        return 0;
+    const struct cred *cred = BPF_CORE_READ(task, cred);
+    unsigned int uid = BPF_CORE_READ(cred, uid.val), gid = BPF_CORE_READ(cred, gid.val);
+    if (BPF_CORE_READ(cred, euid.val) == uid && BPF_CORE_READ(cred, suid.val) == uid
+        && BPF_CORE_READ(cred, egid.val) == gid && BPF_CORE_READ(cred, sgid.val) == gid)
+        return 0;
+    bpf_map_delete_elem(&traced, &tgid);
+    send(RECORD_SETID, tgid, 0, 0);
     return 0;
 }

@@ -23,6 +23,9 @@ enum engine_counter {
     COUNTER_NAMES_FULL,         /* a location whose names the names map refused (loss of names) */
     COUNTER_PAUSED,             /* events that arrived while recording was paused */
     COUNTER_RECORDS_LOST,       /* fork/exit records the ring buffer refused (loss) */
+    COUNTER_ALLOC,              /* alloc events recorded (--plain) */
+    COUNTER_REALLOC,            /* realloc events recorded (--plain; failed ones included) */
+    COUNTER_FREE,               /* free events recorded (--plain; NULL included) */
     COUNTER_COUNT
 };
 
@@ -61,7 +64,7 @@ struct engine_names {
 };
 
 /* Records of the ring buffer: how the traced processes come and go. */
-enum engine_record_kind { RECORD_FORK = 1, RECORD_EXIT = 2 };
+enum engine_record_kind { RECORD_FORK = 1, RECORD_EXIT = 2, RECORD_SETID = 3 };
 
 struct engine_record {
     uint32_t kind;

@@ -14,13 +14,16 @@ namespace engine {
 const char *const usage =
     "usage: pymemtrace-engine --pid PID [--pid PID ...] --lib PATH [--lib PATH ...]\n"
     "                         [--ready-fd FD] [--allow-loss] [--max-live N]\n"
-    "                         [--max-locations N] [--verbose]\n"
+    "                         [--max-locations N] [--setid-stop] [--plain] [--verbose]\n"
     "Traces pymemtrace's pyalloc, pyrealloc and pyfree probes of the libraries PATH in the\n"
     "processes PID and the processes they fork, until SIGINT/SIGTERM/SIGHUP or until every\n"
     "traced process has ended. Writes {\"event\": \"ready\"} as one JSON line to FD (default 1)\n"
     "once every probe is attached, {\"event\": \"attached\"} there for each process forked and\n"
     "attached since, then the report as one JSON line on stdout. Exit 3 when the report\n"
-    "states a loss (unless --allow-loss), 2 on bad input.\n";
+    "states a loss (unless --allow-loss), 2 on bad input. --setid-stop: a traced process that\n"
+    "execs a program that changes its credentials (set-user-ID or set-group-ID) is traced no\n"
+    "more from that exec on (for a report given to a user other than root). --plain: the\n"
+    "alloc, realloc and free probes instead (C and C++ code: no Python location).\n";
 
 namespace {
 
@@ -66,6 +69,10 @@ Plan parse_plan(int argc, char **argv)
             ++i;
         } else if (option == "--allow-loss") {
             plan.allow_loss = true;
+        } else if (option == "--plain") {
+            plan.plain = true;
+        } else if (option == "--setid-stop") {
+            plan.setid_stop = true;
         } else if (option == "--verbose") {
             plan.verbose = true;
         } else {

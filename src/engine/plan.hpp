@@ -16,6 +16,8 @@ struct Plan {
     int ready_fd = 1;                    // where the `ready` line goes (stdout by default)
     bool allow_loss = false;             // exit 0, not 3, when the report states a loss
     bool verbose = false;                // libbpf's own messages on stderr
+    bool setid_stop = false;             // stop tracing a process that execs a set-ID program
+    bool plain = false;                  // alloc/realloc/free instead of pyalloc/pyrealloc/pyfree
     uint32_t max_live = 1u << 21;        // live blocks the leak map holds (its buckets: 16 B each)
     uint32_t max_locations = 1u << 16;   // (pid, location, domain) rows of the summary
 };

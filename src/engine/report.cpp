@@ -4,6 +4,7 @@
 #include <algorithm>     // std::sort
 #include <cstdint>       // uint64_t
 #include <map>           // std::map
+#include <set>           // std::set
 #include <string>        // std::string, std::to_string
 #include <tuple>         // std::tuple
 #include <unordered_map> // names by location id
@@ -20,7 +21,8 @@ namespace {
 // Counter names, in enum engine_counter order.
 const char *const counter_names[COUNTER_COUNT] = {
     "pyalloc", "pyrealloc", "pyfree", "free_null", "unmatched_free", "unmatched_realloc",
-    "live_full", "summary_full", "names_full", "paused", "records_lost"};
+    "live_full", "summary_full", "names_full", "paused", "records_lost", "alloc", "realloc",
+    "free"};
 
 struct Names {
     std::string file, function;
@@ -102,7 +104,27 @@ std::string ending(const Process &process)
     return "{\"signal\":" + std::to_string(status & 0x7f) + "}";
 }
 
-std::string processes_json(const Tracer &tracer, uint64_t &unattached)
+// The probes a forked process hit before its attach, as a JSON array.
+std::string names_json(const std::set<std::string> &names)
+{
+    std::string out = "[";
+    for (const auto &name : names)
+        out += (out.size() > 1 ? "," : "") + quote(name);
+    return out + "]";
+}
+
+// What a forked process missed between its fork and its attach (window.hpp): "exact" (nothing),
+// "dropped" (hits of window_dropped's probes, at least), or "unknown" (possibly some).
+std::string window_json(const Process &process)
+{
+    if (process.window_exact)
+        return ",\"window\":\"exact\"";
+    if (process.window_dropped.empty())
+        return ",\"window\":\"unknown\"";
+    return ",\"window\":\"dropped\",\"window_dropped\":" + names_json(process.window_dropped);
+}
+
+std::string processes_json(const Tracer &tracer, uint64_t &unattached, uint64_t &window_lost)
 {
     std::string out = "[";
     for (const auto &entry : tracer.processes()) {
@@ -116,6 +138,12 @@ std::string processes_json(const Tracer &tracer, uint64_t &unattached)
             // Between the fork and the attach the child's probe hits are not delivered.
             out += ",\"attach_window_us\":"
                    + std::to_string((process.attached_ns - process.forked_ns) / 1000);
+        if (process.parent != 0 && process.attached_ns != 0) {
+            out += window_json(process);
+            window_lost += process.window_exact ? 0 : 1;
+        }
+        if (process.setid) // traced until it exec'd a set-ID program (--setid-stop)
+            out += ",\"setid\":true";
         if (!process.attach_error.empty()) {
             out += ",\"attach_error\":" + quote(process.attach_error);
             // A child that ended before its probes were attached lost nothing it could report
@@ -152,13 +180,13 @@ Report make_report(const Tracer &tracer)
             ++live_blocks;
         });
 
-    uint64_t unnamed = 0, unattached = 0;
+    uint64_t unnamed = 0, unattached = 0, window_lost = 0;
     Report report;
     std::string json = "{\"event\":\"report\",\"time_ns\":" + std::to_string(read_ns);
     json += ",\"summary\":" + entries(summary, names, unnamed);
     json += ",\"leaks\":" + entries(leaks, names, unnamed);
     json += ",\"live_blocks\":" + std::to_string(live_blocks);
-    json += ",\"processes\":" + processes_json(tracer, unattached);
+    json += ",\"processes\":" + processes_json(tracer, unattached, window_lost);
     json += ",\"counters\":{";
     for (int i = 0; i < COUNTER_COUNT; ++i)
         json += std::string(i ? "," : "") + "\"" + counter_names[i]
@@ -170,7 +198,8 @@ Report make_report(const Tracer &tracer)
         {"summary_full", counters[COUNTER_SUMMARY_FULL]},
         {"names_full", counters[COUNTER_NAMES_FULL]},
         {"records_lost", counters[COUNTER_RECORDS_LOST]},
-        {"unattached_processes", unattached}};
+        {"unattached_processes", unattached},
+        {"forked_window", window_lost}};
     json += ",\"loss\":{";
     bool first = true;
     for (const auto &loss : losses) {

@@ -5,7 +5,6 @@
 #include <cstdarg>  // va_list
 #include <cstdio>   // std::vsnprintf, std::fputs
 #include <cstring>  // std::strerror, std::memcpy
-#include <initializer_list> // the three probes
 #include <fstream> // /proc/PID/status
 #include <set>     // std::set
 #include <thread>  // std::thread: detaching in parallel
@@ -13,7 +12,6 @@
 
 #include <poll.h>        // poll: a pidfd is readable once its process ended
 #include <signal.h>      // kill
-#include <sys/stat.h>    // stat: one file under two names
 #include <sys/syscall.h> // SYS_pidfd_open
 #include <unistd.h>      // geteuid, access, close, syscall
 
@@ -75,21 +73,39 @@ void check_machine()
                     "missing): boot a kernel built with CONFIG_UPROBE_EVENTS=y, as Debian's are");
 }
 
-// The probes and the programs that record them.
+// The probes attached, and the programs that record them: the py* ones, or with --plain the
+// plain ones (never both: a wrapper fires both, its events would count twice).
 struct Probe {
     const char *name;
-    bpf_program *engine_bpf::*program;
+    bpf_program *program;
 };
 
-void check_library(const std::string &path)
+std::vector<Probe> probes_of(const Plan &plan, const engine_bpf *skeleton)
 {
-    const auto found = pymemtrace_probes(path);
-    for (const char *name : {"pyalloc", "pyrealloc", "pyfree"})
+    if (plan.plain)
+        return {{"alloc", skeleton->progs.on_alloc},
+                {"realloc", skeleton->progs.on_realloc},
+                {"free", skeleton->progs.on_free}};
+    return {{"pyalloc", skeleton->progs.on_pyalloc},
+            {"pyrealloc", skeleton->progs.on_pyrealloc},
+            {"pyfree", skeleton->progs.on_pyfree}};
+}
+
+void check_library(const Library &library, bool plain)
+{
+    std::set<std::string> found;
+    for (const auto &site : library.sites)
+        found.insert(site.name);
+    static const char *const plain_names[] = {"alloc", "realloc", "free"};
+    static const char *const py_names[] = {"pyalloc", "pyrealloc", "pyfree"};
+    for (const char *name : plain ? plain_names : py_names)
         if (found.count(name) == 0)
-            throw Error(path + " has no pymemtrace:" + name + " probe"
+            throw Error(library.path + " has no pymemtrace:" + name + " probe"
                         + (found.empty() ? " (no pymemtrace probes at all)" : "")
-                        + ": give a library built with pymemtrace's headers "
-                          "(<pymemtrace/python.h>, docs/extensions.md)");
+                        + ": give a library built with pymemtrace's headers ("
+                        + (plain ? "<pymemtrace/pymemtrace.h>, docs/probes.md"
+                                 : "<pymemtrace/python.h>, docs/extensions.md")
+                        + ")");
 }
 
 void check_process(pid_t pid)
@@ -105,17 +121,14 @@ void check_process(pid_t pid)
 }
 
 // The plan's libraries, each file once (two names of one file would count its events twice).
-std::vector<std::string> distinct_files(const std::vector<std::string> &paths)
+std::vector<Library> distinct_files(const std::vector<std::string> &paths)
 {
-    std::vector<std::string> distinct;
+    std::vector<Library> distinct;
     std::set<std::pair<dev_t, ino_t>> seen;
     for (const auto &path : paths) {
-        struct stat info {};
-        if (stat(path.c_str(), &info) != 0)
-            throw Error("cannot open library " + path + ": " + std::strerror(errno)
-                        + ": give the path of a built, readable extension");
-        if (seen.emplace(info.st_dev, info.st_ino).second)
-            distinct.push_back(path);
+        Library library = library_of(path);
+        if (seen.emplace(library.device, library.inode).second)
+            distinct.push_back(std::move(library));
     }
     return distinct;
 }
@@ -141,7 +154,7 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     check_machine();
     libraries_ = distinct_files(plan.libraries);
     for (const auto &library : libraries_)
-        check_library(library);
+        check_library(library, plan.plain);
     for (const pid_t pid : plan.pids)
         check_process(pid);
 
@@ -152,6 +165,7 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     bpf_map__set_max_entries(skeleton_->maps.live, plan.max_live);
     bpf_map__set_max_entries(skeleton_->maps.summary, plan.max_locations);
     bpf_map__set_max_entries(skeleton_->maps.names, plan.max_locations);
+    skeleton_->rodata->setid_stop = plan.setid_stop ? 1 : 0;
     if (engine_bpf__load(skeleton_) != 0)
         throw Error(std::string("the kernel refused the engine's BPF programs: ")
                     + std::strerror(errno) + libbpf_detail()
@@ -161,6 +175,13 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     if (skeleton_->links.on_fork == nullptr || skeleton_->links.on_exit == nullptr)
         throw Error(std::string("cannot attach to the sched_process_fork/exit tracepoints: ")
                     + std::strerror(errno) + libbpf_detail());
+    if (plan.setid_stop) {
+        skeleton_->links.on_exec = bpf_program__attach(skeleton_->progs.on_exec);
+        if (skeleton_->links.on_exec == nullptr)
+            throw Error(std::string("cannot attach to the sched_process_exec tracepoint, which "
+                                    "--setid-stop needs: ")
+                        + std::strerror(errno) + libbpf_detail());
+    }
     records_ = ring_buffer__new(bpf_map__fd(skeleton_->maps.records), on_record, this, nullptr);
     if (records_ == nullptr)
         throw Error(std::string("cannot read the engine's ring buffer: ") + std::strerror(errno));
@@ -179,7 +200,7 @@ Tracer::~Tracer()
     for (size_t first = 0; first < links_.size(); first += 32) {
         std::vector<std::thread> detaching;
         for (size_t i = first; i < links_.size() && i < first + 32; ++i)
-            detaching.emplace_back(bpf_link__destroy, links_[i]);
+            detaching.emplace_back(bpf_link__destroy, links_[i].second);
         for (auto &thread : detaching)
             thread.join();
     }
@@ -212,32 +233,35 @@ void Tracer::trace(pid_t pid, pid_t parent, uint64_t forked_ns)
     // First in the map, so that what it forks while its probes are attached is followed.
     const uint32_t key = static_cast<uint32_t>(pid), one = 1;
     bpf_map_update_elem(bpf_map__fd(skeleton_->maps.traced), &key, &one, BPF_ANY);
+    if (parent != 0) // a drop is visible only until the attach re-arms the probe
+        process.window_dropped = disarmed_in_child(pid, parent, libraries_);
     attach(process);
+    if (parent != 0 && process.attached_ns != 0)
+        process.window_exact = process.window_dropped.empty() && maps_none_of(pid, libraries_);
 }
 
 void Tracer::attach(Process &process)
 {
-    const std::pair<const char *, bpf_program *> probes[] = {
-        {"pyalloc", skeleton_->progs.on_pyalloc},
-        {"pyrealloc", skeleton_->progs.on_pyrealloc},
-        {"pyfree", skeleton_->progs.on_pyfree}};
+    const std::vector<Probe> probes = probes_of(plan_, skeleton_);
     for (const auto &library : libraries_) {
         for (const auto &probe : probes) {
             // By path and PID: the uprobe is installed in this process only, also in a mapping of
             // the library made after this call; the kernel sets the probe's semaphore there.
-            bpf_link *link = bpf_program__attach_usdt(probe.second, process.pid, library.c_str(),
-                                                      "pymemtrace", probe.first, nullptr);
+            bpf_link *link = bpf_program__attach_usdt(probe.program, process.pid,
+                                                      library.path.c_str(), "pymemtrace",
+                                                      probe.name, nullptr);
             if (link == nullptr) {
                 const int error = errno;
-                std::string why = std::string("cannot attach pymemtrace:") + probe.first + " of "
-                                  + library + " in process " + std::to_string(process.pid) + ": "
+                std::string why = std::string("cannot attach pymemtrace:") + probe.name + " of "
+                                  + library.path + " in process " + std::to_string(process.pid)
+                                  + ": "
                                   + std::strerror(error) + libbpf_detail();
                 if (process.parent == 0)
                     throw Error(why + "; check that the process runs and may be traced");
                 process.attach_error = why; // a child that ended meanwhile
                 return;
             }
-            links_.push_back(link);
+            links_.emplace_back(process.pid, link);
         }
     }
     process.attached_ns = monotonic_ns();
@@ -262,6 +286,10 @@ void Tracer::handle(const void *data)
     const pid_t pid = static_cast<pid_t>(record.pid);
     if (record.kind == RECORD_FORK) {
         trace(pid, static_cast<pid_t>(record.parent), record.time_ns);
+    } else if (record.kind == RECORD_SETID) {
+        auto found = processes_.find(pid);
+        if (found != processes_.end())
+            stop_tracing(found->second);
     } else if (record.kind == RECORD_EXIT) {
         auto found = processes_.find(pid);
         if (found == processes_.end())
@@ -270,6 +298,21 @@ void Tracer::handle(const void *data)
         found->second.exit_known = true;
         found->second.exit_code = record.exit_code;
     }
+}
+
+// A process that exec'd a set-ID program: its probes are detached (BPF already ignores them),
+// so that it pays nothing more and nothing of it is read.
+void Tracer::stop_tracing(Process &process)
+{
+    process.setid = true;
+    std::vector<std::pair<pid_t, bpf_link *>> kept;
+    for (const auto &link : links_) {
+        if (link.first == process.pid)
+            bpf_link__destroy(link.second);
+        else
+            kept.push_back(link);
+    }
+    links_ = std::move(kept);
 }
 
 void Tracer::notice_ends()
@@ -296,7 +339,7 @@ bool Tracer::poll(int timeout_ms)
     ring_buffer__poll(records_, timeout_ms); // -EINTR on a signal: the caller looks at it
     notice_ends();
     for (const auto &entry : processes_)
-        if (!entry.second.ended)
+        if (!entry.second.ended && !entry.second.setid)
             return true;
     return false;
 }

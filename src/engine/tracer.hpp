@@ -7,12 +7,14 @@
 
 #include <cstdint> // uint64_t
 #include <map>     // std::map
+#include <set>     // std::set
 #include <string>  // std::string
 #include <vector>  // std::vector
 
 #include <sys/types.h> // pid_t
 
 #include "plan.hpp"
+#include "window.hpp"
 
 struct engine_bpf;
 struct bpf_link;
@@ -31,6 +33,11 @@ struct Process {
     bool exit_known = false;
     int exit_code = 0;           // wait(2)'s status
     int pidfd = -1;              // tells an end that the exit tracepoint did not see
+    // Forked ones: whether its hits before the attach are known to be none (it mapped none of
+    // the libraries once attached), and the probes it is known to have hit then (window.hpp).
+    bool window_exact = false;
+    std::set<std::string> window_dropped;
+    bool setid = false; // it exec'd a set-ID program (--setid-stop): traced no more since
 };
 
 class Tracer {
@@ -60,13 +67,14 @@ private:
     void attach(Process &process);
     void handle(const void *record);
     void notice_ends();
+    void stop_tracing(Process &process);
     static int on_record(void *self, void *data, size_t size);
 
     const Plan &plan_;
-    std::vector<std::string> libraries_; // the plan's, each file once
+    std::vector<Library> libraries_; // the plan's, each file once
     engine_bpf *skeleton_ = nullptr;
     ring_buffer *records_ = nullptr;
-    std::vector<bpf_link *> links_;
+    std::vector<std::pair<pid_t, bpf_link *>> links_; // each probe's link, by process
     std::map<pid_t, Process> processes_;
     uint64_t attach_ns_ = 0; // how long attaching the plan's processes took
 };

@@ -9,6 +9,7 @@ PATHS = {
     "engine": "the built pymemtrace-engine",
     "cmemleak": "the built cMemLeak extension module",
     "pythonpath": "the directory to put on the workloads' PYTHONPATH (<builddir>/src)",
+    "traced-program": "the built tests/tracer/traced_program (plain probes, no Python)",
 }
 
 
@@ -19,7 +20,7 @@ def pytest_addoption(parser):
 
 
 def _given(config, name):
-    value = config.getoption(name)
+    value = config.getoption(name.replace("-", "_"))
     if value is None:
         pytest.fail(f"--{name} PATH is needed: {PATHS[name]} (tests/engine/meson.build passes it)",
                     pytrace=False)
@@ -39,3 +40,8 @@ def cmemleak(pytestconfig):
 @pytest.fixture(scope="session")
 def pythonpath(pytestconfig):
     return _given(pytestconfig, "pythonpath")
+
+
+@pytest.fixture(scope="session")
+def traced_program(pytestconfig):
+    return _given(pytestconfig, "traced-program")
