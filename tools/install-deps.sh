@@ -9,6 +9,7 @@ packages=(
   gcc g++ clang lld binutils                # every compiler and linker the tests use
   systemtap-sdt-dev                         # <sys/sdt.h>
   gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user-static  # the aarch64 probes (suite cross)
+  qemu-system-arm debootstrap cpio          # an arm64 guest that traces them (suite arm64)
   doctest-dev libbenchmark-dev valgrind     # C++ tests and benchmarks; callgrind's counts
   python3 python3-dev python3-pytest        # Debian's Python, built --with-dtrace
   bpftrace util-linux procps                # the tracer; taskset, setpriv; ps
