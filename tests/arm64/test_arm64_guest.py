@@ -15,6 +15,8 @@ result from the console. In the guest:
   alloc/free and the Python line and function of each pyalloc;
 - tests/arm64/guest/test_stack_record.py: with depth asked, the `stack` record read through
   bpftrace holds the Python stack.
+- tests/toolkit/test_trace.py's flow and leaks tests: the runner, toolkit/pymemtrace-trace,
+  tracing examples/ex_dtrace.py there.
 
 Run through tests/support/run_pytest.py as root (tests/arm64/meson.build). The first run builds
 the root (minutes); later runs reuse it.
@@ -46,10 +48,12 @@ GUEST_RUNS = {
     "cmemleak_probes": f"tests/tracer/test_cmemleak_probes.py "
                        f"--cmemleak build/src/pymemtrace/{PYTHON_SO} --pythonpath build/src",
     "stack_record": "tests/arm64/guest/test_stack_record.py --pythonpath build/src",
+    "runner": "tests/toolkit/test_trace.py -k 'leaks_are_exactly or flow_shows_every'",
 }
 RUN = """#!/bin/sh
 # Written by tests/arm64/test_arm64_guest.py: each test module, between lines the host reads.
 status=0
+export PYTHONPATH=/pymemtrace/build/src  # cMemLeak, for the runner's tests and their workloads
 guest_pytest() {
   name=$1
   shift
@@ -118,6 +122,10 @@ def payload(image, work):
     shutil.copytree(SOURCE / "tests" / "support", root / "tests" / "support", ignore=ignore)
     shutil.copytree(SOURCE / "tests" / "tracer", root / "tests" / "tracer", ignore=ignore)
     shutil.copytree(HERE / "guest", root / "tests" / "arm64" / "guest", ignore=ignore)
+    shutil.copytree(SOURCE / "tests" / "toolkit", root / "tests" / "toolkit", ignore=ignore)
+    shutil.copytree(SOURCE / "toolkit", root / "toolkit", ignore=ignore)
+    (root / "examples").mkdir()
+    shutil.copy(SOURCE / "examples" / "ex_dtrace.py", root / "examples")
     script = RUN + "".join(f"guest_pytest {name} {args}\n" for name, args in GUEST_RUNS.items())
     script += "exit $status\n"
     (root / "run").write_text(script)
@@ -192,3 +200,7 @@ def test_cmemleak_built_for_the_guest_python_fires_with_python_lines_on_arm64(co
 
 def test_the_stack_record_read_on_arm64_holds_the_python_stack(console):
     assert_guest_passed(console, "stack_record")
+
+
+def test_the_runner_reports_flow_and_leaks_at_their_python_lines_on_arm64(console):
+    assert_guest_passed(console, "runner")

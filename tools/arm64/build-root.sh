@@ -45,6 +45,8 @@ if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
   cat /usr/lib/binfmt.d/qemu-aarch64.conf >/proc/sys/fs/binfmt_misc/register
 fi
 
+# What a build killed outright (no EXIT trap) left; none is running, we hold the lock.
+rm -rf "$cache"/arm64-building.*
 scratch=$(mktemp -d "$cache/arm64-building.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 root=$scratch/root
