@@ -21,7 +21,6 @@ result from the console. In the guest:
 Run through tests/support/run_pytest.py as root (tests/arm64/meson.build). The first run builds
 the root (minutes); later runs reuse it.
 """
-import os
 import pathlib
 import re
 import shutil

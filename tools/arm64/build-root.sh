@@ -40,9 +40,14 @@ fi
 
 # The second stage runs arm64 programs: the kernel hands them to qemu-user through binfmt_misc
 # (host-wide; registered only when nobody has, as qemu-user-static's own file says).
-[ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
-  cat /usr/lib/binfmt.d/qemu-aarch64.conf >/proc/sys/fs/binfmt_misc/register
+binfmt=/proc/sys/fs/binfmt_misc
+[ -e $binfmt/register ] || mount -t binfmt_misc binfmt_misc $binfmt 2>/dev/null || true
+if [ ! -e $binfmt/qemu-aarch64 ] \
+   && ! cat /usr/lib/binfmt.d/qemu-aarch64.conf >$binfmt/register 2>/dev/null; then
+  echo "build-root.sh: cannot register qemu-aarch64 in binfmt_misc ($binfmt), which running" \
+       "arm64 programs in the root needs: install qemu-user-static, and run where binfmt_misc" \
+       "can be mounted (not in an unprivileged container)" >&2
+  exit 1
 fi
 
 # What a build killed outright (no EXIT trap) left; none is running, we hold the lock.
@@ -86,7 +91,11 @@ rm -rf "$root" "$scratch/kernel" "$scratch/kernel.deb"
 
 echo "build-root.sh: built in $((SECONDS - started)) s" >&2
 chmod 755 "$scratch"
-mv "$scratch" "$final"
+touch "$scratch/complete"
+rm -rf "$final"  # a partial entry can only be one a crash left
+mv "$scratch" "$final"  # the one step that makes it appear, complete
 trap - EXIT
-touch "$final/complete"
+# Entries of other recipes are never used again.
+find "$cache" -maxdepth 1 -name 'arm64-*' ! -name "arm64-$key" ! -name 'arm64-building.*' \
+  -exec rm -rf {} +
 echo "$final"
