@@ -17,6 +17,7 @@ test_packages=(
   cmake                                     # how meson finds doctest
   clang lld                                 # every compiler and linker the tests use
   gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user-static  # the aarch64 probes (suite cross)
+  qemu-system-arm debootstrap cpio          # an arm64 guest that traces them (suite arm64)
   doctest-dev libbenchmark-dev valgrind     # C++ tests and benchmarks; callgrind's counts
   python3-pytest
   cython3 python3-mesonpy python3-pip python3-setuptools  # tests/redirect's routes; pyproject.toml
