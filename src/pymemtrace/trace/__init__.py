@@ -13,5 +13,6 @@
     snapshots reports over time (--interval): snapshots, their growth, the peak
     output    the -o report file; names: target names shown safely; errors: Failure
     user_rights  a step run as another user (forked, dropped), descriptors passed back
-    trusted_paths  a path walked so that only links of root and the caller are followed
+    path_walk  a path walked so that only links of trusted users are followed (one rule)
+    trusted_paths  -o's path walked, links of root and the caller followed
 """
