@@ -258,7 +258,7 @@ def trace(args, user, aliases):
         print(f"pymemtrace-trace: program kept in {kept}", file=sys.stderr)
 
     if args.all:
-        return trace_all(args, program, plan)
+        return trace_all(args, program, plan, libraries)
     if args.pid is not None:
         return trace_pid(args, program, plan, libraries)
     return trace_command(args, program, plan, env, user, libraries)

@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 
-from . import processes, procfs, replay, reports, scripts, stacks
+from . import processes, procfs, replay, reports, scripts, stacks, unseen
 from .errors import Failure
 from .missed_libraries import MissedLibraries
 from .names import shown
@@ -60,6 +60,9 @@ class Trace:
         self.plan, self.args = plan, args
         # Instrumented libraries the target maps that the program does not name: a loss.
         self.missed = MissedLibraries(libraries)
+        # What the py* reports cannot see in those libraries, said with every report form.
+        self.not_seen = (tuple(unseen.not_seen(libraries))
+                         if plan.script.startswith("pymemtrace_") and libraries else ())
         self.write_error = None
         self.rows = 0  # event rows received
         self.shortener = reports.Shortener(not args.full_file_path, args.strlen)
@@ -199,7 +202,8 @@ class Trace:
                 print(file=self.args.out)  # the report apart from the last snapshot
             view = reports.View(self.args.format, self.args.top, self.args.histograms,
                                 tuple(lost), self.args.scripts, self.args.per_process,
-                                self.commands, self.snapshots is not None, self.setid)
+                                self.commands, self.snapshots is not None, self.setid,
+                                self.not_seen)
             collected = self.replay if self.replay is not None else self.stacks
             reports.report(self.args.out, self.plan, self.args.report, self.args.json,
                            dict(session.maps), collected, self.shortener, view)
@@ -251,11 +255,11 @@ def trace_pid(args, program, plan, libraries):
     return exit_status(run.finish(early), args, 0)
 
 
-def trace_all(args, program, plan):
+def trace_all(args, program, plan, libraries=()):
     """--all: every process that maps the libraries, already running or started later, until
     Ctrl-C or SIGTERM. $1 is the runner's own PID: only the tgkill that stops recording names it."""
     stop = Stop(pid_mode=True)
-    run = Trace(program, os.getpid(), plan, args)
+    run = Trace(program, os.getpid(), plan, args, libraries)
     try:
         run.start()
         time.sleep(0.1)  # bpftrace 0.17 arms USDT probes 5-16 ms after BEGIN

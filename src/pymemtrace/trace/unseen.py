@@ -10,6 +10,7 @@ and a name is only ever quoted through `shown`."""
 import os
 
 from .. import CXX_WRAPPED
+from .aliases import ALIAS
 from .elf import dynamic_facts
 from .names import shown
 
@@ -26,17 +27,17 @@ HOOKS = "pymemtrace._hooks.install() (or python3 -m pymemtrace.hooked SCRIPT)"
 
 
 def not_seen(paths):
-    """The sentences for the traced libraries at `paths`: CPython's allocations for them (unless
+    """The sentences for the traced libraries at `paths` (or the runner's aliases of them): CPython's allocations for them (unless
     pymemtrace._hooks is among them), then per library its untraced C++ heap and the shared
     libraries it links."""
     lines = []
-    if not any(is_hooks(path) for path in paths):
+    if not any(is_hooks(real_name(path)) for path in paths):
         lines.append("not seen: what CPython allocates for the traced extensions (objects from "
                      "tp_alloc, strings, lists and dicts built through the C API); "
                      f"{HOOKS} in the traced program reports them at the same lines")
     for path in paths:
         needed, imports = dynamic_facts(path)
-        name = shown(os.path.basename(path))
+        name = shown(os.path.basename(real_name(path)))
         used = CXX_OPERATORS & imports
         if used and used != CXX_OPERATORS:
             lines.append(f"not seen: the C++ heap (operator new/delete) of {name}, built without "
@@ -47,6 +48,17 @@ def not_seen(paths):
             lines.append(f"not seen: allocations inside the shared libraries {name} links "
                          f"({', '.join(linked)}); only the extension's own calls are traced")
     return lines
+
+
+def real_name(path):
+    """The path a runner's alias (/proc/PID/fd/N, aliases.FileAliases) was opened as, as the
+    kernel keeps it; any other path as it is."""
+    if ALIAS.fullmatch(path):
+        try:
+            return os.readlink(path)
+        except OSError:
+            return path
+    return path
 
 
 def is_hooks(path):
