@@ -291,6 +291,10 @@ def given_libraries(lib, user, aliases):
     except OSError as error:
         raise Failure(f"--lib {shown(lib)}: {shown(safe_open.reason(error))}",
                       "give the path of the built extension") from None
+    if alias is not None and elf.machine(alias) != elf.host_machine():
+        raise Failure(f"--lib {shown(lib)} is built for {elf.machine_name(elf.machine(alias))}, "
+                      f"not this machine's {elf.machine_name(elf.host_machine())}",
+                      "give the extension built for this machine")
     if alias is None or not elf.has_pymemtrace(alias):
         raise Failure(f"--lib {shown(lib)} has no pymemtrace probes (no .note.stapsdt entry "
                       "with provider pymemtrace)",

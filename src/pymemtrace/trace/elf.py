@@ -50,6 +50,37 @@ def is_position_independent(path):
         os.close(fd)
 
 
+MACHINES = {3: "i386", 8: "mips", 20: "ppc", 21: "ppc64", 22: "s390", 40: "arm", 62: "x86-64",
+            183: "aarch64", 243: "riscv"}
+
+
+def machine(path):
+    """e_machine of the ELF file at `path` (opened as safe_open.followed), or None if it cannot
+    be read or is not ELF."""
+    try:
+        fd = safe_open.followed(path)
+    except OSError:
+        return None
+    try:
+        header = os.pread(fd, 20, 0)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if len(header) < 20 or header[:4] != b"\x7fELF" or header[5] not in (1, 2):
+        return None
+    return int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
+
+
+def host_machine():
+    """e_machine of this machine: that of the runner's own interpreter."""
+    return machine("/proc/self/exe")
+
+
+def machine_name(number):
+    return MACHINES.get(number, f"machine {number}")
+
+
 # Bounds of what dynamic_facts reads of one file: real extensions carry tens of KiB of dynamic
 # symbols and names (Debian's python3.11 binary, the biggest traced: about 300 KiB).
 DYNAMIC_BUDGET = 1 << 22
