@@ -3,6 +3,7 @@
 
     cli       the command line: options, what is traced, the program that traces it
     modes     tracing a command or a running process; stopping; exit status
+    bpftrace_binary  the system's bpftrace (fixed root-owned directories, never PATH)
     session   BpftraceSession: one bpftrace program in the background (runner, tests, benchmarks)
     programs  which toolkit script, with which files; scripts: the scripts from shared parts
     targets   the libraries, C library and user of what is traced

@@ -15,8 +15,8 @@ import stat
 import sys
 import tempfile
 
-from . import (elf, flamegraph_html, procfs, programs, pythonbinary, safe_open, stacks,
-               targets)
+from . import (bpftrace_binary, elf, flamegraph_html, procfs, programs, pythonbinary, safe_open,
+               stacks, targets)
 from .aliases import FileAliases
 from .errors import Failure
 from .modes import LOSS, trace_all, trace_command, trace_pid
@@ -188,8 +188,7 @@ def run(argv):
     if os.geteuid() != 0:
         raise Failure("tracing needs root (bpftrace attaches uprobes)",
                       "run it as root, e.g. sudo " + " ".join([sys.argv[0]] + argv))
-    if shutil.which("bpftrace") is None:
-        raise Failure("bpftrace is not installed (or not on PATH)", "apt-get install bpftrace")
+    bpftrace_binary.path()  # found and checked now, not after the command started
     # Whom the report is for (the sudo user, --user; None: root); the command runs as them too.
     reader = targets.CommandUser.choose(args.user, os.environ)
     user = None if args.pid is not None or args.all else reader
