@@ -174,8 +174,8 @@ def print_leaks(entries, out, note="", view=View()):
 def write_text(out, wanted, view, entries, ended, note="", dists=None, domain_dists=None):
     """A text summary or leak report of `entries` (one per process and location): one report
     for all processes, or one per process, then how each process ended."""
-    groups = {None: entries}
-    if view.per_process:
+    groups = {None: entries}  # nothing traced: one report, which still ends with its total
+    if view.per_process and entries:
         groups = {}
         for e in entries:
             groups.setdefault(e["pid"], []).append(e)
