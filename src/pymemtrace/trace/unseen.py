@@ -27,9 +27,9 @@ HOOKS = "pymemtrace._hooks.install() (or python3 -m pymemtrace.hooked SCRIPT)"
 
 
 def not_seen(paths):
-    """The sentences for the traced libraries at `paths` (or the runner's aliases of them): CPython's allocations for them (unless
-    pymemtrace._hooks is among them), then per library its untraced C++ heap and the shared
-    libraries it links."""
+    """The sentences for the traced libraries at `paths` (or the runner's aliases of them):
+    CPython's allocations for them (unless pymemtrace._hooks is among them), then per library
+    its untraced C++ heap and the shared libraries it links."""
     lines = []
     if not any(is_hooks(real_name(path)) for path in paths):
         lines.append("not seen: what CPython allocates for the traced extensions (objects from "
