@@ -3,6 +3,7 @@
 
     cli       the command line: options, what is traced, the program that traces it
     modes     tracing a command or a running process; stopping; exit status
+    bpftrace_binary  the system's bpftrace (fixed root-owned directories, never PATH)
     session   BpftraceSession: one bpftrace program in the background (runner, tests, benchmarks)
     programs  which toolkit script, with which files; scripts: the scripts from shared parts
     targets   the libraries, C library and user of what is traced
@@ -13,5 +14,6 @@
     snapshots reports over time (--interval): snapshots, their growth, the peak
     output    the -o report file; names: target names shown safely; errors: Failure
     user_rights  a step run as another user (forked, dropped), descriptors passed back
-    trusted_paths  a path walked so that only links of root and the caller are followed
+    path_walk  a path walked so that only links of trusted users are followed (one rule)
+    trusted_paths  -o's path walked, links of root and the caller followed
 """

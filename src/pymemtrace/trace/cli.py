@@ -15,8 +15,8 @@ import stat
 import sys
 import tempfile
 
-from . import (elf, engine, engine_trace, flamegraph_html, install_hints, interpreters, procfs,
-               programs, pythonbinary, safe_open, stacks, targets)
+from . import (bpftrace_binary, elf, engine, engine_trace, flamegraph_html, install_hints,
+               interpreters, procfs, programs, pythonbinary, safe_open, stacks, targets)
 from .aliases import FileAliases
 from .errors import Failure
 from .modes import LOSS, Trace, trace_all, trace_command, trace_pid
@@ -103,10 +103,11 @@ def parse_args(argv):
                              "later too, until Ctrl-C or SIGTERM; a report per PID and its "
                              "command line")
     parser.add_argument("--engine", choices=("auto", "libbpf", "bpftrace"), default="auto",
-                        help="what traces: libbpf, pymemtrace-engine (compiled BPF, attached "
-                             "to the traced processes only; summary and leaks at --depth 1), "
-                             "or bpftrace (every report); auto: libbpf where it makes the "
-                             "report, else bpftrace")
+                        help="what traces: libbpf, pymemtrace-engine (compiled BPF attached to "
+                             "the traced processes only; summary and leaks at --depth 1, read "
+                             "at one instant), or bpftrace (every report). auto: libbpf with -p "
+                             "and --no-follow, bpftrace for a command whose forks are followed "
+                             "(the engine attaches a forked child only once it sees the fork)")
     parser.add_argument("--keep-program", action="store_true",
                         help="save a copy of the generated bpftrace program and say where")
     parser.add_argument("--user", metavar="USER",
@@ -192,10 +193,9 @@ def report_format(parser, args):
 def run(argv):
     args = parse_args(argv)
     if os.geteuid() != 0:
-        raise Failure("tracing needs root (bpftrace attaches uprobes)",
+        raise Failure("tracing needs root (BPF programs attach uprobes)",
                       "run it as root, e.g. sudo " + " ".join([sys.argv[0]] + argv))
-    if shutil.which("bpftrace") is None:
-        raise Failure("bpftrace is not installed (or not on PATH)", "apt-get install bpftrace")
+    bpftrace_binary.path()  # found and checked now, not after the command started
     # Whom the report is for (the sudo user, --user; None: root); the command runs as them too.
     reader = targets.CommandUser.choose(args.user, os.environ)
     user = None if args.pid is not None or args.all else reader
@@ -256,10 +256,10 @@ def trace(args, user, aliases):
     if args.depth > 1:
         libraries = libraries_with_records(libraries, args.depth)
     setid = programs.for_another_user(user, os.environ)
-    engine_path = chosen_engine(args, plan, setid)
+    engine_path = chosen_engine(args, plan)
     if engine_path is not None:
         def make_run(pid):
-            return engine_trace.EngineTrace(pid, plan, args, libraries, engine_path)
+            return engine_trace.EngineTrace(pid, plan, args, libraries, engine_path, setid)
     else:
         libc = targets.libc_of(args.pid, aliases) if args.libc else None
         program = programs.make_program(plan.script, libraries, python, libc, args.follow,
@@ -270,7 +270,7 @@ def trace(args, user, aliases):
                 copy.write(program)
             print(f"pymemtrace-trace: program kept in {kept}", file=sys.stderr)
         if args.all:
-            return trace_all(args, program, plan)
+            return trace_all(args, program, plan, libraries)
 
         def make_run(pid):
             return Trace(program, pid, plan, args, libraries)
@@ -279,14 +279,13 @@ def trace(args, user, aliases):
     return trace_command(args, make_run, env, user)
 
 
-def chosen_engine(args, plan, setid):
+def chosen_engine(args, plan):
     """The path of pymemtrace-engine if it makes this run's report (--engine), else None:
     bpftrace does."""
-    if not engine_trace.takes(args, plan, setid):
+    if not engine_trace.takes(args, plan):
         if args.engine == "libbpf":
             raise Failure("--engine libbpf makes the summary and leak reports of the py* probes "
-                          "at --depth 1, following forks, without --interval, --all, "
-                          "--histograms, or a report for another user (sudo, --user)",
+                          "at --depth 1, without --interval, --all or --histograms",
                           "leave --engine out: bpftrace then makes this report")
         return None
     found = engine.find_engine()
@@ -324,6 +323,10 @@ def given_libraries(lib, user, aliases):
     except OSError as error:
         raise Failure(f"--lib {shown(lib)}: {shown(safe_open.reason(error))}",
                       "give the path of the built extension") from None
+    if alias is not None and elf.machine(alias) != elf.host_machine():
+        raise Failure(f"--lib {shown(lib)} is built for {elf.machine_name(elf.machine(alias))}, "
+                      f"not this machine's {elf.machine_name(elf.host_machine())}",
+                      "give the extension built for this machine")
     if alias is None or not elf.has_pymemtrace(alias):
         raise Failure(f"--lib {shown(lib)} has no pymemtrace probes (no .note.stapsdt entry "
                       "with provider pymemtrace)",

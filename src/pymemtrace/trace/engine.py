@@ -55,7 +55,8 @@ def only_root_can_replace(path):
 class EngineRun:
     """One run of the engine; a context manager that never leaves it running."""
 
-    def __init__(self, pids, libraries, engine=None, allow_loss=False, max_live=None):
+    def __init__(self, pids, libraries, engine=None, allow_loss=False, max_live=None,
+                 setid_stop=False):
         engine = engine or find_engine()
         if engine is None:
             raise Failure(f"{ENGINE} was not found beside the runner",
@@ -70,6 +71,8 @@ class EngineRun:
             argv.append("--allow-loss")
         if max_live is not None:
             argv += ["--max-live", str(int(max_live))]
+        if setid_stop:  # a process that execs a set-ID program is not traced from then on
+            argv.append("--setid-stop")
         self.argv = argv
         self.proc = None
         self.returncode = None

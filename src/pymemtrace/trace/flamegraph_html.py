@@ -76,14 +76,14 @@ def tree(entries):
     return listed(root)
 
 
-def data(wanted, entries, lost):
+def data(wanted, entries, lost, not_seen=()):
     rows = [{"bytes": e["bytes"], "count": e["count"], "domain": e["domain"],
              "domain_name": domain_name(e["domain"]),
              "frames": [frame_label(frame) for frame in stack_of(e)]} for e in ranked(entries)]
     return {"kind": wanted, "title": TITLES.get(wanted, TITLES["summary"]),
             "unit": "block" if wanted == "leaks" else "allocation",
             "bytes": sum(e["bytes"] for e in entries), "count": sum(e["count"] for e in entries),
-            "lost": list(lost), "rows": rows, "tree": tree(entries)}
+            "lost": list(lost), "not_seen": list(not_seen), "rows": rows, "tree": tree(entries)}
 
 
 def embedded_json(value):
@@ -96,20 +96,21 @@ def _hash(script):
     return "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
 
 
-def page(wanted, entries, lost, libraries):
+def page(wanted, entries, lost, libraries, not_seen=()):
     code = [*libraries, PAGE_SCRIPT]
     policy = ("default-src 'none'; style-src 'unsafe-inline'; script-src "
               + " ".join(_hash(script) for script in code))
     title = TITLES.get(wanted, TITLES["summary"])
     return (PAGE_HEAD.format(policy=policy, title=title)
             + '<script type="application/json" id="report-data">'
-            + embedded_json(data(wanted, entries, lost)) + "</script>\n"
+            + embedded_json(data(wanted, entries, lost, not_seen)) + "</script>\n"
             + "".join(f"<script>{script}</script>\n" for script in code)
             + "</body>\n</html>\n")
 
 
-def write(out, wanted, entries, lost, libraries):
-    out.write(page(wanted, entries, lost, libraries if libraries is not None else scripts()))
+def write(out, wanted, entries, lost, libraries, not_seen=()):
+    out.write(page(wanted, entries, lost, libraries if libraries is not None else scripts(),
+                   not_seen))
 
 
 # Only constant text here: every name reaches the page through the JSON above.
@@ -139,6 +140,7 @@ td.number {{ text-align: right; }}
 <thead><tr><th data-key="bytes">bytes</th><th data-key="share">%</th><th data-key="count">count</th><th data-key="domain">domain</th><th data-key="location">file:line function (&lt; callers)</th></tr></thead>
 <tbody></tbody>
 </table>
+<p id="not-seen" hidden></p>
 """
 
 PAGE_SCRIPT = """
@@ -152,6 +154,11 @@ PAGE_SCRIPT = """
     var incomplete = document.getElementById("incomplete");
     incomplete.textContent = "INCOMPLETE: " + report.lost.join("; ");
     incomplete.hidden = false;
+  }
+  if (report.not_seen.length) {
+    var notSeen = document.getElementById("not-seen");
+    notSeen.textContent = report.not_seen.join("; ");
+    notSeen.hidden = false;
   }
   var chart = flamegraph.default()
       .width(Math.max(600, document.getElementById("chart").clientWidth || 1200))

@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 
-from . import processes, procfs, replay, reports, scripts, stacks
+from . import processes, procfs, replay, reports, scripts, stacks, unseen
 from .errors import Failure
 from .missed_libraries import MissedLibraries
 from .names import shown
@@ -89,6 +89,9 @@ class Trace:
         self.target = pid  # the PID whose recording a leaks report stops (the runner's: --all)
         # Instrumented libraries the target maps that the program does not name: a loss.
         self.missed = MissedLibraries(libraries)
+        # What the py* reports cannot see in those libraries, said with every report form.
+        self.not_seen = (tuple(unseen.not_seen(libraries))
+                         if plan.script.startswith("pymemtrace_") and libraries else ())
         self.write_error = None
         self.rows = 0  # event rows received
         self.shortener = reports.Shortener(not args.full_file_path, args.strlen)
@@ -242,23 +245,26 @@ class Trace:
         if early:
             lost.insert(0, f"bpftrace ended on its own (status {session.proc.returncode}) while "
                            "the target ran: nothing after that was traced")
+
         def write(view):
             if self.write_error:
                 raise self.write_error  # the flow could not be written: said as the report's
             collected = self.replay if self.replay is not None else self.stacks
             reports.report(self.args.out, self.plan, self.args.report, self.args.json,
                            dict(session.maps), collected, self.shortener, view)
-        return write_report(self.args, lost, write, self.commands, self.snapshots, self.setid)
+        return write_report(self.args, lost, write, self.commands, self.snapshots, self.setid,
+                            self.not_seen)
 
 
-def write_report(args, lost, write, commands=None, snapshots=None, setid=None):
+def write_report(args, lost, write, commands=None, snapshots=None, setid=None, not_seen=()):
     """Writes a report through `write(view)`, then what it lost, in the report and on standard
     error; returns `lost`. Whichever engine traced, the report is written the same way."""
     try:
         if snapshots is not None and snapshots.number and not args.json:
             print(file=args.out)  # the report apart from the last snapshot
         view = reports.View(args.format, args.top, args.histograms, tuple(lost), args.scripts,
-                            args.per_process, commands, snapshots is not None, setid or {})
+                            args.per_process, commands, snapshots is not None, setid or {},
+                            not_seen)
         write(view)
         if lost and args.format == "text" and args.report != "flow":
             print("\nINCOMPLETE: " + "; ".join(lost), file=args.out)
@@ -306,11 +312,11 @@ def trace_pid(args, run, libraries):
     return exit_status(run.finish(early), args, 0)
 
 
-def trace_all(args, program, plan):
+def trace_all(args, program, plan, libraries=()):
     """--all: every process that maps the libraries, already running or started later, until
     Ctrl-C or SIGTERM. $1 is the runner's own PID: only the tgkill that stops recording names it."""
     stop = Stop()
-    run = Trace(program, os.getpid(), plan, args)
+    run = Trace(program, os.getpid(), plan, args, libraries)
     try:
         run.start()
         time.sleep(0.1)  # bpftrace 0.17 arms USDT probes 5-16 ms after BEGIN

@@ -28,7 +28,7 @@ def uses_pymalloc(path):
         if headers is None:
             return None
         budget = READ_ONLY_BUDGET
-        for _name, kind, flags, offset, size in headers[2]:
+        for _name, kind, flags, offset, size, *_ in headers[2]:
             if kind != 1 or flags & (_SHF_WRITE | _SHF_ALLOC | _SHF_EXECINSTR) != _SHF_ALLOC:
                 continue  # SHT_PROGBITS, allocated, neither written nor run: .rodata
             size = min(size, budget)

@@ -6,6 +6,7 @@ import collections
 import json
 import os
 import re
+import sys
 
 from . import folded, flamegraph_html, processes, tables
 from .locations import as_json, domain_name, ranked  # noqa: F401  (domain_name: reports' API)
@@ -16,10 +17,11 @@ from .names import shown
 # JavaScript an html page inlines (flamegraph_html.scripts()); one table per process or one
 # for all (processes.combine); the command line of each PID (--all; None otherwise); JSON on one
 # line, {"type": "report", ...} (--interval: the report follows the snapshots' JSON lines);
-# the processes no longer traced since they exec'd a set-ID program ({pid: what}).
+# the processes no longer traced since they exec'd a set-ID program ({pid: what}); what the
+# report cannot see in the traced libraries (unseen.not_seen's sentences, shown in every form).
 View = collections.namedtuple("View", "form top histograms lost scripts per_process commands "
-                                      "json_lines setid",
-                              defaults=("text", 20, False, (), None, False, None, False, {}))
+                                      "json_lines setid not_seen",
+                              defaults=("text", 20, False, (), None, False, None, False, {}, ()))
 
 
 class Shortener:
@@ -172,8 +174,8 @@ def print_leaks(entries, out, note="", view=View()):
 def write_text(out, wanted, view, entries, ended, note="", dists=None, domain_dists=None):
     """A text summary or leak report of `entries` (one per process and location): one report
     for all processes, or one per process, then how each process ended."""
-    groups = {None: entries}
-    if view.per_process:
+    groups = {None: entries}  # nothing traced: one report, which still ends with its total
+    if view.per_process and entries:
         groups = {}
         for e in entries:
             groups.setdefault(e["pid"], []).append(e)
@@ -190,6 +192,8 @@ def write_text(out, wanted, view, entries, ended, note="", dists=None, domain_di
         else:
             print_summary([], dists or {}, domain_dists or {}, group, out,
                           view._replace(histograms=view.histograms and pid is None))
+    if view.not_seen:  # after the totals: what those totals cannot hold
+        print("\n" + "\n".join(view.not_seen), file=out)
     pids = {e["pid"] for e in entries} | set(ended) | set(view.setid)
     if pids:
         print("\nProcesses traced:", file=out)
@@ -207,16 +211,24 @@ def write_entries(out, wanted, view, entries):
             for e in shown_entries:
                 e["command"] = view.commands.get(e.get("pid"), "")
         if view.json_lines:
-            json.dump({"type": "report", "report": wanted, "entries": shown_entries}, out)
+            json.dump({"type": "report", "report": wanted, "entries": shown_entries,
+                       "not_seen": list(view.not_seen)}, out)
         else:
             json.dump(shown_entries, out, indent=1)
+            _not_seen_on_stderr(view)  # a list of entries has no place for it
         print(file=out)
     elif view.form == "folded":
         folded.write(out, entries)
+        _not_seen_on_stderr(view)
     elif view.form == "html":
-        flamegraph_html.write(out, wanted, entries, view.lost, view.scripts)
+        flamegraph_html.write(out, wanted, entries, view.lost, view.scripts, view.not_seen)
     else:
         raise ValueError(f"no report form {view.form!r}")
+
+
+def _not_seen_on_stderr(view):
+    for line in view.not_seen:
+        print(f"pymemtrace-trace: {line}", file=sys.stderr)
 
 
 def losses(plan, maps, lost_events, max_entries, rows=0):

@@ -3,25 +3,26 @@
 binary) only this way: never a device, FIFO or socket (each path is first opened with O_PATH,
 which neither acts nor blocks, and checked with fstat), never a file bigger than a library can
 be, and, for path text from a user or a target (`walked`), never through another user's
-symbolic link: the path is walked a component at a time with O_NOFOLLOW, and a link is
-followed only when root owns it and the directory holding it (/lib -> usr/lib, Debian's
-/usr/bin/python3), else refused. (-o has its own walk, trusted_paths, for a file to write as the
-report's user.)
+symbolic link: the path is walked by path_walk with only root trusted, so a link is followed
+only when root owns it and the directory holding it (/lib -> usr/lib, Debian's
+/usr/bin/python3), else refused. (-o is walked the same way by trusted_paths, trusting the
+report's user too.)
 Each returns a read-only, non-blocking descriptor, or raises Refused (an OSError whose text says
 what was refused and why)."""
+import errno
 import os
 import stat
 
+from . import path_walk
+
 MAX_SIZE = 1 << 32  # 4 GiB: bigger is no library anyone traces, only a sparse decoy
-LINKS = 40  # links followed in one path at most, as the kernel allows
 
 _KINDS = {stat.S_IFDIR: "a directory", stat.S_IFCHR: "a character device",
           stat.S_IFBLK: "a block device", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket",
           stat.S_IFLNK: "a symbolic link"}
 
 
-class Refused(OSError):
-    """A file root did not open; str() says why."""
+Refused = path_walk.Refused  # a file root did not open; str() says why
 
 
 def reason(error):
@@ -48,55 +49,27 @@ def walked(path):
 
 
 def walk(path):
-    """An O_PATH descriptor of what `path` names, reached a component at a time with
-    O_NOFOLLOW from the directory before it; a symbolic link only if root owns it and only root
-    can replace it (its text read from the link that was checked). Refused: another user's link,
-    a link in a directory another user can write, too many links."""
-    text = os.fsdecode(path)
-    current = os.open("/" if text.startswith("/") else ".", os.O_PATH | os.O_CLOEXEC)
-    pending, seen, links = text.split("/"), "/" if text.startswith("/") else "", LINKS
+    """An O_PATH descriptor of what `path` names, walked as path_walk does with only root's
+    links trusted (Refused: another user's link, a link in a directory another user can write,
+    '..' out of such a directory)."""
+    place = path_walk.walk(os.fsdecode(path), trusted={0})
     try:
-        while pending:
-            name = pending.pop(0)
-            if name in ("", "."):
-                continue
-            step = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=current)
-            info = os.fstat(step)
-            here = os.path.join(seen, name)
-            if stat.S_ISLNK(info.st_mode):
-                target = os.readlink("", dir_fd=step)  # the link just checked, not its name
-                os.close(step)
-                if info.st_uid != 0:
-                    raise Refused(f"{here} is a symbolic link owned by uid {info.st_uid}: root "
-                                  "follows only links root owns")
-                if not _only_root_replaces(os.fstat(current)):
-                    raise Refused(f"{here} is a symbolic link in a directory another user can "
-                                  "write (and so replace the link)")
-                links -= 1
-                if links < 0:
-                    raise Refused(f"{text}: more than {LINKS} symbolic links")
-                pending = target.split("/") + pending
-                if target.startswith("/"):
-                    os.close(current)
-                    current, seen = os.open("/", os.O_PATH | os.O_CLOEXEC), "/"
-                continue
-            os.close(current)
-            current, seen = step, here
-            if pending and any(part not in ("", ".") for part in pending) \
-                    and not stat.S_ISDIR(info.st_mode):
-                raise Refused(f"{here} is {kind(info.st_mode)}, not a directory")
-        return current
-    except BaseException:
-        os.close(current)
-        raise
-
-
-def _only_root_replaces(directory):
-    """Whether only root can put or replace an entry in `directory` (os.stat_result): root owns
-    it and no one else may write it, or only under the sticky bit (others cannot replace
-    root's entries then)."""
-    mode = directory.st_mode
-    return directory.st_uid == 0 and (not mode & 0o022 or bool(mode & stat.S_ISVTX))
+        if place.name is None:  # the path is the directory reached
+            handle, place.directory = place.directory, None
+            return handle
+        if place.info is None:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+        follow = 0 if place.kernel_link else os.O_NOFOLLOW
+        handle = os.open(place.name, os.O_PATH | follow | os.O_CLOEXEC, dir_fd=place.directory)
+        opened = os.fstat(handle)
+        if not place.kernel_link and \
+                (opened.st_dev, opened.st_ino) != (place.info.st_dev, place.info.st_ino):
+            os.close(handle)
+            raise Refused(f"{os.fsdecode(path)} changed while it was opened")
+        return handle
+    finally:
+        if place.directory is not None:
+            os.close(place.directory)
 
 
 def regular(handle, path):

@@ -752,8 +752,10 @@ def _pyframes(lang):
             [*_bt_live_forget(move["old_ptr"]),
              *_block(f"if ({move['new_ptr']} != 0)",
                      _bt_live_keep(location, move["new_ptr"], move["size"], move["domain"]))],
+            # Under domain -1, as pymemtrace_summary counts a realloc (its pyrealloc carries no
+            # domain): both frame sources give the same rows for the same events.
             _block(f"if ({move['new_ptr']} != 0)",
-                   _summary(lang, location, move["size"], move["domain"])))],
+                   _summary(lang, location, move["size"], f"{INTEGER[lang.name]}-1")))],
             f"!({move['new_ptr']} == 0 && {move['size']} != 0)",
             "Every realloc: (NULL, p, n) allocates, (p, q, n) moves, (p, NULL, 0) releases, "
             "(p, NULL, n) failed."),

@@ -34,6 +34,8 @@ import subprocess
 import threading
 import time
 
+from . import bpftrace_binary
+
 READY_MARKER = "__pymemtrace_session_ready__"
 # bpftrace 0.17's JSON writes a byte >= 0x80 of a string as a sign-extended escape, \uffffffc3
 # for 0xc3 (a backslash before it doubled, as JSON escapes its own): read back as that byte.
@@ -102,7 +104,7 @@ class BpftraceSession:
         # Its own session: a Ctrl-C at the terminal reaches its owner only.
         output = [] if self._text else ["-f", "json"]
         self.proc = subprocess.Popen(
-            ["bpftrace", *output, "-B", "line", *self.options,
+            [bpftrace_binary.path(), *output, "-B", "line", *self.options,
              f"/proc/{os.getpid()}/fd/{self._program_fd}", *self.positional],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env,
             start_new_session=True, preexec_fn=die_with(os.getpid()))

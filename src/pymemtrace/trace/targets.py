@@ -180,9 +180,10 @@ def _scanned(argv, env, user, cwd):
 
 def _aliases_of(paths, aliases, passed=None):
     """Aliases of the files at `paths` (hostile input: any path a target printed) that are
-    regular ELF files with pymemtrace probes, each once; each opened as safe_open.walked says
-    (no other user's link followed). Those refused are added to `passed`, if given."""
-    found, seen = [], set()
+    regular ELF files with pymemtrace probes built for this machine, each once; each opened as
+    safe_open.walked says (no other user's link followed). Those refused or of another machine
+    are added to `passed`, if given."""
+    found, seen, host = [], set(), elf.host_machine()
     for path in paths:
         try:
             alias = aliases.open_walked(path, probe_elf=True)
@@ -191,6 +192,12 @@ def _aliases_of(paths, aliases, passed=None):
                 passed.append((safe_open.reason(error), path))
             continue
         if alias is None or not elf.has_pymemtrace(alias):
+            continue
+        built_for = elf.machine(alias)
+        if built_for != host:  # bpftrace cannot parse its probes' arguments (aarch64's 8@x0)
+            if passed is not None:
+                passed.append((f"built for {elf.machine_name(built_for)}, not this machine's "
+                               f"{elf.machine_name(host)}", path))
             continue
         identity = procfs.file_identity(alias)
         if identity not in seen:

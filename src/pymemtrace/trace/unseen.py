@@ -4,12 +4,14 @@ allocations CPython makes on their behalf, the C++ heap of a library built witho
 and the shared libraries they link. `not_seen(paths)` gives the sentences; the runner prints them
 with every report, so that "Total: 0 bytes" is never read as "nothing".
 
-The libraries are hostile input (paths of the traced command's files): every read is bounded, a
-malformed file tells nothing, and a name is only ever quoted through `shown`."""
+The libraries are hostile input (paths of the traced command's files): they are read by
+elf.dynamic_facts (opened through safe_open, every read bounded; a malformed file tells nothing),
+and a name is only ever quoted through `shown`."""
 import os
-import struct
 
 from .. import CXX_WRAPPED
+from .aliases import ALIAS
+from .elf import dynamic_facts
 from .names import shown
 
 # Every replaceable global operator new/delete: a library built with the redirect flags imports
@@ -25,17 +27,17 @@ HOOKS = "pymemtrace._hooks.install() (or python3 -m pymemtrace.hooked SCRIPT)"
 
 
 def not_seen(paths):
-    """The sentences for the traced libraries at `paths`: CPython's allocations for them (unless
-    pymemtrace._hooks is among them), then per library its untraced C++ heap and the shared
-    libraries it links."""
+    """The sentences for the traced libraries at `paths` (or the runner's aliases of them):
+    CPython's allocations for them (unless pymemtrace._hooks is among them), then per library
+    its untraced C++ heap and the shared libraries it links."""
     lines = []
-    if not any(is_hooks(path) for path in paths):
+    if not any(is_hooks(real_name(path)) for path in paths):
         lines.append("not seen: what CPython allocates for the traced extensions (objects from "
                      "tp_alloc, strings, lists and dicts built through the C API); "
                      f"{HOOKS} in the traced program reports them at the same lines")
     for path in paths:
         needed, imports = dynamic_facts(path)
-        name = shown(os.path.basename(path))
+        name = shown(os.path.basename(real_name(path)))
         used = CXX_OPERATORS & imports
         if used and used != CXX_OPERATORS:
             lines.append(f"not seen: the C++ heap (operator new/delete) of {name}, built without "
@@ -48,57 +50,18 @@ def not_seen(paths):
     return lines
 
 
+def real_name(path):
+    """The path a runner's alias (/proc/PID/fd/N, aliases.FileAliases) was opened as, as the
+    kernel keeps it; any other path as it is."""
+    if ALIAS.fullmatch(path):
+        try:
+            return os.readlink(path)
+        except OSError:
+            return path
+    return path
+
+
 def is_hooks(path):
     """Whether `path` is pymemtrace._hooks' extension (pymemtrace/_hooks.<suffix>.so)."""
     directory, name = os.path.split(path)
     return os.path.basename(directory) == "pymemtrace" and name.startswith("_hooks.")
-
-
-def dynamic_facts(path, limit=1 << 24):
-    """(DT_NEEDED names, names of the undefined dynamic symbols) of the 64-bit little-endian ELF
-    file at `path` (x86-64, aarch64); ([], frozenset()) if it is anything else or malformed."""
-    try:
-        with open(path, "rb") as file:
-            data = file.read(limit)
-    except OSError:
-        return [], frozenset()
-    try:
-        return _dynamic_facts(data)
-    except (struct.error, IndexError, ValueError):
-        return [], frozenset()
-
-
-def _dynamic_facts(data):
-    if data[:6] != b"\x7fELF\x02\x01":
-        return [], frozenset()
-    table, = struct.unpack_from("<Q", data, 0x28)
-    size, count = struct.unpack_from("<HH", data, 0x3A)
-    if size != 64:
-        return [], frozenset()
-    sections = [struct.unpack_from("<IIQQQQIIQQ", data, table + 64 * i) for i in range(count)]
-    # (name, type, flags, addr, offset, size, link, info, addralign, entsize)
-
-    def strings(index):
-        _, _, _, _, offset, length, *_ = sections[index]
-        return data[offset:offset + length]
-
-    def text(table_bytes, at):
-        return table_bytes[at:table_bytes.index(b"\0", at)].decode("utf-8", "replace")
-
-    needed, imports = [], set()
-    for _, kind, _, _, offset, length, link, _, _, entsize in sections:
-        if kind == 6:  # SHT_DYNAMIC: (tag, value) pairs; DT_NEEDED is 1
-            names = strings(link)
-            for at in range(offset, offset + length, 16):
-                tag, value = struct.unpack_from("<qQ", data, at)
-                if tag == 0:
-                    break
-                if tag == 1:
-                    needed.append(text(names, value))
-        elif kind == 11 and entsize == 24:  # SHT_DYNSYM
-            names = strings(link)
-            for at in range(offset + 24, offset + length, 24):
-                name, _, _, shndx = struct.unpack_from("<IBBH", data, at)
-                if shndx == 0:  # SHN_UNDEF: imported
-                    imports.add(text(names, name).split("@")[0])
-    return needed, frozenset(imports)
