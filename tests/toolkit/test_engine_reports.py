@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: MIT
+"""pymemtrace-trace with its libbpf engine (issue 20), on real processes: the leak report at a
+stop is the live set at one instant, and a process of another user that maps the same library is
+neither traced nor slowed (its semaphores stay 0). bpftrace got the first wrong (frees recorded
+during the drain while allocations were not: an empty report, exit 0) and set the semaphores of
+every process mapping the library. Run through tests/support/run_pytest.py, as root."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
+sys.path.insert(0, os.path.join(ROOT, "src"))
+from other_user import other_user  # noqa: E402
+from runner import BUILD_SRC, LIB, PYTHON, RUNNER  # noqa: E402
+
+from pymemtrace.trace import elf, procfs  # noqa: E402
+
+FIFO = os.path.join(ROOT, "tests", "engine", "fifo_workload.py")
+CMEMLEAK = next(os.path.join(LIB, name) for name in os.listdir(LIB)
+                if name.startswith("cMemLeak.") and name.endswith(".so"))
+PY_PROBES = ("pyalloc", "pyrealloc", "pyfree")
+
+
+def semaphores(pid):
+    """The values, in process `pid`, of cMemLeak's py* semaphores."""
+    addresses = procfs.runtime_addresses(pid, CMEMLEAK,
+                                         elf.semaphore_addresses(CMEMLEAK, PY_PROBES))
+    assert len(addresses) == 3, addresses
+    seen = []
+    procfs.wait_semaphores(pid, list(addresses.values()), lambda v: seen.append(v) or True, 1)
+    return seen[0]
+
+
+def fifo(blocks, command=()):
+    """fifo_workload.py holding `blocks` live blocks, turning over until killed."""
+    env = dict(os.environ, PYTHONPATH=BUILD_SRC)
+    process = subprocess.Popen([*command, PYTHON, FIFO, str(blocks)], env=env,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    int(process.stdout.readline())
+    return process
+
+
+@pytest.mark.parametrize("run", range(3))
+def test_a_leak_report_at_ctrl_c_holds_a_fast_fifo_of_50000_blocks(run):
+    target = fifo(50000)
+    try:
+        runner = subprocess.Popen([PYTHON, RUNNER, "--report", "leaks", "--json", "-p",
+                                   str(target.pid)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert "tracing PID" in runner.stderr.readline()
+        target.stdin.write("mark\n")  # every block live after `turned` was made while traced
+        target.stdin.flush()
+        assert target.stdout.readline() == "turned\n"
+        runner.send_signal(signal.SIGINT)
+        out, err = runner.communicate(timeout=60)
+    finally:
+        target.kill()
+        target.wait()
+    assert runner.returncode == 0, err
+    blocks = sum(entry["count"] for entry in json.loads(out))
+    assert 50000 <= blocks <= 50002, (blocks, err)  # in flight at the pause: the one being made
+
+
+def test_another_users_process_mapping_the_library_is_not_traced_and_pays_nothing():
+    with other_user() as user:
+        bystander = fifo(10, ["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}",
+                              "--clear-groups", "--"])
+        target = fifo(10)
+        try:
+            runner = subprocess.Popen([PYTHON, RUNNER, "--report", "summary", "--json", "-p",
+                                       str(target.pid)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            assert "tracing PID" in runner.stderr.readline()
+            time.sleep(0.5)
+            traced, untouched = semaphores(target.pid), semaphores(bystander.pid)
+            runner.send_signal(signal.SIGINT)
+            out, err = runner.communicate(timeout=60)
+        finally:
+            for process in (target, bystander):
+                process.kill()
+                process.wait()
+    assert runner.returncode == 0, err
+    assert all(traced) and not any(untouched), (traced, untouched)
+    assert {entry["pids"][0] for entry in json.loads(out)} == {target.pid}, out
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__]))
