@@ -28,13 +28,18 @@ HOOKS = "pymemtrace._hooks.install() (or python3 -m pymemtrace.hooked SCRIPT)"
 
 def not_seen(paths):
     """The sentences for the traced libraries at `paths` (or the runner's aliases of them):
-    CPython's allocations for them (unless pymemtrace._hooks is among them), then per library
+    CPython's allocations for them (said conditionally when pymemtrace._hooks is among them: it
+    is attached when importable, installed or not), then per library
     its untraced C++ heap and the shared libraries it links."""
     lines = []
     if not any(is_hooks(real_name(path)) for path in paths):
         lines.append("not seen: what CPython allocates for the traced extensions (objects from "
                      "tp_alloc, strings, lists and dicts built through the C API); "
                      f"{HOOKS} in the traced program reports them at the same lines")
+    else:  # attached because it is importable: whether the program installed it is not known
+        lines.append("not seen unless the traced program installed the hooks: what CPython "
+                     "allocates for the traced extensions (objects from tp_alloc, strings, lists "
+                     f"and dicts built through the C API); {HOOKS}")
     for path in paths:
         needed, imports = dynamic_facts(path)
         name = shown(os.path.basename(real_name(path)))
