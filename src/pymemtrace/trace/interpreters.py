@@ -11,8 +11,7 @@ import shutil
 import subprocess
 
 from .names import shown
-from . import safe_open
-from .targets import _command_python
+from .targets import _command_python, interpreter_line
 
 SHELLS = {"sh", "bash", "dash", "zsh", "ksh"}
 ABI_TAG = re.compile(r"\.cpython-3(\d+)[a-z]*-")
@@ -21,14 +20,7 @@ ABI_TAG = re.compile(r"\.cpython-3(\d+)[a-z]*-")
 def _shell_of(exe):
     """The shell that runs `exe` if it is a script (`#!/bin/sh`, `#!/usr/bin/env bash`), else
     None."""
-    try:
-        fd = safe_open.followed(exe)  # the command's own file, as the kernel will run it
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as script:
-        first = script.readline(256)
-    words = [os.path.basename(os.fsdecode(word)) for word in first[2:].split()] \
-        if first.startswith(b"#!") else []
+    words = [os.path.basename(word) for word in interpreter_line(exe)]
     if words and words[0] == "env" and len(words) > 1:
         words = words[1:]
     return words[0] if words and words[0] in SHELLS else None

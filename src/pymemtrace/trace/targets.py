@@ -123,18 +123,24 @@ def _command_python(command, env):
         return None
     if os.path.basename(os.path.realpath(exe)).startswith("python"):
         return exe
+    words = interpreter_line(exe)
+    if words and os.path.basename(words[0]) == "env" and len(words) > 1:
+        words = [shutil.which(words[1], path=env.get("PATH")) or words[1]]
+    if words and os.path.basename(words[0]).startswith("python"):
+        return words[0]
+    return None
+
+
+def interpreter_line(exe):
+    """The words of the #! line of the script `exe` (read as the kernel will run it, through
+    safe_open); [] if it has none or cannot be read."""
     try:
-        fd = safe_open.followed(exe)  # the command's own file, as the kernel will run it
+        fd = safe_open.followed(exe)
     except OSError:
-        return None
+        return []
     with os.fdopen(fd, "rb") as script:
         first = script.readline(256)
-    words = first[2:].split() if first.startswith(b"#!") else []
-    if words and os.path.basename(words[0]) == b"env" and len(words) > 1:
-        words = [shutil.which(os.fsdecode(words[1]), path=env.get("PATH")) or words[1]]
-    if words and os.path.basename(os.fsdecode(words[0])).startswith("python"):
-        return os.fsdecode(words[0])
-    return None
+    return [os.fsdecode(word) for word in first[2:].split()] if first.startswith(b"#!") else []
 
 
 class Scan:
