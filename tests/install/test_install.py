@@ -85,12 +85,22 @@ def kept_line(checkout):
 
 def test_meson_install_builds_no_test_example_or_benchmark(checkout, installed):
     targets = json.loads(run(["meson", "introspect", "--targets", "build-x"], cwd=checkout).stdout)
-    built = sorted(t["name"] for t in targets if t["type"] != "custom")
-    assert len(built) == 1 and built[0].startswith("cMemLeak"), f"targets built: {built}"
+    built = sorted(t["name"].split(".")[0] for t in targets if t["type"] != "custom")
+    # What users get: cMemLeak, the allocator hooks (pymemtrace._hooks) and the engine.
+    assert built == ["_hooks", "cMemLeak", "pymemtrace-engine"], f"targets built: {built}"
 
 
 def test_the_installed_runners_leak_report_holds_the_kept_blocks(checkout, installed):
     report = installed_runner(*installed, "--report", "leaks", "--json").stdout
+    kept = [(e["count"], e["bytes"]) for e in json.loads(report)
+            if e["file"] == "keeper.py" and e["line"] == kept_line(checkout)]
+    assert kept == [(2, 6666)], f"leaks report: {report}"
+
+
+def test_the_installed_runner_finds_the_installed_engine(checkout, installed):
+    """--engine libbpf fails unless the runner finds pymemtrace-engine in its prefix's bin."""
+    report = installed_runner(*installed, "--report", "leaks", "--json", "--engine", "libbpf",
+                              "--no-follow").stdout
     kept = [(e["count"], e["bytes"]) for e in json.loads(report)
             if e["file"] == "keeper.py" and e["line"] == kept_line(checkout)]
     assert kept == [(2, 6666)], f"leaks report: {report}"
