@@ -857,8 +857,9 @@ def main():
 
     print(f"Machine: {machine()}")
     print(f"Run: {args.reps} interleaved repetitions (medians), loop N={args.loop}, "
-          f"dense N={args.dense}, realistic N={args.realistic}, capacity N={args.capacity}/thread; "
-          f"{elapsed:.0f} s")
+          f"dense N={args.dense}, realistic N={args.realistic}, capacity N={args.capacity}/thread"
+          + (f"; section 7: {args.reps_314} repetitions, dense N={args.dense_314}, realistic "
+             f"N={args.realistic_314}" if 7 in sections else "") + f"; {elapsed:.0f} s")
     if busy:
         print(f"Note: other tracer processes were running ({len(busy)}: pids {' '.join(busy)}); "
               f"they share the CPUs (our processes use private copies of python3.11 and libc).")
