@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """pymemtrace's benchmarks: runs what benchmarks/run.sh built and prints one table of ratios.
 
-    bench.py BUILD_DIR [--reps R] [--quick] [--sections 1,2,3,4,5,6] [--no-heaptrack]
+    bench.py BUILD_DIR [--reps R] [--quick] [--sections 1,2,3,4,5,6,7] [--no-heaptrack]
              [--loop N] [--dense N] [--realistic N] [--capacity N] [--startup-runs N]
              [--json FILE]
 
@@ -20,6 +20,9 @@ Sections (each row of the table says which):
   6  start-up: from spawning `pymemtrace-trace -- CMD` to the command's first line, the
      command's library given (--lib) or found by the runner's scan; the same command untraced,
      and bpftrace alone (a BEGIN-only program, the floor)
+  7  peers on Python 3.14 (issue 23): the dense and realistic workloads untraced, under
+     tracemalloc, memray run (and --native), and pymemtrace by bpftrace and by pymemtrace-engine,
+     in the Debian unstable root of tools/sid-root.sh (peers_314.py; not in the default sections)
 
 One script (about 700 lines) on purpose: the sections share the private copies, the workloads'
 gated runs and the table every row goes to, and the table is only meaningful measured in one run.
@@ -766,6 +769,16 @@ def section_startup(env, args):
 
 
 # ---------------------------------------------------------------------------------------------
+# Section 7: peers on Python 3.14 (peers_314.py)
+
+def peers_314_options(parser):
+    parser.add_argument("--reps-314", type=int, default=5, help="section 7's repetitions")
+    parser.add_argument("--dense-314", type=int, default=400000, help="section 7's dense N")
+    parser.add_argument("--realistic-314", type=int, default=20000,
+                        help="section 7's realistic N")
+
+
+# ---------------------------------------------------------------------------------------------
 
 def machine():
     model = next((l.split(":", 1)[1].strip() for l in subprocess.run(
@@ -806,6 +819,7 @@ def main():
     parser.add_argument("--startup-runs", type=int, default=9,
                         help="runs of each start-up measurement (section 6; median)")
     parser.add_argument("--json", help="write the table as JSON here")
+    peers_314_options(parser)
     args = parser.parse_args()
     if args.quick:
         args.reps, args.loop, args.dense, args.realistic, args.capacity = 1, 50000, 10000, 2000, 50000
@@ -835,13 +849,17 @@ def main():
         section_flow_rate(env, args)
     if 6 in sections:
         section_startup(env, args)
+    if 7 in sections:
+        import peers_314  # here: it imports this module for the helpers it shares
+        peers_314.section(args, row)
     busy = sorted(set(busy) | set(others()))
     elapsed = time.monotonic() - started
 
     print(f"Machine: {machine()}")
     print(f"Run: {args.reps} interleaved repetitions (medians), loop N={args.loop}, "
-          f"dense N={args.dense}, realistic N={args.realistic}, capacity N={args.capacity}/thread; "
-          f"{elapsed:.0f} s")
+          f"dense N={args.dense}, realistic N={args.realistic}, capacity N={args.capacity}/thread"
+          + (f"; section 7: {args.reps_314} repetitions, dense N={args.dense_314}, realistic "
+             f"N={args.realistic_314}" if 7 in sections else "") + f"; {elapsed:.0f} s")
     if busy:
         print(f"Note: other tracer processes were running ({len(busy)}: pids {' '.join(busy)}); "
               f"they share the CPUs (our processes use private copies of python3.11 and libc).")

@@ -7,6 +7,8 @@
 # Needs: gcc, clang, g++, libbenchmark-dev, python3-dev (3.11), systemtap-sdt-dev, valgrind; for sections 2-5 root
 # and bpftrace; heaptrack for its rows (--no-heaptrack skips them). 4-5 minutes on 2 idle cores,
 # up to 8 on a busy machine; --quick: about 1 minute.
+# --sections 7 (Python 3.14 beside tracemalloc and memray, benchmarks/peers_314.py): also the meson
+# build's pymemtrace-engine (build/src/engine/) and the root tools/sid-root.sh builds or reuses.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${PYMEMTRACE_BENCH_BUILD:-$root/build-bench}
