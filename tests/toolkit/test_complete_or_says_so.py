@@ -96,11 +96,15 @@ def test_a_flow_that_lost_events_fails_the_run(tmp_path):
     assert int(said.group(1)) + len(rows) == 400000, (said.group(0), len(rows))
 
 
-def test_leaks_taken_by_detaching_from_an_allocation_storm_are_the_real_ones():
+@pytest.mark.parametrize("engine", ["bpftrace", "libbpf"])
+def test_leaks_taken_by_detaching_from_an_allocation_storm_are_the_real_ones(engine):
     """benchmarks' traced_loop: 8 threads, each mallocs and frees a block as fast as it can,
-    so nothing is leaked. The runner detaches (Ctrl-C) ten times; it stops recording
-    allocations first and lets the frees in flight arrive, so every report is empty (without
-    that step, it reported the block each thread held at that moment)."""
+    so nothing is leaked. The runner detaches (Ctrl-C) ten times. With bpftrace it stops
+    recording allocations first and lets the frees in flight arrive, so every report is empty
+    (without that step, it reported blocks whose frees bpftrace had not yet seen: ~640). The
+    engine reads the live set at one instant (allocations and frees paused together): the block
+    each thread held then, at most 8."""
+    most = 0 if engine == "bpftrace" else 8
     storm = os.path.join(os.environ["PYMEMTRACE_BUILD"], "benchmarks", "traced_loop_nop1")
     target = subprocess.Popen([storm, "2000000000", "8", "gate"], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
@@ -110,8 +114,9 @@ def test_leaks_taken_by_detaching_from_an_allocation_storm_are_the_real_ones():
         target.stdin.flush()
         reported = []
         for _ in range(10):
-            runner = subprocess.Popen([PYTHON, RUNNER, "--report", "leaks", "--json", "--lib",
-                                       storm, "-p", str(pid)], stdout=subprocess.PIPE,
+            runner = subprocess.Popen([PYTHON, RUNNER, "--report", "leaks", "--json", "--engine",
+                                       engine, "--lib", storm, "-p", str(pid)],
+                                      stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True)
             assert "tracing PID" in runner.stderr.readline()
             time.sleep(0.5)
@@ -119,7 +124,7 @@ def test_leaks_taken_by_detaching_from_an_allocation_storm_are_the_real_ones():
             out, err = runner.communicate(timeout=120)
             assert runner.returncode == 0, err
             reported.append(sum(entry["count"] for entry in json.loads(out)))
-        assert reported == [0] * 10, reported
+        assert all(count <= most for count in reported), reported
     finally:
         target.kill()
         target.wait()

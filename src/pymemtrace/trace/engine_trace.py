@@ -26,14 +26,15 @@ LOSS_WORDS = {
 
 
 def takes(args, plan):
-    """Whether the engine makes this run's report: --engine libbpf, or auto where the engine
-    is exact. A command's forked children are attached once their fork is seen, and what one
-    allocates before that is lost (a stated loss, docs/engine.md); bpftrace follows forks with
-    no window, so auto leaves it the commands whose children are followed."""
+    """Whether the engine makes this run's report: --engine libbpf, or auto with -p. A forked
+    child is attached once the engine sees the fork, and what it allocates before that is lost
+    (a stated loss, docs/engine.md); bpftrace follows forks with no window, so auto leaves it
+    commands, which fork more often than they are forked into. The engine follows forks always:
+    not with --no-follow."""
     able = (plan.script in ("pymemtrace_summary", "pymemtrace_leaks") and args.depth == 1
-            and args.interval is None and not args.all and not args.histograms)
+            and args.interval is None and not args.all and not args.histograms and args.follow)
     if args.engine == "auto":
-        return able and (args.pid is not None or not args.follow)
+        return able and args.pid is not None
     return able and args.engine == "libbpf"
 
 
