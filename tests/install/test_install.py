@@ -99,8 +99,8 @@ def test_the_installed_runners_leak_report_holds_the_kept_blocks(checkout, insta
 
 def test_the_installed_runner_finds_the_installed_engine(checkout, installed):
     """--engine libbpf fails unless the runner finds pymemtrace-engine in its prefix's bin."""
-    report = installed_runner(*installed, "--report", "leaks", "--json", "--engine", "libbpf",
-                              "--no-follow").stdout
+    report = installed_runner(*installed, "--report", "leaks", "--json", "--engine",
+                              "libbpf").stdout
     kept = [(e["count"], e["bytes"]) for e in json.loads(report)
             if e["file"] == "keeper.py" and e["line"] == kept_line(checkout)]
     assert kept == [(2, 6666)], f"leaks report: {report}"
