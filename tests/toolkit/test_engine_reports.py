@@ -91,5 +91,33 @@ def test_another_users_process_mapping_the_library_is_not_traced_and_pays_nothin
     assert {entry["pids"][0] for entry in json.loads(out)} == {target.pid}, out
 
 
+# The runner, in a Python whose bpftrace lookup finds none: what a host without bpftrace sees.
+WITHOUT_BPFTRACE = """\
+import sys
+sys.path.insert(0, sys.argv[1])
+from pymemtrace.trace import bpftrace_binary, cli
+bpftrace_binary.SYSTEM_DIRECTORIES = ("/nonexistent",)
+sys.exit(cli.main(sys.argv[2:]))
+"""
+
+
+def test_a_pid_report_made_by_the_engine_needs_no_bpftrace():
+    """The engine makes -p leak reports: a host without bpftrace still gets them (the runner
+    asked for bpftrace first, whatever made the report)."""
+    target = fifo(10)
+    try:
+        runner = subprocess.Popen([PYTHON, "-I", "-c", WITHOUT_BPFTRACE, os.path.join(ROOT, "src"),
+                                   "--report", "leaks", "--json", "-p", str(target.pid)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert "tracing PID" in runner.stderr.readline()
+        runner.send_signal(signal.SIGINT)
+        out, err = runner.communicate(timeout=60)
+    finally:
+        target.kill()
+        target.wait()
+    assert runner.returncode == 0, err
+    assert sum(entry["count"] for entry in json.loads(out)) == 10, out
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))

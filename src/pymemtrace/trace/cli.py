@@ -195,7 +195,6 @@ def run(argv):
     if os.geteuid() != 0:
         raise Failure("tracing needs root (BPF programs attach uprobes)",
                       "run it as root, e.g. sudo " + " ".join([sys.argv[0]] + argv))
-    bpftrace_binary.path()  # found and checked now, not after the command started
     # Whom the report is for (the sudo user, --user; None: root); the command runs as them too.
     reader = targets.CommandUser.choose(args.user, os.environ)
     user = None if args.pid is not None or args.all else reader
@@ -261,6 +260,7 @@ def trace(args, user, aliases):
         def make_run(pid):
             return engine_trace.EngineTrace(pid, plan, args, libraries, engine_path, setid)
     else:
+        bpftrace_binary.path()  # found and checked now, not after the command started
         libc = targets.libc_of(args.pid, aliases) if args.libc else None
         program = programs.make_program(plan.script, libraries, python, libc, args.follow,
                                         args.interval, args.all, depth=args.depth, setid=setid)
