@@ -116,7 +116,8 @@ def test_a_pid_report_made_by_the_engine_needs_no_bpftrace():
         target.kill()
         target.wait()
     assert runner.returncode == 0, err
-    assert sum(entry["count"] for entry in json.loads(out)) == 10, out
+    blocks = sum(entry["count"] for entry in json.loads(out))
+    assert 10 <= blocks <= 11, out  # the FIFO's 10, and the one being made at the instant
 
 
 if __name__ == "__main__":
