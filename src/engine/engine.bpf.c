@@ -170,6 +170,9 @@ static __always_inline uint64_t locate(uint64_t file, uint64_t function, int32_t
     return id;
 }
 
+#include "snapshot.bpf.h"
+#include "every_process.bpf.h"
+
 static __always_inline void add_to_summary(uint32_t pid, uint64_t location, int32_t domain,
                                            uint64_t size)
 {
@@ -197,8 +200,11 @@ static __always_inline void keep(uint32_t pid, uint64_t ptr, uint64_t size, uint
 {
     struct engine_live_key key = {.ptr = ptr, .pid = pid};
     struct engine_live_value value = {.size = size, .location = location, .domain = domain};
+    snapshot_forget(&key); // a block whose free was not seen
     if (bpf_map_update_elem(&live, &key, &value, BPF_ANY) != 0)
         count(COUNTER_LIVE_FULL);
+    else
+        snapshot_change(pid, location, domain, size, 1);
 }
 
 static __always_inline uint32_t current_pid(void)
@@ -210,6 +216,7 @@ static __always_inline uint32_t current_pid(void)
 // the loader detaches its probes on the record, and until then this check stands guard.
 static __always_inline bool ignored(uint32_t pid)
 {
+    enrol(pid); // --all: a process's first event makes it known
     return setid_stop && !bpf_map_lookup_elem(&traced, &pid);
 }
 
@@ -218,6 +225,7 @@ static __always_inline bool ignored(uint32_t pid)
 static __always_inline void forget(uint32_t pid, uint64_t ptr)
 {
     struct engine_live_key key = {.ptr = ptr, .pid = pid};
+    snapshot_forget(&key);
     if (bpf_map_delete_elem(&live, &key) != 0)
         count(COUNTER_UNMATCHED_FREE);
 }
@@ -276,6 +284,7 @@ int BPF_USDT(on_pyrealloc, uint64_t old_ptr, uint64_t new_ptr, uint64_t size, ui
     int32_t domain = -1;
     if (old_value) {
         domain = old_value->domain;
+        snapshot_forget(&old_key);
         bpf_map_delete_elem(&live, &old_key);
     } else {
         count(COUNTER_UNMATCHED_REALLOC);
@@ -367,8 +376,8 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
     uint32_t parent_tgid = (uint32_t)BPF_CORE_READ(parent, tgid);
     uint32_t child_pid = (uint32_t)BPF_CORE_READ(child, pid);
     uint32_t child_tgid = (uint32_t)BPF_CORE_READ(child, tgid);
-    if (child_pid != child_tgid || !bpf_map_lookup_elem(&traced, &parent_tgid))
-        return 0;
+    if (every_process || child_pid != child_tgid || !bpf_map_lookup_elem(&traced, &parent_tgid))
+        return 0; // --all: the child is traced by the path attach, and known by its first event
     uint32_t one = 1;
     bpf_map_update_elem(&traced, &child_tgid, &one, BPF_ANY);
     send(RECORD_FORK, child_tgid, parent_tgid, 0);

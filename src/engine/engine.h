@@ -26,6 +26,7 @@ enum engine_counter {
     COUNTER_ALLOC,              /* alloc events recorded (--plain) */
     COUNTER_REALLOC,            /* realloc events recorded (--plain; failed ones included) */
     COUNTER_FREE,               /* free events recorded (--plain; NULL included) */
+    COUNTER_SNAPSHOT_ROWS_FULL, /* --interval: a block the live_rows map refused (loss) */
     COUNTER_COUNT
 };
 
@@ -64,7 +65,8 @@ struct engine_names {
 };
 
 /* Records of the ring buffer: how the traced processes come and go. */
-enum engine_record_kind { RECORD_FORK = 1, RECORD_EXIT = 2, RECORD_SETID = 3 };
+enum engine_record_kind { RECORD_FORK = 1, RECORD_EXIT = 2, RECORD_SETID = 3,
+                          RECORD_PROCESS = 4 /* --all: a process's first event */ };
 
 struct engine_record {
     uint32_t kind;
@@ -72,6 +74,14 @@ struct engine_record {
     uint32_t parent;   /* fork: the traced process that forked */
     int32_t exit_code; /* exit: as wait(2) encodes it (status << 8, or the signal) */
     uint64_t time_ns;  /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+};
+
+/* --interval: the live blocks by (pid, location, domain), kept as changes per epoch. Events of
+ * epoch e add to slot e & 1; a snapshot moves the epoch on and reads the slot that stopped
+ * changing (snapshot.hpp). Counts and bytes go down as well as up: unsigned, wrapping. */
+struct engine_live_row {
+    uint64_t count[2];
+    uint64_t bytes[2];
 };
 
 #endif /* PYMEMTRACE_ENGINE_H */

@@ -15,6 +15,7 @@ const char *const usage =
     "usage: pymemtrace-engine --pid PID [--pid PID ...] --lib PATH [--lib PATH ...]\n"
     "                         [--ready-fd FD] [--allow-loss] [--max-live N]\n"
     "                         [--max-locations N] [--setid-stop] [--plain] [--verbose]\n"
+    "                         [--interval-ms MS] [--all]\n"
     "Traces pymemtrace's pyalloc, pyrealloc and pyfree probes of the libraries PATH in the\n"
     "processes PID and the processes they fork, until SIGINT/SIGTERM/SIGHUP or until every\n"
     "traced process has ended. Writes {\"event\": \"ready\"} as one JSON line to FD (default 1)\n"
@@ -23,7 +24,11 @@ const char *const usage =
     "states a loss (unless --allow-loss), 2 on bad input. --setid-stop: a traced process that\n"
     "execs a program that changes its credentials (set-user-ID or set-group-ID) is traced no\n"
     "more from that exec on (for a report given to a user other than root). --plain: the\n"
-    "alloc, realloc and free probes instead (C and C++ code: no Python location).\n";
+    "alloc, realloc and free probes instead (C and C++ code: no Python location).\n"
+    "--interval-ms MS: every MS milliseconds a {\"event\": \"snapshot\"} line on stdout, the\n"
+    "live blocks at one instant, recording going on. --all: every process that maps the\n"
+    "libraries (attached by path), instead of --pid; {\"event\": \"process\"} on FD for each\n"
+    "process at its first event.\n";
 
 namespace {
 
@@ -67,6 +72,13 @@ Plan parse_plan(int argc, char **argv)
         } else if (option == "--max-locations") {
             plan.max_locations = static_cast<uint32_t>(number("--max-locations", value, 1u << 24));
             ++i;
+        } else if (option == "--interval-ms") {
+            plan.interval_ms = number("--interval-ms", value, 86400000);
+            if (plan.interval_ms == 0)
+                throw Error("--interval-ms 0: give a number of milliseconds from 1");
+            ++i;
+        } else if (option == "--all") {
+            plan.every_process = true;
         } else if (option == "--allow-loss") {
             plan.allow_loss = true;
         } else if (option == "--plain") {
@@ -79,8 +91,11 @@ Plan parse_plan(int argc, char **argv)
             throw Error("unknown option '" + option + "': see pymemtrace-engine --help");
         }
     }
-    if (plan.pids.empty())
-        throw Error("no process to trace: give --pid PID");
+    if (plan.every_process && (!plan.pids.empty() || plan.setid_stop))
+        throw Error("--all traces every process that maps the libraries, set-ID ones included: "
+                    "give --all without --pid and --setid-stop");
+    if (plan.pids.empty() && !plan.every_process)
+        throw Error("no process to trace: give --pid PID, or --all");
     if (plan.libraries.empty())
         throw Error("no library to attach to: give --lib PATH of an instrumented library");
     if (fcntl(plan.ready_fd, F_GETFD) < 0)

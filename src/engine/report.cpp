@@ -22,7 +22,7 @@ namespace {
 const char *const counter_names[COUNTER_COUNT] = {
     "pyalloc", "pyrealloc", "pyfree", "free_null", "unmatched_free", "unmatched_realloc",
     "live_full", "summary_full", "names_full", "paused", "records_lost", "alloc", "realloc",
-    "free"};
+    "free", "snapshot_rows_full"};
 
 struct Names {
     std::string file, function;
@@ -199,7 +199,8 @@ Report make_report(const Tracer &tracer)
         {"names_full", counters[COUNTER_NAMES_FULL]},
         {"records_lost", counters[COUNTER_RECORDS_LOST]},
         {"unattached_processes", unattached},
-        {"forked_window", window_lost}};
+        {"forked_window", window_lost},
+        {"snapshot_rows_full", counters[COUNTER_SNAPSHOT_ROWS_FULL]}};
     json += ",\"loss\":{";
     bool first = true;
     for (const auto &loss : losses) {
@@ -211,6 +212,16 @@ Report make_report(const Tracer &tracer)
     json += "},\"complete\":" + std::string(report.lost ? "false" : "true") + "}";
     report.json = std::move(json);
     return report;
+}
+
+std::string rows_json(const std::map<std::tuple<uint32_t, uint64_t, int32_t>,
+                                      std::pair<uint64_t, uint64_t>> &rows,
+                      int names_fd, uint64_t &unnamed)
+{
+    std::map<Grouping, Totals> groups;
+    for (const auto &row : rows)
+        groups[row.first] = Totals{row.second.first, row.second.second};
+    return entries(groups, read_names(names_fd), unnamed);
 }
 
 } // namespace engine

@@ -166,6 +166,9 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     bpf_map__set_max_entries(skeleton_->maps.summary, plan.max_locations);
     bpf_map__set_max_entries(skeleton_->maps.names, plan.max_locations);
     skeleton_->rodata->setid_stop = plan.setid_stop ? 1 : 0;
+    skeleton_->rodata->snapshots = plan.interval_ms != 0 ? 1 : 0;
+    skeleton_->rodata->every_process = plan.every_process ? 1 : 0;
+    bpf_map__set_max_entries(skeleton_->maps.live_rows, plan.max_locations);
     if (engine_bpf__load(skeleton_) != 0)
         throw Error(std::string("the kernel refused the engine's BPF programs: ")
                     + std::strerror(errno) + libbpf_detail()
@@ -189,6 +192,8 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     const uint64_t start = monotonic_ns();
     for (const pid_t pid : plan.pids)
         trace(pid, 0, 0);
+    if (plan.every_process)
+        attach_everywhere();
     attach_ns_ = monotonic_ns() - start;
 }
 
@@ -272,6 +277,33 @@ void Tracer::attach(Process &process)
                       + std::to_string((process.attached_ns - process.forked_ns) / 1000) + "}\n");
 }
 
+// --all: by path, PID -1: every process that maps a library, now or later, traps its probes.
+void Tracer::attach_everywhere()
+{
+    for (const auto &library : libraries_)
+        for (const auto &probe : probes_of(plan_, skeleton_)) {
+            bpf_link *link = bpf_program__attach_usdt(probe.program, -1, library.path.c_str(),
+                                                      "pymemtrace", probe.name, nullptr);
+            if (link == nullptr)
+                throw Error(std::string("cannot attach pymemtrace:") + probe.name + " of "
+                            + library.path + " in every process: " + std::strerror(errno)
+                            + libbpf_detail() + "; check that the library can be read");
+            links_.emplace_back(-1, link);
+        }
+}
+
+void Tracer::enrol(pid_t pid)
+{
+    if (processes_.count(pid) != 0)
+        return;
+    Process &process = processes_[pid];
+    process.pid = pid;
+    process.attached_ns = monotonic_ns();
+    process.pidfd = open_pidfd(pid);
+    process.ended = process.pidfd < 0;
+    write_all(plan_.ready_fd, "{\"event\":\"process\",\"pid\":" + std::to_string(pid) + "}\n");
+}
+
 int Tracer::on_record(void *self, void *data, size_t size)
 {
     if (size >= sizeof(engine_record))
@@ -284,7 +316,9 @@ void Tracer::handle(const void *data)
     engine_record record;
     std::memcpy(&record, data, sizeof record);
     const pid_t pid = static_cast<pid_t>(record.pid);
-    if (record.kind == RECORD_FORK) {
+    if (record.kind == RECORD_PROCESS) {
+        enrol(pid);
+    } else if (record.kind == RECORD_FORK) {
         trace(pid, static_cast<pid_t>(record.parent), record.time_ns);
     } else if (record.kind == RECORD_SETID) {
         auto found = processes_.find(pid);
@@ -338,6 +372,8 @@ bool Tracer::poll(int timeout_ms)
 {
     ring_buffer__poll(records_, timeout_ms); // -EINTR on a signal: the caller looks at it
     notice_ends();
+    if (plan_.every_process)
+        return true; // until stopped
     for (const auto &entry : processes_)
         if (!entry.second.ended && !entry.second.setid)
             return true;
@@ -356,6 +392,11 @@ void Tracer::pause()
 void Tracer::resume()
 {
     __atomic_store_n(&skeleton_->bss->paused, 0u, __ATOMIC_SEQ_CST);
+}
+
+void Tracer::set_snapshot_epoch(uint32_t epoch)
+{
+    __atomic_store_n(&skeleton_->bss->snapshot_epoch, epoch, __ATOMIC_SEQ_CST);
 }
 
 std::vector<uint64_t> Tracer::counters() const

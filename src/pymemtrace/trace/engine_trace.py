@@ -4,11 +4,15 @@ same run interface as modes.Trace (start, alive, ended_early, pause, stop, drain
 `modes` holds, releases and waits for the traced processes the same way whichever engine traces.
 
 Which runs it takes (`takes`): the plain summary or leaks of the py* probes, at --depth 1, without
---interval, --all or --histograms; the others stay on bpftrace."""
+--histograms, with -p, --all or a command, --interval's snapshots included; the others stay on
+bpftrace."""
 import os
+import threading
+import time
 
-from . import engine, reports, unseen
+from . import engine, processes, reports, unseen
 from .missed_libraries import MissedLibraries
+from .snapshots import Snapshots
 
 # What the engine's `loss` counters mean, in words with the option that avoids each.
 LOSS_WORDS = {
@@ -32,9 +36,9 @@ def takes(args, plan):
     commands, which fork more often than they are forked into. The engine follows forks always:
     not with --no-follow."""
     able = (plan.script in ("pymemtrace_summary", "pymemtrace_leaks") and args.depth == 1
-            and args.interval is None and not args.all and not args.histograms and args.follow)
+            and not args.histograms and (args.follow or args.all))
     if args.engine == "auto":
-        return able and args.pid is not None
+        return able and (args.pid is not None or args.all)
     return able and args.engine == "libbpf"
 
 
@@ -71,23 +75,74 @@ def losses_of(report):
             for name, count in sorted(report.get("loss", {}).items()) if count]
 
 
+def moment_of(time_ns):
+    """time.time() of the CLOCK_MONOTONIC instant `time_ns` (the engine's clock)."""
+    return time.time() - (time.monotonic_ns() - int(time_ns)) / 1e9
+
+
 class EngineTrace:
+    """`pid`: the process traced (and what it forks); None with --all: every process that maps
+    the libraries."""
+
     def __init__(self, pid, plan, args, libraries, engine_path=None, setid=False):
         self.plan, self.args = plan, args
         self.missed = MissedLibraries(libraries)
         self.not_seen = tuple(unseen.not_seen(libraries)) if libraries else ()
+        interval = getattr(args, "interval", None)
         # The engine's own loss counters are turned into words here, and the exit status is the
-        # runner's (modes.exit_status): the engine itself always allows loss.
-        self.run = engine.EngineRun(pids=[pid], libraries=[os.fspath(lib) for lib in libraries],
-                                    engine=engine_path, allow_loss=True, setid_stop=setid)
+        # runner's (modes.exit_status): the engine itself always allows loss. --all traces
+        # set-ID programs too, as the bpftrace runner's --all does.
+        self.run = engine.EngineRun(pids=[] if pid is None else [pid],
+                                    libraries=[os.fspath(lib) for lib in libraries],
+                                    engine=engine_path, allow_loss=True,
+                                    setid_stop=setid and not args.all,
+                                    interval_ms=None if interval is None
+                                    else max(1, round(interval * 1000)),
+                                    every_process=args.all)
         self.shortener = reports.Shortener(not args.full_file_path, args.strlen)
         self.started = False
+        self.snapshots = (Snapshots(args.out, args.format, args.top, args.per_process,
+                                    self.shortener, args.max_entries)
+                          if interval is not None else None)
+        # --all: {pid: command line}, read when a process makes its first event.
+        self.commands = {} if args.all else None
+        # With snapshots or --all the engine's lines come while it runs: a thread reads them.
+        self.reader, self.report_line, self.reader_error = None, None, None
 
     def start(self):
         """Returns once every probe is attached (the engine's ready line)."""
         self.run.__enter__()
         self.started = True
         self.run.ready()
+        if self.snapshots is not None or self.commands is not None:
+            self.reader = threading.Thread(target=self._read, daemon=True)
+            self.reader.start()
+
+    def _read(self):
+        try:
+            for line in self.run.lines():
+                event = line.get("event")
+                if event == "snapshot":
+                    entries = entries_of(line.get("leaks", []), self.shortener)
+                    self.snapshots.add_entries(entries, line.get("refused", 0),
+                                               moment_of(line["time_ns"]))
+                elif event == "process" and self.commands is not None:
+                    if len(self.commands) >= self.args.max_entries:  # bounded over a long run
+                        self.commands.pop(next(iter(self.commands)))
+                    self.commands[int(line["pid"])] = processes.command_line(int(line["pid"]))
+                elif event == "report":
+                    self.report_line = line
+        except Exception as error:  # noqa: BLE001 - said by finish(), in the main thread
+            self.reader_error = error
+
+    def _report(self):
+        """The engine's report: read here, or by the reader thread."""
+        if self.reader is None:
+            return self.run.report()
+        self.reader.join()
+        if self.reader_error is not None:
+            raise self.reader_error
+        return self.report_line or {}
 
     def alive(self):
         return self.started and self.run.proc.poll() is None
@@ -118,7 +173,7 @@ class EngineTrace:
         from .modes import write_report  # modes imports this module
         self.stop()
         try:
-            report = {} if early else self.run.report()  # a failed engine's maps went with it
+            report = {} if early else self._report()  # a failed engine's maps went with it
         finally:
             self.run.__exit__(None, None, None)
         lost = losses_of(report) + self.missed.losses()
@@ -136,4 +191,5 @@ class EngineTrace:
                 reports.write_text(self.args.out, self.args.report, view, entries, ended)
         setid = {int(p["pid"]): "set-user-ID or set-group-ID"
                  for p in report.get("processes", []) if p.get("setid")}
-        return write_report(self.args, lost, write, setid=setid, not_seen=self.not_seen)
+        return write_report(self.args, lost, write, self.commands, self.snapshots, setid=setid,
+                            not_seen=self.not_seen)
