@@ -172,6 +172,7 @@ static __always_inline uint64_t locate(uint64_t file, uint64_t function, int32_t
 
 #include "snapshot.bpf.h"
 #include "every_process.bpf.h"
+#include "depth.bpf.h"
 
 static __always_inline void add_to_summary(uint32_t pid, uint64_t location, int32_t domain,
                                            uint64_t size)
@@ -250,7 +251,7 @@ static __always_inline void freed(uint64_t ptr, uint32_t counter)
 
 SEC("usdt")
 int BPF_USDT(on_pyalloc, uint64_t ptr, uint64_t size, int32_t domain, uint64_t file,
-             uint64_t function, int32_t line)
+             uint64_t function, int32_t line, uint64_t stack)
 {
     if (paused) {
         count(COUNTER_PAUSED);
@@ -259,7 +260,7 @@ int BPF_USDT(on_pyalloc, uint64_t ptr, uint64_t size, int32_t domain, uint64_t f
     uint32_t pid = current_pid();
     if (ignored(pid))
         return 0;
-    uint64_t location = locate(file, function, line);
+    uint64_t location = where(pid, file, function, line, stack);
     add_to_summary(pid, location, domain, size);
     keep(pid, ptr, size, location, domain);
     count(COUNTER_PYALLOC);
@@ -270,7 +271,7 @@ int BPF_USDT(on_pyalloc, uint64_t ptr, uint64_t size, int32_t domain, uint64_t f
 // allocated before tracing started.
 SEC("usdt")
 int BPF_USDT(on_pyrealloc, uint64_t old_ptr, uint64_t new_ptr, uint64_t size, uint64_t file,
-             uint64_t function, int32_t line)
+             uint64_t function, int32_t line, uint64_t stack)
 {
     if (paused) {
         count(COUNTER_PAUSED);
@@ -289,7 +290,7 @@ int BPF_USDT(on_pyrealloc, uint64_t old_ptr, uint64_t new_ptr, uint64_t size, ui
     } else {
         count(COUNTER_UNMATCHED_REALLOC);
     }
-    uint64_t location = locate(file, function, line);
+    uint64_t location = where(pid, file, function, line, stack);
     add_to_summary(pid, location, domain, size);
     keep(pid, new_ptr, size, location, domain);
     count(COUNTER_PYREALLOC);

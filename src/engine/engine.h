@@ -76,6 +76,29 @@ struct engine_record {
     uint64_t time_ns;  /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
 };
 
+/* --depth N: a Python stack of N frames, by process and the target's stack id (its frames'
+ * content mixed: docs/probes.md), and its names, written once per (pid, id). */
+#define ENGINE_STACK_FRAMES 16
+
+struct engine_stack_key {
+    uint64_t stack;
+    uint32_t pid;
+    uint32_t reserved; /* 0 */
+};
+
+struct engine_frame_names {
+    char file[ENGINE_NAME_BYTES];
+    char function[ENGINE_NAME_BYTES];
+    int32_t line;
+    uint32_t truncated; /* 1: a name was cut */
+};
+
+struct engine_stack_names {
+    uint32_t depth; /* frames filled: the plan's N */
+    uint32_t reserved;
+    struct engine_frame_names frames[ENGINE_STACK_FRAMES]; /* 0: the innermost */
+};
+
 /* --interval: the live blocks by (pid, location, domain), kept as changes per epoch. Events of
  * epoch e add to slot e & 1; a snapshot moves the epoch on and reads the slot that stopped
  * changing (snapshot.hpp). Counts and bytes go down as well as up: unsigned, wrapping. */

@@ -10,6 +10,7 @@
 #include <unordered_map> // names by location id
 #include <vector>        // std::vector
 
+#include "depth.hpp"
 #include "engine.h" // the maps' layouts
 #include "json.hpp"
 #include "maps.hpp"
@@ -86,6 +87,7 @@ std::string entries(const std::map<Grouping, Totals> &groups,
                + ",\"domain\":" + std::to_string(std::get<2>(group.first))
                + ",\"count\":" + std::to_string(group.second.count)
                + ",\"bytes\":" + std::to_string(group.second.bytes)
+               + ",\"location\":" + std::to_string(location) // --depth: the stack id
                + (where->truncated ? ",\"truncated\":true" : "") + "}";
     }
     return out + "]";
@@ -186,6 +188,7 @@ Report make_report(const Tracer &tracer)
     json += ",\"summary\":" + entries(summary, names, unnamed);
     json += ",\"leaks\":" + entries(leaks, names, unnamed);
     json += ",\"live_blocks\":" + std::to_string(live_blocks);
+    json += stacks_json(tracer.map_fd("stack_names")); // --depth N
     json += ",\"processes\":" + processes_json(tracer, unattached, window_lost);
     json += ",\"counters\":{";
     for (int i = 0; i < COUNTER_COUNT; ++i)

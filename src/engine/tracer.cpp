@@ -80,18 +80,27 @@ struct Probe {
     bpf_program *program;
 };
 
+// --depth N: the probe whose attach asks the target for stack records of N frames.
+const char *stack_request(const Plan &plan)
+{
+    return plan.depth <= 1 ? nullptr : plan.depth <= 4 ? "pystack4" : "pystack16";
+}
+
 std::vector<Probe> probes_of(const Plan &plan, const engine_bpf *skeleton)
 {
     if (plan.plain)
         return {{"alloc", skeleton->progs.on_alloc},
                 {"realloc", skeleton->progs.on_realloc},
                 {"free", skeleton->progs.on_free}};
-    return {{"pyalloc", skeleton->progs.on_pyalloc},
-            {"pyrealloc", skeleton->progs.on_pyrealloc},
-            {"pyfree", skeleton->progs.on_pyfree}};
+    std::vector<Probe> probes = {{"pyalloc", skeleton->progs.on_pyalloc},
+                                 {"pyrealloc", skeleton->progs.on_pyrealloc},
+                                 {"pyfree", skeleton->progs.on_pyfree}};
+    if (stack_request(plan) != nullptr)
+        probes.push_back({stack_request(plan), skeleton->progs.on_stack_request});
+    return probes;
 }
 
-void check_library(const Library &library, bool plain)
+void check_library(const Library &library, bool plain, const char *request)
 {
     std::set<std::string> found;
     for (const auto &site : library.sites)
@@ -106,6 +115,10 @@ void check_library(const Library &library, bool plain)
                         + (plain ? "<pymemtrace/pymemtrace.h>, docs/probes.md"
                                  : "<pymemtrace/python.h>, docs/extensions.md")
                         + ")");
+    if (request != nullptr && found.count(request) == 0)
+        throw Error(library.path + " has no pymemtrace:" + request + " probe (built with older "
+                    "pymemtrace headers, it records no Python stacks): rebuild it, or give "
+                    "--depth 1");
 }
 
 void check_process(pid_t pid)
@@ -154,7 +167,7 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     check_machine();
     libraries_ = distinct_files(plan.libraries);
     for (const auto &library : libraries_)
-        check_library(library, plan.plain);
+        check_library(library, plan.plain, stack_request(plan));
     for (const pid_t pid : plan.pids)
         check_process(pid);
 
@@ -168,6 +181,8 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     skeleton_->rodata->setid_stop = plan.setid_stop ? 1 : 0;
     skeleton_->rodata->snapshots = plan.interval_ms != 0 ? 1 : 0;
     skeleton_->rodata->every_process = plan.every_process ? 1 : 0;
+    skeleton_->rodata->stack_depth = plan.depth > 1 ? plan.depth : 0;
+    bpf_map__set_max_entries(skeleton_->maps.stack_names, plan.max_locations);
     bpf_map__set_max_entries(skeleton_->maps.live_rows, plan.max_locations);
     if (engine_bpf__load(skeleton_) != 0)
         throw Error(std::string("the kernel refused the engine's BPF programs: ")

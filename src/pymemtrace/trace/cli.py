@@ -286,8 +286,8 @@ def chosen_engine(args, plan):
     bpftrace does."""
     if not engine_trace.takes(args, plan):
         if args.engine == "libbpf":
-            raise Failure("--engine libbpf makes the summary and leak reports of the py* probes "
-                          "at --depth 1, following forks (or --all), without --histograms",
+            raise Failure("--engine libbpf makes the summary and leak reports of the py* probes, "
+                          "following forks (or --all), without --histograms",
                           "leave --engine out: bpftrace then makes this report")
         return None
     found = engine.find_engine()

@@ -56,7 +56,7 @@ class EngineRun:
     """One run of the engine; a context manager that never leaves it running."""
 
     def __init__(self, pids, libraries, engine=None, allow_loss=False, max_live=None,
-                 setid_stop=False, interval_ms=None, every_process=False):
+                 setid_stop=False, interval_ms=None, every_process=False, depth=1):
         engine = engine or find_engine()
         if engine is None:
             raise Failure(f"{ENGINE} was not found beside the runner",
@@ -77,6 +77,8 @@ class EngineRun:
             argv += ["--interval-ms", str(int(interval_ms))]
         if every_process:  # every process that maps the libraries (pids: none)
             argv.append("--all")
+        if depth > 1:  # locations are Python stacks of `depth` frames
+            argv += ["--depth", str(int(depth))]
         self.argv = argv
         self.proc = None
         self.returncode = None

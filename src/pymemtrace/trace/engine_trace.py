@@ -3,14 +3,14 @@
 same run interface as modes.Trace (start, alive, ended_early, pause, stop, drain, finish), so
 `modes` holds, releases and waits for the traced processes the same way whichever engine traces.
 
-Which runs it takes (`takes`): the plain summary or leaks of the py* probes, at --depth 1, without
---histograms, with -p, --all or a command, --interval's snapshots included; the others stay on
-bpftrace."""
+Which runs it takes (`takes`): the plain summary or leaks of the py* probes, without --histograms,
+with -p, --all or a command, --interval's snapshots and --depth's stacks included; the others stay
+on bpftrace."""
 import os
 import threading
 import time
 
-from . import engine, processes, reports, unseen
+from . import engine, processes, reports, stacks, unseen
 from .missed_libraries import MissedLibraries
 from .snapshots import Snapshots
 
@@ -35,8 +35,8 @@ def takes(args, plan):
     (a stated loss, docs/engine.md); bpftrace follows forks with no window, so auto leaves it
     commands, which fork more often than they are forked into. The engine follows forks always:
     not with --no-follow."""
-    able = (plan.script in ("pymemtrace_summary", "pymemtrace_leaks") and args.depth == 1
-            and not args.histograms and (args.follow or args.all))
+    able = (plan.script in ("pymemtrace_summary", "pymemtrace_leaks") and not args.histograms
+            and (args.follow or args.all))
     if args.engine == "auto":
         return able and (args.pid is not None or args.all)
     return able and args.engine == "libbpf"
@@ -69,6 +69,27 @@ def entries_of(rows, shortener):
                                                   e["line"]))
 
 
+def stack_entries_of(rows, named, shortener):
+    """--depth N: the report's entries by stack (stacks.py's shape: `stack` innermost first)
+    from the engine's rows, whose `location` is a stack id, and its `stacks` (`named`)."""
+    frames = {}
+    for known in named:
+        stack = [(shortener.file(f["file"]) if f["file"] else "", int(f["line"]), f["function"])
+                 for f in known["frames"]]
+        while len(stack) > 1 and stack[-1] == ("", 0, ""):  # past the outermost frame
+            stack.pop()
+        frames[int(known["pid"]), int(known["stack"])] = tuple(stack)
+    merged = {}
+    for row in rows:
+        pid, sid, domain = int(row["pid"]), int(row["location"]), int(row["domain"])
+        stack = (("", 0, ""),) if sid == 0 else frames.get(
+            (pid, sid), ((f"<stack {sid:016x}>", 0, ""),))  # its names were refused: a loss
+        entry = merged.setdefault((pid, stack, domain), stacks._entry(pid, stack, domain))
+        entry["count"] += int(row["count"])
+        entry["bytes"] += int(row["bytes"])
+    return list(merged.values())
+
+
 def losses_of(report):
     """The engine report's losses, in words."""
     return [LOSS_WORDS.get(name, "{} events lost (" + name + ")").format(count)
@@ -98,7 +119,7 @@ class EngineTrace:
                                     setid_stop=setid and not args.all,
                                     interval_ms=None if interval is None
                                     else max(1, round(interval * 1000)),
-                                    every_process=args.all)
+                                    every_process=args.all, depth=args.depth)
         self.shortener = reports.Shortener(not args.full_file_path, args.strlen)
         self.started = False
         self.snapshots = (Snapshots(args.out, args.format, args.top, args.per_process,
@@ -181,7 +202,8 @@ class EngineTrace:
             lost.insert(0, f"pymemtrace-engine ended on its own (status {self.run.proc.returncode})"
                            " while the target ran: what it had traced went with it")
         rows = report.get("leaks" if self.args.report == "leaks" else "summary", [])
-        entries = entries_of(rows, self.shortener)
+        entries = (stack_entries_of(rows, report.get("stacks", []), self.shortener)
+                   if self.args.depth > 1 else entries_of(rows, self.shortener))
         ended = statuses(report.get("processes", []))
 
         def write(view):
