@@ -71,7 +71,8 @@ def entries_of(rows, shortener):
 
 def stack_entries_of(rows, named, shortener):
     """--depth N: the report's entries by stack (stacks.py's shape: `stack` innermost first)
-    from the engine's rows, whose `location` is a stack id, and its `stacks` (`named`)."""
+    from the engine's rows, whose `location` is a stack id, and its `stacks` (`named`); and how
+    many of the stacks named by the rows have no names (the map of names was full)."""
     frames = {}
     for known in named:
         stack = [(shortener.file(f["file"]) if f["file"] else "", int(f["line"]), f["function"])
@@ -79,15 +80,17 @@ def stack_entries_of(rows, named, shortener):
         while len(stack) > 1 and stack[-1] == ("", 0, ""):  # past the outermost frame
             stack.pop()
         frames[int(known["pid"]), int(known["stack"])] = tuple(stack)
-    merged = {}
+    merged, unknown = {}, set()
     for row in rows:
         pid, sid, domain = int(row["pid"]), int(row["location"]), int(row["domain"])
-        stack = (("", 0, ""),) if sid == 0 else frames.get(
-            (pid, sid), ((f"<stack {sid:016x}>", 0, ""),))  # its names were refused: a loss
+        stack = (("", 0, ""),) if sid == 0 else frames.get((pid, sid))
+        if stack is None:  # its names were refused: a loss
+            unknown.add((pid, sid))
+            stack = ((f"<stack {sid:016x}>", 0, ""),)
         entry = merged.setdefault((pid, stack, domain), stacks._entry(pid, stack, domain))
         entry["count"] += int(row["count"])
         entry["bytes"] += int(row["bytes"])
-    return list(merged.values())
+    return list(merged.values()), len(unknown)
 
 
 def losses_of(report):
@@ -202,8 +205,13 @@ class EngineTrace:
             lost.insert(0, f"pymemtrace-engine ended on its own (status {self.run.proc.returncode})"
                            " while the target ran: what it had traced went with it")
         rows = report.get("leaks" if self.args.report == "leaks" else "summary", [])
-        entries = (stack_entries_of(rows, report.get("stacks", []), self.shortener)
-                   if self.args.depth > 1 else entries_of(rows, self.shortener))
+        if self.args.depth > 1:
+            entries, unknown = stack_entries_of(rows, report.get("stacks", []), self.shortener)
+            if unknown:
+                lost.append(f"the names of {unknown} stacks in the report are unknown: the map "
+                            "of names was full; raise --max-entries")
+        else:
+            entries = entries_of(rows, self.shortener)
         ended = statuses(report.get("processes", []))
 
         def write(view):
