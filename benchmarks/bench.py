@@ -23,6 +23,9 @@ Sections (each row of the table says which):
   7  peers on Python 3.14 (issue 23): the dense and realistic workloads untraced, under
      tracemalloc, memray run (and --native), and pymemtrace by bpftrace and by pymemtrace-engine,
      in the Debian unstable root of tools/sid-root.sh (peers_314.py; not in the default sections)
+  8  --interval snapshots: the tracer's CPU per snapshot of N live blocks, pymemtrace-engine vs
+     the bpftrace runner, and what snapshots add to the engine's events (engine_snapshots.py;
+     needs build/src/engine; not in the default sections)
 
 One script (about 700 lines) on purpose: the sections share the private copies, the workloads'
 gated runs and the table every row goes to, and the table is only meaningful measured in one run.
@@ -852,6 +855,9 @@ def main():
     if 7 in sections:
         import peers_314  # here: it imports this module for the helpers it shares
         peers_314.section(args, row)
+    if 8 in sections:
+        import engine_snapshots  # the meson build's engine (build/)
+        engine_snapshots.section(args, row)
     busy = sorted(set(busy) | set(others()))
     elapsed = time.monotonic() - started
 
