@@ -3,7 +3,7 @@
 root:
 
     python3 benchmarks/engine_snapshots.py BUILD [--blocks N] [--seconds S]
-    (or bench.py's section 8)
+    (or bench.py's section 9)
 
 The target (engine_workload.py) allocates N blocks (default 100,000) while `pymemtrace-trace
 --report leaks --interval 1 --json -p PID` traces it, then holds them still (bpftrace's snapshots
@@ -140,12 +140,12 @@ def section(args, row, build=None):
     procfs.mount_tracefs()
     engine, engine_taken = cpu_per_snapshot(build, "libbpf", blocks, seconds)
     bpftrace, bpftrace_taken = cpu_per_snapshot(build, "bpftrace", blocks, seconds)
-    row(8, f"--interval 1, {blocks:,} live blocks: tracer CPU per snapshot, engine "
+    row(9, f"--interval 1, {blocks:,} live blocks: tracer CPU per snapshot, engine "
            f"({engine_taken} snapshots) vs bpftrace runner ({bpftrace_taken})",
         f"{engine * 1000:.1f} ms vs {bpftrace * 1000:.1f} ms",
         f"{bpftrace / engine:.1f}x" if engine else "inf")
     with_snapshots, without = event_cost(build, blocks)
-    row(8, f"engine: {blocks:,} allocations traced, with --interval 1 vs without (medians of 5)",
+    row(9, f"engine: {blocks:,} allocations traced, with --interval 1 vs without (medians of 5)",
         f"{with_snapshots:.3f} s vs {without:.3f} s", f"{with_snapshots / without:.2f}x")
 
 

@@ -154,8 +154,9 @@ class EngineTrace:
                     if len(self.commands) >= self.args.max_entries:  # bounded over a long run
                         self.commands.pop(next(iter(self.commands)))
                     self.commands[int(line["pid"])] = processes.command_line(int(line["pid"]))
-                elif event == "report":
+                elif event == "report":  # the last line: the engine detaches after it
                     self.report_line = line
+                    return
         except Exception as error:  # noqa: BLE001 - said by finish(), in the main thread
             self.reader_error = error
 
@@ -187,6 +188,9 @@ class EngineTrace:
     def drain(self):
         """Nothing: the engine aggregates in the kernel and streams no events."""
 
+    def settle(self):
+        """Nothing: the engine reads its maps after the kernel told it the command ended."""
+
     def stop(self):
         if self.alive():
             self.run.stop()
@@ -194,12 +198,22 @@ class EngineTrace:
     def finish(self, early=False):
         """Stops the engine, then writes the report; returns what it lost, which the report and
         standard error both state (modes.write_report)."""
-        from .modes import write_report  # modes imports this module
         self.stop()
         try:
             report = {} if early else self._report()  # a failed engine's maps went with it
-        finally:
-            self.run.__exit__(None, None, None)
+        except BaseException as failure:
+            self.run.__exit__(type(failure), failure, failure.__traceback__)
+            raise
+        try:
+            written = self._write(report, early)
+        except BaseException as failure:
+            self.run.__exit__(type(failure), failure, failure.__traceback__)
+            raise
+        self.run.end_later()  # the engine detaches while the report goes out
+        return written
+
+    def _write(self, report, early):
+        from .modes import write_report  # modes imports this module
         lost = losses_of(report) + self.missed.losses()
         if early:
             lost.insert(0, f"pymemtrace-engine ended on its own (status {self.run.proc.returncode})"
