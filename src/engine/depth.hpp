@@ -1,16 +1,15 @@
 // SPDX-License-Identifier: MIT
-// depth.hpp: --depth N's stacks (depth.bpf.h) in the report: each (pid, stack id) the report's
-// rows name as `location`, with its frames' names, innermost first.
+// depth.hpp: --depth N's stacks (depth.bpf.h) for the reader of the report: each (pid, stack id)
+// that the report's rows name as `location`, with its frames' names, innermost first.
 #ifndef PYMEMTRACE_ENGINE_DEPTH_HPP
 #define PYMEMTRACE_ENGINE_DEPTH_HPP
 
-#include <string> // std::string
-
 namespace engine {
 
-// `,"stacks":[{"pid","stack","frames":[{"file","function","line"}...]}...]` from the map
-// `stack_names_fd`, or "" when it holds none.
-std::string stacks_json(int stack_names_fd);
+// Writes to `fd` one line per stack of the map `stack_names_fd`, {"event":"stack","pid","stack",
+// "frames":[{"file","function","line"}...]}: a line at a time, so that a reader keeps what it
+// needs as it goes (a report of 65,536 stacks of 16 frames would be one line of 100 MB).
+void write_stacks(int fd, int stack_names_fd);
 
 } // namespace engine
 

@@ -11,6 +11,7 @@
 
 #include <unistd.h> // close
 
+#include "depth.hpp"
 #include "error.hpp"
 #include "output.hpp"
 #include "plan.hpp"
@@ -56,6 +57,8 @@ int run(const engine::Plan &plan)
     }
     tracer.pause(); // the instant of the report: allocations and frees stop together
     const engine::Report report = engine::make_report(tracer);
+    if (plan.depth > 1) // the names of the report's stacks, before it
+        engine::write_stacks(1, tracer.map_fd("stack_names"));
     engine::write_all(1, report.json + "\n");
     // The report is complete: a reader sees the end of it now, not after the detach (the
     // kernel's grace periods, a few hundred ms).

@@ -10,7 +10,6 @@
 #include <unordered_map> // names by location id
 #include <vector>        // std::vector
 
-#include "depth.hpp"
 #include "engine.h" // the maps' layouts
 #include "json.hpp"
 #include "maps.hpp"
@@ -188,7 +187,6 @@ Report make_report(const Tracer &tracer)
     json += ",\"summary\":" + entries(summary, names, unnamed);
     json += ",\"leaks\":" + entries(leaks, names, unnamed);
     json += ",\"live_blocks\":" + std::to_string(live_blocks);
-    json += stacks_json(tracer.map_fd("stack_names")); // --depth N
     json += ",\"processes\":" + processes_json(tracer, unattached, window_lost);
     json += ",\"counters\":{";
     for (int i = 0; i < COUNTER_COUNT; ++i)

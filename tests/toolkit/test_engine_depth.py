@@ -5,8 +5,11 @@ frames and the folded lines the bpftrace runner gives for the same workload. Run
 tests/support/run_pytest.py, as root."""
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -79,6 +82,67 @@ def test_folded_stacks_are_the_bpftrace_runners(recursion):
     theirs = traced("bpftrace", recursion, "--report", "folded")
     assert sorted(ours.splitlines()) == sorted(theirs.splitlines()), (ours, theirs)
     assert len([line for line in ours.splitlines() if "recursion.py" in line]) == 2, ours
+
+
+# A new 16-frame stack for every allocation (test_hostile_rows' flood), for SECONDS, then it
+# waits to be killed with the last 100 blocks live.
+FLOOD = """\
+import collections, sys, time
+sys.path.insert(0, sys.argv[1])
+from pymemtrace import cMemLeak
+ring = collections.deque(maxlen=100)
+def nest(depth, leaf):
+    return leaf() if depth == 0 else nest(depth - 1, leaf)
+def leaf():
+    ring.append(cMemLeak.CMalloc(64))
+print("flooding", flush=True)
+end, number = time.monotonic() + float(sys.argv[2]), 0
+while time.monotonic() < end:
+    number += 1
+    name = f"leaf_{number}"
+    nest(14, type(leaf)(leaf.__code__.replace(co_name=name, co_qualname=name), globals()))
+print("events", number, flush=True)
+time.sleep(600)
+"""
+REPORT_RSS_MB = 160  # 96 MB measured at the defaults; one JSON line of every stack took 615 MB
+
+
+def rss_kb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return int(re.search(r"^VmRSS:\s+(\d+) kB", status.read(), re.M)[1])
+    except (OSError, TypeError):
+        return 0
+
+
+def test_the_runner_reads_a_flood_of_stacks_in_bounded_memory_and_says_which_it_cannot_name(
+        tmp_path):
+    script = tmp_path / "flood.py"
+    script.write_text(FLOOD)
+    target = subprocess.Popen([PYTHON, str(script), BUILD_SRC, "10"], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert target.stdout.readline() == "flooding\n"
+        runner = subprocess.Popen([PYTHON, "-I", RUNNER, "--engine", "libbpf", "--depth", "16",
+                                   "--report", "leaks", "--top", "0", "--lib", LIB, "-p",
+                                   str(target.pid)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert "tracing PID" in runner.stderr.readline()
+        assert target.stdout.readline().startswith("events")
+        runner.send_signal(signal.SIGINT)
+        peak = 0
+        while runner.poll() is None:  # the report: its stacks are read now
+            peak = max(peak, rss_kb(runner.pid))
+            time.sleep(0.02)
+        out, err = runner.communicate(timeout=120)
+    finally:
+        target.kill()
+        target.wait()
+    assert peak // 1024 < REPORT_RSS_MB, f"the runner reached {peak // 1024} MB"
+    assert runner.returncode == 3 and "INCOMPLETE:" in out, err[-1500:]
+    unknown = len(re.findall(r"<stack [0-9a-f]{16}>", out))
+    said = re.search(r"the names of (\d+) stacks in the report are unknown", err)
+    assert unknown and said and int(said[1]) == unknown, (unknown, err[-1500:])
 
 
 if __name__ == "__main__":

@@ -58,7 +58,8 @@ class EngineRun:
     """One run of the engine; a context manager that never leaves it running."""
 
     def __init__(self, pids, libraries, engine=None, allow_loss=False, max_live=None,
-                 setid_stop=False, interval_ms=None, every_process=False, depth=1):
+                 setid_stop=False, interval_ms=None, every_process=False, depth=1,
+                 max_locations=None):
         engine = engine or find_engine()
         if engine is None:
             raise Failure(f"{ENGINE} was not found beside the runner",
@@ -81,6 +82,8 @@ class EngineRun:
             argv.append("--all")
         if depth > 1:  # locations are Python stacks of `depth` frames
             argv += ["--depth", str(int(depth))]
+        if max_locations is not None:  # rows of the summary and snapshots, names, stacks
+            argv += ["--max-locations", str(int(max_locations))]
         self.argv = argv
         self.proc = None
         self.returncode = None

@@ -69,24 +69,17 @@ def entries_of(rows, shortener):
                                                   e["line"]))
 
 
-def stack_entries_of(rows, named, shortener):
+def stack_entries_of(rows, named):
     """--depth N: the report's entries by stack (stacks.py's shape: `stack` innermost first)
-    from the engine's rows, whose `location` is a stack id, and its `stacks` (`named`); and how
-    many of the stacks named by the rows have no names (the map of names was full)."""
-    frames = {}
-    for known in named:
-        stack = [(shortener.file(f["file"]) if f["file"] else "", int(f["line"]), f["function"])
-                 for f in known["frames"]]
-        while len(stack) > 1 and stack[-1] == ("", 0, ""):  # past the outermost frame
-            stack.pop()
-        frames[int(known["pid"]), int(known["stack"])] = tuple(stack)
+    from the engine's rows, whose `location` is a stack id, and the stacks' names (`named`, a
+    stacks.Stacks); and how many of the stacks the rows name have no names (the engine's map of
+    names was full, or the runner did not keep them)."""
     merged, unknown = {}, set()
     for row in rows:
         pid, sid, domain = int(row["pid"]), int(row["location"]), int(row["domain"])
-        stack = (("", 0, ""),) if sid == 0 else frames.get((pid, sid))
-        if stack is None:  # its names were refused: a loss
+        stack = named.stack(pid, sid)
+        if stack[0][0].startswith("<stack "):  # its names were refused: a loss
             unknown.add((pid, sid))
-            stack = ((f"<stack {sid:016x}>", 0, ""),)
         entry = merged.setdefault((pid, stack, domain), stacks._entry(pid, stack, domain))
         entry["count"] += int(row["count"])
         entry["bytes"] += int(row["bytes"])
@@ -122,7 +115,8 @@ class EngineTrace:
                                     setid_stop=setid and not args.all,
                                     interval_ms=None if interval is None
                                     else max(1, round(interval * 1000)),
-                                    every_process=args.all, depth=args.depth)
+                                    every_process=args.all, depth=args.depth,
+                                    max_locations=args.max_entries)
         self.shortener = reports.Shortener(not args.full_file_path, args.strlen)
         self.started = False
         self.snapshots = (Snapshots(args.out, args.format, args.top, args.per_process,
@@ -130,7 +124,11 @@ class EngineTrace:
                           if interval is not None else None)
         # --all: {pid: command line}, read when a process makes its first event.
         self.commands = {} if args.all else None
-        # With snapshots or --all the engine's lines come while it runs: a thread reads them.
+        # --depth N: the names of the report's stacks, kept as the bpftrace runner keeps them.
+        self.stacks = (stacks.Stacks(args.max_entries, self.shortener) if args.depth > 1
+                       else None)
+        # With snapshots, --all or stacks the engine's lines come while it runs, or many of
+        # them before the report: a thread reads them.
         self.reader, self.report_line, self.reader_error = None, None, None
 
     def start(self):
@@ -138,7 +136,7 @@ class EngineTrace:
         self.run.__enter__()
         self.started = True
         self.run.ready()
-        if self.snapshots is not None or self.commands is not None:
+        if any(wanted is not None for wanted in (self.snapshots, self.commands, self.stacks)):
             self.reader = threading.Thread(target=self._read, daemon=True)
             self.reader.start()
 
@@ -154,6 +152,10 @@ class EngineTrace:
                     if len(self.commands) >= self.args.max_entries:  # bounded over a long run
                         self.commands.pop(next(iter(self.commands)))
                     self.commands[int(line["pid"])] = processes.command_line(int(line["pid"]))
+                elif event == "stack" and self.stacks is not None:
+                    self.stacks.put(line["pid"], line["stack"],
+                                    [(f["file"], f["line"], f["function"])
+                                     for f in line["frames"]])
                 elif event == "report":  # the last line: the engine detaches after it
                     self.report_line = line
                     return
@@ -220,10 +222,12 @@ class EngineTrace:
                            " while the target ran: what it had traced went with it")
         rows = report.get("leaks" if self.args.report == "leaks" else "summary", [])
         if self.args.depth > 1:
-            entries, unknown = stack_entries_of(rows, report.get("stacks", []), self.shortener)
+            entries, unknown = stack_entries_of(rows, self.stacks)
             if unknown:
-                lost.append(f"the names of {unknown} stacks in the report are unknown: the map "
-                            "of names was full; raise --max-entries")
+                lost.append(f"the names of {unknown} stacks in the report are unknown: the "
+                            "engine's map of names was full, or they were beyond what the runner "
+                            f"keeps ({self.stacks.limit} stacks, {self.stacks.MAX_NAMES} names); "
+                            "raise --max-entries")
         else:
             entries = entries_of(rows, self.shortener)
         ended = statuses(report.get("processes", []))
