@@ -92,6 +92,10 @@ def losses_of(report):
             for name, count in sorted(report.get("loss", {}).items()) if count]
 
 
+# The engine's largest --max-locations (16M rows of each of its maps of locations).
+MOST_LOCATIONS = 1 << 24
+
+
 def moment_of(time_ns):
     """time.time() of the CLOCK_MONOTONIC instant `time_ns` (the engine's clock)."""
     return time.time() - (time.monotonic_ns() - int(time_ns)) / 1e9
@@ -116,7 +120,7 @@ class EngineTrace:
                                     interval_ms=None if interval is None
                                     else max(1, round(interval * 1000)),
                                     every_process=args.all, depth=args.depth,
-                                    max_locations=args.max_entries)
+                                    max_locations=min(args.max_entries, MOST_LOCATIONS))
         self.shortener = reports.Shortener(not args.full_file_path, args.strlen)
         self.started = False
         self.snapshots = (Snapshots(args.out, args.format, args.top, args.per_process,
