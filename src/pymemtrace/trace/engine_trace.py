@@ -32,7 +32,8 @@ def takes(args, plan):
     commands, which fork more often than they are forked into. The engine follows forks always:
     not with --no-follow."""
     able = (plan.script in ("pymemtrace_summary", "pymemtrace_leaks") and args.depth == 1
-            and args.interval is None and not args.all and not args.histograms and args.follow)
+            and args.interval is None and not args.all and not args.histograms and args.follow
+            and not getattr(args, "native", False))  # --native: bpftrace's programs only (yet)
     if args.engine == "auto":
         return able and args.pid is not None
     return able and args.engine == "libbpf"

@@ -1,0 +1,13 @@
+# SPDX-License-Identifier: MIT
+"""--native's workload: each route of nativeext allocates three blocks that stay allocated."""
+import nativeext
+
+
+def main():
+    for _ in range(3):
+        nativeext.explicit(1000)  # explicit
+        nativeext.wrapped(2000)  # wrapped
+        nativeext.cxx(3000)  # cxx
+
+
+main()
