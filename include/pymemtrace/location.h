@@ -70,18 +70,20 @@ extern const char __ehdr_start[] __attribute__((weak)) PYMEMTRACE_HIDDEN;
 __attribute__((weak)) PYMEMTRACE_HIDDEN __thread uintptr_t
     pymemtrace_detail_native_handoff; /* a definition (a global's name is the same in C++) */
 
-/* Around `fire` (a fire helper's call) in an out-of-line layer: while pynative is attached, its
- * own caller is the native caller. Without pynative: one load and a branch, traced path only. */
-#define PYMEMTRACE_DETAIL_HANDING_CALLER(fire)                                                     \
+/* Around `fire` (a fire helper's call) in an out-of-line layer: while pynative is attached,
+ * `caller` is the native caller. Without pynative: one load and a branch, traced path only. */
+#define PYMEMTRACE_DETAIL_HANDING(caller, fire)                                                    \
     do {                                                                                           \
         uintptr_t pymemtrace_handed = 0;                                                           \
         if (PYMEMTRACE_UNLIKELY(pymemtrace_semaphores[PYMEMTRACE_PROBE_PYNATIVE] != 0))            \
-            pymemtrace_detail_native_handoff = pymemtrace_handed                                   \
-                = (uintptr_t)__builtin_return_address(0);                                          \
+            pymemtrace_detail_native_handoff = pymemtrace_handed = (caller);                       \
         fire;                                                                                      \
         if (PYMEMTRACE_UNLIKELY(pymemtrace_handed != 0))                                           \
             pymemtrace_detail_native_handoff = 0;                                                  \
     } while (0)
+/* The same, the native caller being the caller of the function it is written in. */
+#define PYMEMTRACE_DETAIL_HANDING_CALLER(fire)                                                     \
+    PYMEMTRACE_DETAIL_HANDING((uintptr_t)__builtin_return_address(0), fire)
 
 /* The location of the calling thread; valid until the calling Python frame returns. Always
  * inlined into the fire helper that asks, so that its return address is the helper's: the code
