@@ -1,5 +1,8 @@
 # SPDX-License-Identifier: MIT
-"""--native's workload: each route of nativeext allocates three blocks that stay allocated."""
+"""--native's workload: each route of nativeext allocates three blocks that stay allocated.
+With --held it waits for a line on stdin first (for -p)."""
+import sys
+
 import nativeext
 
 
@@ -10,4 +13,6 @@ def main():
         nativeext.cxx(3000)  # cxx
 
 
+if "--held" in sys.argv:
+    sys.stdin.readline()
 main()

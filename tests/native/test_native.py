@@ -13,7 +13,7 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
-from runner import PYTHON, RUNNER  # noqa: E402
+from runner import PYTHON, RUNNER, pid_report  # noqa: E402
 from source_lines import line_of  # noqa: E402
 
 WORKLOAD = os.path.join(HERE, "native_workload.py")
@@ -90,3 +90,23 @@ def test_without_native_the_report_has_no_native_caller():
     assert " in " not in text.split("Total:")[0] and "native_workload.py" in text
     entries = json.loads(run("--report", "leaks", "--json"))
     assert entries and not any("native" in e for e in entries)
+
+
+def test_both_engines_name_the_c_caller_of_a_running_process():
+    """-p: pymemtrace-engine (libbpf) and bpftrace alike; the process has ended when the report
+    is written, and its library is still named."""
+    for engine in ("libbpf", "bpftrace"):
+        target = subprocess.Popen([PYTHON, WORKLOAD, "--held"], stdin=subprocess.PIPE, text=True,
+                                  env=dict(os.environ, PYTHONPATH=BUILD))
+        try:
+            out = pid_report(target, ["--engine", engine, "--report", "leaks", "--native",
+                                      "--json"])
+        finally:
+            if target.poll() is None:
+                target.kill()
+                target.wait()
+        entries = by_line(json.loads(out))
+        for marker, (function, source, line) in ROUTES.items():
+            native = entries[line_of(PY_SOURCE, "# " + marker)]["native"]
+            assert (native["function"], os.path.basename(native["file"]), native["line"]) == (
+                function, source, line), (engine, marker, native)

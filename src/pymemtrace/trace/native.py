@@ -104,7 +104,10 @@ def symbolize(libraries, keys):
     found, user = {}, _nobody()
     for index, offsets in wanted.items():
         alias = libraries[index]
-        fd = int(_ALIAS_FD.match(alias).group(1))
+        aliased = _ALIAS_FD.match(alias)
+        if aliased is None:  # never a path: only the descriptor the runner checked is read
+            continue
+        fd = int(aliased.group(1))
         ordered = sorted(offsets)
         chains, _fds = with_rights_of(user, lambda: (_symbolized(fd, ordered), []),
                                       "--native")
