@@ -16,7 +16,7 @@ import sys
 import tempfile
 
 from . import (bpftrace_binary, elf, engine, engine_trace, flamegraph_html, install_hints,
-               interpreters, procfs, programs, pythonbinary, safe_open, stacks, targets)
+               interpreters, native, procfs, programs, pythonbinary, safe_open, stacks, targets)
 from .aliases import FileAliases
 from .errors import Failure
 from .modes import LOSS, Trace, trace_all, trace_command, trace_pid
@@ -262,6 +262,8 @@ def trace(args, user, aliases):
     plan = programs.choose_script(args, pymalloc)
     if plan.script.startswith("pymemtrace_") and not args.all:
         libraries = with_found_libraries(args, env, user, aliases, libraries)
+    if args.native:
+        native.check_tools()
     if args.depth > 1 or args.native:
         libraries = libraries_with_records(libraries, args.depth, args.native)
     setid = programs.for_another_user(user, os.environ)

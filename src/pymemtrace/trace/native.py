@@ -84,6 +84,14 @@ def _nobody():
                       "add one (useradd --system nobody), or leave --native out") from None
 
 
+def check_tools():
+    """A Failure, before tracing, if --native could not name what it traced."""
+    if not os.access(ADDR2LINE, os.X_OK):
+        raise Failure(f"--native needs binutils' {ADDR2LINE} to name the C callers",
+                      "install binutils (apt-get install binutils), or leave --native out")
+    _nobody()
+
+
 def caller(chain):
     """The frame that called the allocator: the innermost outside pymemtrace's headers."""
     for function, file, line in chain:
