@@ -11,6 +11,7 @@ def main():
         nativeext.explicit(1000)  # explicit
         nativeext.wrapped(2000)  # wrapped
         nativeext.cxx(3000)  # cxx
+        nativeext.released(4000)  # released
 
 
 if "--held" in sys.argv:

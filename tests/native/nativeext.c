@@ -7,7 +7,7 @@
 
 #include <string.h> /* memset */
 
-#include <pymemtrace/pymemtrace.h>
+#include <pymemtrace/python.h>
 
 void *nativeext_cxx_block(size_t size); /* nativeext_cxx.cpp */
 
@@ -23,10 +23,11 @@ static PyObject *keep(void *block)
     Py_RETURN_NONE;
 }
 
-/* A wrapper inlined in a C function. */
+/* A wrapper inlined in a C function: python.h's twin of PyMem_Malloc, called by name (not
+ * pymemtrace_malloc, whose malloc the flags would wrap again: two events for one block). */
 static __attribute__((noinline)) void *explicit_block(size_t size)
 {
-    void *block = pymemtrace_malloc(size); /* explicit wrapper */
+    void *block = pymemtrace_mem_malloc(size); /* explicit wrapper */
     if (block != NULL)
         memset(block, 1, size); /* used: the call is not in tail position (docs/probes.md) */
     return block;
@@ -39,6 +40,25 @@ static __attribute__((noinline)) void *wrapped_block(size_t size)
     if (block != NULL)
         memset(block, 2, size);
     return block;
+}
+
+/* Without the GIL (Py_BEGIN_ALLOW_THREADS, redirected to pymemtrace_save_thread): the block
+ * keeps the Python line that released it and names this function too. */
+static __attribute__((noinline)) void *released_block(size_t size)
+{
+    void *block;
+    Py_BEGIN_ALLOW_THREADS
+    block = malloc(size); /* malloc without the GIL */
+    if (block != NULL)
+        memset(block, 4, size);
+    Py_END_ALLOW_THREADS
+    return block;
+}
+
+static PyObject *nativeext_released(PyObject *module, PyObject *size)
+{
+    (void)module;
+    return keep(released_block(PyLong_AsSize_t(size)));
 }
 
 static PyObject *nativeext_explicit(PyObject *module, PyObject *size)
@@ -63,6 +83,7 @@ static PyMethodDef nativeext_methods[] = {
     {"explicit", nativeext_explicit, METH_O, "keep a block from pymemtrace_malloc"},
     {"wrapped", nativeext_wrapped, METH_O, "keep a block from malloc (--wrap)"},
     {"cxx", nativeext_cxx, METH_O, "keep a block from operator new[]"},
+    {"released", nativeext_released, METH_O, "keep a block from malloc without the GIL"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -40,10 +40,15 @@ ROUTES = {
     "explicit": ("explicit_block", "nativeext.c", line_of(C_SOURCE, "/* explicit wrapper */")),
     "wrapped": ("wrapped_block", "nativeext.c", line_of(C_SOURCE, "/* wrapped malloc */")),
     "cxx": ("nativeext_cxx_block", "nativeext_cxx.cpp", line_of(CXX_SOURCE, "// operator new")),
+    # without the GIL: the Python line that released it, and the C caller all the same
+    "released": ("released_block", "nativeext.c", line_of(C_SOURCE, "/* malloc without the GIL */")),
 }
 
 
 def by_line(entries):
+    """{line: entry} of the workload's entries: one each (one route a line, one native caller)."""
+    lines = [e["line"] for e in entries if e["file"] == "native_workload.py"]
+    assert len(lines) == len(set(lines)) == len(ROUTES), entries
     return {e["line"]: e for e in entries if e["file"] == "native_workload.py"}
 
 
