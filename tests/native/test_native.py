@@ -57,6 +57,7 @@ def test_json_names_the_c_function_file_and_line_of_each_route():
         entries = by_line(json.loads(run("--report", kind, "--native", "--json")))
         for marker, (function, source, line) in ROUTES.items():
             native = entries[line_of(PY_SOURCE, "# " + marker)]["native"]
+            assert native is not None, (kind, marker, "no native caller")
             assert (native["function"], os.path.basename(native["file"]), native["line"]) == (
                 function, source, line), (kind, marker, native)
             assert native["library"].endswith(".so")
@@ -113,5 +114,6 @@ def test_both_engines_name_the_c_caller_of_a_running_process():
         entries = by_line(json.loads(out))
         for marker, (function, source, line) in ROUTES.items():
             native = entries[line_of(PY_SOURCE, "# " + marker)]["native"]
+            assert native is not None, (engine, marker, "no native caller")
             assert (native["function"], os.path.basename(native["file"]), native["line"]) == (
                 function, source, line), (engine, marker, native)
