@@ -110,6 +110,9 @@ class EngineTrace:
     def drain(self):
         """Nothing: the engine aggregates in the kernel and streams no events."""
 
+    def settle(self):
+        """Nothing: the engine reads its maps after the kernel told it the command ended."""
+
     def stop(self):
         if self.alive():
             self.run.stop()
@@ -117,12 +120,22 @@ class EngineTrace:
     def finish(self, early=False):
         """Stops the engine, then writes the report; returns what it lost, which the report and
         standard error both state (modes.write_report)."""
-        from .modes import write_report  # modes imports this module
         self.stop()
         try:
             report = {} if early else self.run.report()  # a failed engine's maps went with it
-        finally:
-            self.run.__exit__(None, None, None)
+        except BaseException as failure:
+            self.run.__exit__(type(failure), failure, failure.__traceback__)
+            raise
+        try:
+            written = self._write(report, early)
+        except BaseException as failure:
+            self.run.__exit__(type(failure), failure, failure.__traceback__)
+            raise
+        self.run.end_later()  # the engine detaches while the report goes out
+        return written
+
+    def _write(self, report, early):
+        from .modes import write_report  # modes imports this module
         lost = losses_of(report) + self.missed.losses()
         if early:
             lost.insert(0, f"pymemtrace-engine ended on its own (status {self.run.proc.returncode})"
