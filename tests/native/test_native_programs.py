@@ -65,3 +65,6 @@ def test_names_from_the_library_are_escaped_where_shown():
     unknown = dict(hostile, line=0, file="")
     assert native.text(unknown).endswith("+0x10, line unknown)")
     assert native.text(None) == "in ? (native caller unknown)"
+    inside = dict(unknown, function="??", inlined=[{"function": "pymemtrace_mem_malloc",
+                                                    "file": "/i/pymemtrace/python.h", "line": 1}])
+    assert "built without inlining" in native.text(inside)

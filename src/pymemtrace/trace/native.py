@@ -142,6 +142,8 @@ def text(native):
     """`in cfunc (src.c:42)`, or `in symbol (lib.so+0x1234, line unknown)`: escaped."""
     if native is None:
         return "in ? (native caller unknown)"
+    if native["function"] == "??" and native.get("inlined"):  # every frame is pymemtrace's
+        return "in ? (inside pymemtrace's wrappers: the extension was built without inlining)"
     if native["line"]:
         return (f"in {shown(native['function'])} "
                 f"({shown(os.path.basename(native['file']))}:{native['line']})")
