@@ -58,7 +58,7 @@ class EngineRun:
     """One run of the engine; a context manager that never leaves it running."""
 
     def __init__(self, pids, libraries, engine=None, allow_loss=False, max_live=None,
-                 setid_stop=False):
+                 setid_stop=False, native_caller=False):
         engine = engine or find_engine()
         if engine is None:
             raise Failure(f"{ENGINE} was not found beside the runner",
@@ -75,6 +75,8 @@ class EngineRun:
             argv += ["--max-live", str(int(max_live))]
         if setid_stop:  # a process that execs a set-ID program is not traced from then on
             argv.append("--setid-stop")
+        if native_caller:  # rows keyed by the C caller too (native.py names it)
+            argv.append("--native")
         self.argv = argv
         self.proc = None
         self.returncode = None

@@ -7,7 +7,7 @@ Which runs it takes (`takes`): the plain summary or leaks of the py* probes, at 
 --interval, --all or --histograms; the others stay on bpftrace."""
 import os
 
-from . import engine, reports, unseen
+from . import engine, native, reports, unseen
 from .missed_libraries import MissedLibraries
 
 # What the engine's `loss` counters mean, in words with the option that avoids each.
@@ -56,9 +56,9 @@ def entries_of(rows, shortener):
     merged = {}
     for row in rows:
         key = (int(row["pid"]), shortener.file(row["file"]), row["function"], int(row["line"]),
-               int(row["domain"]))
-        entry = merged.setdefault(key, dict(zip(("pid", "file", "function", "line", "domain"),
-                                                key), count=0, bytes=0))
+               int(row["domain"]), int(row.get("native", 0)))
+        entry = merged.setdefault(key, dict(zip(("pid", "file", "function", "line", "domain",
+                                                 "native_key"), key), count=0, bytes=0))
         entry["count"] += int(row["count"])
         entry["bytes"] += int(row["bytes"])
     return sorted(merged.values(), key=lambda e: (-e["bytes"], -e["count"], e["file"],
@@ -78,8 +78,10 @@ class EngineTrace:
         self.not_seen = tuple(unseen.not_seen(libraries)) if libraries else ()
         # The engine's own loss counters are turned into words here, and the exit status is the
         # runner's (modes.exit_status): the engine itself always allows loss.
+        self.native_caller = getattr(args, "native", False)
         self.run = engine.EngineRun(pids=[pid], libraries=[os.fspath(lib) for lib in libraries],
-                                    engine=engine_path, allow_loss=True, setid_stop=setid)
+                                    engine=engine_path, allow_loss=True, setid_stop=setid,
+                                    native_caller=self.native_caller)
         self.shortener = reports.Shortener(not args.full_file_path, args.strlen)
         self.started = False
 
@@ -140,6 +142,13 @@ class EngineTrace:
                            " while the target ran: what it had traced went with it")
         rows = report.get("leaks" if self.args.report == "leaks" else "summary", [])
         entries = entries_of(rows, self.shortener)
+        named = (native.symbolize(report.get("native_libraries", []),
+                                  {e["native_key"] for e in entries})
+                 if self.native_caller else {})
+        for e in entries:
+            key = e.pop("native_key")
+            if self.native_caller:
+                e["native"] = named.get(key)
         ended = statuses(report.get("processes", []))
 
         def write(view):
