@@ -15,7 +15,7 @@ const char *const usage =
     "usage: pymemtrace-engine --pid PID [--pid PID ...] --lib PATH [--lib PATH ...]\n"
     "                         [--ready-fd FD] [--allow-loss] [--max-live N]\n"
     "                         [--max-locations N] [--setid-stop] [--plain] [--verbose]\n"
-    "                         [--interval-ms MS] [--all] [--depth N]\n"
+    "                         [--native] [--interval-ms MS] [--all] [--depth N]\n"
     "Traces pymemtrace's pyalloc, pyrealloc and pyfree probes of the libraries PATH in the\n"
     "processes PID and the processes they fork, until SIGINT/SIGTERM/SIGHUP or until every\n"
     "traced process has ended. Writes {\"event\": \"ready\"} as one JSON line to FD (default 1)\n"
@@ -24,7 +24,9 @@ const char *const usage =
     "states a loss (unless --allow-loss), 2 on bad input. --setid-stop: a traced process that\n"
     "execs a program that changes its credentials (set-user-ID or set-group-ID) is traced no\n"
     "more from that exec on (for a report given to a user other than root). --plain: the\n"
-    "alloc, realloc and free probes instead (C and C++ code: no Python location).\n"
+    "alloc, realloc and free probes instead (C and C++ code: no Python location). --native:\n"
+    "rows keyed by the native caller too (\"native\": the library's index in --lib order << 48\n"
+    "| the caller's offset in it; libraries with the pynative probe).\n"
     "--interval-ms MS: every MS milliseconds a {\"event\": \"snapshot\"} line on stdout, the\n"
     "live blocks at one instant, recording going on. --all: every process that maps the\n"
     "libraries (attached by path), instead of --pid; {\"event\": \"process\"} on FD for each\n"
@@ -93,6 +95,8 @@ Plan parse_plan(int argc, char **argv)
             plan.setid_stop = true;
         } else if (option == "--verbose") {
             plan.verbose = true;
+        } else if (option == "--native") {
+            plan.native = true;
         } else {
             throw Error("unknown option '" + option + "': see pymemtrace-engine --help");
         }

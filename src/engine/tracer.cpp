@@ -179,6 +179,7 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     bpf_map__set_max_entries(skeleton_->maps.summary, plan.max_locations);
     bpf_map__set_max_entries(skeleton_->maps.names, plan.max_locations);
     skeleton_->rodata->setid_stop = plan.setid_stop ? 1 : 0;
+    skeleton_->rodata->native_caller = plan.native ? 1 : 0;
     skeleton_->rodata->snapshots = plan.interval_ms != 0 ? 1 : 0;
     skeleton_->rodata->every_process = plan.every_process ? 1 : 0;
     skeleton_->rodata->stack_depth = plan.depth > 1 ? plan.depth : 0;
@@ -262,14 +263,21 @@ void Tracer::trace(pid_t pid, pid_t parent, uint64_t forked_ns)
 
 void Tracer::attach(Process &process)
 {
-    const std::vector<Probe> probes = probes_of(plan_, skeleton_);
-    for (const auto &library : libraries_) {
+    std::vector<Probe> probes = probes_of(plan_, skeleton_);
+    if (plan_.native) // the request: its semaphore asks for the native caller
+        probes.push_back({"pynative", skeleton_->progs.on_pynative});
+    for (std::size_t index = 0; index < libraries_.size(); ++index) {
+        const Library &library = libraries_[index];
         for (const auto &probe : probes) {
             // By path and PID: the uprobe is installed in this process only, also in a mapping of
-            // the library made after this call; the kernel sets the probe's semaphore there.
+            // the library made after this call; the kernel sets the probe's semaphore there. The
+            // cookie names the library in --native's keys.
+            bpf_usdt_opts options{};
+            options.sz = sizeof options;
+            options.usdt_cookie = index;
             bpf_link *link = bpf_program__attach_usdt(probe.program, process.pid,
                                                       library.path.c_str(), "pymemtrace",
-                                                      probe.name, nullptr);
+                                                      probe.name, &options);
             if (link == nullptr) {
                 const int error = errno;
                 std::string why = std::string("cannot attach pymemtrace:") + probe.name + " of "
@@ -295,16 +303,24 @@ void Tracer::attach(Process &process)
 // --all: by path, PID -1: every process that maps a library, now or later, traps its probes.
 void Tracer::attach_everywhere()
 {
-    for (const auto &library : libraries_)
-        for (const auto &probe : probes_of(plan_, skeleton_)) {
+    std::vector<Probe> probes = probes_of(plan_, skeleton_);
+    if (plan_.native) // as attach() does
+        probes.push_back({"pynative", skeleton_->progs.on_pynative});
+    for (std::size_t index = 0; index < libraries_.size(); ++index) {
+        const Library &library = libraries_[index];
+        for (const auto &probe : probes) {
+            bpf_usdt_opts options{};
+            options.sz = sizeof options;
+            options.usdt_cookie = index; // the library, in --native's keys
             bpf_link *link = bpf_program__attach_usdt(probe.program, -1, library.path.c_str(),
-                                                      "pymemtrace", probe.name, nullptr);
+                                                      "pymemtrace", probe.name, &options);
             if (link == nullptr)
                 throw Error(std::string("cannot attach pymemtrace:") + probe.name + " of "
                             + library.path + " in every process: " + std::strerror(errno)
                             + libbpf_detail() + "; check that the library can be read");
             links_.emplace_back(-1, link);
         }
+    }
 }
 
 void Tracer::enrol(pid_t pid)

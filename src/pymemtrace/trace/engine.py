@@ -59,7 +59,7 @@ class EngineRun:
 
     def __init__(self, pids, libraries, engine=None, allow_loss=False, max_live=None,
                  setid_stop=False, interval_ms=None, every_process=False, depth=1,
-                 max_locations=None):
+                 max_locations=None, native_caller=False):
         engine = engine or find_engine()
         if engine is None:
             raise Failure(f"{ENGINE} was not found beside the runner",
@@ -84,6 +84,8 @@ class EngineRun:
             argv += ["--depth", str(int(depth))]
         if max_locations is not None:  # rows of the summary and snapshots, names, stacks
             argv += ["--max-locations", str(int(max_locations))]
+        if native_caller:  # rows keyed by the C caller too (native.py names it)
+            argv.append("--native")
         self.argv = argv
         self.proc = None
         self.returncode = None

@@ -10,7 +10,7 @@ import os
 import threading
 import time
 
-from . import engine, processes, reports, stacks, unseen
+from . import engine, native, processes, reports, stacks, unseen
 from .missed_libraries import MissedLibraries
 from .snapshots import Snapshots
 
@@ -60,9 +60,9 @@ def entries_of(rows, shortener):
     merged = {}
     for row in rows:
         key = (int(row["pid"]), shortener.file(row["file"]), row["function"], int(row["line"]),
-               int(row["domain"]))
-        entry = merged.setdefault(key, dict(zip(("pid", "file", "function", "line", "domain"),
-                                                key), count=0, bytes=0))
+               int(row["domain"]), int(row.get("native", 0)))
+        entry = merged.setdefault(key, dict(zip(("pid", "file", "function", "line", "domain",
+                                                 "native_key"), key), count=0, bytes=0))
         entry["count"] += int(row["count"])
         entry["bytes"] += int(row["bytes"])
     return sorted(merged.values(), key=lambda e: (-e["bytes"], -e["count"], e["file"],
@@ -80,7 +80,11 @@ def stack_entries_of(rows, named):
         stack = named.stack(pid, sid)
         if stack[0][0].startswith("<stack "):  # its names were refused: a loss
             unknown.add((pid, sid))
-        entry = merged.setdefault((pid, stack, domain), stacks._entry(pid, stack, domain))
+        native_key = int(row.get("native", 0))
+        entry = merged.get((pid, stack, domain, native_key))
+        if entry is None:
+            entry = merged[pid, stack, domain, native_key] = dict(
+                stacks._entry(pid, stack, domain), native_key=native_key)
         entry["count"] += int(row["count"])
         entry["bytes"] += int(row["bytes"])
     return list(merged.values()), len(unknown)
@@ -113,6 +117,7 @@ class EngineTrace:
         # The engine's own loss counters are turned into words here, and the exit status is the
         # runner's (modes.exit_status): the engine itself always allows loss. --all traces
         # set-ID programs too, as the bpftrace runner's --all does.
+        self.native_caller = getattr(args, "native", False)
         self.run = engine.EngineRun(pids=[] if pid is None else [pid],
                                     libraries=[os.fspath(lib) for lib in libraries],
                                     engine=engine_path, allow_loss=True,
@@ -120,7 +125,8 @@ class EngineTrace:
                                     interval_ms=None if interval is None
                                     else max(1, round(interval * 1000)),
                                     every_process=args.all, depth=args.depth,
-                                    max_locations=min(args.max_entries, MOST_LOCATIONS))
+                                    max_locations=min(args.max_entries, MOST_LOCATIONS),
+                                    native_caller=self.native_caller)
         self.shortener = reports.Shortener(not args.full_file_path, args.strlen)
         self.started = False
         self.snapshots = (Snapshots(args.out, args.format, args.top, args.per_process,
@@ -150,6 +156,8 @@ class EngineTrace:
                 event = line.get("event")
                 if event == "snapshot":
                     entries = entries_of(line.get("leaks", []), self.shortener)
+                    for entry in entries:
+                        entry.pop("native_key")  # snapshots have no native callers
                     self.snapshots.add_entries(entries, line.get("refused", 0),
                                                moment_of(line["time_ns"]))
                 elif event == "process" and self.commands is not None:
@@ -234,6 +242,13 @@ class EngineTrace:
                             "raise --max-entries")
         else:
             entries = entries_of(rows, self.shortener)
+        named = (native.symbolize(report.get("native_libraries", []),
+                                  {e.get("native_key") for e in entries})
+                 if self.native_caller else {})
+        for e in entries:
+            key = e.pop("native_key", None)
+            if self.native_caller:
+                e["native"] = named.get(key)
         ended = statuses(report.get("processes", []))
 
         def write(view):

@@ -107,8 +107,10 @@ class Trace:
         # leaks, or the names of --depth's stacks.
         self.replay = (replay.FlowReplay(args.max_entries, plan.flow_domain, self.shortener)
                        if plan.kind == "flowlog" and args.report != "flow" else None)
-        self.stacks = (stacks.Stacks(args.max_entries, self.shortener)
-                       if getattr(args, "depth", 1) > 1 else None)
+        native_caller = getattr(args, "native", False)
+        self.stacks = (stacks.Stacks(args.max_entries, self.shortener,
+                                     list(libraries) if native_caller else None)
+                       if getattr(args, "depth", 1) > 1 or native_caller else None)
         self.setid = {}  # {pid: what it exec'd} (scripts.SETID_LINE): not traced from then on
         # Rows reach a terminal as they come; a file or pipe gets them a buffer at a time (a
         # flush per row would cost more than the rest of a row's handling).
