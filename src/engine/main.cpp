@@ -38,7 +38,9 @@ int poll_ms(const engine::Plan &plan, uint64_t next_ns)
     if (plan.interval_ms == 0)
         return 100;
     const uint64_t now = engine::monotonic_ns();
-    return now >= next_ns ? 0 : static_cast<int>(std::min<uint64_t>(100, (next_ns - now) / 1000000 + 1));
+    if (now >= next_ns)
+        return 0;
+    return static_cast<int>(std::min<uint64_t>(100, (next_ns - now) / 1000000 + 1));
 }
 
 int run(const engine::Plan &plan)
