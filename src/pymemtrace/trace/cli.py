@@ -379,10 +379,13 @@ def libraries_with_records(libraries, depth, native_caller=False):
     traced (exit 3)."""
     able, unable = stacks.with_records(libraries, depth, native_caller)
     option = "--native" if native_caller else f"--depth {depth}"
-    for library in unable:
-        print(f"pymemtrace-trace: warning: {shown(os.path.realpath(library))} has no "
+    if unable:  # a scan may find dozens: a few named, the rest counted
+        named = ", ".join(shown(os.path.realpath(library)) for library in unable[:3])
+        more = f" and {len(unable) - 3} more" if len(unable) > 3 else ""
+        print(f"pymemtrace-trace: warning: {named}{more} "
+              f"{'has' if len(unable) == 1 else 'have'} no "
               f"{'native callers' if native_caller else 'stack records'} (built with older "
-              f"pymemtrace headers): not traced with {option}; rebuild it", file=sys.stderr)
+              f"pymemtrace headers): not traced with {option}; rebuild them", file=sys.stderr)
     if not able:
         raise Failure(f"no library here records {'native callers' if native_caller else 'Python stacks'}"
                       f" for {option}",
