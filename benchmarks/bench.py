@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """pymemtrace's benchmarks: runs what benchmarks/run.sh built and prints one table of ratios.
 
-    bench.py BUILD_DIR [--reps R] [--quick] [--sections 1,2,3,4,5,6,7,8] [--no-heaptrack]
+    bench.py BUILD_DIR [--reps R] [--quick] [--sections 1,2,3,4,5,6,7,8,9] [--no-heaptrack]
              [--loop N] [--dense N] [--realistic N] [--capacity N] [--startup-runs N]
              [--json FILE]
 
@@ -26,6 +26,9 @@ Sections (each row of the table says which):
   8  the runner's engines (issue 20): attach, a leak report of 1,000,000 live blocks (time and
      peak RSS), exit to report, for pymemtrace-engine alone and `pymemtrace-trace -p` on the
      engine and on bpftrace (engine_vs_bpftrace.py; needs the meson build's engine)
+  9  --interval snapshots: the tracer's CPU per snapshot of N live blocks, pymemtrace-engine vs
+     the bpftrace runner, and what snapshots add to the engine's events (engine_snapshots.py;
+     needs build/src/engine; not in the default sections)
 
 One script (about 700 lines) on purpose: the sections share the private copies, the workloads'
 gated runs and the table every row goes to, and the table is only meaningful measured in one run.
@@ -888,6 +891,9 @@ def main():
         peers_314.section(args, row)
     if 8 in sections:
         section_engines(args)
+    if 9 in sections:
+        import engine_snapshots  # the meson build's engine (build/)
+        engine_snapshots.section(args, row)
     busy = sorted(set(busy) | set(others()))
     elapsed = time.monotonic() - started
 

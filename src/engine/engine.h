@@ -26,6 +26,7 @@ enum engine_counter {
     COUNTER_ALLOC,              /* alloc events recorded (--plain) */
     COUNTER_REALLOC,            /* realloc events recorded (--plain; failed ones included) */
     COUNTER_FREE,               /* free events recorded (--plain; NULL included) */
+    COUNTER_SNAPSHOT_ROWS_FULL, /* --interval: a block the live_rows map refused (loss) */
     COUNTER_COUNT
 };
 
@@ -72,7 +73,8 @@ struct engine_names {
 };
 
 /* Records of the ring buffer: how the traced processes come and go. */
-enum engine_record_kind { RECORD_FORK = 1, RECORD_EXIT = 2, RECORD_SETID = 3 };
+enum engine_record_kind { RECORD_FORK = 1, RECORD_EXIT = 2, RECORD_SETID = 3,
+                          RECORD_PROCESS = 4 /* --all: a process's first event */ };
 
 struct engine_record {
     uint32_t kind;
@@ -80,6 +82,37 @@ struct engine_record {
     uint32_t parent;   /* fork: the traced process that forked */
     int32_t exit_code; /* exit: as wait(2) encodes it (status << 8, or the signal) */
     uint64_t time_ns;  /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+};
+
+/* --depth N: a Python stack of N frames, by process and the target's stack id (its frames'
+ * content mixed: docs/probes.md), and its names, written once per (pid, id). */
+#define ENGINE_STACK_FRAMES 16
+
+struct engine_stack_key {
+    uint64_t stack;
+    uint32_t pid;
+    uint32_t reserved; /* 0 */
+};
+
+struct engine_frame_names {
+    char file[ENGINE_NAME_BYTES];
+    char function[ENGINE_NAME_BYTES];
+    int32_t line;
+    uint32_t truncated; /* 1: a name was cut */
+};
+
+struct engine_stack_names {
+    uint32_t depth; /* frames filled: the plan's N */
+    uint32_t reserved;
+    struct engine_frame_names frames[ENGINE_STACK_FRAMES]; /* 0: the innermost */
+};
+
+/* --interval: the live blocks by (pid, location, domain), kept as changes per epoch. Events of
+ * epoch e add to slot e & 1; a snapshot moves the epoch on and reads the slot that stopped
+ * changing (snapshot.hpp). Counts and bytes go down as well as up: unsigned, wrapping. */
+struct engine_live_row {
+    uint64_t count[2];
+    uint64_t bytes[2];
 };
 
 #endif /* PYMEMTRACE_ENGINE_H */

@@ -22,7 +22,7 @@ namespace {
 const char *const counter_names[COUNTER_COUNT] = {
     "pyalloc", "pyrealloc", "pyfree", "free_null", "unmatched_free", "unmatched_realloc",
     "live_full", "summary_full", "names_full", "paused", "records_lost", "alloc", "realloc",
-    "free"};
+    "free", "snapshot_rows_full"};
 
 struct Names {
     std::string file, function;
@@ -87,6 +87,7 @@ std::string entries(const std::map<Grouping, Totals> &groups,
                + ",\"domain\":" + std::to_string(std::get<2>(group.first))
                + ",\"count\":" + std::to_string(group.second.count)
                + ",\"bytes\":" + std::to_string(group.second.bytes)
+               + ",\"location\":" + std::to_string(location) // --depth: the stack id
                + (where->truncated ? ",\"truncated\":true" : "")
                + (std::get<3>(group.first) != 0
                       ? ",\"native\":" + std::to_string(std::get<3>(group.first))
@@ -217,7 +218,8 @@ Report make_report(const Tracer &tracer)
         {"names_full", counters[COUNTER_NAMES_FULL]},
         {"records_lost", counters[COUNTER_RECORDS_LOST]},
         {"unattached_processes", unattached},
-        {"forked_window", window_lost}};
+        {"forked_window", window_lost},
+        {"snapshot_rows_full", counters[COUNTER_SNAPSHOT_ROWS_FULL]}};
     json += ",\"loss\":{";
     bool first = true;
     for (const auto &loss : losses) {
@@ -229,6 +231,17 @@ Report make_report(const Tracer &tracer)
     json += "},\"complete\":" + std::string(report.lost ? "false" : "true") + "}";
     report.json = std::move(json);
     return report;
+}
+
+std::string rows_json(const std::map<std::tuple<uint32_t, uint64_t, int32_t>,
+                                      std::pair<uint64_t, uint64_t>> &rows,
+                      int names_fd, uint64_t &unnamed)
+{
+    std::map<Grouping, Totals> groups;
+    for (const auto &row : rows)
+        groups[Grouping{std::get<0>(row.first), std::get<1>(row.first), std::get<2>(row.first),
+                        0}] = Totals{row.second.first, row.second.second};
+    return entries(groups, read_names(names_fd), unnamed);
 }
 
 } // namespace engine

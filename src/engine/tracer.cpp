@@ -80,18 +80,27 @@ struct Probe {
     bpf_program *program;
 };
 
+// --depth N: the probe whose attach asks the target for stack records of N frames.
+const char *stack_request(const Plan &plan)
+{
+    return plan.depth <= 1 ? nullptr : plan.depth <= 4 ? "pystack4" : "pystack16";
+}
+
 std::vector<Probe> probes_of(const Plan &plan, const engine_bpf *skeleton)
 {
     if (plan.plain)
         return {{"alloc", skeleton->progs.on_alloc},
                 {"realloc", skeleton->progs.on_realloc},
                 {"free", skeleton->progs.on_free}};
-    return {{"pyalloc", skeleton->progs.on_pyalloc},
-            {"pyrealloc", skeleton->progs.on_pyrealloc},
-            {"pyfree", skeleton->progs.on_pyfree}};
+    std::vector<Probe> probes = {{"pyalloc", skeleton->progs.on_pyalloc},
+                                 {"pyrealloc", skeleton->progs.on_pyrealloc},
+                                 {"pyfree", skeleton->progs.on_pyfree}};
+    if (stack_request(plan) != nullptr)
+        probes.push_back({stack_request(plan), skeleton->progs.on_stack_request});
+    return probes;
 }
 
-void check_library(const Library &library, bool plain)
+void check_library(const Library &library, bool plain, const char *request)
 {
     std::set<std::string> found;
     for (const auto &site : library.sites)
@@ -106,6 +115,10 @@ void check_library(const Library &library, bool plain)
                         + (plain ? "<pymemtrace/pymemtrace.h>, docs/probes.md"
                                  : "<pymemtrace/python.h>, docs/extensions.md")
                         + ")");
+    if (request != nullptr && found.count(request) == 0)
+        throw Error(library.path + " has no pymemtrace:" + request + " probe (built with older "
+                    "pymemtrace headers, it records no Python stacks): rebuild it, or give "
+                    "--depth 1");
 }
 
 void check_process(pid_t pid)
@@ -154,7 +167,7 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     check_machine();
     libraries_ = distinct_files(plan.libraries);
     for (const auto &library : libraries_)
-        check_library(library, plan.plain);
+        check_library(library, plan.plain, stack_request(plan));
     for (const pid_t pid : plan.pids)
         check_process(pid);
 
@@ -167,6 +180,11 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     bpf_map__set_max_entries(skeleton_->maps.names, plan.max_locations);
     skeleton_->rodata->setid_stop = plan.setid_stop ? 1 : 0;
     skeleton_->rodata->native_caller = plan.native ? 1 : 0;
+    skeleton_->rodata->snapshots = plan.interval_ms != 0 ? 1 : 0;
+    skeleton_->rodata->every_process = plan.every_process ? 1 : 0;
+    skeleton_->rodata->stack_depth = plan.depth > 1 ? plan.depth : 0;
+    bpf_map__set_max_entries(skeleton_->maps.stack_names, plan.max_locations);
+    bpf_map__set_max_entries(skeleton_->maps.live_rows, plan.max_locations);
     if (engine_bpf__load(skeleton_) != 0)
         throw Error(std::string("the kernel refused the engine's BPF programs: ")
                     + std::strerror(errno) + libbpf_detail()
@@ -190,6 +208,8 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     const uint64_t start = monotonic_ns();
     for (const pid_t pid : plan.pids)
         trace(pid, 0, 0);
+    if (plan.every_process)
+        attach_everywhere();
     attach_ns_ = monotonic_ns() - start;
 }
 
@@ -280,6 +300,41 @@ void Tracer::attach(Process &process)
                       + std::to_string((process.attached_ns - process.forked_ns) / 1000) + "}\n");
 }
 
+// --all: by path, PID -1: every process that maps a library, now or later, traps its probes.
+void Tracer::attach_everywhere()
+{
+    std::vector<Probe> probes = probes_of(plan_, skeleton_);
+    if (plan_.native) // as attach() does
+        probes.push_back({"pynative", skeleton_->progs.on_pynative});
+    for (std::size_t index = 0; index < libraries_.size(); ++index) {
+        const Library &library = libraries_[index];
+        for (const auto &probe : probes) {
+            bpf_usdt_opts options{};
+            options.sz = sizeof options;
+            options.usdt_cookie = index; // the library, in --native's keys
+            bpf_link *link = bpf_program__attach_usdt(probe.program, -1, library.path.c_str(),
+                                                      "pymemtrace", probe.name, &options);
+            if (link == nullptr)
+                throw Error(std::string("cannot attach pymemtrace:") + probe.name + " of "
+                            + library.path + " in every process: " + std::strerror(errno)
+                            + libbpf_detail() + "; check that the library can be read");
+            links_.emplace_back(-1, link);
+        }
+    }
+}
+
+void Tracer::enrol(pid_t pid)
+{
+    if (processes_.count(pid) != 0)
+        return;
+    Process &process = processes_[pid];
+    process.pid = pid;
+    process.attached_ns = monotonic_ns();
+    process.pidfd = open_pidfd(pid);
+    process.ended = process.pidfd < 0;
+    write_all(plan_.ready_fd, "{\"event\":\"process\",\"pid\":" + std::to_string(pid) + "}\n");
+}
+
 int Tracer::on_record(void *self, void *data, size_t size)
 {
     if (size >= sizeof(engine_record))
@@ -292,7 +347,9 @@ void Tracer::handle(const void *data)
     engine_record record;
     std::memcpy(&record, data, sizeof record);
     const pid_t pid = static_cast<pid_t>(record.pid);
-    if (record.kind == RECORD_FORK) {
+    if (record.kind == RECORD_PROCESS) {
+        enrol(pid);
+    } else if (record.kind == RECORD_FORK) {
         trace(pid, static_cast<pid_t>(record.parent), record.time_ns);
     } else if (record.kind == RECORD_SETID) {
         auto found = processes_.find(pid);
@@ -346,6 +403,8 @@ bool Tracer::poll(int timeout_ms)
 {
     ring_buffer__poll(records_, timeout_ms); // -EINTR on a signal: the caller looks at it
     notice_ends();
+    if (plan_.every_process)
+        return true; // until stopped
     for (const auto &entry : processes_)
         if (!entry.second.ended && !entry.second.setid)
             return true;
@@ -364,6 +423,11 @@ void Tracer::pause()
 void Tracer::resume()
 {
     __atomic_store_n(&skeleton_->bss->paused, 0u, __ATOMIC_SEQ_CST);
+}
+
+void Tracer::set_snapshot_epoch(uint32_t epoch)
+{
+    __atomic_store_n(&skeleton_->bss->snapshot_epoch, epoch, __ATOMIC_SEQ_CST);
 }
 
 std::vector<uint64_t> Tracer::counters() const

@@ -53,6 +53,7 @@ public:
 
     void pause();  // recording of allocations and frees stops, all together
     void resume();
+    void set_snapshot_epoch(uint32_t epoch); // --interval: the instant of a snapshot
 
     const std::map<pid_t, Process> &processes() const { return processes_; }
     const std::vector<Library> &libraries() const { return libraries_; } // in cookie order
@@ -66,6 +67,8 @@ public:
 
 private:
     void trace(pid_t pid, pid_t parent, uint64_t forked_ns);
+    void attach_everywhere();   // --all
+    void enrol(pid_t pid);      // --all: a process's first event
     void attach(Process &process);
     void handle(const void *record);
     void notice_ends();

@@ -271,6 +271,8 @@ def trace(args, user, aliases):
     if engine_path is not None:
         def make_run(pid):
             return engine_trace.EngineTrace(pid, plan, args, libraries, engine_path, setid)
+        if args.all:
+            return trace_all(args, None, plan, libraries, make_run(None))
     else:
         bpftrace_binary.path()  # found and checked now, not after the command started
         libc = targets.libc_of(args.pid, aliases) if args.libc else None
@@ -297,9 +299,8 @@ def chosen_engine(args, plan):
     bpftrace does."""
     if not engine_trace.takes(args, plan):
         if args.engine == "libbpf":
-            raise Failure("--engine libbpf makes the summary and leak reports of the py* probes "
-                          "at --depth 1, following forks, without --interval, --all or "
-                          "--histograms",
+            raise Failure("--engine libbpf makes the summary and leak reports of the py* probes, "
+                          "following forks (or --all), without --histograms",
                           "leave --engine out: bpftrace then makes this report")
         return None
     found = engine.find_engine()

@@ -58,7 +58,8 @@ class EngineRun:
     """One run of the engine; a context manager that never leaves it running."""
 
     def __init__(self, pids, libraries, engine=None, allow_loss=False, max_live=None,
-                 setid_stop=False, native_caller=False):
+                 setid_stop=False, interval_ms=None, every_process=False, depth=1,
+                 max_locations=None, native_caller=False):
         engine = engine or find_engine()
         if engine is None:
             raise Failure(f"{ENGINE} was not found beside the runner",
@@ -75,6 +76,14 @@ class EngineRun:
             argv += ["--max-live", str(int(max_live))]
         if setid_stop:  # a process that execs a set-ID program is not traced from then on
             argv.append("--setid-stop")
+        if interval_ms is not None:  # a snapshot line every interval
+            argv += ["--interval-ms", str(int(interval_ms))]
+        if every_process:  # every process that maps the libraries (pids: none)
+            argv.append("--all")
+        if depth > 1:  # locations are Python stacks of `depth` frames
+            argv += ["--depth", str(int(depth))]
+        if max_locations is not None:  # rows of the summary and snapshots, names, stacks
+            argv += ["--max-locations", str(int(max_locations))]
         if native_caller:  # rows keyed by the C caller too (native.py names it)
             argv.append("--native")
         self.argv = argv

@@ -340,17 +340,19 @@ def _pidfd(pid):
         os.close(fd)
 
 
-def trace_all(args, program, plan, libraries=()):
+def trace_all(args, program, plan, libraries=(), run=None):
     """--all: every process that maps the libraries, already running or started later, until
-    Ctrl-C or SIGTERM. $1 is the runner's own PID: only the tgkill that stops recording names it."""
+    Ctrl-C or SIGTERM, traced by `run` (an engine_trace.EngineTrace) or by bpftrace running
+    `program`. $1 is the runner's own PID: only the tgkill that stops recording names it."""
     stop = Stop()
-    run = Trace(program, os.getpid(), plan, args, libraries)
+    run = run or Trace(program, os.getpid(), plan, args, libraries)
     try:
         run.start()
-        time.sleep(0.1)  # bpftrace 0.17 arms USDT probes 5-16 ms after BEGIN
+        if isinstance(run, Trace):
+            time.sleep(0.1)  # bpftrace 0.17 arms USDT probes 5-16 ms after BEGIN
         print("pymemtrace-trace: tracing every process that maps the libraries; Ctrl-C to stop",
               file=sys.stderr)
-        while not stop and run.session.alive():
+        while not stop and run.alive():
             stop.wait(0.2)
         early = not stop and run.ended_early()
         run.pause()

@@ -243,6 +243,24 @@ class Stacks:
             frames[at + 1] = value
         return True
 
+    def put(self, pid, sid, frames):
+        """A stack's frames [(file, line, function)...], innermost first, given whole (by
+        pymemtrace-engine), kept as add() keeps them; returns whether it was kept."""
+        key = (int(pid), int(sid) & _U64)
+        if key not in self.frames and len(self.frames) >= self.limit:
+            self.refused += 1
+            return False
+        flat = []
+        for file, line, function in frames:
+            if self.shortener and file:
+                file = self.shortener.file(file)
+            names = (self._name(file), self._name(function))
+            if None in names:
+                self.refused += 1
+            flat += [names[0], int(line), names[1]]
+        self.frames[key] = flat
+        return True
+
     def stack(self, pid, sid):
         """The stack's frames (file, line, function), innermost first, without the empty ones
         past the outermost; one empty frame for no location."""
