@@ -5,11 +5,13 @@
 #include <cstdio>    // std::fprintf, std::fputs
 #include <cstring>   // std::strcmp
 #include <exception> // std::exception
+#include <memory>    // std::unique_ptr
 #include <string>    // std::string
 
 #include <unistd.h> // close
 
 #include "error.hpp"
+#include "flow.hpp"
 #include "output.hpp"
 #include "plan.hpp"
 #include "report.hpp"
@@ -32,11 +34,15 @@ int run(const engine::Plan &plan)
 {
     engine::install_stop_handlers();
     engine::Tracer tracer(plan);
+    std::unique_ptr<engine::FlowStream> flow;
+    if (plan.flow_fd >= 0)
+        flow = std::make_unique<engine::FlowStream>(tracer, plan.flow_fd);
     engine::write_all(plan.ready_fd, ready_line(plan, tracer));
     while (!engine::stop_requested() && tracer.poll(100)) {
     }
     tracer.pause(); // the instant of the report: allocations and frees stop together
-    const engine::Report report = engine::make_report(tracer);
+    const engine::Report report
+        = engine::make_report(tracer, flow ? flow->finish() : decltype(flow->finish()){});
     engine::write_all(1, report.json + "\n");
     // The report is complete: a reader sees the end of it now, not after the detach (the
     // kernel's grace periods, a few hundred ms).

@@ -15,6 +15,7 @@ const char *const usage =
     "usage: pymemtrace-engine --pid PID [--pid PID ...] --lib PATH [--lib PATH ...]\n"
     "                         [--ready-fd FD] [--allow-loss] [--max-live N]\n"
     "                         [--max-locations N] [--setid-stop] [--plain] [--verbose]\n"
+    "                         [--flow-fd FD [--flow-buffer BYTES]]\n"
     "Traces pymemtrace's pyalloc, pyrealloc and pyfree probes of the libraries PATH in the\n"
     "processes PID and the processes they fork, until SIGINT/SIGTERM/SIGHUP or until every\n"
     "traced process has ended. Writes {\"event\": \"ready\"} as one JSON line to FD (default 1)\n"
@@ -23,7 +24,10 @@ const char *const usage =
     "states a loss (unless --allow-loss), 2 on bad input. --setid-stop: a traced process that\n"
     "execs a program that changes its credentials (set-user-ID or set-group-ID) is traced no\n"
     "more from that exec on (for a report given to a user other than root). --plain: the\n"
-    "alloc, realloc and free probes instead (C and C++ code: no Python location).\n";
+    "alloc, realloc and free probes instead (C and C++ code: no Python location).\n"
+    "--flow-fd FD: every py* event, as it happens, to FD as binary frames (flow.hpp), through\n"
+    "a ring buffer of BYTES (a power of two, default 16 MiB); events it could not hold are\n"
+    "counted by kind in the report's loss (flow_lost_pyalloc...), and no summary is kept.\n";
 
 namespace {
 
@@ -67,6 +71,12 @@ Plan parse_plan(int argc, char **argv)
         } else if (option == "--max-locations") {
             plan.max_locations = static_cast<uint32_t>(number("--max-locations", value, 1u << 24));
             ++i;
+        } else if (option == "--flow-fd") {
+            plan.flow_fd = static_cast<int>(number("--flow-fd", value, 1 << 20));
+            ++i;
+        } else if (option == "--flow-buffer") {
+            plan.flow_bytes = static_cast<uint32_t>(number("--flow-buffer", value, 1u << 30));
+            ++i;
         } else if (option == "--allow-loss") {
             plan.allow_loss = true;
         } else if (option == "--plain") {
@@ -86,6 +96,14 @@ Plan parse_plan(int argc, char **argv)
     if (fcntl(plan.ready_fd, F_GETFD) < 0)
         throw Error("--ready-fd " + std::to_string(plan.ready_fd)
                     + " is not an open file descriptor: give one the caller passed open");
+    if (plan.flow_fd >= 0 && fcntl(plan.flow_fd, F_GETFD) < 0)
+        throw Error("--flow-fd " + std::to_string(plan.flow_fd)
+                    + " is not an open file descriptor: give one the caller passed open");
+    if (plan.flow_fd >= 0 && plan.plain)
+        throw Error("--flow-fd sends the py* probes' events: leave out --plain");
+    if (plan.flow_bytes < 4096 || (plan.flow_bytes & (plan.flow_bytes - 1)) != 0)
+        throw Error("--flow-buffer " + std::to_string(plan.flow_bytes)
+                    + ": give a power of two of at least 4096 bytes");
     if (plan.max_live == 0 || plan.max_locations == 0)
         throw Error("--max-live and --max-locations must be at least 1");
     return plan;

@@ -5,7 +5,10 @@
 #ifndef PYMEMTRACE_ENGINE_REPORT_HPP
 #define PYMEMTRACE_ENGINE_REPORT_HPP
 
-#include <string> // std::string
+#include <cstdint> // uint64_t
+#include <string>  // std::string
+#include <utility> // std::pair
+#include <vector>  // std::vector
 
 #include "tracer.hpp"
 
@@ -16,8 +19,10 @@ struct Report {
     bool lost = false; // the report states a loss (exit 3 unless --allow-loss)
 };
 
-// Reads the tracer's maps; call with recording paused.
-Report make_report(const Tracer &tracer);
+// Reads the tracer's maps; call with recording paused. `more_losses`: the loss of other parts
+// (the flow's), added to the report's `loss`.
+Report make_report(const Tracer &tracer,
+                   const std::vector<std::pair<std::string, uint64_t>> &more_losses = {});
 
 } // namespace engine
 

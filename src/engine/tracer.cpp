@@ -82,6 +82,10 @@ struct Probe {
 
 std::vector<Probe> probes_of(const Plan &plan, const engine_bpf *skeleton)
 {
+    if (plan.flow_fd >= 0) // every event to the flow (flow.bpf.h), none aggregated
+        return {{"pyalloc", skeleton->progs.on_pyalloc_flow},
+                {"pyrealloc", skeleton->progs.on_pyrealloc_flow},
+                {"pyfree", skeleton->progs.on_pyfree_flow}};
     if (plan.plain)
         return {{"alloc", skeleton->progs.on_alloc},
                 {"realloc", skeleton->progs.on_realloc},
@@ -166,6 +170,7 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     bpf_map__set_max_entries(skeleton_->maps.summary, plan.max_locations);
     bpf_map__set_max_entries(skeleton_->maps.names, plan.max_locations);
     skeleton_->rodata->setid_stop = plan.setid_stop ? 1 : 0;
+    bpf_map__set_max_entries(skeleton_->maps.flow, plan.flow_fd >= 0 ? plan.flow_bytes : 4096);
     if (engine_bpf__load(skeleton_) != 0)
         throw Error(std::string("the kernel refused the engine's BPF programs: ")
                     + std::strerror(errno) + libbpf_detail()
