@@ -105,7 +105,8 @@ def parse_args(argv):
     parser.add_argument("--engine", choices=("auto", "libbpf", "bpftrace"), default="auto",
                         help="what traces: libbpf, pymemtrace-engine (compiled BPF attached to "
                              "the traced processes only; summary and leaks at --depth 1, read "
-                             "at one instant), or bpftrace (every report). auto: libbpf with -p, "
+                             "at one instant, and their flow through a ring buffer), or "
+                             "bpftrace (every report). auto: libbpf with -p, "
                              "bpftrace for a command (the engine attaches a forked child only "
                              "once it sees the fork, and states that window as a loss)")
     parser.add_argument("--keep-program", action="store_true",
@@ -284,8 +285,8 @@ def chosen_engine(args, plan):
     bpftrace does."""
     if not engine_trace.takes(args, plan):
         if args.engine == "libbpf":
-            raise Failure("--engine libbpf makes the summary and leak reports of the py* probes "
-                          "at --depth 1, following forks, without --interval, --all or "
+            raise Failure("--engine libbpf makes the flow, summary and leak reports of the py* "
+                          "probes at --depth 1, following forks, without --interval, --all or "
                           "--histograms",
                           "leave --engine out: bpftrace then makes this report")
         return None

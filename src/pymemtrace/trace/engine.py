@@ -56,7 +56,7 @@ class EngineRun:
     """One run of the engine; a context manager that never leaves it running."""
 
     def __init__(self, pids, libraries, engine=None, allow_loss=False, max_live=None,
-                 setid_stop=False):
+                 setid_stop=False, flow_bytes=None):
         engine = engine or find_engine()
         if engine is None:
             raise Failure(f"{ENGINE} was not found beside the runner",
@@ -73,6 +73,8 @@ class EngineRun:
             argv += ["--max-live", str(int(max_live))]
         if setid_stop:  # a process that execs a set-ID program is not traced from then on
             argv.append("--setid-stop")
+        # The flow (engine_flow.py): every event, on a pipe of its own; `flow` is its read end.
+        self.flow_bytes, self.flow = flow_bytes, None
         self.argv = argv
         self.proc = None
         self.returncode = None
@@ -82,9 +84,18 @@ class EngineRun:
         # Its own session, as bpftrace's: Ctrl-C at the terminal reaches the command, and the
         # runner stops the engine. It dies with the runner (SIGKILL included), which detaches
         # every probe.
-        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL, start_new_session=True,
-                                     preexec_fn=die_with(os.getpid()))
+        argv, kept = self.argv, ()
+        if self.flow_bytes is not None:
+            self.flow, write_end = os.pipe2(os.O_CLOEXEC)
+            kept = (write_end,)
+            argv = [*argv, "--flow-fd", str(write_end), "--flow-buffer", str(int(self.flow_bytes))]
+        try:
+            self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         stdin=subprocess.DEVNULL, start_new_session=True,
+                                         pass_fds=kept, preexec_fn=die_with(os.getpid()))
+        finally:
+            for fd in kept:  # the engine's now: the flow ends when the engine closes it
+                os.close(fd)
         return self
 
     def __exit__(self, *_exc):
@@ -93,6 +104,9 @@ class EngineRun:
         self.proc.wait()
         self.proc.stdout.close()
         self.proc.stderr.close()
+        if self.flow is not None:
+            os.close(self.flow)
+            self.flow = None
 
     def lines(self):
         """The engine's JSON lines, as dicts, until its stdout ends; then Failure if it failed."""

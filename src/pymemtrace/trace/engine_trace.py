@@ -4,10 +4,10 @@ same run interface as modes.Trace (start, alive, ended_early, pause, stop, drain
 `modes` holds, releases and waits for the traced processes the same way whichever engine traces.
 
 Which runs it takes (`takes`): the plain summary or leaks of the py* probes, at --depth 1, without
---interval, --all or --histograms; the others stay on bpftrace."""
+--interval, --all or --histograms, and their flow (engine_flow); the others stay on bpftrace."""
 import os
 
-from . import engine, reports, unseen
+from . import engine, engine_flow, reports, unseen
 from .missed_libraries import MissedLibraries
 
 # What the engine's `loss` counters mean, in words with the option that avoids each.
@@ -31,7 +31,8 @@ def takes(args, plan):
     (a stated loss, docs/engine.md); bpftrace follows forks with no window, so auto leaves it
     commands, which fork more often than they are forked into. The engine follows forks always:
     not with --no-follow."""
-    able = (plan.script in ("pymemtrace_summary", "pymemtrace_leaks") and args.depth == 1
+    able = (plan.script in ("pymemtrace_summary", "pymemtrace_leaks", "pymemtrace_flow")
+            and args.depth == 1
             and args.interval is None and not args.all and not args.histograms and args.follow)
     if args.engine == "auto":
         return able and args.pid is not None
@@ -66,9 +67,39 @@ def entries_of(rows, shortener):
 
 
 def losses_of(report):
-    """The engine report's losses, in words."""
+    """The engine report's losses, in words (the flow's: flow_losses)."""
     return [LOSS_WORDS.get(name, "{} events lost (" + name + ")").format(count)
-            for name, count in sorted(report.get("loss", {}).items()) if count]
+            for name, count in sorted(report.get("loss", {}).items())
+            if count and not name.startswith("flow_")]
+
+
+def flow_losses(report, rows):
+    """What a flow lost, exactly: the events the probes saw (the report's counters) that the
+    engine's ring buffer refused (by kind), that could not be written to the runner, or that
+    the runner did not show (`rows`: its rows by kind; never, but counted)."""
+    counters, loss = report.get("counters", {}), report.get("loss", {})
+    made = [int(counters.get(kind, 0)) for kind in engine_flow.KINDS]
+    refused = [int(loss.get("flow_lost_" + kind, 0)) for kind in engine_flow.KINDS]
+    unwritten = int(loss.get("flow_unwritten", 0))
+    lost = []
+    if sum(refused):
+        lost.append(f"{sum(refused)} of {sum(made)} events were lost ("
+                    + ", ".join(f"{n} {kind}" for n, kind in zip(refused, engine_flow.KINDS) if n)
+                    + "): the engine's ring buffer was full; a larger --perf-pages, or the "
+                      "summary or leaks report, which aggregate in the kernel")
+    if unwritten:
+        lost.append(f"{unwritten} events could not be passed from the engine to the runner")
+    unshown = sum(made) - sum(refused) - unwritten - sum(rows)
+    if report and unshown:
+        lost.append(f"{unshown} events the engine sent were not shown")
+    return lost
+
+
+def flow_buffer_bytes(perf_pages):
+    """The engine's flow ring buffer for --perf-pages: as many bytes as bpftrace's perf buffers
+    on every CPU hold, to a power of two."""
+    wanted = perf_pages * 4096 * (os.cpu_count() or 1)
+    return min(1 << 30, 1 << max(12, (wanted - 1).bit_length()))
 
 
 class EngineTrace:
@@ -78,16 +109,23 @@ class EngineTrace:
         self.not_seen = tuple(unseen.not_seen(libraries)) if libraries else ()
         # The engine's own loss counters are turned into words here, and the exit status is the
         # runner's (modes.exit_status): the engine itself always allows loss.
+        flow = plan.kind == "flow"
         self.run = engine.EngineRun(pids=[pid], libraries=[os.fspath(lib) for lib in libraries],
-                                    engine=engine_path, allow_loss=True, setid_stop=setid)
+                                    engine=engine_path, allow_loss=True, setid_stop=setid,
+                                    flow_bytes=flow_buffer_bytes(args.perf_pages) if flow
+                                    else None)
         self.shortener = reports.Shortener(not args.full_file_path, args.strlen)
         self.started = False
+        self.flow = None  # the engine_flow.FlowReader of a flow
 
     def start(self):
         """Returns once every probe is attached (the engine's ready line)."""
         self.run.__enter__()
         self.started = True
         self.run.ready()
+        if self.run.flow is not None:  # what came before waits in the pipe and ring buffer
+            self.flow = engine_flow.FlowReader(self.run.flow, self.args.out, self.shortener,
+                                               self.args.out.isatty())
 
     def alive(self):
         return self.started and self.run.proc.poll() is None
@@ -106,7 +144,7 @@ class EngineTrace:
         """Nothing: the engine pauses recording itself, at one instant, to read its maps."""
 
     def drain(self):
-        """Nothing: the engine aggregates in the kernel and streams no events."""
+        """Nothing: the engine writes the rest of a flow once stopped, then ends it."""
 
     def stop(self):
         if self.alive():
@@ -120,8 +158,14 @@ class EngineTrace:
         try:
             report = {} if early else self.run.report()  # a failed engine's maps went with it
         finally:
+            if self.flow is not None:  # the flow ends when the engine closes it, or dies
+                if self.run.proc.poll() is None:  # report() failed: it ends now
+                    self.run.proc.kill()
+                self.flow.join()
             self.run.__exit__(None, None, None)
         lost = losses_of(report) + self.missed.losses()
+        if self.flow is not None:
+            lost = flow_losses(report, self.flow.rows) + lost
         if early:
             lost.insert(0, f"pymemtrace-engine ended on its own (status {self.run.proc.returncode})"
                            " while the target ran: what it had traced went with it")
@@ -130,6 +174,10 @@ class EngineTrace:
         ended = statuses(report.get("processes", []))
 
         def write(view):
+            if self.flow is not None:  # written as it came
+                if self.flow.write_error:
+                    raise self.flow.write_error
+                return
             if view.form != "text":
                 reports.write_entries(self.args.out, self.args.report, view, entries)
             else:

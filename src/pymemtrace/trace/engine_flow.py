@@ -1,0 +1,118 @@
+# SPDX-License-Identifier: MIT
+"""The flow from pymemtrace-engine (--flow-fd; src/engine/flow.hpp): its binary frames read on a
+thread as they come, every event written as the bpftrace flow's row (reports.Shortener.row, with
+the event text of scripts.PROBE_EVENTS), the target's names escaped. Standard library only."""
+import operator
+import os
+import struct
+import threading
+
+from . import scripts
+
+HEADER = struct.Struct("=II")  # frame type, payload bytes
+NAMES = struct.Struct("=QiIII")  # id, line, truncated, file bytes, function bytes; then the bytes
+EVENT = struct.Struct("=QQQQQIIIi")  # engine.h's struct engine_event
+FRAME_NAMES, FRAME_EVENTS = 1, 2
+KINDS = ("pyalloc", "pyrealloc", "pyfree")  # enum engine_event_kind
+# struct engine_event's fields by the names scripts.PROBES gives the probes' arguments.
+FIELDS = {"ptr": 1, "new_ptr": 1, "old_ptr": 2, "size": 3, "domain": 8}
+NOWHERE = ("", "", 0)  # location 0: no Python frame
+UNNAMED = ("?", "?", 0)  # names the full names map refused (the report's names_full)
+BEGIN = scripts.BEGIN_LINE.replace("\\n", "\n")
+END = scripts.END_LINE.replace("\\n", "\n")
+
+
+def _event_text(probe):
+    """(format, values) of a probe's event text after the function, from the printf format
+    the scripts print it with (`malloc(%lu) pntr 0x%lx domain %d`) in Python's % terms, and
+    a getter of its values from an EVENT tuple."""
+    event = scripts.PROBE_EVENTS[probe[2:]]
+    text = event.format()
+    text = text[text.index(" -> %s ") + len(" -> %s "):-len("\\n")]
+    values = event.values(FIELDS)
+    return text.replace("%lu", "%d").replace("%lx", "%x"), operator.itemgetter(*values)
+
+
+EVENT_TEXTS = tuple(_event_text(probe) for probe in KINDS)
+
+
+class FlowReader:
+    """Reads the engine's flow from `fd` until it ends, writing rows to `out` (flushed after
+    each batch when `at_once`: a terminal). `rows[kind]`: the rows written; `write_error`: why
+    writing stopped, if it did (reading goes on, so the engine never waits on us)."""
+
+    KEPT = 4096  # row beginnings remembered, by (pid, location)
+
+    def __init__(self, fd, out, shortener, at_once):
+        self.fd, self.out, self.shortener, self.at_once = fd, out, shortener, at_once
+        self.rows = [0] * len(KINDS)
+        self.names = {}  # location id -> (file, function, line)
+        self.beginnings = {}  # (pid, location) -> the row up to the event text
+        self.write_error = None
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def join(self):
+        self.thread.join()
+
+    def _read(self):
+        self._write(BEGIN)
+        pending = b""
+        while True:
+            chunk = os.read(self.fd, 1 << 20)
+            if not chunk:
+                break
+            data = pending + chunk if pending else chunk
+            at, rows = 0, []
+            while len(data) - at >= HEADER.size:
+                kind, size = HEADER.unpack_from(data, at)
+                start = at + HEADER.size
+                if len(data) - start < size:
+                    break  # the rest of the frame comes with the next chunk
+                if kind == FRAME_NAMES:
+                    self._add_names(data, start)
+                elif kind == FRAME_EVENTS:
+                    self._add_rows(memoryview(data)[start:start + size], rows)
+                at = start + size
+            pending = data[at:]
+            self._write("".join(rows))
+        self._write(END)
+
+    def _add_names(self, data, at):
+        location, line, _truncated, file_bytes, function_bytes = NAMES.unpack_from(data, at)
+        at += NAMES.size
+        file = data[at:at + file_bytes].decode("utf-8", "surrogateescape")
+        at += file_bytes
+        function = data[at:at + function_bytes].decode("utf-8", "surrogateescape")
+        self.names[location] = (file, function, line)
+
+    def _add_rows(self, records, rows):
+        beginnings, counts = self.beginnings, self.rows
+        for event in EVENT.iter_unpack(records):
+            kind = event[7]
+            key = (event[5], event[4])  # pid, location
+            beginning = beginnings.get(key)
+            if beginning is None:
+                beginning = self._beginning(*key)
+            text, values = EVENT_TEXTS[kind]
+            rows.append(beginning + text % values(event) + "\n")
+            counts[kind] += 1
+
+    def _beginning(self, pid, location):
+        """The row up to the event text: PID, file, line, `->`, the function and a space."""
+        file, function, line = (NOWHERE if location == 0 else
+                                self.names.get(location, UNNAMED))
+        beginning = self.shortener.row(pid, file, line, function + " ")[:-1]
+        if len(self.beginnings) < self.KEPT:
+            self.beginnings[(pid, location)] = beginning
+        return beginning
+
+    def _write(self, text):
+        if not text or self.write_error is not None:
+            return
+        try:
+            self.out.write(text)
+            if self.at_once:
+                self.out.flush()
+        except OSError as error:
+            self.write_error = error  # finish() reports it: the flow is incomplete

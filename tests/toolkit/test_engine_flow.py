@@ -1,0 +1,169 @@
+# SPDX-License-Identifier: MIT
+"""pymemtrace-trace --report flow on its libbpf engine (issue 20), on real processes: every event
+through the engine's ring buffer, in order, at its Python location, in the same rows as the
+bpftrace flow; at the highest rate the target reaches, every event or an exact loss (exit 3,
+0 with --allow-loss); the target's names escaped. Run through tests/support/run_pytest.py, as
+root."""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
+from runner import BUILD_SRC, LIB, PYTHON, RUNNER  # noqa: E402
+from source_lines import tagged_lines  # noqa: E402
+
+ORDER = os.path.join(ROOT, "tests", "engine", "flow_order_workload.py")
+RATE = os.path.join(ROOT, "benchmarks", "flow_workload.py")
+CMEMLEAK = next(os.path.join(LIB, name) for name in os.listdir(LIB)
+                if name.startswith("cMemLeak.") and name.endswith(".so"))
+ROW = re.compile(r"^ *(\d+) (.*):(\d+) +-> (.*) (malloc|realloc|free)\((.*)$")
+LOST = re.compile(r"(\d+) of (\d+) events were lost")
+
+
+def flow(workload, args, engine="libbpf", options=()):
+    """(the runner's exit status, its flow, its stderr, the target's PID) of `workload` run with
+    `args`, traced from its release to its end with -p."""
+    target = subprocess.Popen([PYTHON, workload, *args], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, PYTHONPATH=BUILD_SRC))
+    try:
+        pid = int(target.stdout.readline())
+        runner = subprocess.Popen([PYTHON, "-I", RUNNER, "--report", "flow", "--engine", engine,
+                                   "--lib", CMEMLEAK, "-p", str(pid), *options],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        said = b""
+        for line in runner.stderr:
+            said += line
+            if b"tracing PID" in line:
+                break
+        target.stdin.write("go\n")
+        target.stdin.flush()
+        target.wait(timeout=300)
+        out, err = runner.communicate(timeout=300)
+    finally:
+        target.kill()
+        target.wait()
+    return runner.returncode, out.decode(), (said + err).decode(), pid
+
+
+def rows_of(text):
+    return [line for line in text.splitlines() if " -> " in line]
+
+
+def without_addresses(rows, pid):
+    """The rows with the PID and each block's address replaced by its order of first appearance:
+    what two runs of one workload share."""
+    numbers = {}
+
+    def number(match):
+        return "#" + str(numbers.setdefault(match[0], len(numbers)))
+    return [re.sub(r"0x[0-9a-f]+", number, row.replace(str(pid), "PID", 1)) for row in rows]
+
+
+def test_a_pid_flow_of_known_allocations_and_frees_is_exact_and_the_same_rows_as_bpftraces():
+    n = 200
+    status, out, err, pid = flow(ORDER, [str(n)])
+    assert status == 0, err
+    assert out.startswith("dtrace:::BEGIN\n") and out.endswith("\ndtrace:::END\n"), out[-200:]
+    rows = rows_of(out)
+    assert len(rows) == 4 * n, (len(rows), err)
+    line = tagged_lines(open(ORDER).read())
+    events = [ROW.match(row).groups() for row in rows]
+    assert all(int(e[0]) == pid and e[1] == "flow_order_workload.py" for e in events), rows[:3]
+    for base in (1000, 5000):  # each thread's events, in the order it made them
+        mine = [e for e in events if e[4] == "malloc" and base <= int(e[5].split(")")[0]) < base + n]
+        assert [(int(e[2]), e[3], e[5].split(")")[0]) for e in mine] == [
+            (line["made"], "made", str(size)) for size in range(base, base + n)]
+        made = [re.search(r"pntr (0x[0-9a-f]+)", e[5])[1] for e in mine]
+        position = {address: index for index, address in enumerate(made)}
+        freed = [e[5].split(")")[0] for e in events if e[4] == "free" and e[5].split(")")[0]
+                 in position]
+        assert freed == made, "the frees, oldest first, each after its allocation"
+        assert all(rows.index(next(r for r in rows if f"pntr {a} " in r))
+                   < rows.index(next(r for r in rows if f"free({a})" in r)) for a in made)
+    assert all(e[3] == "released" and int(e[2]) == line["released"]
+               for e in events if e[4] == "free")
+    # bpftrace's flow of the same workload: the same rows, but for the PID and the addresses.
+    status, bpftrace_out, err, bpftrace_pid = flow(ORDER, [str(n)], engine="bpftrace")
+    assert status == 0, err
+    assert (sorted(without_addresses(rows_of(bpftrace_out), bpftrace_pid))
+            == sorted(without_addresses(rows, pid)))
+
+
+def adds_up(status, out, err, made, allowed):
+    """Every event was carried (exit 0), or the stated loss and the rows add up to `made` (exit
+    3, or 0 when allowed); returns the loss."""
+    rows = len(rows_of(out))
+    stated = LOST.search(err)
+    if stated is None:
+        assert status == 0 and rows == made, (status, rows, made, err[-800:])
+        return 0
+    lost, seen_by_probes = int(stated[1]), int(stated[2])
+    assert seen_by_probes == made and rows + lost == made, (rows, lost, made, err[-800:])
+    assert status == (0 if allowed else 3), err[-800:]
+    return lost
+
+
+def test_a_flow_at_the_highest_rate_the_target_reaches_carries_every_event_or_states_the_exact_loss():
+    n = 200000  # iterations as fast as Python calls cMemLeak: an allocation and a free each
+    status, out, err, _pid = flow(RATE, [str(n)])
+    adds_up(status, out, err, 2 * n, allowed=False)
+
+
+@pytest.mark.parametrize("allowed", [False, True], ids=["exit-3", "allow-loss"])
+def test_a_flow_that_overflows_the_ring_buffer_states_a_loss_that_adds_up(allowed):
+    """--perf-pages 1: a ring buffer of two pages (128 events), which the target outruns."""
+    n = 100000
+    status, out, err, _pid = flow(RATE, [str(n)], options=["--perf-pages", "1",
+                                                          *(["--allow-loss"] if allowed else [])])
+    assert adds_up(status, out, err, 2 * n, allowed) > 0, err[-800:]
+
+
+HOSTILE = """\
+import os, sys
+print(os.getpid(), flush=True)
+sys.stdin.readline()
+from pymemtrace import cMemLeak
+
+
+def plain(blocks):
+    blocks.append(cMemLeak.CMalloc(4321))  # ALLOC: hostile
+
+
+plain.__code__ = plain.__code__.replace(co_name=FUNCTION, co_qualname=FUNCTION)
+held = []
+plain(held)
+plain(held)
+os._exit(0)
+"""
+FILE = b"evil\x1b]0;pwned\x07\x1b[2J\nforged\xff.py"
+FUNCTION = "f\x1b[31m\n 4242 x.py:1    -> g malloc(1) pntr 0x1 domain 0\udcfe"
+
+
+def test_hostile_file_and_function_names_come_out_escaped_on_one_row_as_bpftraces(tmp_path):
+    path = os.path.join(os.fsencode(tmp_path), FILE)
+    with open(path, "w") as out:
+        out.write(HOSTILE.replace("FUNCTION", repr(FUNCTION), 2))
+    shown = {}
+    for engine in ("libbpf", "bpftrace"):
+        status, out, err, pid = flow(os.fsdecode(path), [], engine=engine)
+        assert status == 0, err
+        assert "\x1b" not in out and "\x07" not in out and "\udcfe" not in out
+        rows = rows_of(out)
+        assert len(rows) == 2 and "4242" not in out.replace("\\n 4242 x.py", ""), out
+        line = tagged_lines(HOSTILE)["hostile"]
+        assert all(row.endswith(f"\\x1b[2J\\nforged\\xff.py:{line}    -> f\\x1b[31m\\n 4242 x.py:1"
+                                "    -> g malloc(1) pntr 0x1 domain 0\\xfe malloc(4321) pntr "
+                                + row.rsplit("pntr ", 1)[1])
+                   and row.startswith(f"{pid:>6} evil\\x1b]0;pwned\\x07") for row in rows), rows
+        shown[engine] = without_addresses(rows, pid)
+    assert shown["libbpf"] == shown["bpftrace"]
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__]))
