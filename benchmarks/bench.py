@@ -23,6 +23,9 @@ Sections (each row of the table says which):
   7  peers on Python 3.14 (issue 23): the dense and realistic workloads untraced, under
      tracemalloc, memray run (and --native), and pymemtrace by bpftrace and by pymemtrace-engine,
      in the Debian unstable root of tools/sid-root.sh (peers_314.py; not in the default sections)
+  8  the flow's rate, bpftrace and pymemtrace-engine side by side: events per second carried
+     and lost at the highest rate the target reaches while traced, 1 and 2 threads
+     (flow_rate.py, with the meson build's engine and cMemLeak; not in the default sections)
 
 One script (about 700 lines) on purpose: the sections share the private copies, the workloads'
 gated runs and the table every row goes to, and the table is only meaningful measured in one run.
@@ -820,6 +823,8 @@ def main():
                         help="runs of each start-up measurement (section 6; median)")
     parser.add_argument("--json", help="write the table as JSON here")
     peers_314_options(parser)
+    parser.add_argument("--flow-rate-events", type=int, default=1000000,
+                        help="section 8's events per run")
     args = parser.parse_args()
     if args.quick:
         args.reps, args.loop, args.dense, args.realistic, args.capacity = 1, 50000, 10000, 2000, 50000
@@ -852,6 +857,9 @@ def main():
     if 7 in sections:
         import peers_314  # here: it imports this module for the helpers it shares
         peers_314.section(args, row)
+    if 8 in sections:
+        import flow_rate
+        flow_rate.section(args, row)
     busy = sorted(set(busy) | set(others()))
     elapsed = time.monotonic() - started
 
