@@ -28,7 +28,7 @@ class Shortener:
     """Basenames for file paths in flow lines and map keys, unless --full-file-path. Locations that
     differ only by directory then merge, as they would have in the D scripts' basename()."""
 
-    FLOW_PREFIX = re.compile(r"^(?P<pid>\s*\d+) (?P<file>.*?):(?P<line>\d+)\s*-> ", re.S)
+    FLOW_PREFIX = re.compile(r"^(?P<pid>\s*\d+) (?P<file>.*?):(?P<line>-?\d+)\s*-> ", re.S)
 
     KEPT = 4096  # files remembered: a flow names few files in many rows; a flood of new
     # names is shortened afresh each time, not kept
