@@ -15,7 +15,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
-from runner import BUILD_SRC, LIB, PYTHON, RUNNER  # noqa: E402
+from runner import BUILD_SRC, LIB, PYTHON, RUNNER, pid_run  # noqa: E402
 from source_lines import tagged_lines  # noqa: E402
 
 ORDER = os.path.join(ROOT, "tests", "engine", "flow_order_workload.py")
@@ -24,7 +24,11 @@ CMEMLEAK = next(os.path.join(LIB, name) for name in os.listdir(LIB)
                 if name.startswith("cMemLeak.") and name.endswith(".so"))
 MESON_BUILT = os.environ.get("PYMEMTRACE_REDIRECT_MESON", "")
 REDIRECT_WORKLOAD = os.path.join(ROOT, "tests", "redirect")
-ROW = re.compile(r"^ *(\d+) (.*):(\d+) +-> (.*) (malloc|realloc|free)\((.*)$")
+ROW = re.compile(r"^ *(\d+) ")
+# cMemLeak's rows: `PID FILE:LINE -> FUNCTION malloc(SIZE) pntr BLOCK domain D` or `free(BLOCK)`.
+EVENT = re.compile(r"^ *(?P<pid>\d+) +(?P<file>.*):(?P<line>\d+) +-> (?P<function>.*) "
+                   r"(?P<call>malloc|free)\((?P<argument>\w+)\)(?: pntr (?P<block>0x[0-9a-f]+))?"
+                   r" domain (?P<domain>-?\d+)$")
 LOST = re.compile(r"(\d+) of (\d+) events were lost")
 
 
@@ -36,22 +40,12 @@ def flow(workload, args, engine="libbpf", options=()):
                               env=dict(os.environ, PYTHONPATH=BUILD_SRC))
     try:
         pid = int(target.stdout.readline())
-        runner = subprocess.Popen([PYTHON, "-I", RUNNER, "--report", "flow", "--engine", engine,
-                                   "--lib", CMEMLEAK, "-p", str(pid), *options],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        said = b""
-        for line in runner.stderr:
-            said += line
-            if b"tracing PID" in line:
-                break
-        target.stdin.write("go\n")
-        target.stdin.flush()
-        target.wait(timeout=300)
-        out, err = runner.communicate(timeout=300)
+        status, out, err = pid_run(target, ["--report", "flow", "--engine", engine, "--lib",
+                                            CMEMLEAK, *options], timeout=300)
     finally:
         target.kill()
         target.wait()
-    return runner.returncode, out.decode(), (said + err).decode(), pid
+    return status, out, err, pid
 
 
 def rows_of(text):
@@ -72,22 +66,23 @@ def test_a_pid_flow_of_known_allocations_and_frees_is_exact_and_the_same_rows_as
     assert out.startswith("dtrace:::BEGIN\n") and out.endswith("\ndtrace:::END\n"), out[-200:]
     rows = rows_of(out)
     assert len(rows) == 4 * n, (len(rows), err)
+    events = [EVENT.match(row).groupdict() for row in rows]
     line = tagged_lines(open(ORDER).read())
-    events = [ROW.match(row).groups() for row in rows]
-    assert all(int(e[0]) == pid and e[1] == "flow_order_workload.py" for e in events), rows[:3]
-    for base in (1000, 5000):  # each thread's events, in the order it made them
-        mine = [e for e in events if e[4] == "malloc" and base <= int(e[5].split(")")[0]) < base + n]
-        assert [(int(e[2]), e[3], e[5].split(")")[0]) for e in mine] == [
-            (line["made"], "made", str(size)) for size in range(base, base + n)]
-        made = [re.search(r"pntr (0x[0-9a-f]+)", e[5])[1] for e in mine]
-        position = {address: index for index, address in enumerate(made)}
-        freed = [e[5].split(")")[0] for e in events if e[4] == "free" and e[5].split(")")[0]
-                 in position]
-        assert freed == made, "the frees, oldest first, each after its allocation"
-        assert all(rows.index(next(r for r in rows if f"pntr {a} " in r))
-                   < rows.index(next(r for r in rows if f"free({a})" in r)) for a in made)
-    assert all(e[3] == "released" and int(e[2]) == line["released"]
-               for e in events if e[4] == "free")
+    where = {"malloc": (str(line["made"]), "made"), "free": (str(line["released"]), "released")}
+    assert all((e["pid"], e["file"], e["domain"]) == (str(pid), "flow_order_workload.py", "0")
+               and (e["line"], e["function"]) == where[e["call"]] for e in events), rows[:3]
+    # Each thread's allocations in the order it made them, and its frees oldest first, each
+    # after its allocation (a block's address may be reused once it is freed).
+    made, freed, live = {1000: [], 5000: []}, {1000: [], 5000: []}, {}
+    for e in events:
+        if e["call"] == "malloc":
+            assert e["block"] not in live, e
+            live[e["block"]] = size = int(e["argument"])
+            made[5000 if size >= 5000 else 1000].append(size)  # the thread's sizes
+        else:
+            size = live.pop(e["argument"])  # KeyError: a free before its allocation
+            freed[5000 if size >= 5000 else 1000].append(size)
+    assert made == freed == {base: list(range(base, base + n)) for base in made} and not live
     # bpftrace's flow of the same workload: the same rows, but for the PID and the addresses.
     status, bpftrace_out, err, bpftrace_pid = flow(ORDER, [str(n)], engine="bpftrace")
     assert status == 0, err
@@ -109,7 +104,7 @@ def adds_up(status, out, err, made, allowed):
     return lost
 
 
-def test_a_flow_at_the_highest_rate_the_target_reaches_carries_every_event_or_states_the_exact_loss():
+def test_a_flow_at_the_highest_rate_the_target_reaches_carries_every_event_or_an_exact_loss():
     n = 200000  # iterations as fast as Python calls cMemLeak: an allocation and a free each
     status, out, err, _pid = flow(RATE, [str(n)])
     adds_up(status, out, err, 2 * n, allowed=False)

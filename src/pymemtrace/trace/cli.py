@@ -84,7 +84,8 @@ def parse_args(argv):
                         help="entries per bpftrace map (live blocks, locations); default 65536")
     parser.add_argument("--perf-pages", type=int, default=1024,
                         help="perf buffer pages per CPU for flow lines (BPFTRACE_PERF_RB_PAGES); "
-                             "default 1024")
+                             "default 1024. The engine's flow ring buffer holds as many bytes "
+                             "for all CPUs")
     parser.add_argument("--allow-loss", action="store_true",
                         help=f"accept an incomplete report (a full map, lost flow events): it "
                              f"still says what it lost, but the exit status is not {LOSS}")
