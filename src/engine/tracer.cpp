@@ -13,7 +13,7 @@
 #include <poll.h>        // poll: a pidfd is readable once its process ended
 #include <signal.h>      // kill
 #include <sys/syscall.h> // SYS_pidfd_open
-#include <unistd.h>      // geteuid, access, close, syscall
+#include <unistd.h>      // geteuid, access, close, syscall, getpagesize
 
 #include <bpf/bpf.h>    // bpf_map_update_elem, bpf_map_lookup_elem
 #include <bpf/libbpf.h> // bpf_program__attach_usdt, ring_buffer
@@ -170,7 +170,10 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     bpf_map__set_max_entries(skeleton_->maps.summary, plan.max_locations);
     bpf_map__set_max_entries(skeleton_->maps.names, plan.max_locations);
     skeleton_->rodata->setid_stop = plan.setid_stop ? 1 : 0;
-    bpf_map__set_max_entries(skeleton_->maps.flow, plan.flow_fd >= 0 ? plan.flow_bytes : 4096);
+    // Without a flow its ring buffer is the smallest there is: one page.
+    bpf_map__set_max_entries(skeleton_->maps.flow, plan.flow_fd >= 0
+                                                       ? plan.flow_bytes
+                                                       : static_cast<uint32_t>(getpagesize()));
     if (engine_bpf__load(skeleton_) != 0)
         throw Error(std::string("the kernel refused the engine's BPF programs: ")
                     + std::strerror(errno) + libbpf_detail()

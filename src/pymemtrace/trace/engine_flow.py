@@ -38,8 +38,9 @@ EVENT_TEXTS = tuple(_event_text(probe) for probe in KINDS)
 
 class FlowReader:
     """Reads the engine's flow from `fd` until it ends, writing rows to `out` (flushed after
-    each batch when `at_once`: a terminal). `rows[kind]`: the rows written; `write_error`: why
-    writing stopped, if it did (reading goes on, so the engine never waits on us)."""
+    each batch when `at_once`: a terminal). `rows[kind]`: the rows written; `write_error`,
+    `read_error`: why writing or reading rows stopped, if it did (the pipe is drained all the
+    same, so the engine never waits on us)."""
 
     KEPT = 4096  # row beginnings remembered, by (pid, location)
 
@@ -49,6 +50,7 @@ class FlowReader:
         self.names = {}  # location id -> (file, function, line)
         self.beginnings = {}  # (pid, location) -> the row up to the event text
         self.write_error = None
+        self.read_error = None  # why reading stopped, if it did (the rows after it are lost)
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
 
@@ -62,21 +64,29 @@ class FlowReader:
             chunk = os.read(self.fd, 1 << 20)
             if not chunk:
                 break
-            data = pending + chunk if pending else chunk
-            at, rows = 0, []
-            while len(data) - at >= HEADER.size:
-                kind, size = HEADER.unpack_from(data, at)
-                start = at + HEADER.size
-                if len(data) - start < size:
-                    break  # the rest of the frame comes with the next chunk
-                if kind == FRAME_NAMES:
-                    self._add_names(data, start)
-                elif kind == FRAME_EVENTS:
-                    self._add_rows(memoryview(data)[start:start + size], rows)
-                at = start + size
-            pending = data[at:]
-            self._write("".join(rows))
+            if self.read_error is not None:
+                continue  # drained all the same: the engine must never wait on a full pipe
+            try:
+                pending = self._add_frames(pending + chunk if pending else chunk)
+            except Exception as error:  # noqa: BLE001 (any: stated, and the pipe still drained)
+                self.read_error = error
         self._write(END)
+
+    def _add_frames(self, data):
+        """Writes the rows of the whole frames in `data`; returns the rest."""
+        at, rows = 0, []
+        while len(data) - at >= HEADER.size:
+            kind, size = HEADER.unpack_from(data, at)
+            start = at + HEADER.size
+            if len(data) - start < size:
+                break  # the rest of the frame comes with the next chunk
+            if kind == FRAME_NAMES:
+                self._add_names(data, start)
+            elif kind == FRAME_EVENTS:
+                self._add_rows(memoryview(data)[start:start + size], rows)
+            at = start + size
+        self._write("".join(rows))
+        return data[at:]
 
     def _add_names(self, data, at):
         location, line, _truncated, file_bytes, function_bytes = NAMES.unpack_from(data, at)

@@ -9,6 +9,7 @@ import os
 
 from . import engine, engine_flow, reports, unseen
 from .missed_libraries import MissedLibraries
+from .names import shown
 
 # What the engine's `loss` counters mean, in words with the option that avoids each.
 LOSS_WORDS = {
@@ -166,6 +167,9 @@ class EngineTrace:
         lost = losses_of(report) + self.missed.losses()
         if self.flow is not None:
             lost = flow_losses(report, self.flow.rows) + lost
+            if self.flow.read_error is not None:
+                lost.insert(0, "the engine's flow could not be read from there on: "
+                               + shown(repr(self.flow.read_error)))
         if early:
             lost.insert(0, f"pymemtrace-engine ended on its own (status {self.run.proc.returncode})"
                            " while the target ran: what it had traced went with it")
