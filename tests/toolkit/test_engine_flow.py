@@ -6,6 +6,7 @@ bpftrace flow; at the highest rate the target reaches, every event or an exact l
 root."""
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -15,10 +16,12 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
+from other_user import other_user  # noqa: E402
 from runner import BUILD_SRC, LIB, PYTHON, RUNNER, pid_run  # noqa: E402
 from source_lines import tagged_lines  # noqa: E402
 
 ORDER = os.path.join(ROOT, "tests", "engine", "flow_order_workload.py")
+SETID = os.path.join(ROOT, "tests", "engine", "setid_exec_workload.py")
 RATE = os.path.join(ROOT, "benchmarks", "flow_workload.py")
 CMEMLEAK = next(os.path.join(LIB, name) for name in os.listdir(LIB)
                 if name.startswith("cMemLeak.") and name.endswith(".so"))
@@ -140,6 +143,44 @@ def test_a_command_flow_with_reallocs_in_every_domain_is_the_same_rows_as_bpftra
     engine = command_flow("libbpf")
     assert any(" realloc(" in row for row in engine) and any(" free(" in row for row in engine)
     assert sorted(engine) == sorted(command_flow("bpftrace"))
+
+
+def test_a_flow_for_another_user_shows_nothing_of_a_setuid_program_its_process_execs(
+        monkeypatch):
+    """The report is for the user who ran sudo (SUDO_UID): the target, theirs, allocates three
+    blocks of 11 bytes, then execs a set-user-ID root copy of Python that allocates seven of 13
+    through the same traced library. The flow shows the three, says the process is traced no
+    more, and nothing of the set-UID program (without --setid-stop the engine's flow had the
+    seven: seen)."""
+    directory, build_src = tempfile.mkdtemp(prefix="pymemtrace-setid-"), os.path.abspath(BUILD_SRC)
+    try:
+        os.chmod(directory, 0o755)
+        setuid_python = os.path.join(directory, "python3")
+        shutil.copy(os.path.realpath(PYTHON), setuid_python)
+        os.chmod(setuid_python, 0o4755)
+        program = [setuid_python, "-c",
+                   f"import os, sys\nsys.path.insert(0, {build_src!r})\n"
+                   "from pymemtrace import cMemLeak\n"
+                   "assert os.geteuid() == 0 != os.getuid()\n"
+                   "held = [cMemLeak.CMalloc(13) for _ in range(7)]\nos._exit(0)\n"]
+        with other_user() as user:
+            monkeypatch.setenv("SUDO_UID", str(user.uid))
+            target = user.popen(["env", f"PYTHONPATH={build_src}", PYTHON, SETID, *program],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            try:
+                pid = int(target.stdout.readline())
+                status, out, err = pid_run(target, ["--report", "flow", "--engine", "libbpf",
+                                                    "--lib", CMEMLEAK])
+            finally:
+                target.kill()
+                target.wait()
+    finally:
+        shutil.rmtree(directory)
+    assert status == 0, err
+    rows = rows_of(out)
+    assert len(rows) == 3 and all(" malloc(11) " in row for row in rows), out
+    said = f"PID {pid} exec'd a set-user-ID or set-group-ID program: not traced from then on"
+    assert said in out and said in err, (out, err)
 
 
 HOSTILE = """\

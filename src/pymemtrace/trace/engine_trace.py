@@ -6,8 +6,9 @@ same run interface as modes.Trace (start, alive, ended_early, pause, stop, drain
 Which runs it takes (`takes`): the plain summary or leaks of the py* probes, at --depth 1, without
 --interval, --all or --histograms, and their flow (engine_flow); the others stay on bpftrace."""
 import os
+import sys
 
-from . import engine, engine_flow, reports, unseen
+from . import engine, engine_flow, processes, reports, unseen
 from .missed_libraries import MissedLibraries
 from .names import shown
 
@@ -176,16 +177,20 @@ class EngineTrace:
         rows = report.get("leaks" if self.args.report == "leaks" else "summary", [])
         entries = entries_of(rows, self.shortener)
         ended = statuses(report.get("processes", []))
+        setid = {int(p["pid"]): "set-user-ID or set-group-ID"
+                 for p in report.get("processes", []) if p.get("setid")}
 
         def write(view):
-            if self.flow is not None:  # written as it came
+            if self.flow is not None:  # written as it came; then which processes left it
                 if self.flow.write_error:
                     raise self.flow.write_error
+                for pid, what in sorted(setid.items()):
+                    said = f"PID {pid} {processes.not_traced_since(what)}"
+                    print(f"pymemtrace-trace: {said}", file=sys.stderr)
+                    self.args.out.write(said + "\n")
                 return
             if view.form != "text":
                 reports.write_entries(self.args.out, self.args.report, view, entries)
             else:
                 reports.write_text(self.args.out, self.args.report, view, entries, ended)
-        setid = {int(p["pid"]): "set-user-ID or set-group-ID"
-                 for p in report.get("processes", []) if p.get("setid")}
         return write_report(self.args, lost, write, setid=setid, not_seen=self.not_seen)
