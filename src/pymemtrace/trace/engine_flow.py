@@ -38,17 +38,17 @@ EVENT_TEXTS = tuple(_event_text(probe) for probe in KINDS)
 
 class FlowReader:
     """Reads the engine's flow from `fd` until it ends, writing rows to `out` (flushed after
-    each batch when `at_once`: a terminal). `rows[kind]`: the rows written; `write_error`,
+    each batch when `at_once`: a terminal). `rows`: the rows written; `write_error`,
     `read_error`: why writing or reading rows stopped, if it did (the pipe is drained all the
     same, so the engine never waits on us)."""
 
-    KEPT = 4096  # row beginnings remembered, by (pid, location)
+    KEPT = 4096  # row templates remembered, by (pid, location, kind)
 
     def __init__(self, fd, out, shortener, at_once):
         self.fd, self.out, self.shortener, self.at_once = fd, out, shortener, at_once
-        self.rows = [0] * len(KINDS)
+        self.rows = 0
         self.names = {}  # location id -> (file, function, line)
-        self.beginnings = {}  # (pid, location) -> the row up to the event text
+        self.templates = {}  # (pid, location, kind) -> _template's
         self.write_error = None
         self.read_error = None  # why reading stopped, if it did (the rows after it are lost)
         self.thread = threading.Thread(target=self._read, daemon=True)
@@ -75,17 +75,20 @@ class FlowReader:
     def _add_frames(self, data):
         """Writes the rows of the whole frames in `data`; returns the rest."""
         at, rows = 0, []
-        while len(data) - at >= HEADER.size:
-            kind, size = HEADER.unpack_from(data, at)
-            start = at + HEADER.size
-            if len(data) - start < size:
-                break  # the rest of the frame comes with the next chunk
-            if kind == FRAME_NAMES:
-                self._add_names(data, start)
-            elif kind == FRAME_EVENTS:
-                self._add_rows(memoryview(data)[start:start + size], rows)
-            at = start + size
-        self._write("".join(rows))
+        try:
+            while len(data) - at >= HEADER.size:
+                kind, size = HEADER.unpack_from(data, at)
+                start = at + HEADER.size
+                if len(data) - start < size:
+                    break  # the rest of the frame comes with the next chunk
+                if kind == FRAME_NAMES:
+                    self._add_names(data, start)
+                elif kind == FRAME_EVENTS:
+                    self._add_rows(memoryview(data)[start:start + size], rows)
+                at = start + size
+        finally:  # the rows made before a frame that could not be read too
+            self.rows += len(rows)
+            self._write("".join(rows))
         return data[at:]
 
     def _add_names(self, data, at):
@@ -97,25 +100,24 @@ class FlowReader:
         self.names[location] = (file, function, line)
 
     def _add_rows(self, records, rows):
-        beginnings, counts = self.beginnings, self.rows
+        templates = self.templates
         for event in EVENT.iter_unpack(records):
-            kind = event[7]
-            key = (event[5], event[4])  # pid, location
-            beginning = beginnings.get(key)
-            if beginning is None:
-                beginning = self._beginning(*key)
-            text, values = EVENT_TEXTS[kind]
-            rows.append(beginning + text % values(event) + "\n")
-            counts[kind] += 1
+            template = templates.get((event[5], event[4], event[7]))  # pid, location, kind
+            if template is None:
+                template = self._template(event[5], event[4], event[7])
+            rows.append(template[0] % template[1](event))
 
-    def _beginning(self, pid, location):
-        """The row up to the event text: PID, file, line, `->`, the function and a space."""
+    def _template(self, pid, location, kind):
+        """(a %-format of the whole row but for the event's numbers, their getter): PID, file,
+        line, `->`, the function, then the event text (the numbers are all a row computes)."""
         file, function, line = (NOWHERE if location == 0 else
                                 self.names.get(location, UNNAMED))
+        text, values = EVENT_TEXTS[kind]
         beginning = self.shortener.row(pid, file, line, function + " ")[:-1]
-        if len(self.beginnings) < self.KEPT:
-            self.beginnings[(pid, location)] = beginning
-        return beginning
+        template = (beginning.replace("%", "%%") + text + "\n", values)
+        if len(self.templates) < self.KEPT:
+            self.templates[(pid, location, kind)] = template
+        return template
 
     def _write(self, text):
         if not text or self.write_error is not None:

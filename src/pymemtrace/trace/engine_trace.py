@@ -78,7 +78,7 @@ def losses_of(report):
 def flow_losses(report, rows):
     """What a flow lost, exactly: the events the probes saw (the report's counters) that the
     engine's ring buffer refused (by kind), that could not be written to the runner, or that
-    the runner did not show (`rows`: its rows by kind; never, but counted)."""
+    the runner did not show (`rows`: the rows it wrote; never, but counted)."""
     counters, loss = report.get("counters", {}), report.get("loss", {})
     made = [int(counters.get(kind, 0)) for kind in engine_flow.KINDS]
     refused = [int(loss.get("flow_lost_" + kind, 0)) for kind in engine_flow.KINDS]
@@ -91,7 +91,7 @@ def flow_losses(report, rows):
                       "summary or leaks report, which aggregate in the kernel")
     if unwritten:
         lost.append(f"{unwritten} events could not be passed from the engine to the runner")
-    unshown = sum(made) - sum(refused) - unwritten - sum(rows)
+    unshown = sum(made) - sum(refused) - unwritten - rows
     if report and unshown:
         lost.append(f"{unshown} events the engine sent were not shown")
     return lost
