@@ -47,7 +47,8 @@ class FlowReader:
     def __init__(self, fd, out, shortener, at_once):
         self.fd, self.out, self.shortener, self.at_once = fd, out, shortener, at_once
         self.rows = 0
-        self.names = {}  # location id -> (file, function, line)
+        self.names = {}  # location id -> (file, function, line): each sent once, at most
+        # the engine's --max-locations (65,536 by default)
         self.templates = {}  # (pid, location, kind) -> _template's
         self.write_error = None
         self.read_error = None  # why reading stopped, if it did (the rows after it are lost)
