@@ -5,7 +5,7 @@ which allocates and frees 64-byte cMemLeak blocks as fast as Python calls it (2N
 threads), with the meson build's cMemLeak, as root:
 
     python3 benchmarks/flow_rate.py BUILD [--events N] [--reps R]
-    benchmarks/run.sh --sections 8 (the same rows in bench.py's table)
+    benchmarks/run.sh --sections 9 (the same rows in bench.py's table)
 
 Rows: the target's loop untraced; then per tracer the events per second the flow carried (rows
 written to the -o file per second of the target's loop, which the tracer slows: the rate the
@@ -82,14 +82,14 @@ def measure(build, events, threads, reps):
 
 
 def section(args, row, build=None):
-    """Section 8 of bench.py's table (row(section, measurement, figure, ratio, target,
+    """Section 9 of bench.py's table (row(section, measurement, figure, ratio, target,
     result))."""
     build = build or os.path.join(ROOT, "build")
     for threads in (1, 2):
         runs = measure(build, args.flow_rate_events, threads, args.reps)
         made = 2 * (args.flow_rate_events // (2 * threads)) * threads
         untraced = statistics.median(made / seconds for seconds, _, _ in runs[None])
-        row(8, f"flow, {threads} thread(s): untraced target", f"{untraced / 1e3:.0f}k events/s",
+        row(9, f"flow, {threads} thread(s): untraced target", f"{untraced / 1e3:.0f}k events/s",
             "", "", "")
         carried = {}
         for tracer in TRACERS:
@@ -97,13 +97,13 @@ def section(args, row, build=None):
             carried[tracer] = statistics.median(rows / seconds for seconds, rows, _ in runs[tracer])
             lost = [lost for _, _, lost in runs[tracer]]
             exact = all(rows + lost == made for _, rows, lost in runs[tracer])
-            row(8, f"flow, {threads} thread(s): {LABELS[tracer]}",
+            row(9, f"flow, {threads} thread(s): {LABELS[tracer]}",
                 f"target at {reached / 1e3:.0f}k events/s while traced, "
                 f"{carried[tracer] / 1e3:.0f}k/s carried (rows per second of its loop); lost "
                 f"{', '.join(map(str, lost))} of {made} ({args.reps} runs)", "",
                 "every event, or the loss stated exactly",
                 "yes" if exact else "NO: rows + stated loss differ from the events made")
-        row(8, f"flow, {threads} thread(s): engine / bpftrace, events carried per second", "",
+        row(9, f"flow, {threads} thread(s): engine / bpftrace, events carried per second", "",
             f"{carried['libbpf'] / carried['bpftrace']:.2f}", "", "")
 
 

@@ -170,10 +170,13 @@ static __always_inline uint64_t locate(uint64_t file, uint64_t function, int32_t
     return id;
 }
 
+#include "native.bpf.h" // --native: the caller in the stack record
+
 static __always_inline void add_to_summary(uint32_t pid, uint64_t location, int32_t domain,
-                                           uint64_t size)
+                                           uint64_t size, uint64_t native)
 {
-    struct engine_summary_key key = {.location = location, .pid = pid, .domain = domain};
+    struct engine_summary_key key = {.location = location, .pid = pid, .domain = domain,
+                                     .native = native};
     struct engine_summary_value *value = bpf_map_lookup_elem(&summary, &key);
     if (value) {
         __sync_fetch_and_add(&value->count, 1);
@@ -193,10 +196,11 @@ static __always_inline void add_to_summary(uint32_t pid, uint64_t location, int3
 }
 
 static __always_inline void keep(uint32_t pid, uint64_t ptr, uint64_t size, uint64_t location,
-                                 int32_t domain)
+                                 int32_t domain, uint64_t native)
 {
     struct engine_live_key key = {.ptr = ptr, .pid = pid};
-    struct engine_live_value value = {.size = size, .location = location, .domain = domain};
+    struct engine_live_value value = {.size = size, .location = location, .domain = domain,
+                                      .native = native};
     if (bpf_map_update_elem(&live, &key, &value, BPF_ANY) != 0)
         count(COUNTER_LIVE_FULL);
 }
@@ -242,7 +246,7 @@ static __always_inline void freed(uint64_t ptr, uint32_t counter)
 
 SEC("usdt")
 int BPF_USDT(on_pyalloc, uint64_t ptr, uint64_t size, int32_t domain, uint64_t file,
-             uint64_t function, int32_t line)
+             uint64_t function, int32_t line, uint64_t stack)
 {
     if (paused) {
         count(COUNTER_PAUSED);
@@ -252,8 +256,9 @@ int BPF_USDT(on_pyalloc, uint64_t ptr, uint64_t size, int32_t domain, uint64_t f
     if (ignored(pid))
         return 0;
     uint64_t location = locate(file, function, line);
-    add_to_summary(pid, location, domain, size);
-    keep(pid, ptr, size, location, domain);
+    uint64_t native = native_of(ctx, stack);
+    add_to_summary(pid, location, domain, size, native);
+    keep(pid, ptr, size, location, domain, native);
     count(COUNTER_PYALLOC);
     return 0;
 }
@@ -262,7 +267,7 @@ int BPF_USDT(on_pyalloc, uint64_t ptr, uint64_t size, int32_t domain, uint64_t f
 // allocated before tracing started.
 SEC("usdt")
 int BPF_USDT(on_pyrealloc, uint64_t old_ptr, uint64_t new_ptr, uint64_t size, uint64_t file,
-             uint64_t function, int32_t line)
+             uint64_t function, int32_t line, uint64_t stack)
 {
     if (paused) {
         count(COUNTER_PAUSED);
@@ -281,8 +286,9 @@ int BPF_USDT(on_pyrealloc, uint64_t old_ptr, uint64_t new_ptr, uint64_t size, ui
         count(COUNTER_UNMATCHED_REALLOC);
     }
     uint64_t location = locate(file, function, line);
-    add_to_summary(pid, location, domain, size);
-    keep(pid, new_ptr, size, location, domain);
+    uint64_t native = native_of(ctx, stack);
+    add_to_summary(pid, location, domain, size, native);
+    keep(pid, new_ptr, size, location, domain, native);
     count(COUNTER_PYREALLOC);
     return 0;
 }
@@ -308,8 +314,8 @@ int BPF_USDT(on_alloc, uint64_t ptr, uint64_t size, int32_t domain)
     uint32_t pid = current_pid();
     if (ignored(pid))
         return 0;
-    add_to_summary(pid, 0, domain, size);
-    keep(pid, ptr, size, 0, domain);
+    add_to_summary(pid, 0, domain, size, 0);
+    keep(pid, ptr, size, 0, domain, 0);
     count(COUNTER_ALLOC);
     return 0;
 }
@@ -332,8 +338,8 @@ int BPF_USDT(on_realloc, uint64_t old_ptr, uint64_t new_ptr, uint64_t size, int3
     }
     if (old_ptr != 0)
         forget(pid, old_ptr); // moved or resized: the old block is the new one now
-    add_to_summary(pid, 0, domain, size);
-    keep(pid, new_ptr, size, 0, domain);
+    add_to_summary(pid, 0, domain, size, 0);
+    keep(pid, new_ptr, size, 0, domain, 0);
     return 0;
 }
 

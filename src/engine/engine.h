@@ -35,6 +35,7 @@ struct engine_summary_key {
     uint64_t location;
     uint32_t pid;
     int32_t domain;
+    uint64_t native; /* --native: the library's index << 48 | the caller's offset; 0 else */
 };
 
 struct engine_summary_value {
@@ -53,7 +54,14 @@ struct engine_live_value {
     uint64_t location;
     int32_t domain;
     uint32_t reserved; /* 0 */
+    uint64_t native;   /* as engine_summary_key's */
 };
+
+/* --native: where the py* probes' stack record holds the native caller (include/pymemtrace/
+ * location.h: 8 + 16 frames of 40 bytes), and how a key names the library (its index, the
+ * usdt cookie of its attach) above the offset. */
+#define ENGINE_NATIVE_AT 648
+#define ENGINE_NATIVE_LIBRARY_SHIFT 48
 
 /* The names of a location, written once per content id. */
 struct engine_names {

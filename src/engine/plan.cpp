@@ -15,7 +15,7 @@ const char *const usage =
     "usage: pymemtrace-engine --pid PID [--pid PID ...] --lib PATH [--lib PATH ...]\n"
     "                         [--ready-fd FD] [--allow-loss] [--max-live N]\n"
     "                         [--max-locations N] [--setid-stop] [--plain] [--verbose]\n"
-    "                         [--flow-fd FD [--flow-buffer BYTES]]\n"
+    "                         [--native] [--flow-fd FD [--flow-buffer BYTES]]\n"
     "Traces pymemtrace's pyalloc, pyrealloc and pyfree probes of the libraries PATH in the\n"
     "processes PID and the processes they fork, until SIGINT/SIGTERM/SIGHUP or until every\n"
     "traced process has ended. Writes {\"event\": \"ready\"} as one JSON line to FD (default 1)\n"
@@ -24,7 +24,9 @@ const char *const usage =
     "states a loss (unless --allow-loss), 2 on bad input. --setid-stop: a traced process that\n"
     "execs a program that changes its credentials (set-user-ID or set-group-ID) is traced no\n"
     "more from that exec on (for a report given to a user other than root). --plain: the\n"
-    "alloc, realloc and free probes instead (C and C++ code: no Python location).\n"
+    "alloc, realloc and free probes instead (C and C++ code: no Python location). --native:\n"
+    "rows keyed by the native caller too (\"native\": the library's index in --lib order << 48\n"
+    "| the caller's offset in it; libraries with the pynative probe).\n"
     "--flow-fd FD: every py* event, as it happens, to FD as binary frames (flow.hpp), through\n"
     "a ring buffer of BYTES (a power of two, default 16 MiB); events it could not hold are\n"
     "counted by kind in the report's loss (flow_lost_pyalloc...), and no summary is kept.\n";
@@ -85,6 +87,8 @@ Plan parse_plan(int argc, char **argv)
             plan.setid_stop = true;
         } else if (option == "--verbose") {
             plan.verbose = true;
+        } else if (option == "--native") {
+            plan.native = true;
         } else {
             throw Error("unknown option '" + option + "': see pymemtrace-engine --help");
         }
@@ -101,6 +105,8 @@ Plan parse_plan(int argc, char **argv)
                     + " is not an open file descriptor: give one the caller passed open");
     if (plan.flow_fd >= 0 && plan.plain)
         throw Error("--flow-fd sends the py* probes' events: leave out --plain");
+    if (plan.flow_fd >= 0 && plan.native)
+        throw Error("--flow-fd sends events without their native caller: leave out --native");
     if (plan.flow_bytes < 4096 || (plan.flow_bytes & (plan.flow_bytes - 1)) != 0)
         throw Error("--flow-buffer " + std::to_string(plan.flow_bytes)
                     + ": give a power of two of at least 4096 bytes");

@@ -20,6 +20,7 @@ struct Plan {
     bool plain = false;                  // alloc/realloc/free instead of pyalloc/pyrealloc/pyfree
     uint32_t max_live = 1u << 21;        // live blocks the leak map holds (its buckets: 16 B each)
     uint32_t max_locations = 1u << 16;   // (pid, location, domain) rows of the summary
+    bool native = false;                 // rows keyed by the native caller too (pynative)
     int flow_fd = -1;                    // --flow-fd: every event there (flow.hpp); -1: none
     uint32_t flow_bytes = 1u << 24;      // the flow's ring buffer (a power of two of pages)
 };

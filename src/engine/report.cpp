@@ -30,7 +30,8 @@ struct Names {
     bool truncated = false;
 };
 
-using Grouping = std::tuple<uint32_t, uint64_t, int32_t>; // pid, location, domain
+using Grouping = std::tuple<uint32_t, uint64_t, int32_t, uint64_t>; // pid, location, domain,
+                                                                   // native (--native)
 
 struct Totals {
     uint64_t count = 0, bytes = 0;
@@ -86,7 +87,11 @@ std::string entries(const std::map<Grouping, Totals> &groups,
                + ",\"domain\":" + std::to_string(std::get<2>(group.first))
                + ",\"count\":" + std::to_string(group.second.count)
                + ",\"bytes\":" + std::to_string(group.second.bytes)
-               + (where->truncated ? ",\"truncated\":true" : "") + "}";
+               + (where->truncated ? ",\"truncated\":true" : "")
+               + (std::get<3>(group.first) != 0
+                      ? ",\"native\":" + std::to_string(std::get<3>(group.first))
+                      : "")
+               + "}";
     }
     return out + "]";
 }
@@ -155,6 +160,17 @@ std::string processes_json(const Tracer &tracer, uint64_t &unattached, uint64_t 
     return out + "]";
 }
 
+// --native: the libraries in the order their index is in the rows' `native` (attach cookies).
+std::string native_libraries_json(const Tracer &tracer)
+{
+    if (!tracer.plan().native)
+        return "";
+    std::string out = ",\"native_libraries\":[";
+    for (const auto &library : tracer.libraries())
+        out += (out.back() == '[' ? "" : ",") + quote(library.path);
+    return out + "]";
+}
+
 } // namespace
 
 Report make_report(const Tracer &tracer,
@@ -168,14 +184,15 @@ Report make_report(const Tracer &tracer,
     for_each_entry<engine_summary_key, engine_summary_value>(
         tracer.map_fd("summary"),
         [&](const engine_summary_key &key, const engine_summary_value &value) {
-            Totals &totals = summary[Grouping{key.pid, key.location, key.domain}];
+            Totals &totals = summary[Grouping{key.pid, key.location, key.domain, key.native}];
             totals.count += value.count;
             totals.bytes += value.bytes;
         });
     uint64_t live_blocks = 0;
     for_each_entry<engine_live_key, engine_live_value>(
         tracer.map_fd("live"), [&](const engine_live_key &key, const engine_live_value &value) {
-            Totals &totals = leaks[Grouping{key.pid, value.location, value.domain}];
+            Totals &totals =
+                leaks[Grouping{key.pid, value.location, value.domain, value.native}];
             totals.count += 1;
             totals.bytes += value.size;
             ++live_blocks;
@@ -187,6 +204,7 @@ Report make_report(const Tracer &tracer,
     json += ",\"summary\":" + entries(summary, names, unnamed);
     json += ",\"leaks\":" + entries(leaks, names, unnamed);
     json += ",\"live_blocks\":" + std::to_string(live_blocks);
+    json += native_libraries_json(tracer);
     json += ",\"processes\":" + processes_json(tracer, unattached, window_lost);
     json += ",\"counters\":{";
     for (int i = 0; i < COUNTER_COUNT; ++i)

@@ -170,6 +170,7 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     bpf_map__set_max_entries(skeleton_->maps.summary, plan.max_locations);
     bpf_map__set_max_entries(skeleton_->maps.names, plan.max_locations);
     skeleton_->rodata->setid_stop = plan.setid_stop ? 1 : 0;
+    skeleton_->rodata->native_caller = plan.native ? 1 : 0;
     // Without a flow its ring buffer is the smallest there is: one page.
     bpf_map__set_max_entries(skeleton_->maps.flow, plan.flow_fd >= 0
                                                        ? plan.flow_bytes
@@ -250,14 +251,21 @@ void Tracer::trace(pid_t pid, pid_t parent, uint64_t forked_ns)
 
 void Tracer::attach(Process &process)
 {
-    const std::vector<Probe> probes = probes_of(plan_, skeleton_);
-    for (const auto &library : libraries_) {
+    std::vector<Probe> probes = probes_of(plan_, skeleton_);
+    if (plan_.native) // the request: its semaphore asks for the native caller
+        probes.push_back({"pynative", skeleton_->progs.on_pynative});
+    for (std::size_t index = 0; index < libraries_.size(); ++index) {
+        const Library &library = libraries_[index];
         for (const auto &probe : probes) {
             // By path and PID: the uprobe is installed in this process only, also in a mapping of
-            // the library made after this call; the kernel sets the probe's semaphore there.
+            // the library made after this call; the kernel sets the probe's semaphore there. The
+            // cookie names the library in --native's keys.
+            bpf_usdt_opts options{};
+            options.sz = sizeof options;
+            options.usdt_cookie = index;
             bpf_link *link = bpf_program__attach_usdt(probe.program, process.pid,
                                                       library.path.c_str(), "pymemtrace",
-                                                      probe.name, nullptr);
+                                                      probe.name, &options);
             if (link == nullptr) {
                 const int error = errno;
                 std::string why = std::string("cannot attach pymemtrace:") + probe.name + " of "

@@ -55,6 +55,8 @@ public:
     void resume();
 
     const std::map<pid_t, Process> &processes() const { return processes_; }
+    const std::vector<Library> &libraries() const { return libraries_; } // in cookie order
+    const Plan &plan() const { return plan_; }
     size_t probes_attached() const { return links_.size(); }
     uint64_t attach_ns() const { return attach_ns_; }
     int map_fd(const char *name) const;

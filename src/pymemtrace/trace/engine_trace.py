@@ -8,7 +8,7 @@ Which runs it takes (`takes`): the plain summary or leaks of the py* probes, at 
 import os
 import sys
 
-from . import engine, engine_flow, processes, reports, unseen
+from . import engine, engine_flow, native, processes, reports, unseen
 from .missed_libraries import MissedLibraries
 from .names import shown
 
@@ -59,9 +59,9 @@ def entries_of(rows, shortener):
     merged = {}
     for row in rows:
         key = (int(row["pid"]), shortener.file(row["file"]), row["function"], int(row["line"]),
-               int(row["domain"]))
-        entry = merged.setdefault(key, dict(zip(("pid", "file", "function", "line", "domain"),
-                                                key), count=0, bytes=0))
+               int(row["domain"]), int(row.get("native", 0)))
+        entry = merged.setdefault(key, dict(zip(("pid", "file", "function", "line", "domain",
+                                                 "native_key"), key), count=0, bytes=0))
         entry["count"] += int(row["count"])
         entry["bytes"] += int(row["bytes"])
     return sorted(merged.values(), key=lambda e: (-e["bytes"], -e["count"], e["file"],
@@ -111,9 +111,11 @@ class EngineTrace:
         self.not_seen = tuple(unseen.not_seen(libraries)) if libraries else ()
         # The engine's own loss counters are turned into words here, and the exit status is the
         # runner's (modes.exit_status): the engine itself always allows loss.
+        self.native_caller = getattr(args, "native", False)
         flow = plan.kind == "flow"
         self.run = engine.EngineRun(pids=[pid], libraries=[os.fspath(lib) for lib in libraries],
                                     engine=engine_path, allow_loss=True, setid_stop=setid,
+                                    native_caller=self.native_caller,
                                     flow_bytes=flow_buffer_bytes(args.perf_pages) if flow
                                     else None)
         self.shortener = reports.Shortener(not args.full_file_path, args.strlen)
@@ -148,6 +150,9 @@ class EngineTrace:
     def drain(self):
         """Nothing: the engine writes the rest of a flow once stopped, then ends it."""
 
+    def settle(self):
+        """Nothing: the engine reads its maps after the kernel told it the command ended."""
+
     def stop(self):
         if self.alive():
             self.run.stop()
@@ -155,16 +160,31 @@ class EngineTrace:
     def finish(self, early=False):
         """Stops the engine, then writes the report; returns what it lost, which the report and
         standard error both state (modes.write_report)."""
-        from .modes import write_report  # modes imports this module
         self.stop()
         try:
             report = {} if early else self.run.report()  # a failed engine's maps went with it
-        finally:
-            if self.flow is not None:  # the flow ends when the engine closes it, or dies
-                if self.run.proc.poll() is None:  # report() failed: it ends now
-                    self.run.proc.kill()
-                self.flow.join()
-            self.run.__exit__(None, None, None)
+        except BaseException as failure:
+            if self.flow is not None and self.run.proc.poll() is None:
+                self.run.proc.kill()  # its flow ends with it, read to the end before closing
+            self._join_flow()
+            self.run.__exit__(type(failure), failure, failure.__traceback__)
+            raise
+        self._join_flow()  # the engine ended the flow before its report
+        try:
+            written = self._write(report, early)
+        except BaseException as failure:
+            self.run.__exit__(type(failure), failure, failure.__traceback__)
+            raise
+        self.run.end_later()  # the engine detaches while the report goes out
+        return written
+
+    def _join_flow(self):
+        """Once the engine has closed the flow (or died): every row it sent is written."""
+        if self.flow is not None:
+            self.flow.join()
+
+    def _write(self, report, early):
+        from .modes import write_report  # modes imports this module
         lost = losses_of(report) + self.missed.losses()
         if self.flow is not None:
             lost = flow_losses(report, self.flow.rows) + lost
@@ -176,6 +196,13 @@ class EngineTrace:
                            " while the target ran: what it had traced went with it")
         rows = report.get("leaks" if self.args.report == "leaks" else "summary", [])
         entries = entries_of(rows, self.shortener)
+        named = (native.symbolize(report.get("native_libraries", []),
+                                  {e["native_key"] for e in entries})
+                 if self.native_caller else {})
+        for e in entries:
+            key = e.pop("native_key")
+            if self.native_caller:
+                e["native"] = named.get(key)
         ended = statuses(report.get("processes", []))
         setid = {int(p["pid"]): "set-user-ID or set-group-ID"
                  for p in report.get("processes", []) if p.get("setid")}
