@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """pymemtrace's benchmarks: runs what benchmarks/run.sh built and prints one table of ratios.
 
-    bench.py BUILD_DIR [--reps R] [--quick] [--sections 1,2,3,4,5,6,7,8,9] [--no-heaptrack]
+    bench.py BUILD_DIR [--reps R] [--quick] [--sections 1,...,10] [--no-heaptrack]
              [--loop N] [--dense N] [--realistic N] [--capacity N] [--startup-runs N]
              [--json FILE]
 
@@ -29,6 +29,9 @@ Sections (each row of the table says which):
   9  --interval snapshots: the tracer's CPU per snapshot of N live blocks, pymemtrace-engine vs
      the bpftrace runner, and what snapshots add to the engine's events (engine_snapshots.py;
      needs build/src/engine; not in the default sections)
+  10 the flow's rate, bpftrace and pymemtrace-engine side by side: events per second carried
+     and lost at the highest rate the target reaches while traced, 1 and 2 threads
+     (flow_rate.py, with the meson build's engine and cMemLeak; not in the default sections)
 
 One script (about 700 lines) on purpose: the sections share the private copies, the workloads'
 gated runs and the table every row goes to, and the table is only meaningful measured in one run.
@@ -856,6 +859,8 @@ def main():
                         help="live blocks of section 8's leak report")
     parser.add_argument("--json", help="write the table as JSON here")
     peers_314_options(parser)
+    parser.add_argument("--flow-rate-events", type=int, default=1000000,
+                        help="section 10's events per run")
     args = parser.parse_args()
     if args.quick:
         args.reps, args.loop, args.dense, args.realistic, args.capacity = 1, 50000, 10000, 2000, 50000
@@ -894,6 +899,9 @@ def main():
     if 9 in sections:
         import engine_snapshots  # the meson build's engine (build/)
         engine_snapshots.section(args, row)
+    if 10 in sections:
+        import flow_rate
+        flow_rate.section(args, row)
     busy = sorted(set(busy) | set(others()))
     elapsed = time.monotonic() - started
 

@@ -9,6 +9,8 @@
 # up to 8 on a busy machine; --quick: about 1 minute.
 # --sections 7 (Python 3.14 beside tracemalloc and memray, benchmarks/peers_314.py): also the meson
 # build's pymemtrace-engine (build/src/engine/) and the root tools/sid-root.sh builds or reuses.
+# --sections 9 (the flow's rate, bpftrace beside pymemtrace-engine, benchmarks/flow_rate.py): the
+# meson build's engine and cMemLeak (build/).
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${PYMEMTRACE_BENCH_BUILD:-$root/build-bench}

@@ -113,6 +113,21 @@ struct engine_stack_names {
 struct engine_live_row {
     uint64_t count[2];
     uint64_t bytes[2];
+/* The flow (--flow-fd, flow.bpf.h): every py* event as it happens, one record each through the
+ * `flow` ring buffer, in the order the events reserved their place (per thread: the order they
+ * happened). A location's names are not in the record: `names` holds them, once per id. */
+enum engine_event_kind { EVENT_PYALLOC = 0, EVENT_PYREALLOC = 1, EVENT_PYFREE = 2, EVENT_KINDS };
+
+struct engine_event {
+    uint64_t time_ns;  /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+    uint64_t ptr;      /* the block: allocated, freed, or where a realloc moved it */
+    uint64_t old_ptr;  /* pyrealloc: the block it moved; 0 otherwise */
+    uint64_t size;     /* 0 for pyfree */
+    uint64_t location; /* content id of (file, function, line), as the summary's; 0: no frame */
+    uint32_t pid;
+    uint32_t tid;
+    uint32_t kind;     /* enum engine_event_kind */
+    int32_t domain;    /* pyrealloc: -1 (its probe carries none) */
 };
 
 #endif /* PYMEMTRACE_ENGINE_H */

@@ -7,12 +7,14 @@
 #include <cstdio>    // std::fprintf, std::fputs
 #include <cstring>   // std::strcmp
 #include <exception> // std::exception
+#include <memory>    // std::unique_ptr
 #include <string>    // std::string
 
 #include <unistd.h> // close
 
 #include "depth.hpp"
 #include "error.hpp"
+#include "flow.hpp"
 #include "output.hpp"
 #include "plan.hpp"
 #include "report.hpp"
@@ -47,6 +49,9 @@ int run(const engine::Plan &plan)
 {
     engine::install_stop_handlers();
     engine::Tracer tracer(plan);
+    std::unique_ptr<engine::FlowStream> flow;
+    if (plan.flow_fd >= 0)
+        flow = std::make_unique<engine::FlowStream>(tracer, plan.flow_fd);
     engine::write_all(plan.ready_fd, ready_line(plan, tracer));
     engine::Snapshots snapshots;
     uint64_t next_ns = engine::monotonic_ns() + plan.interval_ms * 1000000;
@@ -58,7 +63,8 @@ int run(const engine::Plan &plan)
         next_ns = std::max(next_ns, engine::monotonic_ns() + 1000000);
     }
     tracer.pause(); // the instant of the report: allocations and frees stop together
-    const engine::Report report = engine::make_report(tracer);
+    const engine::Report report
+        = engine::make_report(tracer, flow ? flow->finish() : decltype(flow->finish()){});
     if (plan.depth > 1) // the names of the report's stacks, before it
         engine::write_stacks(1, tracer.map_fd("stack_names"));
     engine::write_all(1, report.json + "\n");

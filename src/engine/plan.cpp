@@ -16,6 +16,7 @@ const char *const usage =
     "                         [--ready-fd FD] [--allow-loss] [--max-live N]\n"
     "                         [--max-locations N] [--setid-stop] [--plain] [--verbose]\n"
     "                         [--native] [--interval-ms MS] [--all] [--depth N]\n"
+    "                         [--flow-fd FD [--flow-buffer BYTES]]\n"
     "Traces pymemtrace's pyalloc, pyrealloc and pyfree probes of the libraries PATH in the\n"
     "processes PID and the processes they fork, until SIGINT/SIGTERM/SIGHUP or until every\n"
     "traced process has ended. Writes {\"event\": \"ready\"} as one JSON line to FD (default 1)\n"
@@ -31,7 +32,10 @@ const char *const usage =
     "live blocks at one instant, recording going on. --all: every process that maps the\n"
     "libraries (attached by path), instead of --pid; {\"event\": \"process\"} on FD for each\n"
     "process at its first event. --depth N (2..16): locations are Python stacks of N frames\n"
-    "(the libraries' pystack4/pystack16 request), named once per stack in the report.\n";
+    "(the libraries' pystack4/pystack16 request), named once per stack in the report.\n"
+    "--flow-fd FD: every py* event, as it happens, to FD as binary frames (flow.hpp), through\n"
+    "a ring buffer of BYTES (a power of two, default 16 MiB); events it could not hold are\n"
+    "counted by kind in the report's loss (flow_lost_pyalloc...), and no summary is kept.\n";
 
 namespace {
 
@@ -87,6 +91,12 @@ Plan parse_plan(int argc, char **argv)
             ++i;
         } else if (option == "--all") {
             plan.every_process = true;
+        } else if (option == "--flow-fd") {
+            plan.flow_fd = static_cast<int>(number("--flow-fd", value, 1 << 20));
+            ++i;
+        } else if (option == "--flow-buffer") {
+            plan.flow_bytes = static_cast<uint32_t>(number("--flow-buffer", value, 1u << 30));
+            ++i;
         } else if (option == "--allow-loss") {
             plan.allow_loss = true;
         } else if (option == "--plain") {
@@ -113,6 +123,19 @@ Plan parse_plan(int argc, char **argv)
                     + " is not an open file descriptor: give one the caller passed open");
     if (plan.depth > 1 && plan.plain)
         throw Error("--depth N > 1 reads the py* probes' Python stacks: not with --plain");
+    if (plan.flow_fd >= 0 && fcntl(plan.flow_fd, F_GETFD) < 0)
+        throw Error("--flow-fd " + std::to_string(plan.flow_fd)
+                    + " is not an open file descriptor: give one the caller passed open");
+    if (plan.flow_fd >= 0 && plan.plain)
+        throw Error("--flow-fd sends the py* probes' events: leave out --plain");
+    if (plan.flow_fd >= 0 && plan.native)
+        throw Error("--flow-fd sends events without their native caller: leave out --native");
+    if (plan.flow_bytes < 4096 || (plan.flow_bytes & (plan.flow_bytes - 1)) != 0)
+        throw Error("--flow-buffer " + std::to_string(plan.flow_bytes)
+                    + ": give a power of two of at least 4096 bytes");
+    if (plan.flow_fd >= 0 && (plan.interval_ms != 0 || plan.depth > 1 || plan.every_process))
+        throw Error("--flow-fd sends every event of the --pid processes at depth 1: leave out "
+                    "--interval-ms, --depth and --all");
     if (plan.max_live == 0 || plan.max_locations == 0)
         throw Error("--max-live and --max-locations must be at least 1");
     return plan;

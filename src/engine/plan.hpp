@@ -24,6 +24,8 @@ struct Plan {
     bool every_process = false;          // --all: every process that maps the libraries
     uint32_t depth = 1;                  // --depth N: locations are stacks of N (2..16) frames
     bool native = false;                 // rows keyed by the native caller too (pynative)
+    int flow_fd = -1;                    // --flow-fd: every event there (flow.hpp); -1: none
+    uint32_t flow_bytes = 1u << 24;      // the flow's ring buffer (a power of two of pages)
 };
 
 // The plan of argv, or throws engine::Error (bad input: one line, what and how to fix).

@@ -174,7 +174,8 @@ std::string native_libraries_json(const Tracer &tracer)
 
 } // namespace
 
-Report make_report(const Tracer &tracer)
+Report make_report(const Tracer &tracer,
+                   const std::vector<std::pair<std::string, uint64_t>> &more_losses)
 {
     const uint64_t read_ns = monotonic_ns();
     const auto counters = tracer.counters();
@@ -226,6 +227,10 @@ Report make_report(const Tracer &tracer)
         json += std::string(first ? "" : ",") + "\"" + loss.first
                 + "\":" + std::to_string(loss.second);
         first = false;
+        report.lost = report.lost || loss.second != 0;
+    }
+    for (const auto &loss : more_losses) {
+        json += ",\"" + loss.first + "\":" + std::to_string(loss.second);
         report.lost = report.lost || loss.second != 0;
     }
     json += "},\"complete\":" + std::string(report.lost ? "false" : "true") + "}";

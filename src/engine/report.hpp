@@ -10,6 +10,7 @@
 #include <string>  // std::string
 #include <tuple>   // std::tuple
 #include <utility> // std::pair
+#include <vector>  // std::vector
 
 #include "tracer.hpp"
 
@@ -20,8 +21,10 @@ struct Report {
     bool lost = false; // the report states a loss (exit 3 unless --allow-loss)
 };
 
-// Reads the tracer's maps; call with recording paused.
-Report make_report(const Tracer &tracer);
+// Reads the tracer's maps; call with recording paused. `more_losses`: the loss of other parts
+// (the flow's), added to the report's `loss`.
+Report make_report(const Tracer &tracer,
+                   const std::vector<std::pair<std::string, uint64_t>> &more_losses = {});
 
 // Rows {(pid, location, domain): (count, bytes)} as the report's entries (a JSON array, biggest
 // first, with the names of `names_fd`'s map); `unnamed` counts locations whose names are missing.

@@ -13,7 +13,7 @@
 #include <poll.h>        // poll: a pidfd is readable once its process ended
 #include <signal.h>      // kill
 #include <sys/syscall.h> // SYS_pidfd_open
-#include <unistd.h>      // geteuid, access, close, syscall
+#include <unistd.h>      // geteuid, access, close, syscall, getpagesize
 
 #include <bpf/bpf.h>    // bpf_map_update_elem, bpf_map_lookup_elem
 #include <bpf/libbpf.h> // bpf_program__attach_usdt, ring_buffer
@@ -88,6 +88,10 @@ const char *stack_request(const Plan &plan)
 
 std::vector<Probe> probes_of(const Plan &plan, const engine_bpf *skeleton)
 {
+    if (plan.flow_fd >= 0) // every event to the flow (flow.bpf.h), none aggregated
+        return {{"pyalloc", skeleton->progs.on_pyalloc_flow},
+                {"pyrealloc", skeleton->progs.on_pyrealloc_flow},
+                {"pyfree", skeleton->progs.on_pyfree_flow}};
     if (plan.plain)
         return {{"alloc", skeleton->progs.on_alloc},
                 {"realloc", skeleton->progs.on_realloc},
@@ -185,6 +189,10 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     skeleton_->rodata->stack_depth = plan.depth > 1 ? plan.depth : 0;
     bpf_map__set_max_entries(skeleton_->maps.stack_names, plan.max_locations);
     bpf_map__set_max_entries(skeleton_->maps.live_rows, plan.max_locations);
+    // Without a flow its ring buffer is the smallest there is: one page.
+    bpf_map__set_max_entries(skeleton_->maps.flow, plan.flow_fd >= 0
+                                                       ? plan.flow_bytes
+                                                       : static_cast<uint32_t>(getpagesize()));
     if (engine_bpf__load(skeleton_) != 0)
         throw Error(std::string("the kernel refused the engine's BPF programs: ")
                     + std::strerror(errno) + libbpf_detail()

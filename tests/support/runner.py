@@ -24,22 +24,30 @@ def report_of(args, timeout=180):
     return report
 
 
-def pid_report(target, args, timeout=120):
-    """The report (stdout) of the runner attached with `-p` to `target`, a Popen held on its
-    stdin: released with a line once the runner says it traces it, then left to exit."""
+def pid_run(target, args, timeout=120):
+    """(exit status, stdout, stderr) of the runner attached with `-p` to `target`, a Popen held
+    on its stdin: released with a line once the runner says it traces it, then left to exit."""
     runner = subprocess.Popen([PYTHON, "-I", RUNNER, "-p", str(target.pid), *args],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    said = ""
     try:
         for line in runner.stderr:
+            said += line
             if "tracing PID" in line:
                 break
         target.stdin.write("go\n")
         target.stdin.flush()
-        target.wait(timeout=60)
+        target.wait(timeout=max(60, timeout))
         out, err = runner.communicate(timeout=timeout)
     finally:
         if runner.poll() is None:
             runner.kill()
             runner.wait()
-    assert runner.returncode == 0, f"runner exited {runner.returncode}:\n{err[-800:]}"
+    return runner.returncode, out, said + err
+
+
+def pid_report(target, args, timeout=120):
+    """The report (stdout) of pid_run, which must succeed."""
+    status, out, err = pid_run(target, args, timeout)
+    assert status == 0, f"runner exited {status}:\n{err[-800:]}"
     return out

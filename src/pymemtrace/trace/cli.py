@@ -89,7 +89,8 @@ def parse_args(argv):
                         help="entries per bpftrace map (live blocks, locations); default 65536")
     parser.add_argument("--perf-pages", type=int, default=1024,
                         help="perf buffer pages per CPU for flow lines (BPFTRACE_PERF_RB_PAGES); "
-                             "default 1024")
+                             "default 1024. The engine's flow ring buffer holds as many bytes "
+                             "for all CPUs")
     parser.add_argument("--allow-loss", action="store_true",
                         help=f"accept an incomplete report (a full map, lost flow events): it "
                              f"still says what it lost, but the exit status is not {LOSS}")
@@ -110,7 +111,8 @@ def parse_args(argv):
     parser.add_argument("--engine", choices=("auto", "libbpf", "bpftrace"), default="auto",
                         help="what traces: libbpf, pymemtrace-engine (compiled BPF attached to "
                              "the traced processes only; summary and leaks at --depth 1, read "
-                             "at one instant), or bpftrace (every report). auto: libbpf with -p, "
+                             "at one instant, and their flow through a ring buffer), or "
+                             "bpftrace (every report). auto: libbpf with -p, "
                              "bpftrace for a command (the engine attaches a forked child only "
                              "once it sees the fork, and states that window as a loss)")
     parser.add_argument("--keep-program", action="store_true",
@@ -299,8 +301,9 @@ def chosen_engine(args, plan):
     bpftrace does."""
     if not engine_trace.takes(args, plan):
         if args.engine == "libbpf":
-            raise Failure("--engine libbpf makes the summary and leak reports of the py* probes, "
-                          "following forks (or --all), without --histograms",
+            raise Failure("--engine libbpf makes the flow, summary and leak reports of the py* "
+                          "probes, following forks (or --all), without --histograms; the flow "
+                          "at --depth 1, without --interval or --all",
                           "leave --engine out: bpftrace then makes this report")
         return None
     found = engine.find_engine()

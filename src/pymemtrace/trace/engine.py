@@ -59,7 +59,7 @@ class EngineRun:
 
     def __init__(self, pids, libraries, engine=None, allow_loss=False, max_live=None,
                  setid_stop=False, interval_ms=None, every_process=False, depth=1,
-                 max_locations=None, native_caller=False):
+                 max_locations=None, native_caller=False, flow_bytes=None):
         engine = engine or find_engine()
         if engine is None:
             raise Failure(f"{ENGINE} was not found beside the runner",
@@ -86,6 +86,8 @@ class EngineRun:
             argv += ["--max-locations", str(int(max_locations))]
         if native_caller:  # rows keyed by the C caller too (native.py names it)
             argv.append("--native")
+        # The flow (engine_flow.py): every event, on a pipe of its own; `flow` is its read end.
+        self.flow_bytes, self.flow = flow_bytes, None
         self.argv = argv
         self.proc = None
         self.returncode = None
@@ -95,9 +97,18 @@ class EngineRun:
         # Its own session, as bpftrace's: Ctrl-C at the terminal reaches the command, and the
         # runner stops the engine. It dies with the runner (SIGKILL included), which detaches
         # every probe.
-        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL, start_new_session=True,
-                                     preexec_fn=die_with(os.getpid()))
+        argv, kept = self.argv, ()
+        if self.flow_bytes is not None:
+            self.flow, write_end = os.pipe2(os.O_CLOEXEC)
+            kept = (write_end,)
+            argv = [*argv, "--flow-fd", str(write_end), "--flow-buffer", str(int(self.flow_bytes))]
+        try:
+            self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         stdin=subprocess.DEVNULL, start_new_session=True,
+                                         pass_fds=kept, preexec_fn=die_with(os.getpid()))
+        finally:
+            for fd in kept:  # the engine's now: the flow ends when the engine closes it
+                os.close(fd)
         return self
 
     def end_later(self):
@@ -122,6 +133,9 @@ class EngineRun:
             self.returncode = self.proc.returncode
         self.proc.stdout.close()
         self.proc.stderr.close()
+        if self.flow is not None:
+            os.close(self.flow)
+            self.flow = None
 
     def lines(self):
         """The engine's JSON lines, as dicts, until its stdout ends; then Failure if it failed."""

@@ -4,14 +4,16 @@ same run interface as modes.Trace (start, alive, ended_early, pause, stop, drain
 `modes` holds, releases and waits for the traced processes the same way whichever engine traces.
 
 Which runs it takes (`takes`): the plain summary or leaks of the py* probes, without --histograms,
-with -p, --all or a command, --interval's snapshots and --depth's stacks included; the others stay
-on bpftrace."""
+with -p, --all or a command, --interval's snapshots and --depth's stacks included, and the flow
+of -p or a command (engine_flow); the others stay on bpftrace."""
 import os
+import sys
 import threading
 import time
 
-from . import engine, native, processes, reports, stacks, unseen
+from . import engine, engine_flow, native, processes, reports, stacks, unseen
 from .missed_libraries import MissedLibraries
+from .names import shown
 from .snapshots import Snapshots
 
 # What the engine's `loss` counters mean, in words with the option that avoids each.
@@ -35,8 +37,10 @@ def takes(args, plan):
     (a stated loss, docs/engine.md); bpftrace follows forks with no window, so auto leaves it
     commands, which fork more often than they are forked into. The engine follows forks always:
     not with --no-follow."""
-    able = (plan.script in ("pymemtrace_summary", "pymemtrace_leaks") and not args.histograms
-            and (args.follow or args.all))
+    flow = plan.script == "pymemtrace_flow"  # every event of -p or a command, at depth 1
+    able = ((plan.script in ("pymemtrace_summary", "pymemtrace_leaks")
+             or (flow and args.depth == 1 and args.interval is None and not args.all))
+            and not args.histograms and (args.follow or args.all))
     if args.engine == "auto":
         return able and (args.pid is not None or args.all)
     return able and args.engine == "libbpf"
@@ -91,9 +95,39 @@ def stack_entries_of(rows, named):
 
 
 def losses_of(report):
-    """The engine report's losses, in words."""
+    """The engine report's losses, in words (the flow's: flow_losses)."""
     return [LOSS_WORDS.get(name, "{} events lost (" + name + ")").format(count)
-            for name, count in sorted(report.get("loss", {}).items()) if count]
+            for name, count in sorted(report.get("loss", {}).items())
+            if count and not name.startswith("flow_")]
+
+
+def flow_losses(report, rows):
+    """What a flow lost, exactly: the events the probes saw (the report's counters) that the
+    engine's ring buffer refused (by kind), that could not be written to the runner, or that
+    the runner did not show (`rows`: the rows it wrote; never, but counted)."""
+    counters, loss = report.get("counters", {}), report.get("loss", {})
+    made = [int(counters.get(kind, 0)) for kind in engine_flow.KINDS]
+    refused = [int(loss.get("flow_lost_" + kind, 0)) for kind in engine_flow.KINDS]
+    unwritten = int(loss.get("flow_unwritten", 0))
+    lost = []
+    if sum(refused):
+        lost.append(f"{sum(refused)} of {sum(made)} events were lost ("
+                    + ", ".join(f"{n} {kind}" for n, kind in zip(refused, engine_flow.KINDS) if n)
+                    + "): the engine's ring buffer was full; a larger --perf-pages, or the "
+                      "summary or leaks report, which aggregate in the kernel")
+    if unwritten:
+        lost.append(f"{unwritten} events could not be passed from the engine to the runner")
+    unshown = sum(made) - sum(refused) - unwritten - rows
+    if report and unshown:
+        lost.append(f"{unshown} events the engine sent were not shown")
+    return lost
+
+
+def flow_buffer_bytes(perf_pages):
+    """The engine's flow ring buffer for --perf-pages: as many bytes as bpftrace's perf buffers
+    on every CPU hold, to a power of two."""
+    wanted = perf_pages * 4096 * (os.cpu_count() or 1)
+    return min(1 << 30, 1 << max(12, (wanted - 1).bit_length()))
 
 
 # The engine's largest --max-locations (16M rows of each of its maps of locations).
@@ -126,7 +160,9 @@ class EngineTrace:
                                     else max(1, round(interval * 1000)),
                                     every_process=args.all, depth=args.depth,
                                     max_locations=min(args.max_entries, MOST_LOCATIONS),
-                                    native_caller=self.native_caller)
+                                    native_caller=self.native_caller,
+                                    flow_bytes=flow_buffer_bytes(args.perf_pages)
+                                    if plan.kind == "flow" else None)
         self.shortener = reports.Shortener(not args.full_file_path, args.strlen)
         self.started = False
         self.snapshots = (Snapshots(args.out, args.format, args.top, args.per_process,
@@ -140,6 +176,7 @@ class EngineTrace:
         # With snapshots, --all or stacks the engine's lines come while it runs, or many of
         # them before the report: a thread reads them.
         self.reader, self.report_line, self.reader_error = None, None, None
+        self.flow = None  # the engine_flow.FlowReader of a flow
 
     def start(self):
         """Returns once every probe is attached (the engine's ready line)."""
@@ -149,6 +186,9 @@ class EngineTrace:
         if any(wanted is not None for wanted in (self.snapshots, self.commands, self.stacks)):
             self.reader = threading.Thread(target=self._read, daemon=True)
             self.reader.start()
+        if self.run.flow is not None:  # what came before waits in the pipe and ring buffer
+            self.flow = engine_flow.FlowReader(self.run.flow, self.args.out, self.shortener,
+                                               self.args.out.isatty())
 
     def _read(self):
         try:
@@ -200,7 +240,7 @@ class EngineTrace:
         """Nothing: the engine pauses recording itself, at one instant, to read its maps."""
 
     def drain(self):
-        """Nothing: the engine aggregates in the kernel and streams no events."""
+        """Nothing: the engine writes the rest of a flow once stopped, then ends it."""
 
     def settle(self):
         """Nothing: the engine reads its maps after the kernel told it the command ended."""
@@ -216,8 +256,12 @@ class EngineTrace:
         try:
             report = {} if early else self._report()  # a failed engine's maps went with it
         except BaseException as failure:
+            if self.flow is not None and self.run.proc.poll() is None:
+                self.run.proc.kill()  # its flow ends with it, read to the end before closing
+            self._join_flow()
             self.run.__exit__(type(failure), failure, failure.__traceback__)
             raise
+        self._join_flow()  # the engine ended the flow before its report
         try:
             written = self._write(report, early)
         except BaseException as failure:
@@ -226,9 +270,19 @@ class EngineTrace:
         self.run.end_later()  # the engine detaches while the report goes out
         return written
 
+    def _join_flow(self):
+        """Once the engine has closed the flow (or died): every row it sent is written."""
+        if self.flow is not None:
+            self.flow.join()
+
     def _write(self, report, early):
         from .modes import write_report  # modes imports this module
         lost = losses_of(report) + self.missed.losses()
+        if self.flow is not None:
+            lost = flow_losses(report, self.flow.rows) + lost
+            if self.flow.read_error is not None:
+                lost.insert(0, "the engine's flow could not be read from there on: "
+                               + shown(repr(self.flow.read_error)))
         if early:
             lost.insert(0, f"pymemtrace-engine ended on its own (status {self.run.proc.returncode})"
                            " while the target ran: what it had traced went with it")
@@ -250,13 +304,21 @@ class EngineTrace:
             if self.native_caller:
                 e["native"] = named.get(key)
         ended = statuses(report.get("processes", []))
+        setid = {int(p["pid"]): "set-user-ID or set-group-ID"
+                 for p in report.get("processes", []) if p.get("setid")}
 
         def write(view):
+            if self.flow is not None:  # written as it came; then which processes left it
+                if self.flow.write_error:
+                    raise self.flow.write_error
+                for pid, what in sorted(setid.items()):
+                    said = f"PID {pid} {processes.not_traced_since(what)}"
+                    print(f"pymemtrace-trace: {said}", file=sys.stderr)
+                    self.args.out.write(said + "\n")
+                return
             if view.form != "text":
                 reports.write_entries(self.args.out, self.args.report, view, entries)
             else:
                 reports.write_text(self.args.out, self.args.report, view, entries, ended)
-        setid = {int(p["pid"]): "set-user-ID or set-group-ID"
-                 for p in report.get("processes", []) if p.get("setid")}
         return write_report(self.args, lost, write, self.commands, self.snapshots, setid=setid,
                             not_seen=self.not_seen)

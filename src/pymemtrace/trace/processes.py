@@ -77,6 +77,11 @@ def command_shown(command):
     return shown(command) if command else "?"
 
 
+def not_traced_since(what):
+    """What a report says of a process that exec'd a set-ID program (`what`)."""
+    return f"exec'd a {what} program: not traced from then on"
+
+
 def process_lines(pids, ended, commands=None, setid=None):
     """One line per process: its PID (and command line, if known) and how it ended, that it
     still ran, or that it exec'd a set-ID program (`setid`: {pid: what}) and was no longer
@@ -85,7 +90,7 @@ def process_lines(pids, ended, commands=None, setid=None):
 
     def how(pid):
         if pid in setid:
-            return f"exec'd a {setid[pid]} program: not traced from then on"
+            return not_traced_since(setid[pid])
         return how_ended(ended[pid]) if pid in ended else "still running when tracing stopped"
     return [f"   PID {pid}"
             + (f" ({command_shown(commands.get(pid, ''))})" if commands is not None else "")

@@ -28,7 +28,7 @@ class Shortener:
     """Basenames for file paths in flow lines and map keys, unless --full-file-path. Locations that
     differ only by directory then merge, as they would have in the D scripts' basename()."""
 
-    FLOW_PREFIX = re.compile(r"^(?P<pid>\s*\d+) (?P<file>.*?):(?P<line>\d+)\s*-> ", re.S)
+    FLOW_PREFIX = re.compile(r"^(?P<pid>\s*\d+) (?P<file>.*?):(?P<line>-?\d+)\s*-> ", re.S)
 
     KEPT = 4096  # files remembered: a flow names few files in many rows; a flood of new
     # names is shortened afresh each time, not kept
@@ -49,20 +49,22 @@ class Shortener:
                 self._files[path] = short
         return short
 
-    def _row(self, line):
-        """An event row with its file shortened; None if `line` is not an event row."""
-        match = self.FLOW_PREFIX.match(line)
-        if not match:
-            return None
-        name = self.file(match["file"].strip())
-        return f"{match['pid']} {name:>16}:{match['line']:<4} -> {line[match.end():]}"
+    def row(self, pid, file, line, rest):
+        """A flow row as the scripts print it (scripts.LOCATION: PID, file, line), the file
+        shortened, then `-> ` and `rest` (the function and the event); one escaped line,
+        whatever characters the target's names hold. The bpftrace flow's rows and the engine's
+        (engine_flow) both come from here."""
+        return shown(f"{pid:>6} {self.file(file):>16}:{line:<4} -> {rest}") + "\n"
 
     def event_row(self, event):
         """One printf of a flow, to show, if it is an event row (it holds names from the target:
         it stays one escaped row, whatever characters they hold); None for the scripts' own
         text."""
-        row = self._row(event[:-1] if event.endswith("\n") else event)
-        return None if row is None else shown(row) + "\n"
+        text = event[:-1] if event.endswith("\n") else event
+        match = self.FLOW_PREFIX.match(text)
+        if not match:
+            return None
+        return self.row(match["pid"], match["file"].strip(), match["line"], text[match.end():])
 
     def maps(self, maps):
         """The report's maps with files shortened and equal keys merged."""

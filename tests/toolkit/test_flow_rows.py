@@ -1,0 +1,79 @@
+# SPDX-License-Identifier: MIT
+"""A flow row holds the target's names: whatever it says, it is shown escaped, on one row
+(reports.Shortener.event_row, the one reader of the bpftrace flow's printfs; the engine's rows
+come from the same Shortener.row). No root needed."""
+import io
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src"))
+from pymemtrace.trace import engine_flow, reports  # noqa: E402
+
+
+def test_a_bpftrace_row_with_a_negative_line_is_still_a_row_and_escaped():
+    """bpftrace prints the line with %-4d: a target whose line table gives a negative line made a
+    row the runner did not recognise, which it then wrote as it came, escape sequences and all."""
+    printed = " 4242 /x/evil\x1b[2J.py:-5   -> f\x07 malloc(1) pntr 0x1 domain 0\n"
+    row = reports.Shortener(True, 128).event_row(printed)
+    assert row == "  4242      evil\\x1b[2J.py:-5   -> f\\x07 malloc(1) pntr 0x1 domain 0\n"
+
+
+def test_the_engine_and_bpftrace_rows_of_one_event_are_the_same():
+    shortener = reports.Shortener(True, 128)
+    printed = "%6d %16s:%-4d -> %s malloc(%d) pntr 0x%x domain %d\n" % (
+        77, "/dir/w\n.py", 12, "f\x1b", 100, 0xABC, 2)
+    assert shortener.event_row(printed) == shortener.row(77, "/dir/w\n.py", 12,
+                                                         "f\x1b malloc(100) pntr 0xabc domain 2")
+
+
+def frames(*parts):
+    """The engine's flow stream (src/engine/flow.hpp) of (type, payload) parts."""
+    return b"".join(engine_flow.HEADER.pack(kind, len(payload)) + payload
+                    for kind, payload in parts)
+
+
+def names_frame(location, line, file, function):
+    return (engine_flow.FRAME_NAMES,
+            engine_flow.NAMES.pack(location, line, 0, len(file), len(function)) + file + function)
+
+
+def events_frame(*events):
+    """(kind, pid, location, ptr, old_ptr, size, domain) each."""
+    return (engine_flow.FRAME_EVENTS, b"".join(
+        engine_flow.EVENT.pack(0, ptr, old, size, location, pid, pid, kind, domain)
+        for kind, pid, location, ptr, old, size, domain in events))
+
+
+def read(stream):
+    """What FlowReader writes of `stream`, and the reader."""
+    read_end, write_end = os.pipe()
+    out = io.StringIO()
+    reader = engine_flow.FlowReader(read_end, out, reports.Shortener(True, 128), False)
+    os.write(write_end, stream)
+    os.close(write_end)
+    reader.join()
+    os.close(read_end)
+    return out.getvalue(), reader
+
+
+def test_the_engines_frames_become_the_flows_rows_names_escaped_and_each_location_named_once():
+    text, reader = read(frames(
+        names_frame(7, 12, b"/d/ev\x1bil\n.py", b"f\xff\x07"),
+        events_frame((0, 42, 7, 0xA0, 0, 100, 2), (1, 42, 7, 0xB0, 0xA0, 200, -1)),
+        events_frame((2, 42, 7, 0xB0, 0, 0, 2), (0, 42, 0, 0xC0, 0, 5, 0))))
+    assert text == (
+        "dtrace:::BEGIN\n"
+        "    42        ev\\x1bil\\n.py:12   -> f\\xff\\x07 malloc(100) pntr 0xa0 domain 2\n"
+        "    42        ev\\x1bil\\n.py:12   -> f\\xff\\x07 realloc(0xa0, 200) pntr 0xb0\n"
+        "    42        ev\\x1bil\\n.py:12   -> f\\xff\\x07 free(0xb0) domain 2\n"
+        "    42                 :0    ->  malloc(5) pntr 0xc0 domain 0\n"
+        "\ndtrace:::END\n")
+    assert reader.rows == 4 and reader.read_error is None
+
+
+def test_a_flow_the_runner_cannot_read_is_stated_and_still_drained():
+    stream = frames(events_frame((0, 42, 0, 0xA0, 0, 1, 0)),
+                    (engine_flow.FRAME_EVENTS, b"x" * 13), events_frame((0, 42, 0, 0xB0, 0, 1, 0)))
+    text, reader = read(stream + b"\0" * (1 << 20))
+    assert reader.read_error is not None and reader.rows == 1, reader.rows
+    assert text.count(" malloc(1) pntr 0xa0 ") == 1 and text.endswith("\ndtrace:::END\n"), text
