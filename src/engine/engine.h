@@ -113,6 +113,8 @@ struct engine_stack_names {
 struct engine_live_row {
     uint64_t count[2];
     uint64_t bytes[2];
+};
+
 /* The flow (--flow-fd, flow.bpf.h): every py* event as it happens, one record each through the
  * `flow` ring buffer, in the order the events reserved their place (per thread: the order they
  * happened). A location's names are not in the record: `names` holds them, once per id. */

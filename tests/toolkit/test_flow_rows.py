@@ -8,6 +8,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src"))
 from pymemtrace.trace import engine_flow, reports  # noqa: E402
+from pymemtrace.trace.unseen_frees import UnseenFrees  # noqa: E402
 
 
 def test_a_bpftrace_row_with_a_negative_line_is_still_a_row_and_escaped():
@@ -44,11 +45,12 @@ def events_frame(*events):
         for kind, pid, location, ptr, old, size, domain in events))
 
 
-def read(stream):
-    """What FlowReader writes of `stream`, and the reader."""
+def read(stream, limit=1000):
+    """What FlowReader writes of `stream`, and the reader (remembering `limit` live blocks)."""
     read_end, write_end = os.pipe()
     out = io.StringIO()
-    reader = engine_flow.FlowReader(read_end, out, reports.Shortener(True, 128), False)
+    reader = engine_flow.FlowReader(read_end, out, reports.Shortener(True, 128), False,
+                                    UnseenFrees(limit))
     os.write(write_end, stream)
     os.close(write_end)
     reader.join()
@@ -77,3 +79,29 @@ def test_a_flow_the_runner_cannot_read_is_stated_and_still_drained():
     text, reader = read(stream + b"\0" * (1 << 20))
     assert reader.read_error is not None and reader.rows == 1, reader.rows
     assert text.count(" malloc(1) pntr 0xa0 ") == 1 and text.endswith("\ndtrace:::END\n"), text
+
+
+def test_a_free_of_a_block_the_flow_never_showed_allocated_is_counted_not_shown():
+    # 0xA0 shown allocated then freed; 0xD0 freed, never allocated here; 0xA0 moved to 0xB0,
+    # whose free is shown, and a second free of 0xA0 (gone) is not; a failed realloc of 0xC0
+    # keeps it; pid 43 frees pid 42's 0xC0 (a forked child's copy): not shown.
+    text, reader = read(frames(events_frame(
+        (0, 42, 0, 0xA0, 0, 8, 0), (2, 42, 0, 0xD0, 0, 0, 0), (1, 42, 0, 0xB0, 0xA0, 16, -1),
+        (2, 42, 0, 0xA0, 0, 0, 0), (2, 42, 0, 0xB0, 0, 0, 0), (0, 42, 0, 0xC0, 0, 8, 0),
+        (1, 42, 0, 0, 0xC0, 1 << 40, -1), (2, 43, 0, 0xC0, 0, 0, 0), (2, 42, 0, 0xC0, 0, 0, 0),
+        (2, 42, 0, 0, 0, 0, 0))))
+    frees = [line.split("-> ")[1] for line in text.splitlines() if "free(" in line]
+    assert frees == [" free(0xb0) domain 0", " free(0xc0) domain 0", " free(0x0) domain 0"], text
+    assert reader.unseen.hidden == 3 and reader.rows == 10
+    assert reader.unseen.said() == [
+        "3 frees of blocks this flow did not show allocated (allocated before tracing began, by "
+        "code that is not traced, or before a fork) are not shown"]
+
+
+def test_once_the_flow_remembers_its_limit_of_blocks_every_free_is_shown_and_said():
+    text, reader = read(frames(events_frame(
+        (0, 42, 0, 0xA0, 0, 8, 0), (0, 42, 0, 0xB0, 0, 8, 0), (0, 42, 0, 0xC0, 0, 8, 0),
+        (2, 42, 0, 0xD0, 0, 0, 0))), limit=2)
+    assert "free(0xd0)" in text and reader.unseen.hidden == 0
+    assert reader.unseen.said() == ["once 2 blocks were live, every free is shown, whether or "
+                                    "not its block was shown allocated; raise --max-entries"]

@@ -44,9 +44,10 @@ class FlowReader:
 
     KEPT = 4096  # row templates remembered, by (pid, location, kind)
 
-    def __init__(self, fd, out, shortener, at_once):
+    def __init__(self, fd, out, shortener, at_once, unseen):
         self.fd, self.out, self.shortener, self.at_once = fd, out, shortener, at_once
-        self.rows = 0
+        self.unseen = unseen  # an unseen_frees.UnseenFrees: frees it does not show
+        self.rows = 0  # event rows read, shown or not
         self.names = {}  # location id -> (file, function, line): each sent once, at most
         # the engine's --max-locations (65,536 by default)
         self.templates = {}  # (pid, location, kind) -> _template's
@@ -75,7 +76,7 @@ class FlowReader:
 
     def _add_frames(self, data):
         """Writes the rows of the whole frames in `data`; returns the rest."""
-        at, rows = 0, []
+        at, rows, hidden = 0, [], [0]
         try:
             while len(data) - at >= HEADER.size:
                 kind, size = HEADER.unpack_from(data, at)
@@ -85,10 +86,10 @@ class FlowReader:
                 if kind == FRAME_NAMES:
                     self._add_names(data, start)
                 elif kind == FRAME_EVENTS:
-                    self._add_rows(memoryview(data)[start:start + size], rows)
+                    hidden[0] += self._add_rows(memoryview(data)[start:start + size], rows)
                 at = start + size
         finally:  # the rows made before a frame that could not be read too
-            self.rows += len(rows)
+            self.rows += len(rows) + hidden[0]
             self._write("".join(rows))
         return data[at:]
 
@@ -101,12 +102,22 @@ class FlowReader:
         self.names[location] = (file, function, line)
 
     def _add_rows(self, records, rows):
-        templates = self.templates
+        """Appends the rows of `records` to `rows`; returns how many frees it did not show."""
+        templates, unseen, hidden = self.templates, self.unseen, 0
         for event in EVENT.iter_unpack(records):
+            kind = event[7]
+            if kind == 0:
+                unseen.allocated(event[5], event[1])
+            elif kind == 1:
+                unseen.moved(event[5], event[2], event[1], event[3])
+            elif not unseen.shows_free(event[5], event[1]):
+                hidden += 1
+                continue
             template = templates.get((event[5], event[4], event[7]))  # pid, location, kind
             if template is None:
                 template = self._template(event[5], event[4], event[7])
             rows.append(template[0] % template[1](event))
+        return hidden
 
     def _template(self, pid, location, kind):
         """(a %-format of the whole row but for the event's numbers, their getter): PID, file,

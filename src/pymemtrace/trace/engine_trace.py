@@ -15,6 +15,7 @@ from . import engine, engine_flow, native, processes, reports, stacks, unseen
 from .missed_libraries import MissedLibraries
 from .names import shown
 from .snapshots import Snapshots
+from .unseen_frees import UnseenFrees, say_unseen_frees
 
 # What the engine's `loss` counters mean, in words with the option that avoids each.
 LOSS_WORDS = {
@@ -188,7 +189,8 @@ class EngineTrace:
             self.reader.start()
         if self.run.flow is not None:  # what came before waits in the pipe and ring buffer
             self.flow = engine_flow.FlowReader(self.run.flow, self.args.out, self.shortener,
-                                               self.args.out.isatty())
+                                               self.args.out.isatty(),
+                                               UnseenFrees(self.args.max_entries))
 
     def _read(self):
         try:
@@ -315,6 +317,7 @@ class EngineTrace:
                     said = f"PID {pid} {processes.not_traced_since(what)}"
                     print(f"pymemtrace-trace: {said}", file=sys.stderr)
                     self.args.out.write(said + "\n")
+                say_unseen_frees(self.flow.unseen, self.args.out)
                 return
             if view.form != "text":
                 reports.write_entries(self.args.out, self.args.report, view, entries)

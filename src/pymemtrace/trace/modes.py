@@ -17,6 +17,7 @@ from .missed_libraries import MissedLibraries
 from .names import shown
 from .session import BpftraceSession, SessionError
 from .snapshots import MapWatch, Snapshots
+from .unseen_frees import UnseenFrees, say_unseen_frees
 
 LOSS = 3  # the exit status of a run whose report lost data (unless --allow-loss)
 SETID_PREFIX = scripts.SETID_LINE.split("%")[0]
@@ -112,6 +113,7 @@ class Trace:
                                      list(libraries) if native_caller else None)
                        if getattr(args, "depth", 1) > 1 or native_caller else None)
         self.setid = {}  # {pid: what it exec'd} (scripts.SETID_LINE): not traced from then on
+        self.unseen = UnseenFrees(args.max_entries) if args.report == "flow" else None
         # Rows reach a terminal as they come; a file or pipe gets them a buffer at a time (a
         # flush per row would cost more than the rest of a row's handling).
         self.show_at_once = args.out.isatty()
@@ -171,6 +173,8 @@ class Trace:
         row = self.shortener.event_row(text)
         if row is not None:
             self.rows += 1
+            if self.unseen is not None and not self._shown(text):
+                return
         if self.args.report == "flow" and self.write_error is None:
             try:
                 self.args.out.write(text if row is None else row)
@@ -178,6 +182,20 @@ class Trace:
                     self.args.out.flush()
             except OSError as error:
                 self.write_error = error  # reported by finish(): the flow is incomplete
+
+    def _shown(self, row):
+        """Whether an event row is shown: not a free of a block the flow never showed
+        allocated (unseen_frees)."""
+        event = replay.parse_row(row[:-1] if row.endswith("\n") else row)
+        if not event:
+            return True
+        if event["kind"] == "alloc":
+            self.unseen.allocated(event["pid"], event["ret"])
+        elif event["kind"] == "realloc":
+            self.unseen.moved(event["pid"], event["old"], event["ret"], event["size"])
+        elif event["kind"] == "free":
+            return self.unseen.shows_free(event["pid"], event["ptr"])
+        return True
 
     def _setid(self, text):
         """A traced process exec'd a set-user-ID or set-group-ID program: the script stopped
@@ -265,6 +283,8 @@ class Trace:
             collected = self.replay if self.replay is not None else self.stacks
             reports.report(self.args.out, self.plan, self.args.report, self.args.json,
                            dict(session.maps), collected, self.shortener, view)
+            if self.unseen is not None:
+                say_unseen_frees(self.unseen, self.args.out)
         return write_report(self.args, lost, write, self.commands, self.snapshots, self.setid,
                             self.not_seen)
 
