@@ -409,3 +409,5 @@ int BPF_PROG(on_exec, struct task_struct *task, int old_pid, struct linux_binprm
     send(RECORD_SETID, tgid, 0, 0);
     return 0;
 }
+
+#include "mappings.bpf.h" // libraries mapped after the engine started

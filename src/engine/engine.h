@@ -64,7 +64,7 @@ struct engine_names {
 };
 
 /* Records of the ring buffer: how the traced processes come and go. */
-enum engine_record_kind { RECORD_FORK = 1, RECORD_EXIT = 2, RECORD_SETID = 3 };
+enum engine_record_kind { RECORD_FORK = 1, RECORD_EXIT = 2, RECORD_SETID = 3, RECORD_MAP = 4 };
 
 struct engine_record {
     uint32_t kind;
@@ -72,6 +72,18 @@ struct engine_record {
     uint32_t parent;   /* fork: the traced process that forked */
     int32_t exit_code; /* exit: as wait(2) encodes it (status << 8, or the signal) */
     uint64_t time_ns;  /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+};
+
+/* RECORD_MAP: a traced process mapped a file executable (mappings.bpf.h), at time_ns, after
+ * the mapping was made. device is the kernel's encoding (major << 20 | minor). */
+struct engine_map_record {
+    uint32_t kind;
+    uint32_t pid;
+    uint64_t time_ns;
+    uint64_t inode;
+    uint64_t start, end; /* the mapping's range: its /proc/PID/map_files name */
+    uint32_t device;
+    uint32_t reserved; /* 0 */
 };
 
 #endif /* PYMEMTRACE_ENGINE_H */

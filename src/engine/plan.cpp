@@ -12,18 +12,21 @@
 namespace engine {
 
 const char *const usage =
-    "usage: pymemtrace-engine --pid PID [--pid PID ...] --lib PATH [--lib PATH ...]\n"
+    "usage: pymemtrace-engine --pid PID [--pid PID ...] [--lib PATH ...]\n"
     "                         [--ready-fd FD] [--allow-loss] [--max-live N]\n"
     "                         [--max-locations N] [--setid-stop] [--plain] [--verbose]\n"
-    "Traces pymemtrace's pyalloc, pyrealloc and pyfree probes of the libraries PATH in the\n"
-    "processes PID and the processes they fork, until SIGINT/SIGTERM/SIGHUP or until every\n"
-    "traced process has ended. Writes {\"event\": \"ready\"} as one JSON line to FD (default 1)\n"
-    "once every probe is attached, {\"event\": \"attached\"} there for each process forked and\n"
-    "attached since, then the report as one JSON line on stdout. Exit 3 when the report\n"
-    "states a loss (unless --allow-loss), 2 on bad input. --setid-stop: a traced process that\n"
-    "execs a program that changes its credentials (set-user-ID or set-group-ID) is traced no\n"
-    "more from that exec on (for a report given to a user other than root). --plain: the\n"
-    "alloc, realloc and free probes instead (C and C++ code: no Python location).\n";
+    "Traces pymemtrace's pyalloc, pyrealloc and pyfree probes of the libraries PATH, and of\n"
+    "every instrumented library the traced processes map, in the processes PID and the\n"
+    "processes they fork, until SIGINT/SIGTERM/SIGHUP or until every traced process has\n"
+    "ended. Writes {\"event\": \"ready\"} as one JSON line to FD (default 1) once every probe\n"
+    "is attached, {\"event\": \"attached\"} there for each process forked and attached since,\n"
+    "{\"event\": \"library\"} there for each library mapped before its probes were attached\n"
+    "(a window the report states), then the report as one JSON line on stdout. Exit 3 when\n"
+    "the report states a loss (unless --allow-loss), 2 on bad input. --setid-stop: a traced\n"
+    "process that execs a program that changes its credentials (set-user-ID or set-group-ID)\n"
+    "is traced no more from that exec on (for a report given to a user other than root).\n"
+    "--plain: the alloc, realloc and free probes instead (C and C++ code: no Python\n"
+    "location).\n";
 
 namespace {
 
@@ -81,8 +84,6 @@ Plan parse_plan(int argc, char **argv)
     }
     if (plan.pids.empty())
         throw Error("no process to trace: give --pid PID");
-    if (plan.libraries.empty())
-        throw Error("no library to attach to: give --lib PATH of an instrumented library");
     if (fcntl(plan.ready_fd, F_GETFD) < 0)
         throw Error("--ready-fd " + std::to_string(plan.ready_fd)
                     + " is not an open file descriptor: give one the caller passed open");

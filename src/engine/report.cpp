@@ -155,6 +155,19 @@ std::string processes_json(const Tracer &tracer, uint64_t &unattached, uint64_t 
     return out + "]";
 }
 
+// The instrumented libraries mapped before their probes were attached (mappings.hpp): what
+// the process allocated through them in `window_us` was not seen, so each counts as a loss.
+std::string late_libraries_json(const Tracer &tracer)
+{
+    std::string out = "[";
+    for (const auto &late : tracer.late_libraries())
+        out += std::string(out.size() > 1 ? "," : "") + "{\"pid\":" + std::to_string(late.pid)
+               + ",\"path\":" + quote(late.shown) + ",\"window_us\":"
+               + std::to_string(late.window_ns / 1000) + ",\"window\":\"unknown\""
+               + (late.attached_ns == 0 ? ",\"attached\":false" : "") + "}";
+    return out + "]";
+}
+
 } // namespace
 
 Report make_report(const Tracer &tracer)
@@ -187,6 +200,7 @@ Report make_report(const Tracer &tracer)
     json += ",\"leaks\":" + entries(leaks, names, unnamed);
     json += ",\"live_blocks\":" + std::to_string(live_blocks);
     json += ",\"processes\":" + processes_json(tracer, unattached, window_lost);
+    json += ",\"late_libraries\":" + late_libraries_json(tracer);
     json += ",\"counters\":{";
     for (int i = 0; i < COUNTER_COUNT; ++i)
         json += std::string(i ? "," : "") + "\"" + counter_names[i]
@@ -199,7 +213,8 @@ Report make_report(const Tracer &tracer)
         {"names_full", counters[COUNTER_NAMES_FULL]},
         {"records_lost", counters[COUNTER_RECORDS_LOST]},
         {"unattached_processes", unattached},
-        {"forked_window", window_lost}};
+        {"forked_window", window_lost},
+        {"late_window", tracer.late_libraries().size()}};
     json += ",\"loss\":{";
     bool first = true;
     for (const auto &loss : losses) {

@@ -4,6 +4,7 @@
 #include <cerrno>   // errno
 #include <cstdarg>  // va_list
 #include <cstdio>   // std::vsnprintf, std::fputs
+#include <algorithm> // std::max
 #include <cstring>  // std::strerror, std::memcpy
 #include <fstream> // /proc/PID/status
 #include <set>     // std::set
@@ -28,6 +29,7 @@
 
 #include "engine.h" // struct engine_record
 #include "error.hpp"
+#include "json.hpp" // quote
 #include "notes.hpp"
 #include "output.hpp"
 
@@ -182,6 +184,12 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
                                     "--setid-stop needs: ")
                         + std::strerror(errno) + libbpf_detail());
     }
+    // Libraries mapped later: their mappings are seen from now on (before any scan of the maps).
+    skeleton_->links.on_mmap = bpf_program__attach(skeleton_->progs.on_mmap);
+    if (skeleton_->links.on_mmap == nullptr)
+        throw Error(std::string("cannot attach to the syscalls/sys_exit_mmap tracepoint: ")
+                    + std::strerror(errno) + libbpf_detail()
+                    + "; mount tracefs (mount -t tracefs tracefs /sys/kernel/tracing)");
     records_ = ring_buffer__new(bpf_map__fd(skeleton_->maps.records), on_record, this, nullptr);
     if (records_ == nullptr)
         throw Error(std::string("cannot read the engine's ring buffer: ") + std::strerror(errno));
@@ -189,7 +197,8 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     const uint64_t start = monotonic_ns();
     for (const pid_t pid : plan.pids)
         trace(pid, 0, 0);
-    attach_ns_ = monotonic_ns() - start;
+    ready_ns_ = monotonic_ns();
+    attach_ns_ = ready_ns_ - start;
 }
 
 Tracer::~Tracer()
@@ -235,6 +244,8 @@ void Tracer::trace(pid_t pid, pid_t parent, uint64_t forked_ns)
     bpf_map_update_elem(bpf_map__fd(skeleton_->maps.traced), &key, &one, BPF_ANY);
     if (parent != 0) // a drop is visible only until the attach re-arms the probe
         process.window_dropped = disarmed_in_child(pid, parent, libraries_);
+    else // the instrumented libraries it maps already are attached before `ready`
+        add_mapped_libraries(pid);
     attach(process);
     if (parent != 0 && process.attached_ns != 0)
         process.window_exact = process.window_dropped.empty() && maps_none_of(pid, libraries_);
@@ -242,27 +253,16 @@ void Tracer::trace(pid_t pid, pid_t parent, uint64_t forked_ns)
 
 void Tracer::attach(Process &process)
 {
-    const std::vector<Probe> probes = probes_of(plan_, skeleton_);
-    for (const auto &library : libraries_) {
-        for (const auto &probe : probes) {
-            // By path and PID: the uprobe is installed in this process only, also in a mapping of
-            // the library made after this call; the kernel sets the probe's semaphore there.
-            bpf_link *link = bpf_program__attach_usdt(probe.program, process.pid,
-                                                      library.path.c_str(), "pymemtrace",
-                                                      probe.name, nullptr);
-            if (link == nullptr) {
-                const int error = errno;
-                std::string why = std::string("cannot attach pymemtrace:") + probe.name + " of "
-                                  + library.path + " in process " + std::to_string(process.pid)
-                                  + ": "
-                                  + std::strerror(error) + libbpf_detail();
-                if (process.parent == 0)
-                    throw Error(why + "; check that the process runs and may be traced");
-                process.attach_error = why; // a child that ended meanwhile
-                return;
-            }
-            links_.emplace_back(process.pid, link);
-        }
+    for (size_t index = 0; index < libraries_.size(); ++index) {
+        if (index < process.armed_ns.size() && process.armed_ns[index] != 0)
+            continue; // a library found mapped while this process was being traced
+        std::string why;
+        if (attach_library(process, index, why))
+            continue;
+        if (process.parent == 0)
+            throw Error(why + "; check that the process runs and may be traced");
+        process.attach_error = why; // a child that ended meanwhile
+        return;
     }
     process.attached_ns = monotonic_ns();
     if (process.parent != 0) // a caller waiting for a child's probes can go on
@@ -272,10 +272,106 @@ void Tracer::attach(Process &process)
                       + std::to_string((process.attached_ns - process.forked_ns) / 1000) + "}\n");
 }
 
+bool Tracer::attach_library(Process &process, size_t index, std::string &why)
+{
+    const Library &library = libraries_[index];
+    for (const auto &probe : probes_of(plan_, skeleton_)) {
+        // By path and PID: the uprobe is installed in this process only, also in a mapping of
+        // the library made after this call; the kernel sets the probe's semaphore there.
+        bpf_link *link = bpf_program__attach_usdt(probe.program, process.pid,
+                                                  library.path.c_str(), "pymemtrace",
+                                                  probe.name, nullptr);
+        if (link == nullptr) {
+            const int error = errno;
+            why = std::string("cannot attach pymemtrace:") + probe.name + " of " + library.shown
+                  + " in process " + std::to_string(process.pid) + ": "
+                  + std::strerror(error) + libbpf_detail();
+            return false;
+        }
+        links_.emplace_back(process.pid, link);
+    }
+    if (process.armed_ns.size() <= index)
+        process.armed_ns.resize(index + 1, 0);
+    process.armed_ns[index] = monotonic_ns(); // a hit from now on is recorded
+    return true;
+}
+
+int Tracer::library_index(const FileId &id) const
+{
+    for (size_t index = 0; index < libraries_.size(); ++index)
+        if (file_id(libraries_[index]) == id)
+            return static_cast<int>(index);
+    return -1;
+}
+
+// The instrumented libraries `pid` maps that are not traced yet (`only`: that file) are traced
+// from now on in every traced process: attached at once in those already attached, the others
+// get them with the rest in attach().
+void Tracer::add_mapped_libraries(pid_t pid, const std::optional<FileId> &only)
+{
+    for (auto &library : mapped_files_.newly_found(pid, plan_.plain, only)) {
+        if (library_index(file_id(library)) >= 0)
+            continue; // one of the plan's, by another name
+        libraries_.push_back(std::move(library));
+        for (auto &entry : processes_) {
+            Process &process = entry.second;
+            std::string why;
+            if (!process.ended && !process.setid && process.attached_ns != 0)
+                attach_library(process, libraries_.size() - 1, why); // failing: it ended
+        }
+    }
+}
+
+// A traced process mapped a file executable (mappings.bpf.h). An instrumented library it maps
+// before its probes there are armed had its semaphores at 0 meanwhile: what it allocated then
+// was not even trapped. The report states each such window (late_libraries) as a loss.
+void Tracer::on_mapping(const engine_map_record &record)
+{
+    const pid_t pid = static_cast<pid_t>(record.pid);
+    const auto found = processes_.find(pid);
+    if (found == processes_.end() || found->second.ended || found->second.setid
+        || found->second.attached_ns == 0)
+        return;
+    const FileId id{record.device >> 20, record.device & 0xfffff, record.inode};
+    add_mapped_libraries(pid, id);
+    const int index = library_index(id);
+    if (index < 0)
+        return; // not instrumented
+    Process &process = found->second;
+    const size_t at = static_cast<size_t>(index);
+    const uint64_t armed = at < process.armed_ns.size() ? process.armed_ns[at] : 0;
+    if (armed != 0 && record.time_ns >= armed)
+        return; // mapped with the probes in place: nothing missed
+    // Armed before `ready` in a process of the plan, which nothing is promised before (a
+    // command is held until then), or in a forked one's first attach: its fork window, which
+    // its own entry states, holds the time before.
+    if (armed != 0 && armed <= (process.parent == 0 ? ready_ns_ : process.attached_ns))
+        return;
+    for (const auto &late : late_)
+        if (late.pid == pid && late.shown == libraries_[at].shown)
+            return; // mapped twice before the attach: one window
+    LateLibrary late{pid, libraries_[at].shown, record.time_ns, armed, 0};
+    const uint64_t from = std::max(record.time_ns, std::max(process.attached_ns, ready_ns_));
+    late.window_ns = armed > from ? armed - from : 0;
+    late_.push_back(late);
+    write_all(plan_.ready_fd, "{\"event\":\"library\",\"pid\":" + std::to_string(pid)
+                                  + ",\"path\":" + quote(late.shown) + ",\"window_us\":"
+                                  + std::to_string(late.window_ns / 1000) + "}\n");
+}
+
 int Tracer::on_record(void *self, void *data, size_t size)
 {
-    if (size >= sizeof(engine_record))
-        static_cast<Tracer *>(self)->handle(data);
+    Tracer *tracer = static_cast<Tracer *>(self);
+    uint32_t kind = 0;
+    if (size >= sizeof kind)
+        std::memcpy(&kind, data, sizeof kind);
+    if (kind == RECORD_MAP && size >= sizeof(engine_map_record)) {
+        engine_map_record record;
+        std::memcpy(&record, data, sizeof record);
+        tracer->on_mapping(record);
+    } else if (size >= sizeof(engine_record)) {
+        tracer->handle(data);
+    }
     return 0;
 }
 
