@@ -1,0 +1,160 @@
+# SPDX-License-Identifier: MIT
+"""pymemtrace-engine and the libraries its processes map after it attached (docs/engine.md,
+"Libraries mapped later"): given no --lib, it attaches to cMemLeak when a traced Debian Python
+imports it, names the library and the window before the attach in the report, and counts that
+window as a loss; real BPF, real uprobes, as root."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import tracing  # noqa: E402,F401  (the runner's modules, from the source tree)
+from other_user import other_user  # noqa: E402
+from source_lines import tagged_lines  # noqa: E402
+
+from engine_run import EngineRun, entries, start_python, workload  # noqa: E402
+from test_engine import PY_PROBES, semaphores  # noqa: E402
+
+WORKLOAD = workload("late_workload.py")
+with open(WORKLOAD) as _source:
+    HELD_LINE = tagged_lines(_source.read())["held"]
+
+
+class Late:
+    """late_workload.py under the engine (-p, no --lib), told what to do line by line."""
+
+    def __init__(self, engine, pythonpath, argv=(), before=()):
+        self.target = start_python([WORKLOAD, *argv], pythonpath)
+        self.pid = int(self.target.stdout.readline())
+        for line in before:
+            self.tell(line)
+        self.run = EngineRun(engine, [self.pid], [])
+        self.ready = self.run.wait_for("ready")
+
+    def tell(self, line):
+        self.target.stdin.write(line + "\n")
+        self.target.stdin.flush()
+        return self.target.stdout.readline().strip()
+
+    def report(self):
+        self.run.signal(signal.SIGINT)
+        return self.run.report()
+
+    def close(self):
+        self.run.close()
+        self.target.kill()
+        self.target.wait()
+
+
+def held_blocks(report, pid):
+    return entries(report, "leaks", pid).get((WORKLOAD, "hold", HELD_LINE, 0), (0, 0))
+
+
+def test_an_extension_imported_after_the_attach_is_attached_and_its_window_stated(
+        engine, cmemleak, pythonpath):
+    late = Late(engine, pythonpath)
+    try:
+        assert late.ready["probes"] == 0  # nothing instrumented mapped yet, none named
+        assert late.tell("import") == "imported"
+        library = late.run.wait_for("library", pid=late.pid)
+        assert library["path"] == cmemleak
+        assert late.tell("alloc 50") == "allocated"
+        report, returncode, _ = late.report()
+    finally:
+        late.close()
+    assert held_blocks(report, late.pid) == (50, 5000)
+    assert report["late_libraries"] == [{"pid": late.pid, "path": cmemleak, "window": "unknown",
+                                         "window_us": library["window_us"]}]
+    assert report["loss"]["late_window"] == 1 and report["complete"] is False
+    assert returncode == 3, late.run.stderr
+
+
+def test_an_extension_mapped_before_the_engine_started_is_attached_before_ready_exactly(
+        engine, cmemleak, pythonpath):
+    late = Late(engine, pythonpath, before=["import"])
+    try:
+        assert late.ready["probes"] == 3
+        assert set(semaphores(late.pid, cmemleak).values()) == {1}
+        assert late.tell("alloc 20") == "allocated"
+        report, returncode, _ = late.report()
+    finally:
+        late.close()
+    assert held_blocks(report, late.pid) == (20, 2000)
+    assert report["late_libraries"] == [] and report["complete"] is True
+    assert returncode == 0, late.run.stderr
+
+
+def test_allocations_at_once_after_a_late_import_are_a_stated_loss(engine, cmemleak,
+                                                                    pythonpath):
+    late = Late(engine, pythonpath)
+    try:
+        assert late.tell("import_alloc 20000") == "allocated"
+        report, returncode, _ = late.report()
+    finally:
+        late.close()
+    count, _ = held_blocks(report, late.pid)
+    print(f"held 20000 blocks allocated at once after the import: {count} reported, window "
+          f"{report['late_libraries'][0]['window_us']} us")
+    assert count <= 20000
+    assert [late["path"] for late in report["late_libraries"]] == [cmemleak]
+    assert returncode == 3 and report["complete"] is False
+
+
+def test_a_late_library_with_hostile_bytes_in_its_path_is_attached_and_named_as_mapped(
+        engine, cmemleak, pythonpath, tmp_path):
+    directory = os.path.join(os.fsencode(tmp_path), b'a "quoted"\nline\xff')
+    os.mkdir(directory)
+    path = os.path.join(directory, os.path.basename(os.fsencode(cmemleak)))
+    shutil.copy(os.fsencode(cmemleak), path)
+    late = Late(engine, pythonpath, argv=[os.fsdecode(path)])
+    try:
+        assert late.tell("load") == "imported"
+        library = late.run.wait_for("library", pid=late.pid)
+        assert late.tell("alloc 5") == "allocated"
+        report, returncode, _ = late.report()
+    finally:
+        late.close()
+    # The JSON line gives the bytes back (a byte that is not UTF-8 as surrogateescape does).
+    assert os.fsencode(library["path"]) == path
+    assert [os.fsencode(late["path"]) for late in report["late_libraries"]] == [path]
+    assert held_blocks(report, late.pid) == (5, 500)
+    assert returncode == 3
+
+
+def test_a_late_library_without_pymemtrace_probes_is_ignored_quietly(engine, pythonpath):
+    late = Late(engine, pythonpath)
+    try:
+        assert late.tell("plain") == "imported"
+        assert "_lzma" in open(f"/proc/{late.pid}/maps").read()
+        report, returncode, lines = late.report()
+    finally:
+        late.close()
+    assert returncode == 0 and late.run.stderr == ""
+    assert report["late_libraries"] == [] and report["complete"] is True
+    assert [line for line in lines if line.get("event") == "library"] == []
+
+
+def test_another_users_process_mapping_the_same_library_keeps_its_semaphores_at_0(
+        engine, cmemleak, pythonpath):
+    with other_user() as user:
+        env = ["env", f"PYTHONPATH={pythonpath}", "/usr/bin/python3", workload("bystander.py")]
+        bystander = user.popen(env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            bystander_pid = int(bystander.stdout.readline())
+            late = Late(engine, pythonpath)
+            try:
+                late.tell("import")
+                late.run.wait_for("library", pid=late.pid)
+                assert set(semaphores(late.pid, cmemleak).values()) == {1}
+                assert semaphores(bystander_pid, cmemleak) == {p: 0 for p in PY_PROBES}
+                report, _, _ = late.report()
+            finally:
+                late.close()
+            assert {entry["pid"] for entry in report["summary"]} <= {late.pid}
+            assert bystander.poll() is None
+        finally:
+            bystander.stdin.close()
+            bystander.wait(timeout=30)
