@@ -4,11 +4,14 @@ same run interface as modes.Trace (start, alive, ended_early, pause, stop, drain
 `modes` holds, releases and waits for the traced processes the same way whichever engine traces.
 
 Which runs it takes (`takes`): the plain summary or leaks of the py* probes, at --depth 1, without
---interval, --all or --histograms; the others stay on bpftrace."""
+--interval, --all or --histograms; the others stay on bpftrace. It attaches to every instrumented
+library the traced processes map, also those mapped after it started, so it needs no library
+named or found beforehand (`finds_libraries`)."""
 import os
 
 from . import engine, reports, unseen
-from .missed_libraries import MissedLibraries
+from .missed_libraries import AttachedByEngine
+from .names import shown
 
 # What the engine's `loss` counters mean, in words with the option that avoids each.
 LOSS_WORDS = {
@@ -22,19 +25,36 @@ LOSS_WORDS = {
     "unattached_processes": "{} forked processes could not be traced",
     "forked_window": "{} forked processes made allocations before their probes were attached "
                      "(how many is unknown); --engine bpftrace follows forks with no window",
+    "late_window": "{} libraries with pymemtrace probes were mapped before their probes could be "
+                   "attached, and what they allocated in between is unknown ({}); give them with "
+                   "--lib to attach them before the command runs",
 }
 
 
-def takes(args, plan):
-    """Whether the engine makes this run's report: --engine libbpf, or auto with -p. A forked
-    child is attached once the engine sees the fork, and what it allocates before that is lost
-    (a stated loss, docs/engine.md); bpftrace follows forks with no window, so auto leaves it
-    commands, which fork more often than they are forked into. The engine follows forks always:
-    not with --no-follow."""
-    able = (plan.script in ("pymemtrace_summary", "pymemtrace_leaks") and args.depth == 1
+def _able(args, plan):
+    """Whether the engine can make this run's report at all."""
+    return (plan.script in ("pymemtrace_summary", "pymemtrace_leaks") and args.depth == 1
             and args.interval is None and not args.all and not args.histograms and args.follow)
+
+
+def finds_libraries(args, plan):
+    """Whether the engine may take this run when no library is named or found beforehand: it
+    attaches to those the traced processes map (docs/engine.md, "Libraries mapped later")."""
+    return (_able(args, plan) and args.engine != "bpftrace"
+            and (args.engine == "libbpf" or engine.find_engine() is not None))
+
+
+def takes(args, plan, libraries=()):
+    """Whether the engine makes this run's report: --engine libbpf; or auto with -p, or with a
+    command for which no library could be named beforehand. A forked child is attached once the
+    engine sees the fork, and a library mapped later once the engine sees the mapping: what they
+    allocate before that is lost (a stated loss, docs/engine.md). bpftrace follows forks with no
+    window and attaches to named libraries before the command runs, so auto leaves it commands
+    it can trace; with no library found it could not trace one at all. The engine follows forks
+    always: not with --no-follow."""
+    able = _able(args, plan)
     if args.engine == "auto":
-        return able and args.pid is not None
+        return able and (args.pid is not None or not libraries)
     return able and args.engine == "libbpf"
 
 
@@ -67,14 +87,17 @@ def entries_of(rows, shortener):
 
 def losses_of(report):
     """The engine report's losses, in words."""
-    return [LOSS_WORDS.get(name, "{} events lost (" + name + ")").format(count)
+    late = ", ".join(f"{shown(str(library.get('path')))} in PID {library.get('pid')}, "
+                     f"{int(library.get('window_us', 0)) / 1000:.1f} ms"
+                     for library in report.get("late_libraries", []))
+    return [LOSS_WORDS.get(name, "{} events lost (" + name + ")").format(count, late)
             for name, count in sorted(report.get("loss", {}).items()) if count]
 
 
 class EngineTrace:
     def __init__(self, pid, plan, args, libraries, engine_path=None, setid=False):
         self.plan, self.args = plan, args
-        self.missed = MissedLibraries(libraries)
+        self.missed = AttachedByEngine()
         self.not_seen = tuple(unseen.not_seen(libraries)) if libraries else ()
         # The engine's own loss counters are turned into words here, and the exit status is the
         # runner's (modes.exit_status): the engine itself always allows loss.
