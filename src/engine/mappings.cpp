@@ -75,6 +75,8 @@ std::vector<Library> MappedFiles::newly_found(pid_t pid, bool plain,
                                                const std::optional<FileId> &only)
 {
     std::vector<Library> found;
+    if (only && looked_at_.count(*only) != 0)
+        return found; // a file seen before (libc in every new process): no need to read maps
     bool readable = false;
     for (const auto &mapping : file_mappings(pid, readable)) {
         const FileId id = file_id(mapping);
