@@ -5,11 +5,12 @@
     python3 benchmarks/late_libraries.py BUILD [--blocks N]
 
 The command imports cMemLeak (a copy of BUILD's, so that nothing names it beforehand) and at once
-holds N blocks (default 10,000), then ends. Rows: its wall time untraced and under
-`pymemtrace-trace --engine libbpf --report leaks --allow-loss` (start to exit, the report
-included), their ratio; the blocks the report holds of N and the library's window (mapping to
+holds N blocks (default 10,000), then ends. Rows: its wall time untraced, and under
+`pymemtrace-trace --report leaks --allow-loss` (start to exit, the report included) on the
+engine with no --lib, on the engine with --lib naming the copy, and on bpftrace with that --lib;
+the ratio to untraced, the blocks each report holds of N and the library's window (mapping to
 attach) the report states: what was allocated in that window was not seen. Wall clock on a
-shared machine: compare the ratio, not absolutes.
+shared machine: compare the ratios, not absolutes.
 """
 import argparse
 import json
@@ -53,18 +54,22 @@ def main():
         code = ("from pymemtrace import cMemLeak; import os; "
                 f"b = [cMemLeak.CMalloc(100) for _ in range({options.blocks})]; os._exit(0)")
         command = ["env", f"PYTHONPATH={pythonpath}", "bash", "-c", f'{PYTHON} -c "{code}"']
+        library = os.path.join(pythonpath, "pymemtrace")
         untraced, _ = timed(command)
-        traced, result = timed([PYTHON, RUNNER, "--engine", "libbpf", "--report", "leaks",
-                                "--json", "--allow-loss", "--", *command])
-    if result.returncode != 0:
-        raise SystemExit(f"the runner failed ({result.returncode}): {result.stderr[-800:]}")
-    held = sum(row["count"] for row in json.loads(result.stdout))
-    window = [line for line in result.stderr.splitlines() if "mapped before" in line]
-    print(f"| untraced | {untraced:.3f} s |")
-    print(f"| traced (engine, no --lib) | {traced:.3f} s |")
-    print(f"| ratio | {traced / untraced:.1f}x |")
-    print(f"| blocks reported | {held} of {options.blocks} |")
-    print(f"| stated | {window[0].split('unknown (')[-1].split(')')[0] if window else 'no window'} |")
+        print(f"| untraced | {untraced:.3f} s | | |")
+        for engine, lib in (("libbpf", []), ("libbpf", ["--lib", library]),
+                            ("bpftrace", ["--lib", library])):
+            traced, result = timed([PYTHON, RUNNER, "--engine", engine, *lib, "--report",
+                                    "leaks", "--json", "--allow-loss", "--", *command])
+            if result.returncode != 0:
+                raise SystemExit(f"the runner failed ({result.returncode}): "
+                                 f"{result.stderr[-800:]}")
+            held = sum(row["count"] for row in json.loads(result.stdout))
+            window = [line.split("unknown (", 1)[-1].rsplit("); give", 1)[0].split(", ", 1)[-1]
+                      for line in result.stderr.splitlines() if "mapped before" in line]
+            print(f"| {engine}, {'--lib' if lib else 'no --lib'} | {traced:.3f} s | "
+                  f"{traced / untraced:.1f}x | {held} of {options.blocks} blocks, window "
+                  f"{window[0] if window else 'none'} |")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ struct LateLibrary {
     uint64_t mapped_ns = 0;    // when the mapping was made (CLOCK_MONOTONIC)
     uint64_t attached_ns = 0;  // when its probes were armed in that process; 0: never
     uint64_t window_ns = 0;    // from the mapping (or the engine's ready) to the attach
+    std::string attach_error;  // why it could not be attached (the process ended first...)
 };
 
 class MappedFiles {

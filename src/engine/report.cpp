@@ -164,7 +164,10 @@ std::string late_libraries_json(const Tracer &tracer)
         out += std::string(out.size() > 1 ? "," : "") + "{\"pid\":" + std::to_string(late.pid)
                + ",\"path\":" + quote(late.shown) + ",\"window_us\":"
                + std::to_string(late.window_ns / 1000) + ",\"window\":\"unknown\""
-               + (late.attached_ns == 0 ? ",\"attached\":false" : "") + "}";
+               + (late.attached_ns == 0
+                      ? ",\"attached\":false,\"attach_error\":" + quote(late.attach_error)
+                      : "")
+               + "}";
     return out + "]";
 }
 

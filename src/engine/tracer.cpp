@@ -339,7 +339,10 @@ void Tracer::on_mapping(const engine_map_record &record)
         return; // not instrumented
     Process &process = found->second;
     const size_t at = static_cast<size_t>(index);
-    const uint64_t armed = at < process.armed_ns.size() ? process.armed_ns[at] : 0;
+    uint64_t armed = at < process.armed_ns.size() ? process.armed_ns[at] : 0;
+    std::string why;
+    if (armed == 0 && attach_library(process, at, why)) // not attached with the others: now
+        armed = process.armed_ns[at];
     if (armed != 0 && record.time_ns >= armed)
         return; // mapped with the probes in place: nothing missed
     // Armed before `ready` in a process of the plan, which nothing is promised before (a
@@ -350,7 +353,7 @@ void Tracer::on_mapping(const engine_map_record &record)
     for (const auto &late : late_)
         if (late.pid == pid && late.shown == libraries_[at].shown)
             return; // mapped twice before the attach: one window
-    LateLibrary late{pid, libraries_[at].shown, record.time_ns, armed, 0};
+    LateLibrary late{pid, libraries_[at].shown, record.time_ns, armed, 0, why};
     const uint64_t from = std::max(record.time_ns, std::max(process.attached_ns, ready_ns_));
     late.window_ns = armed > from ? armed - from : 0;
     late_.push_back(late);

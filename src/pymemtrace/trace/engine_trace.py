@@ -88,7 +88,9 @@ def entries_of(rows, shortener):
 def losses_of(report):
     """The engine report's losses, in words."""
     late = ", ".join(f"{shown(str(library.get('path')))} in PID {library.get('pid')}, "
-                     f"{int(library.get('window_us', 0)) / 1000:.1f} ms"
+                     + (f"{int(library.get('window_us', 0)) / 1000:.1f} ms"
+                        if library.get("attached", True) else
+                        f"never attached: {shown(str(library.get('attach_error')))}")
                      for library in report.get("late_libraries", []))
     return [LOSS_WORDS.get(name, "{} events lost (" + name + ")").format(count, late)
             for name, count in sorted(report.get("loss", {}).items()) if count]
