@@ -158,3 +158,35 @@ def test_another_users_process_mapping_the_same_library_keeps_its_semaphores_at_
         finally:
             bystander.stdin.close()
             bystander.wait(timeout=30)
+
+
+def test_a_library_found_in_one_process_is_armed_in_the_others_before_they_map_it(
+        engine, cmemleak, pythonpath):
+    first = start_python([WORKLOAD], pythonpath)
+    second = start_python([WORKLOAD], pythonpath)
+    pids = [int(first.stdout.readline()), int(second.stdout.readline())]
+
+    def tell(target, line):
+        target.stdin.write(line + "\n")
+        target.stdin.flush()
+        return target.stdout.readline().strip()
+
+    run = EngineRun(engine, pids, [])
+    try:
+        run.wait_for("ready")
+        assert tell(first, "import") == "imported"
+        run.wait_for("library", pid=pids[0])
+        # Attached in the second process too, before it maps the library: what it allocates
+        # at once after its import is all there, and it has no window.
+        assert tell(second, "import_alloc 2000") == "allocated"
+        run.signal(signal.SIGINT)
+        report, returncode, lines = run.report()
+    finally:
+        run.close()
+        for target in (first, second):
+            target.kill()
+            target.wait()
+    assert held_blocks(report, pids[1]) == (2000, 200000)
+    assert [late["pid"] for late in report["late_libraries"]] == [pids[0]]
+    assert [line["pid"] for line in lines if line.get("event") == "library"] == []
+    assert returncode == 3
