@@ -283,7 +283,10 @@ bool Tracer::attach_library(Process &process, size_t index, std::string &why)
                                                   probe.name, nullptr);
         if (link == nullptr) {
             const int error = errno;
-            why = std::string("cannot attach pymemtrace:") + probe.name + " of " + library.shown
+            // A library found mapped is named by the target's bytes: JSON-quoted, never raw.
+            const std::string named =
+                library.shown == library.path ? library.path : quote(library.shown);
+            why = std::string("cannot attach pymemtrace:") + probe.name + " of " + named
                   + " in process " + std::to_string(process.pid) + ": "
                   + std::strerror(error) + libbpf_detail();
             return false;
