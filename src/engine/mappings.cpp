@@ -31,19 +31,22 @@ bool has_probes(const std::vector<ProbeSite> &sites, bool plain)
     return true;
 }
 
-// The mapping's file, opened for reading if it is a regular file: -1 otherwise (gone, a device,
-// too big). O_PATH first: opening some devices acts, and a target may map one executable.
+constexpr int gone = -1;        // the mapping is gone (its process ended, or unmapped it)
+constexpr int not_a_library = -2; // a device, or a file over 4 GiB
+
+// The mapping's file, opened for reading if it is a regular file; else `gone` or
+// `not_a_library`. O_PATH first: opening some devices acts, and a target may map one executable.
 int open_regular(const std::string &link, struct stat &info)
 {
     const int held = open(link.c_str(), O_PATH | O_CLOEXEC);
     if (held < 0)
-        return -1;
-    int readable = -1;
+        return gone;
+    int readable = not_a_library;
     if (fstat(held, &info) == 0 && S_ISREG(info.st_mode) && info.st_size <= largest_library)
         readable = open(("/proc/self/fd/" + std::to_string(held)).c_str(),
                         O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     close(held);
-    return readable;
+    return readable < 0 && readable != not_a_library ? gone : readable;
 }
 
 std::string link_text(const std::string &link)
@@ -82,15 +85,18 @@ std::vector<Library> MappedFiles::newly_found(pid_t pid, bool plain,
         const FileId id = file_id(mapping);
         if ((only && id != *only) || looked_at_.count(id) != 0)
             continue;
-        auto library = look_at(pid, mapping, plain);
-        looked_at_.insert(id); // once, whatever it held (a file that vanished: mapped no more)
+        bool read = false;
+        auto library = look_at(pid, mapping, plain, read);
+        if (read) // once, whatever it held; one that could not be opened is tried again later
+            looked_at_.insert(id);
         if (library)
             found.push_back(std::move(*library));
     }
     return found;
 }
 
-std::optional<Library> MappedFiles::look_at(pid_t pid, const Mapping &mapping, bool plain)
+std::optional<Library> MappedFiles::look_at(pid_t pid, const Mapping &mapping, bool plain,
+                                            bool &read)
 {
     char range[64];
     std::snprintf(range, sizeof range, "/%llx-%llx",
@@ -99,6 +105,12 @@ std::optional<Library> MappedFiles::look_at(pid_t pid, const Mapping &mapping, b
     const std::string link = "/proc/" + std::to_string(pid) + "/map_files" + range;
     struct stat info {};
     const int fd = open_regular(link, info);
+    read = fd != gone;
+    if (fd >= 0 && info.st_ino != mapping.inode) { // another file at that range by now
+        close(fd);
+        read = false;
+        return std::nullopt;
+    }
     if (fd < 0)
         return std::nullopt;
     const std::string path = "/proc/self/fd/" + std::to_string(fd);
@@ -107,7 +119,7 @@ std::optional<Library> MappedFiles::look_at(pid_t pid, const Mapping &mapping, b
         sites = pymemtrace_sites(path);
     } catch (const Error &) { // not ELF: no probes
     }
-    if (info.st_ino != mapping.inode || !has_probes(sites, plain)) {
+    if (!has_probes(sites, plain)) {
         close(fd);
         return std::nullopt;
     }

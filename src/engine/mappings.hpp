@@ -38,6 +38,13 @@ struct LateLibrary {
     std::string attach_error;  // why it could not be attached (the process ended first...)
 };
 
+// A file a traced process mapped executable and no longer mapped (it ended, or unmapped it) when
+// the engine came to look at it: whether it had probes, and so what was lost, is unknown.
+struct UnexaminedFile {
+    pid_t pid = 0;
+    FileId id;
+};
+
 class MappedFiles {
 public:
     MappedFiles() = default;
@@ -50,8 +57,12 @@ public:
     std::vector<Library> newly_found(pid_t pid, bool plain,
                                      const std::optional<FileId> &only = std::nullopt);
 
+    // Whether the file was read once (found in a process's maps, opened and its notes read).
+    bool looked_at(const FileId &id) const { return looked_at_.count(id) != 0; }
+
 private:
-    std::optional<Library> look_at(pid_t pid, const Mapping &mapping, bool plain);
+    // `read`: whether the file could be read (a process that ended meanwhile: not).
+    std::optional<Library> look_at(pid_t pid, const Mapping &mapping, bool plain, bool &read);
 
     std::set<FileId> looked_at_;
     std::vector<int> kept_; // descriptors of the instrumented files found

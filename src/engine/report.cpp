@@ -171,6 +171,18 @@ std::string late_libraries_json(const Tracer &tracer)
     return out + "]";
 }
 
+// Files mapped by traced processes that the engine never could look at, as a JSON array.
+std::string unexamined_json(const std::vector<UnexaminedFile> &files)
+{
+    std::string out = "[";
+    for (const auto &file : files)
+        out += std::string(out.size() > 1 ? "," : "") + "{\"pid\":" + std::to_string(file.pid)
+               + ",\"file\":\"" + std::to_string(std::get<0>(file.id)) + ":"
+               + std::to_string(std::get<1>(file.id)) + ":" + std::to_string(std::get<2>(file.id))
+               + "\"}";
+    return out + "]";
+}
+
 } // namespace
 
 Report make_report(const Tracer &tracer)
@@ -204,6 +216,8 @@ Report make_report(const Tracer &tracer)
     json += ",\"live_blocks\":" + std::to_string(live_blocks);
     json += ",\"processes\":" + processes_json(tracer, unattached, window_lost);
     json += ",\"late_libraries\":" + late_libraries_json(tracer);
+    const auto unexamined = tracer.unexamined_files();
+    json += ",\"unexamined_files\":" + unexamined_json(unexamined);
     json += ",\"counters\":{";
     for (int i = 0; i < COUNTER_COUNT; ++i)
         json += std::string(i ? "," : "") + "\"" + counter_names[i]
@@ -217,7 +231,8 @@ Report make_report(const Tracer &tracer)
         {"records_lost", counters[COUNTER_RECORDS_LOST]},
         {"unattached_processes", unattached},
         {"forked_window", window_lost},
-        {"late_window", tracer.late_libraries().size()}};
+        {"late_window", tracer.late_libraries().size()},
+        {"unexamined_files", unexamined.size()}};
     json += ",\"loss\":{";
     bool first = true;
     for (const auto &loss : losses) {

@@ -316,6 +316,11 @@ void Tracer::add_mapped_libraries(pid_t pid, const std::optional<FileId> &only)
         if (library_index(file_id(library)) >= 0)
             continue; // one of the plan's, by another name
         libraries_.push_back(std::move(library));
+        for (const auto &file : unexamined_) // mapped by a process gone before it was looked at
+            if (file.id == file_id(libraries_.back()))
+                late_.push_back(LateLibrary{file.pid, libraries_.back().shown, 0, 0, 0,
+                                            "it ended, or unmapped the library, before the engine "
+                                            "could look at it"});
         for (auto &entry : processes_) {
             Process &process = entry.second;
             std::string why;
@@ -332,14 +337,16 @@ void Tracer::on_mapping(const engine_map_record &record)
 {
     const pid_t pid = static_cast<pid_t>(record.pid);
     const auto found = processes_.find(pid);
-    if (found == processes_.end() || found->second.ended || found->second.setid
-        || found->second.attached_ns == 0)
-        return;
+    if (found == processes_.end() || found->second.setid || found->second.attached_ns == 0)
+        return; // not traced, or its whole life is a stated loss already (attach_error)
     const FileId id{record.device >> 20, record.device & 0xfffff, record.inode};
     add_mapped_libraries(pid, id);
     const int index = library_index(id);
-    if (index < 0)
-        return; // not instrumented
+    if (index < 0) {
+        if (!mapped_files_.looked_at(id)) // gone from its maps before the engine could look
+            unexamined_.push_back(UnexaminedFile{pid, id});
+        return; // not instrumented, or not known to be
+    }
     Process &process = found->second;
     const size_t at = static_cast<size_t>(index);
     uint64_t armed = at < process.armed_ns.size() ? process.armed_ns[at] : 0;
@@ -363,6 +370,15 @@ void Tracer::on_mapping(const engine_map_record &record)
     write_all(plan_.ready_fd, "{\"event\":\"library\",\"pid\":" + std::to_string(pid)
                                   + ",\"path\":" + quote(late.shown) + ",\"window_us\":"
                                   + std::to_string(late.window_ns / 1000) + "}\n");
+}
+
+std::vector<UnexaminedFile> Tracer::unexamined_files() const
+{
+    std::vector<UnexaminedFile> unknown;
+    for (const auto &file : unexamined_)
+        if (!mapped_files_.looked_at(file.id)) // else known since: no probes, or a late library
+            unknown.push_back(file);
+    return unknown;
 }
 
 int Tracer::on_record(void *self, void *data, size_t size)

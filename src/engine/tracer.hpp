@@ -64,6 +64,8 @@ public:
     int map_fd(const char *name) const;
     // Instrumented libraries mapped by a traced process before their attach there (mappings.hpp).
     const std::vector<LateLibrary> &late_libraries() const { return late_; }
+    // Files mapped by traced processes that the engine could never look at (mappings.hpp).
+    std::vector<UnexaminedFile> unexamined_files() const;
 
     // The counters summed over CPUs, indexed by enum engine_counter.
     std::vector<uint64_t> counters() const;
@@ -89,6 +91,7 @@ private:
     uint64_t attach_ns_ = 0; // how long attaching the plan's processes took
     MappedFiles mapped_files_; // the files it found mapped (kept open until the end)
     std::vector<LateLibrary> late_;
+    std::vector<UnexaminedFile> unexamined_; // some may be looked at later, in another process
     uint64_t ready_ns_ = 0; // when every probe of the plan's processes was attached
 };
 

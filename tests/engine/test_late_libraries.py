@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import tracing  # noqa: E402,F401  (the runner's modules, from the source tree)
 from other_user import other_user  # noqa: E402
@@ -190,3 +192,36 @@ def test_a_library_found_in_one_process_is_armed_in_the_others_before_they_map_i
     assert [late["pid"] for late in report["late_libraries"]] == [pids[0]]
     assert [line["pid"] for line in lines if line.get("event") == "library"] == []
     assert returncode == 3
+
+
+# Maps the file argv[1] executable (as a loader would) once released, and ends at once: the
+# engine may not see the process alive again.
+MAPS_AND_ENDS = """\
+import mmap, os, sys
+sys.stdin.readline()
+with open(sys.argv[1], "rb") as file:
+    mmap.mmap(file.fileno(), 0, prot=mmap.PROT_READ | mmap.PROT_EXEC)
+os._exit(0)
+"""
+
+
+@pytest.mark.parametrize("run", range(5))
+def test_a_process_that_maps_a_library_and_ends_at_once_is_never_a_silent_loss(
+        engine, cmemleak, pythonpath, run):
+    target = start_python(["-c", MAPS_AND_ENDS, cmemleak], pythonpath)
+    engine_run = EngineRun(engine, [target.pid], [])
+    try:
+        engine_run.wait_for("ready")
+        target.stdin.write("go\n")
+        target.stdin.flush()
+        target.wait(timeout=30)
+        report, returncode, _ = engine_run.report()  # it ends when its process has
+    finally:
+        engine_run.close()
+    # Mapped before the attach, or ended before the engine could even look at the file: either
+    # way the report says so.
+    said = ([late["path"] for late in report["late_libraries"]]
+            + [f"{file['pid']}" for file in report.get("unexamined_files", [])])
+    assert said == [cmemleak] or said == [str(target.pid)], (
+        report["processes"], report["counters"], report["loss"], target.returncode)
+    assert returncode == 3 and report["complete"] is False

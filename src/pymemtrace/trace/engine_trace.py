@@ -28,6 +28,9 @@ LOSS_WORDS = {
     "late_window": "{} libraries with pymemtrace probes were mapped before their probes could be "
                    "attached, and what they allocated in between is unknown ({}); give them with "
                    "--lib to attach them before the command runs",
+    "unexamined_files": "{} files that traced processes mapped executable were gone (the process "
+                        "had ended) before the engine could look at them: whether they had "
+                        "pymemtrace probes, and what they allocated, is unknown",
 }
 
 
