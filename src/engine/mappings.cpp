@@ -74,6 +74,18 @@ MappedFiles::~MappedFiles()
         close(fd);
 }
 
+FileId MappedFiles::maps_name(pid_t pid, uint64_t address, const FileId &id)
+{
+    const auto known = maps_names_.find(id);
+    if (known != maps_names_.end())
+        return known->second;
+    bool readable = false;
+    for (const auto &mapping : file_mappings(pid, readable))
+        if (mapping.start <= address && address < mapping.end)
+            return maps_names_[id] = file_id(mapping);
+    return id;
+}
+
 std::vector<Library> MappedFiles::newly_found(pid_t pid, bool plain,
                                                const std::optional<FileId> &only)
 {

@@ -9,6 +9,7 @@
 #define PYMEMTRACE_ENGINE_MAPPINGS_HPP
 
 #include <cstdint>  // uint64_t
+#include <map>      // std::map
 #include <optional> // std::optional
 #include <set>      // std::set
 #include <string>   // std::string
@@ -57,6 +58,11 @@ public:
     std::vector<Library> newly_found(pid_t pid, bool plain,
                                      const std::optional<FileId> &only = std::nullopt);
 
+    // How /proc/PID/maps names the file mapped at `address`, which a mapping record names `id`:
+    // for a file of an overlay (a container's) maps gives the overlay's inode, the record the
+    // one underneath. `id` itself when the mapping is gone.
+    FileId maps_name(pid_t pid, uint64_t address, const FileId &id);
+
     // Whether the file was read once (found in a process's maps, opened and its notes read).
     bool looked_at(const FileId &id) const { return looked_at_.count(id) != 0; }
 
@@ -65,6 +71,7 @@ private:
     std::optional<Library> look_at(pid_t pid, const Mapping &mapping, bool plain, bool &read);
 
     std::set<FileId> looked_at_;
+    std::map<FileId, FileId> maps_names_; // a record's name of a file -> maps' name of it
     std::vector<int> kept_; // descriptors of the instrumented files found
 };
 

@@ -339,7 +339,8 @@ void Tracer::on_mapping(const engine_map_record &record)
     const auto found = processes_.find(pid);
     if (found == processes_.end() || found->second.setid || found->second.attached_ns == 0)
         return; // not traced, or its whole life is a stated loss already (attach_error)
-    const FileId id{record.device >> 20, record.device & 0xfffff, record.inode};
+    const FileId id = mapped_files_.maps_name(
+        pid, record.start, FileId{record.device >> 20, record.device & 0xfffff, record.inode});
     add_mapped_libraries(pid, id);
     const int index = library_index(id);
     if (index < 0) {

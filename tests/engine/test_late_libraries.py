@@ -225,3 +225,34 @@ def test_a_process_that_maps_a_library_and_ends_at_once_is_never_a_silent_loss(
     assert said == [cmemleak] or said == [str(target.pid)], (
         report["processes"], report["counters"], report["loss"], target.returncode)
     assert returncode == 3 and report["complete"] is False
+
+
+@pytest.fixture
+def overlay_pythonpath(pythonpath, tmp_path):
+    """The built package seen through an overlay mount, as a container's files are: the mapping
+    records name the file underneath, /proc/PID/maps the overlay's."""
+    lower, upper, work, merged = (tmp_path / name for name in ("lower", "upper", "work", "merged"))
+    for directory in (upper, work, merged):
+        directory.mkdir()
+    shutil.copytree(os.path.join(pythonpath, "pymemtrace"), lower / "pymemtrace",
+                    ignore=shutil.ignore_patterns("*.p", "__pycache__", "trace"))
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                    f"lowerdir={lower},upperdir={upper},workdir={work}", str(merged)], check=True)
+    try:
+        yield str(merged)
+    finally:
+        subprocess.run(["umount", "-l", str(merged)], check=True)
+
+
+def test_a_library_on_an_overlay_mapped_late_is_attached(engine, overlay_pythonpath):
+    late = Late(engine, overlay_pythonpath)
+    try:
+        assert late.tell("import") == "imported"
+        library = late.run.wait_for("library", pid=late.pid)
+        assert late.tell("alloc 5") == "allocated"
+        report, returncode, _ = late.report()
+    finally:
+        late.close()
+    assert library["path"].startswith(overlay_pythonpath + "/pymemtrace/cMemLeak.")
+    assert held_blocks(report, late.pid) == (5, 500)
+    assert report["unexamined_files"] == [] and returncode == 3
