@@ -36,6 +36,7 @@ int run(const engine::Plan &plan)
     while (!engine::stop_requested() && tracer.poll(100)) {
     }
     tracer.pause(); // the instant of the report: allocations and frees stop together
+    tracer.settle_unexamined(); // files gone with their process, read through another one
     const engine::Report report = engine::make_report(tracer);
     engine::write_all(1, report.json + "\n");
     // The report is complete: a reader sees the end of it now, not after the detach (the

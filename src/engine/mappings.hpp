@@ -63,6 +63,10 @@ public:
     // one underneath. `id` itself when the mapping is gone.
     FileId maps_name(pid_t pid, uint64_t address, const FileId &id);
 
+    // The file `id` read through any process that maps it (the engine's own first: a C++
+    // extension's loader maps the C++ runtime the engine has); `read`: whether one did.
+    std::optional<Library> look_anywhere(const FileId &id, bool plain, bool &read);
+
     // Whether the file was read once (found in a process's maps, opened and its notes read).
     bool looked_at(const FileId &id) const { return looked_at_.count(id) != 0; }
 

@@ -312,21 +312,24 @@ int Tracer::library_index(const FileId &id) const
 // get them with the rest in attach().
 void Tracer::add_mapped_libraries(pid_t pid, const std::optional<FileId> &only)
 {
-    for (auto &library : mapped_files_.newly_found(pid, plan_.plain, only)) {
-        if (library_index(file_id(library)) >= 0)
-            continue; // one of the plan's, by another name
-        libraries_.push_back(std::move(library));
-        for (const auto &file : unexamined_) // mapped by a process gone before it was looked at
-            if (file.id == file_id(libraries_.back()))
-                late_.push_back(LateLibrary{file.pid, libraries_.back().shown, 0, 0, 0,
-                                            "it ended, or unmapped the library, before the engine "
-                                            "could look at it"});
-        for (auto &entry : processes_) {
-            Process &process = entry.second;
-            std::string why;
-            if (!process.ended && !process.setid && process.attached_ns != 0)
-                attach_library(process, libraries_.size() - 1, why); // failing: it ended
-        }
+    for (auto &library : mapped_files_.newly_found(pid, plan_.plain, only))
+        if (library_index(file_id(library)) < 0) // else one of the plan's, by another name
+            adopt(std::move(library));
+}
+
+void Tracer::adopt(Library library)
+{
+    libraries_.push_back(std::move(library));
+    for (const auto &file : unexamined_) // mapped by a process gone before it was looked at
+        if (file.id == file_id(libraries_.back()))
+            late_.push_back(LateLibrary{file.pid, libraries_.back().shown, 0, 0, 0,
+                                        "it ended, or unmapped the library, before the engine "
+                                        "could look at it"});
+    for (auto &entry : processes_) {
+        Process &process = entry.second;
+        std::string why;
+        if (!process.ended && !process.setid && process.attached_ns != 0)
+            attach_library(process, libraries_.size() - 1, why); // failing: it ended
     }
 }
 
@@ -371,6 +374,18 @@ void Tracer::on_mapping(const engine_map_record &record)
     write_all(plan_.ready_fd, "{\"event\":\"library\",\"pid\":" + std::to_string(pid)
                                   + ",\"path\":" + quote(late.shown) + ",\"window_us\":"
                                   + std::to_string(late.window_ns / 1000) + "}\n");
+}
+
+void Tracer::settle_unexamined()
+{
+    for (const auto &file : unexamined_files()) {
+        if (mapped_files_.looked_at(file.id))
+            continue; // settled by an earlier one of the same file
+        bool read = false;
+        auto library = mapped_files_.look_anywhere(file.id, plan_.plain, read);
+        if (library && library_index(file_id(*library)) < 0)
+            adopt(std::move(*library));
+    }
 }
 
 std::vector<UnexaminedFile> Tracer::unexamined_files() const

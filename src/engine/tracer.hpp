@@ -66,6 +66,8 @@ public:
     const std::vector<LateLibrary> &late_libraries() const { return late_; }
     // Files mapped by traced processes that the engine could never look at (mappings.hpp).
     std::vector<UnexaminedFile> unexamined_files() const;
+    // Before the report: looks for those files in every process that maps them now.
+    void settle_unexamined();
 
     // The counters summed over CPUs, indexed by enum engine_counter.
     std::vector<uint64_t> counters() const;
@@ -76,6 +78,7 @@ private:
     bool attach_library(Process &process, size_t index, std::string &why);
     int library_index(const FileId &id) const; // -1: not traced
     void add_mapped_libraries(pid_t pid, const std::optional<FileId> &only = std::nullopt);
+    void adopt(Library library); // a library found mapped: traced from now on
     void on_mapping(const engine_map_record &record);
     void handle(const void *record);
     void notice_ends();

@@ -3,7 +3,6 @@
 "Libraries mapped later"): given no --lib, it attaches to cMemLeak when a traced Debian Python
 imports it, names the library and the window before the attach in the report, and counts that
 window as a loss; real BPF, real uprobes, as root."""
-import json
 import os
 import shutil
 import signal
@@ -50,6 +49,19 @@ class Late:
         self.target.kill()
         self.target.wait()
 
+    def maps_then_holds(self, how, blocks):
+        """Has it map cMemLeak (`how`: import, or load), waits for the engine's library line,
+        then has it hold `blocks` blocks; returns (that line, the report, the engine's status),
+        the engine stopped and the target killed."""
+        try:
+            assert self.tell(how) == "imported"
+            library = self.run.wait_for("library", pid=self.pid)
+            assert self.tell(f"alloc {blocks}") == "allocated"
+            report, returncode, _ = self.report()
+        finally:
+            self.close()
+        return library, report, returncode
+
 
 def held_blocks(report, pid):
     return entries(report, "leaks", pid).get((WORKLOAD, "hold", HELD_LINE, 0), (0, 0))
@@ -58,15 +70,9 @@ def held_blocks(report, pid):
 def test_an_extension_imported_after_the_attach_is_attached_and_its_window_stated(
         engine, cmemleak, pythonpath):
     late = Late(engine, pythonpath)
-    try:
-        assert late.ready["probes"] == 0  # nothing instrumented mapped yet, none named
-        assert late.tell("import") == "imported"
-        library = late.run.wait_for("library", pid=late.pid)
-        assert library["path"] == cmemleak
-        assert late.tell("alloc 50") == "allocated"
-        report, returncode, _ = late.report()
-    finally:
-        late.close()
+    assert late.ready["probes"] == 0  # nothing instrumented mapped yet, none named
+    library, report, returncode = late.maps_then_holds("import", 50)
+    assert library["path"] == cmemleak
     assert held_blocks(report, late.pid) == (50, 5000)
     assert report["late_libraries"] == [{"pid": late.pid, "path": cmemleak, "window": "unknown",
                                          "window_us": library["window_us"]}]
@@ -112,13 +118,7 @@ def test_a_late_library_with_hostile_bytes_in_its_path_is_attached_and_named_as_
     path = os.path.join(directory, os.path.basename(os.fsencode(cmemleak)))
     shutil.copy(os.fsencode(cmemleak), path)
     late = Late(engine, pythonpath, argv=[os.fsdecode(path)])
-    try:
-        assert late.tell("load") == "imported"
-        library = late.run.wait_for("library", pid=late.pid)
-        assert late.tell("alloc 5") == "allocated"
-        report, returncode, _ = late.report()
-    finally:
-        late.close()
+    library, report, returncode = late.maps_then_holds("load", 5)
     # The JSON line gives the bytes back (a byte that is not UTF-8 as surrogateescape does).
     assert os.fsencode(library["path"]) == path
     assert [os.fsencode(late["path"]) for late in report["late_libraries"]] == [path]
@@ -246,13 +246,29 @@ def overlay_pythonpath(pythonpath, tmp_path):
 
 def test_a_library_on_an_overlay_mapped_late_is_attached(engine, overlay_pythonpath):
     late = Late(engine, overlay_pythonpath)
-    try:
-        assert late.tell("import") == "imported"
-        library = late.run.wait_for("library", pid=late.pid)
-        assert late.tell("alloc 5") == "allocated"
-        report, returncode, _ = late.report()
-    finally:
-        late.close()
+    library, report, returncode = late.maps_then_holds("import", 5)
     assert library["path"].startswith(overlay_pythonpath + "/pymemtrace/cMemLeak.")
     assert held_blocks(report, late.pid) == (5, 500)
     assert report["unexamined_files"] == [] and returncode == 3
+
+
+@pytest.mark.parametrize("run", range(3))
+def test_a_file_gone_with_its_process_is_read_through_another_that_maps_it(engine, pythonpath,
+                                                                           run):
+    # libstdc++: Debian's Python does not map it, the engine (C++) does. A process that maps it
+    # and ends before the engine looks costs no loss once the engine has read it elsewhere.
+    runtime = next(line.split()[-1] for line in open(f"/proc/{os.getpid()}/maps")
+                   if "/libc.so" in line)
+    runtime = os.path.join(os.path.dirname(runtime), "libstdc++.so.6")
+    target = start_python(["-c", MAPS_AND_ENDS, os.path.realpath(runtime)], pythonpath)
+    engine_run = EngineRun(engine, [target.pid], [])
+    try:
+        engine_run.wait_for("ready")
+        target.stdin.write("go\n")
+        target.stdin.flush()
+        target.wait(timeout=30)
+        report, returncode, _ = engine_run.report()
+    finally:
+        engine_run.close()
+    assert report["unexamined_files"] == [] and report["late_libraries"] == []
+    assert returncode == 0 and report["complete"] is True
