@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """pymemtrace's benchmarks: runs what benchmarks/run.sh built and prints one table of ratios.
 
-    bench.py BUILD_DIR [--reps R] [--quick] [--sections 1,2,3,4,5,6,7] [--no-heaptrack]
+    bench.py BUILD_DIR [--reps R] [--quick] [--sections 1,2,3,4,5,6,7,8,9] [--no-heaptrack]
              [--loop N] [--dense N] [--realistic N] [--capacity N] [--startup-runs N]
              [--json FILE]
 
@@ -23,6 +23,12 @@ Sections (each row of the table says which):
   7  peers on Python 3.14 (issue 23): the dense and realistic workloads untraced, under
      tracemalloc, memray run (and --native), and pymemtrace by bpftrace and by pymemtrace-engine,
      in the Debian unstable root of tools/sid-root.sh (peers_314.py; not in the default sections)
+  8  the runner's engines (issue 20): attach, a leak report of 1,000,000 live blocks (time and
+     peak RSS), exit to report, for pymemtrace-engine alone and `pymemtrace-trace -p` on the
+     engine and on bpftrace (engine_vs_bpftrace.py; needs the meson build's engine)
+  9  --interval snapshots: the tracer's CPU per snapshot of N live blocks, pymemtrace-engine vs
+     the bpftrace runner, and what snapshots add to the engine's events (engine_snapshots.py;
+     needs build/src/engine; not in the default sections)
 
 One script (about 700 lines) on purpose: the sections share the private copies, the workloads'
 gated runs and the table every row goes to, and the table is only meaningful measured in one run.
@@ -750,22 +756,50 @@ def section_startup(env, args):
     command = [env.python, "-c", FIRST_LINE]
     report = ["-o", os.path.join(env.scratch, "startup-report.txt")]
     found_env = dict(env.env, PYTHONPATH=env.build)  # the scan finds benchext there
-    runs = {"untraced": [], "floor": [], "lib": [], "found": []}
+    # The runner's two engines in command mode (--engine libbpf: the engine is asked for, as
+    # auto gives commands to bpftrace, docs/engine.md).
+    traced = {"lib": ["--lib", env.ext], "found": []}
+    engines = ("bpftrace", "libbpf")
+    runs = {"untraced": [], "floor": []}
     for _ in range(args.startup_runs):
         runs["untraced"].append(started_after(command, env.env, cwd))
         runs["floor"].append(bpftrace_floor())
-        runs["lib"].append(started_after([runner, *report, "--lib", env.ext, "--", *command],
-                                         env.env, cwd))
-        runs["found"].append(started_after([runner, *report, "--", *command], found_env, cwd))
+        for engine in engines:
+            for key, words in traced.items():
+                runs.setdefault((engine, key), []).append(started_after(
+                    [runner, *report, "--engine", engine, *words, "--", *command],
+                    found_env if key == "found" else env.env, cwd))
     ms = {key: 1000 * median(values) for key, values in runs.items()}
     row(6, "command untraced: python3 -c, spawn to its first line", f"{ms['untraced']:.0f} ms")
     row(6, "bpftrace alone: a BEGIN-only program, spawn to its BEGIN line (the floor)",
         f"{ms['floor']:.0f} ms")
-    for key, how in (("lib", "library given (--lib)"), ("found", "library found by the scan")):
-        row(6, f"start-up: pymemtrace-trace -- python3 -c, {how}, spawn to the command's "
-               f"first line", f"{ms[key]:.0f} ms ({ms[key] - ms['untraced']:.0f} ms more than "
-                          f"untraced)", f"{ms[key] / ms['floor']:.2f} x floor", "<= 500 ms",
-            verdict(ms[key] <= 500))
+    for engine in engines:
+        for key, how in (("lib", "library given (--lib)"), ("found", "library found by the scan")):
+            took = ms[(engine, key)]
+            row(6, f"start-up: pymemtrace-trace --engine {engine} -- python3 -c, {how}, spawn to "
+                   f"the command's first line", f"{took:.0f} ms ({took - ms['untraced']:.0f} ms "
+                                                 f"more than untraced)",
+                f"{took / ms['floor']:.2f} x bpftrace floor",
+                "<= 100 ms more than untraced" if engine == "libbpf" else "<= 500 ms",
+                verdict(took - ms["untraced"] <= 100 if engine == "libbpf" else took <= 500))
+
+
+# ---------------------------------------------------------------------------------------------
+# Section 8: the runner on the engine beside the runner on bpftrace (engine_vs_bpftrace.py)
+
+def section_engines(args):
+    """Attach, a leak report of --engine-blocks live blocks (time, peak RSS), exit to report:
+    pymemtrace-engine alone and the runner with each engine, on one target and workload."""
+    import engine_vs_bpftrace  # here: it needs the meson build's engine and cMemLeak
+    build = os.path.join(ROOT, "build")
+    if not os.access(os.path.join(build, "src", "engine", "pymemtrace-engine"), os.X_OK):
+        raise SystemExit("section 8 needs the meson build's engine: meson setup build && "
+                         "meson compile -C build (tools/install-deps.sh installs what it needs)")
+    results = engine_vs_bpftrace.compare(build, engine_vs_bpftrace.library_of(build),
+                                         args.engine_blocks)
+    for measurement, name, figure, ratio in engine_vs_bpftrace.table(results):
+        unit = "MB" if "MB" in measurement else "s"
+        row(8, f"{measurement.rsplit(' (', 1)[0]}: {name}", f"{figure:.3f} {unit}", ratio)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -808,7 +842,7 @@ def main():
     parser.add_argument("build")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="small N, 1 repetition")
-    parser.add_argument("--sections", default="1,2,3,4,5,6")
+    parser.add_argument("--sections", default="1,2,3,4,5,6,8")
     parser.add_argument("--no-heaptrack", action="store_true")
     parser.add_argument("--loop", type=int, default=200000, help="C loop allocations")
     parser.add_argument("--dense", type=int, default=30000)
@@ -818,6 +852,8 @@ def main():
                         help="events per run of the flow rate ladder")
     parser.add_argument("--startup-runs", type=int, default=9,
                         help="runs of each start-up measurement (section 6; median)")
+    parser.add_argument("--engine-blocks", type=int, default=1_000_000,
+                        help="live blocks of section 8's leak report")
     parser.add_argument("--json", help="write the table as JSON here")
     peers_314_options(parser)
     args = parser.parse_args()
@@ -825,6 +861,7 @@ def main():
         args.reps, args.loop, args.dense, args.realistic, args.capacity = 1, 50000, 10000, 2000, 50000
         args.flow_events = 100000
         args.startup_runs = 3
+        args.engine_blocks = 100_000
     sections = {int(s) for s in args.sections.split(",")}
     if os.geteuid() != 0 or shutil.which("bpftrace") is None:
         print("tracer sections need root and bpftrace; running section 1 only", file=sys.stderr)
@@ -852,6 +889,11 @@ def main():
     if 7 in sections:
         import peers_314  # here: it imports this module for the helpers it shares
         peers_314.section(args, row)
+    if 8 in sections:
+        section_engines(args)
+    if 9 in sections:
+        import engine_snapshots  # the meson build's engine (build/)
+        engine_snapshots.section(args, row)
     busy = sorted(set(busy) | set(others()))
     elapsed = time.monotonic() - started
 

@@ -4,7 +4,9 @@ toolkit's script, keyed by names), 2, 4 (pystack4) and 16 (pystack16), against t
 untraced, side by side in one run (interleaved repetitions, medians). The workload allocates from
 the bottom of a Python stack DEPTH deep (default 20), so depth 16 walks 16 frames.
 
-    sudo python3 benchmarks/depth.py BUILD_DIR [--events N] [--reps R] [--stack DEPTH]
+    sudo python3 benchmarks/depth.py BUILD_DIR [--events N] [--reps R] [--stack DEPTH] [--native]
+
+--native adds depth 1 and 4 with --native (the record's native caller, keyed and symbolized).
 
 Each run prints the workload's own time for its allocation loop (start-up excluded); a row is
 (traced - untraced) / events. Every traced run is checked: its report must count N events.
@@ -41,7 +43,7 @@ down(int(sys.argv[2]) - 2, int(sys.argv[3]))
 """
 
 
-def run(build_src, script, stack, events, depth):
+def run(build_src, script, stack, events, depth, options=()):
     argv = [PYTHON, script, build_src, str(stack), str(events)]
     env = dict(os.environ, PYTHONPATH=build_src)
     if depth is None:
@@ -49,7 +51,8 @@ def run(build_src, script, stack, events, depth):
         return float(done.stderr.split("TIME")[1].split()[0]), events
     with tempfile.TemporaryDirectory() as directory:
         report = os.path.join(directory, "report.json")  # -o links a new file in place
-        done = subprocess.run([PYTHON, RUNNER, "--depth", str(depth), "--json", "-o", report,
+        done = subprocess.run([PYTHON, RUNNER, "--depth", str(depth), *options, "--json", "-o",
+                               report,
                                "--lib", os.path.join(build_src, "pymemtrace"), "--", *argv],
                               env=env, capture_output=True, text=True, check=True)
         with open(report) as file:
@@ -64,9 +67,13 @@ def main():
     parser.add_argument("--events", type=int, default=200000)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--stack", type=int, default=20)
+    parser.add_argument("--native", action="store_true")
     args = parser.parse_args()
     build_src = os.path.join(os.path.abspath(args.build), "src")
     configs = {"untraced": None, "depth 1": 1, "depth 2": 2, "depth 4": 4, "depth 16": 16}
+    if args.native:
+        configs = {"untraced": None, "depth 1": 1, "1 native": (1, "--native"), "depth 4": 4,
+                   "4 native": (4, "--native")}
     times = {name: [] for name in configs}
     with tempfile.TemporaryDirectory() as directory:
         script = os.path.join(directory, "deep.py")
@@ -75,7 +82,9 @@ def main():
         for rep in range(args.reps):
             names = list(configs) if rep % 2 == 0 else list(reversed(configs))
             for name in names:
-                seconds, counted = run(build_src, script, args.stack, args.events, configs[name])
+                depth, *options = (configs[name] if isinstance(configs[name], tuple)
+                                   else (configs[name],))
+                seconds, counted = run(build_src, script, args.stack, args.events, depth, options)
                 if counted != args.events:
                     sys.exit(f"{name}: the report counted {counted} of {args.events} events")
                 times[name].append(seconds)

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""pymemtrace-engine beside the bpftrace runner (pymemtrace-trace --report leaks), one run, both
-on the same target and workload, as root:
+"""pymemtrace-engine alone, and the runner (pymemtrace-trace --report leaks -p) on the engine and on
+bpftrace, one run, all on the same target and workload, as root (benchmarks/run.sh section 8):
 
     python3 benchmarks/engine_vs_bpftrace.py BUILD [--blocks N]
 
@@ -151,16 +151,19 @@ class Engine:
 
 
 class Runner:
-    name = "bpftrace runner"
+    """pymemtrace-trace --report leaks -p PID, as a user runs it, with --engine ENGINE."""
 
-    def __init__(self, build, library, blocks):
+    def __init__(self, build, library, blocks, engine="bpftrace"):
         self.build, self.library, self.blocks_room = build, library, max(65536, 2 * blocks)
+        self.engine = engine
+        self.name = f"runner --engine {engine}"
 
     def start(self, pid):
         self.output = tempfile.NamedTemporaryFile(suffix=".json")
-        self.proc = subprocess.Popen([PYTHON, RUNNER, "--report", "leaks", "--json", "-o",
-                                      self.output.name, "--max-entries", str(self.blocks_room),
-                                      "--lib", self.library, "-p", str(pid)],
+        self.proc = subprocess.Popen([PYTHON, RUNNER, "--engine", self.engine, "--report",
+                                      "leaks", "--json", "-o", self.output.name, "--max-entries",
+                                      str(self.blocks_room), "--lib", self.library, "-p",
+                                      str(pid)],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         wait_armed(pid, self.library)
 
@@ -168,12 +171,24 @@ class Runner:
         time.sleep(0.3)  # its programs are attached just after the semaphores are set
 
     def finish(self):
-        """(the report, when the runner ended: it writes its report file last)."""
+        """(the report, when its file first held the whole report: polled every 5 ms; the runner
+        ends after, once its tracer has detached)."""
+        written = None
+        while written is None and self.proc.poll() is None:
+            written = self._report()
+            if written is None:
+                time.sleep(0.005)
+        read = time.monotonic()
         _out, err = self.proc.communicate(timeout=600)
-        ended = time.monotonic()
         assert self.proc.returncode == 0, err[-800:]
-        with open(self.output.name) as report:
-            return json.load(report), ended
+        return written or self._report(), read
+
+    def _report(self):
+        try:
+            with open(self.output.name) as report:
+                return json.load(report)
+        except ValueError:  # not written yet, or half written
+            return None
 
     @staticmethod
     def blocks(report):
@@ -218,6 +233,23 @@ def measure(tracer, build, blocks):
     return rows
 
 
+def library_of(build):
+    """cMemLeak as the meson build made it, for Debian's Python."""
+    return os.path.join(build, "src", "pymemtrace", "cMemLeak" + subprocess.check_output(
+        [PYTHON, "-c", "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))"],
+        text=True).strip())
+
+
+def compare(build, library, blocks):
+    """{tracer name: {row: figure}}: the engine alone, the runner on the engine, the runner on
+    bpftrace (last: the others' ratios are against it), on the same target and workload."""
+    results = {}
+    for tracer in (Engine(build, library), Runner(build, library, blocks, "libbpf"),
+                   Runner(build, library, blocks, "bpftrace")):
+        results[tracer.name] = measure(tracer, build, blocks)
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("build", help="the meson build directory")
@@ -231,15 +263,19 @@ def main():
                                [PYTHON, "-c", "import sysconfig; print(sysconfig.get_config_var("
                                 "'EXT_SUFFIX'))"], text=True).strip())
     procfs.mount_tracefs()
-    results = {}
-    for tracer in (Engine(build, library), Runner(build, library, options.blocks)):
-        results[tracer.name] = measure(tracer, build, options.blocks)
-    engine, runner = results["engine"], results["bpftrace runner"]
-    print(f"{'':36} {'engine':>10} {'bpftrace':>10} {'bpftrace/engine':>16}")
-    for row in engine:
-        ratio = runner[row] / engine[row] if engine[row] else float("inf")
-        print(f"{row:36} {engine[row]:10.3f} {runner[row]:10.3f} {ratio:15.1f}x")
+    results = compare(build, library, options.blocks)
+    for row, name, figure, ratio in table(results):
+        print(f"{row:36} {name:26} {figure:10.3f}  {ratio}")
 
+
+def table(results):
+    """(row, tracer, figure, the figure as a fraction of the bpftrace runner's) for every figure."""
+    bpftrace = results["runner --engine bpftrace"]
+    for row in bpftrace:
+        for name, figures in results.items():
+            theirs = bpftrace[row]
+            ratio = f"{figures[row] / theirs:.3f} x bpftrace's" if theirs and figures is not bpftrace else ""
+            yield row, name, figures[row], ratio
 
 if __name__ == "__main__":
     main()

@@ -8,7 +8,7 @@ set -euo pipefail
 
 demo_packages=(
   meson ninja-build pkg-config              # build
-  gcc g++ binutils                          # cMemLeak (C++), the runner's note reader
+  gcc g++ binutils                          # cMemLeak (C++), the runner's note reader, --native (addr2line)
   systemtap-sdt-dev                         # <sys/sdt.h>
   python3 python3-dev                       # Debian's Python, built --with-dtrace
   bpftrace util-linux procps                # the tracer; taskset, setpriv; ps

@@ -32,6 +32,28 @@
 
 #define PYMEMTRACE_DETAIL_CXX_WRAPPER extern "C" __attribute__((weak, used)) PYMEMTRACE_HIDDEN
 
+// pymemtrace_note_alloc/free's test, then, out of line, their fire helper with this wrapper's
+// caller handed down as the native caller (--native): the code that said `new` or `delete`.
+#if PYMEMTRACE_HAVE_USDT
+PYMEMTRACE_OUTLINE void pymemtrace_detail_cxx_fire_alloc(uintptr_t ptr, std::size_t size,
+                                                         uintptr_t caller)
+{
+    PYMEMTRACE_DETAIL_HANDING(caller,
+                              pymemtrace_detail_fire_alloc(ptr, size, PYMEMTRACE_DOMAIN_CXX));
+}
+PYMEMTRACE_OUTLINE void pymemtrace_detail_cxx_fire_free(uintptr_t ptr, uintptr_t caller)
+{
+    PYMEMTRACE_DETAIL_HANDING(caller, pymemtrace_detail_fire_free(ptr, PYMEMTRACE_DOMAIN_CXX));
+}
+#  define PYMEMTRACE_DETAIL_CXX_NOTE(probe, fire, ...)                                             \
+      do {                                                                                         \
+          if (PYMEMTRACE_UNLIKELY(pymemtrace_detail_pair_enabled(probe)))                          \
+              fire(__VA_ARGS__, (uintptr_t)__builtin_return_address(0));                          \
+      } while (0)
+#else
+#  define PYMEMTRACE_DETAIL_CXX_NOTE(probe, fire, ...) ((void)0)
+#endif
+
 // new: the block is noted once the real operator returned it (it throws, or the nothrow forms
 // return NULL, which is never noted).
 #define PYMEMTRACE_DETAIL_CXX_NEW(symbol, parameters, arguments)                                   \
@@ -39,7 +61,8 @@
     PYMEMTRACE_DETAIL_CXX_WRAPPER void *__wrap_##symbol parameters                                 \
     {                                                                                              \
         void *ptr = __real_##symbol arguments;                                                     \
-        pymemtrace_note_alloc(ptr, size, PYMEMTRACE_DOMAIN_CXX);                                   \
+        PYMEMTRACE_DETAIL_CXX_NOTE(PYMEMTRACE_PROBE_ALLOC, pymemtrace_detail_cxx_fire_alloc,       \
+                                   (uintptr_t)ptr, size);                                          \
         return ptr;                                                                                \
     }
 
@@ -50,7 +73,8 @@
     PYMEMTRACE_DETAIL_CXX_WRAPPER void __wrap_##symbol parameters noexcept                         \
     {                                                                                              \
         if (ptr != nullptr)                                                                        \
-            pymemtrace_note_free(ptr, PYMEMTRACE_DOMAIN_CXX);                                      \
+            PYMEMTRACE_DETAIL_CXX_NOTE(PYMEMTRACE_PROBE_FREE, pymemtrace_detail_cxx_fire_free,     \
+                                       (uintptr_t)ptr);                                            \
         __real_##symbol arguments;                                                                 \
     }
 
@@ -95,6 +119,7 @@ PYMEMTRACE_DETAIL_CXX_DELETE(_ZdaPvSt11align_val_tRKSt9nothrow_t,
 #undef PYMEMTRACE_DETAIL_CXX_NEW
 #undef PYMEMTRACE_DETAIL_CXX_DELETE
 #undef PYMEMTRACE_DETAIL_CXX_WRAPPER
+#undef PYMEMTRACE_DETAIL_CXX_NOTE
 #endif // __ELF__ && __GNUC__ && __LP64__
 
 #endif // PYMEMTRACE_CXXHEAP_H

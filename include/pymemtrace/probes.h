@@ -13,6 +13,7 @@
  *   pyfree     ptr, domain, filename, function, lineno, stack               as free, with the Python location
  *   pystack4   -                                                            never: attached, it asks for 4 frames
  *   pystack16  -                                                            never: attached, it asks for 16 frames
+ *   pynative   -                                                            never: attached, it asks for the native caller
  *
  * Types: pointers (passed as uintptr_t) and size are 8 bytes unsigned, domain and lineno 4 bytes signed, filename and
  * function are `const char *`, never NULL ("" and line 0 when no Python frame is known). `stack` is the address of
@@ -20,17 +21,19 @@
  * the stack up to it) while a tracer is attached to pystack4 or pystack16, else 0. pyalloc's and pyrealloc's
  * seventh argument is on the stack on x86-64 (8@8(%rsp)), which bpftrace 0.17 refuses to read as arg6; read it
  * there as *(uint64 *)(reg("sp") + 8). pystack4/pystack16 have a site and a semaphore but are never called: their
- * semaphores are the request, read only on the py* path.
+ * semaphores are the request, read only on the py* path. So has pynative: while it is attached, `stack` is passed
+ * (requested 0 when no depth is asked) and its `native` field holds the return address of the code that called the
+ * allocator, as an offset from the shared object's ELF header (location.h).
  *
  * How a probe is built (64-bit ELF on x86-64 or aarch64): each probe is one tiny function,
  * `pymemtrace_probe_NAME`, whose first instruction is the probe site and whose arguments are
  * exactly the probe's, in the argument registers (System V: rdi, rsi, ...; AAPCS64: x0, x1, ...).
  * The function and its .note.stapsdt entry sit in a COMDAT group, so one shared object has exactly
  * one site per probe however many translation units call it (bpftrace refuses more than 512
- * sites). The eight semaphores are one 16-byte COMDAT block in `.probes`, hidden so that each
+ * sites). The nine semaphores are one 20-byte COMDAT block in `.probes`, hidden so that each
  * shared object traces independently, laid out in pairs (alloc|pyalloc, realloc|pyrealloc,
- * free|pyfree, pystack4|pystack16) so that "is anyone listening" is one 32-bit load, and "is a
- * stack asked for" another, made only on the py* path.
+ * free|pyfree, pystack4|pystack16, pynative|unused) so that "is anyone listening" is one 32-bit
+ * load, and "is a stack asked for" another, made only on the py* path.
  * The site is a nop: on x86-64 1 byte (int3 when traced), safe across fork() on every kernel; on
  * aarch64 the one 4-byte nop (BRK when traced). With PYMEMTRACE_CONFIG_NOP5=1 (x86-64 only) it is
  * a 5-byte nop, which the kernel's nop5 uprobe optimisation (Linux 6.18) rewrites into a call to
@@ -66,7 +69,8 @@ enum pymemtrace_probe {
     PYMEMTRACE_PROBE_FREE = 4,
     PYMEMTRACE_PROBE_PYFREE = 5,
     PYMEMTRACE_PROBE_PYSTACK4 = 6, /* requests, never fired: a stack of 4 frames */
-    PYMEMTRACE_PROBE_PYSTACK16 = 7 /* and of 16 */
+    PYMEMTRACE_PROBE_PYSTACK16 = 7, /* and of 16 */
+    PYMEMTRACE_PROBE_PYNATIVE = 8   /* request, never fired: the native caller in the record */
 };
 
 #if PYMEMTRACE_HAVE_USDT
@@ -89,8 +93,8 @@ enum pymemtrace_probe {
 extern "C" {
 #endif
 /* Defined by the assembly below; hidden, so each shared object has its own. */
-extern volatile unsigned short pymemtrace_semaphores[8] PYMEMTRACE_HIDDEN;
-extern volatile uint32_t pymemtrace_semaphore_pairs[4] PYMEMTRACE_HIDDEN;
+extern volatile unsigned short pymemtrace_semaphores[10] PYMEMTRACE_HIDDEN;
+extern volatile uint32_t pymemtrace_semaphore_pairs[5] PYMEMTRACE_HIDDEN;
 
 void pymemtrace_probe_alloc(uintptr_t ptr, size_t size, int domain) PYMEMTRACE_HIDDEN;
 void pymemtrace_probe_realloc(uintptr_t old_ptr, uintptr_t new_ptr, size_t size, int domain)
@@ -105,6 +109,7 @@ void pymemtrace_probe_pyfree(uintptr_t ptr, int domain, const char *filename,
                              const char *function, int lineno, uintptr_t stack) PYMEMTRACE_HIDDEN;
 void pymemtrace_probe_pystack4(void) PYMEMTRACE_HIDDEN;
 void pymemtrace_probe_pystack16(void) PYMEMTRACE_HIDDEN;
+void pymemtrace_probe_pynative(void) PYMEMTRACE_HIDDEN;
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
@@ -151,6 +156,7 @@ void pymemtrace_probe_pystack16(void) PYMEMTRACE_HIDDEN;
 /* The requests carry nothing: a tracer attaches to them only to set their semaphores. */
 #define PYMEMTRACE_DETAIL_ARGS_pystack4 ""
 #define PYMEMTRACE_DETAIL_ARGS_pystack16 ""
+#define PYMEMTRACE_DETAIL_ARGS_pynative ""
 
 /* The argument string of a note, as sys/sdt.h's pack_args(args) step would write it. */
 #define PYMEMTRACE_DETAIL_ASCII(text) ".ascii \"" text "\"\n"
@@ -189,8 +195,8 @@ __asm__(
     ".balign 8\n"
     "pymemtrace_semaphores:\n"
     "pymemtrace_semaphore_pairs:\n"
-    ".zero 16\n"
-    ".size pymemtrace_semaphores, 16\n"
+    ".zero 20\n"
+    ".size pymemtrace_semaphores, 20\n"
     PYMEMTRACE_DETAIL_SEMAPHORE(alloc, 0)
     PYMEMTRACE_DETAIL_SEMAPHORE(pyalloc, 2)
     PYMEMTRACE_DETAIL_SEMAPHORE(realloc, 4)
@@ -199,6 +205,7 @@ __asm__(
     PYMEMTRACE_DETAIL_SEMAPHORE(pyfree, 10)
     PYMEMTRACE_DETAIL_SEMAPHORE(pystack4, 12)
     PYMEMTRACE_DETAIL_SEMAPHORE(pystack16, 14)
+    PYMEMTRACE_DETAIL_SEMAPHORE(pynative, 16)
     ".popsection\n"
     ".endif\n");
 /* One statement a site: ISO C bounds a string literal's length. */
@@ -210,6 +217,7 @@ __asm__(PYMEMTRACE_DETAIL_SITE(pyrealloc));
 __asm__(PYMEMTRACE_DETAIL_SITE(pyfree));
 __asm__(PYMEMTRACE_DETAIL_SITE(pystack4));
 __asm__(PYMEMTRACE_DETAIL_SITE(pystack16));
+__asm__(PYMEMTRACE_DETAIL_SITE(pynative));
 
 #undef PYMEMTRACE_DETAIL_SEMAPHORE
 #undef PYMEMTRACE_DETAIL_SITE
@@ -222,6 +230,7 @@ __asm__(PYMEMTRACE_DETAIL_SITE(pystack16));
 #undef PYMEMTRACE_DETAIL_ARGS_pyfree
 #undef PYMEMTRACE_DETAIL_ARGS_pystack4
 #undef PYMEMTRACE_DETAIL_ARGS_pystack16
+#undef PYMEMTRACE_DETAIL_ARGS_pynative
 #undef PYMEMTRACE_DETAIL_NOP
 #pragma pop_macro("_SDT_SEMAPHORE")
 #pragma pop_macro("_SDT_NOP")

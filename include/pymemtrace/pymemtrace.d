@@ -23,4 +23,6 @@ provider pymemtrace {
     /* Requests: never fired; a tracer enables them to ask for 4 or 16 frames in `stack`. */
     probe pystack4();
     probe pystack16();
+    /* Request: never fired; a tracer enables it to ask for the native caller in `stack`. */
+    probe pynative();
 };

@@ -145,25 +145,28 @@ PYMEMTRACE_INLINE void pymemtrace_note_realloc(const void *old_ptr, const void *
       PYMEMTRACE_OUTLINE void *wrapped_malloc##_traced(size_t size)                                \
       {                                                                                            \
           void *ptr = real_malloc(size);                                                           \
-          pymemtrace_detail_fire_alloc((uintptr_t)ptr, size, domain);                              \
+          PYMEMTRACE_DETAIL_HANDING_CALLER(                                                        \
+              pymemtrace_detail_fire_alloc((uintptr_t)ptr, size, domain));                         \
           return ptr;                                                                              \
       }                                                                                            \
       PYMEMTRACE_OUTLINE void *wrapped_calloc##_traced(size_t count, size_t size)                  \
       {                                                                                            \
           void *ptr = real_calloc(count, size);                                                    \
-          pymemtrace_detail_fire_alloc((uintptr_t)ptr, count * size, domain);                      \
+          PYMEMTRACE_DETAIL_HANDING_CALLER(                                                        \
+              pymemtrace_detail_fire_alloc((uintptr_t)ptr, count * size, domain));                 \
           return ptr;                                                                              \
       }                                                                                            \
       PYMEMTRACE_OUTLINE void *wrapped_realloc##_traced(void *ptr, size_t size)                    \
       {                                                                                            \
           uintptr_t old_bits = pymemtrace_detail_opaque((uintptr_t)ptr);                           \
           void *new_ptr = real_realloc(ptr, size);                                                 \
-          pymemtrace_detail_fire_realloc(old_bits, (uintptr_t)new_ptr, size, domain);              \
+          PYMEMTRACE_DETAIL_HANDING_CALLER(                                                        \
+              pymemtrace_detail_fire_realloc(old_bits, (uintptr_t)new_ptr, size, domain));         \
           return new_ptr;                                                                          \
       }                                                                                            \
       PYMEMTRACE_OUTLINE void wrapped_free##_traced(void *ptr)                                     \
       {                                                                                            \
-          pymemtrace_detail_fire_free((uintptr_t)ptr, domain);                                     \
+          PYMEMTRACE_DETAIL_HANDING_CALLER(pymemtrace_detail_fire_free((uintptr_t)ptr, domain));   \
           real_free(ptr);                                                                          \
       }
 /* A twin's body: the test of its pair (OFFSET: the pair's byte offset, 4 * (PROBE / 2); probes.h),

@@ -133,7 +133,7 @@ __attribute__((weak)) PYMEMTRACE_HIDDEN __thread struct pymemtrace_location
  * names) lives until the thread takes the GIL back and returns. */
 PYMEMTRACE_OUTLINE void pymemtrace_detail_note_release(void)
 {
-    struct pymemtrace_location where = {"", "", 0, 0};
+    struct pymemtrace_location where = {"", "", 0, 0, 0};
     pymemtrace_python_locate(&where);
     pymemtrace_detail_released_at = where;
 }
@@ -241,6 +241,20 @@ static inline PyFrameObject *pymemtrace_detail_caller(PyFrameObject *frame)
 #endif
 }
 
+/* While pynative is attached: the native caller in the record, which goes with the event (with no
+ * frames, requested 0, when no depth is asked). */
+static inline void pymemtrace_detail_give_native(struct pymemtrace_location *location,
+                                                 struct pymemtrace_stack *stack, uintptr_t native)
+{
+    if (pymemtrace_semaphores[PYMEMTRACE_PROBE_PYNATIVE] == 0)
+        return;
+    if (location->stack == 0)
+        stack->depth = stack->requested = 0;
+    stack->native = native;
+    location->native = native;
+    location->stack = (uintptr_t)stack;
+}
+
 /* Fills `location` from the innermost Python frame of the calling thread and, while a tracer asks
  * for depth (pystack4 or pystack16 attached), the thread's stack record with that many frames,
  * whose address goes in `location->stack`. Runs only inside the py* probes' path. The strings
@@ -272,9 +286,12 @@ pymemtrace_python_locate(struct pymemtrace_location *location)
         return;
     tstate = pymemtrace_detail_attached_thread_state();
     if (tstate == NULL) {
-        /* Without the GIL: where it was released, if through pymemtrace_save_thread. */
+        /* Without the GIL: where it was released, if through pymemtrace_save_thread (the record
+         * as it was filled then). */
+        uintptr_t native = location->native;
         if (pymemtrace_detail_released_at.filename != NULL)
             *location = pymemtrace_detail_released_at;
+        pymemtrace_detail_give_native(location, &stack, native);
         return;
     }
     looking_up = 1;
@@ -352,6 +369,7 @@ pymemtrace_python_locate(struct pymemtrace_location *location)
         stack.requested = wanted;
         location->stack = (uintptr_t)&stack;
     }
+    pymemtrace_detail_give_native(location, &stack, location->native);
 
 #if PY_VERSION_HEX >= 0x030C0000
     PyErr_SetRaisedException(saved_exception);

@@ -170,10 +170,16 @@ static __always_inline uint64_t locate(uint64_t file, uint64_t function, int32_t
     return id;
 }
 
+#include "snapshot.bpf.h"
+#include "every_process.bpf.h"
+#include "depth.bpf.h"
+#include "native.bpf.h" // --native: the caller in the stack record
+
 static __always_inline void add_to_summary(uint32_t pid, uint64_t location, int32_t domain,
-                                           uint64_t size)
+                                           uint64_t size, uint64_t native)
 {
-    struct engine_summary_key key = {.location = location, .pid = pid, .domain = domain};
+    struct engine_summary_key key = {.location = location, .pid = pid, .domain = domain,
+                                     .native = native};
     struct engine_summary_value *value = bpf_map_lookup_elem(&summary, &key);
     if (value) {
         __sync_fetch_and_add(&value->count, 1);
@@ -193,12 +199,16 @@ static __always_inline void add_to_summary(uint32_t pid, uint64_t location, int3
 }
 
 static __always_inline void keep(uint32_t pid, uint64_t ptr, uint64_t size, uint64_t location,
-                                 int32_t domain)
+                                 int32_t domain, uint64_t native)
 {
     struct engine_live_key key = {.ptr = ptr, .pid = pid};
-    struct engine_live_value value = {.size = size, .location = location, .domain = domain};
+    struct engine_live_value value = {.size = size, .location = location, .domain = domain,
+                                      .native = native};
+    snapshot_forget(&key); // a block whose free was not seen
     if (bpf_map_update_elem(&live, &key, &value, BPF_ANY) != 0)
         count(COUNTER_LIVE_FULL);
+    else
+        snapshot_change(pid, location, domain, size, 1);
 }
 
 static __always_inline uint32_t current_pid(void)
@@ -210,6 +220,7 @@ static __always_inline uint32_t current_pid(void)
 // the loader detaches its probes on the record, and until then this check stands guard.
 static __always_inline bool ignored(uint32_t pid)
 {
+    enrol(pid); // --all: a process's first event makes it known
     return setid_stop && !bpf_map_lookup_elem(&traced, &pid);
 }
 
@@ -218,6 +229,7 @@ static __always_inline bool ignored(uint32_t pid)
 static __always_inline void forget(uint32_t pid, uint64_t ptr)
 {
     struct engine_live_key key = {.ptr = ptr, .pid = pid};
+    snapshot_forget(&key);
     if (bpf_map_delete_elem(&live, &key) != 0)
         count(COUNTER_UNMATCHED_FREE);
 }
@@ -242,7 +254,7 @@ static __always_inline void freed(uint64_t ptr, uint32_t counter)
 
 SEC("usdt")
 int BPF_USDT(on_pyalloc, uint64_t ptr, uint64_t size, int32_t domain, uint64_t file,
-             uint64_t function, int32_t line)
+             uint64_t function, int32_t line, uint64_t stack)
 {
     if (paused) {
         count(COUNTER_PAUSED);
@@ -251,9 +263,10 @@ int BPF_USDT(on_pyalloc, uint64_t ptr, uint64_t size, int32_t domain, uint64_t f
     uint32_t pid = current_pid();
     if (ignored(pid))
         return 0;
-    uint64_t location = locate(file, function, line);
-    add_to_summary(pid, location, domain, size);
-    keep(pid, ptr, size, location, domain);
+    uint64_t location = where(pid, file, function, line, stack);
+    uint64_t native = native_of(ctx, stack);
+    add_to_summary(pid, location, domain, size, native);
+    keep(pid, ptr, size, location, domain, native);
     count(COUNTER_PYALLOC);
     return 0;
 }
@@ -262,7 +275,7 @@ int BPF_USDT(on_pyalloc, uint64_t ptr, uint64_t size, int32_t domain, uint64_t f
 // allocated before tracing started.
 SEC("usdt")
 int BPF_USDT(on_pyrealloc, uint64_t old_ptr, uint64_t new_ptr, uint64_t size, uint64_t file,
-             uint64_t function, int32_t line)
+             uint64_t function, int32_t line, uint64_t stack)
 {
     if (paused) {
         count(COUNTER_PAUSED);
@@ -276,13 +289,15 @@ int BPF_USDT(on_pyrealloc, uint64_t old_ptr, uint64_t new_ptr, uint64_t size, ui
     int32_t domain = -1;
     if (old_value) {
         domain = old_value->domain;
+        snapshot_forget(&old_key);
         bpf_map_delete_elem(&live, &old_key);
     } else {
         count(COUNTER_UNMATCHED_REALLOC);
     }
-    uint64_t location = locate(file, function, line);
-    add_to_summary(pid, location, domain, size);
-    keep(pid, new_ptr, size, location, domain);
+    uint64_t location = where(pid, file, function, line, stack);
+    uint64_t native = native_of(ctx, stack);
+    add_to_summary(pid, location, domain, size, native);
+    keep(pid, new_ptr, size, location, domain, native);
     count(COUNTER_PYREALLOC);
     return 0;
 }
@@ -308,8 +323,8 @@ int BPF_USDT(on_alloc, uint64_t ptr, uint64_t size, int32_t domain)
     uint32_t pid = current_pid();
     if (ignored(pid))
         return 0;
-    add_to_summary(pid, 0, domain, size);
-    keep(pid, ptr, size, 0, domain);
+    add_to_summary(pid, 0, domain, size, 0);
+    keep(pid, ptr, size, 0, domain, 0);
     count(COUNTER_ALLOC);
     return 0;
 }
@@ -332,8 +347,8 @@ int BPF_USDT(on_realloc, uint64_t old_ptr, uint64_t new_ptr, uint64_t size, int3
     }
     if (old_ptr != 0)
         forget(pid, old_ptr); // moved or resized: the old block is the new one now
-    add_to_summary(pid, 0, domain, size);
-    keep(pid, new_ptr, size, 0, domain);
+    add_to_summary(pid, 0, domain, size, 0);
+    keep(pid, new_ptr, size, 0, domain, 0);
     return 0;
 }
 
@@ -367,8 +382,8 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
     uint32_t parent_tgid = (uint32_t)BPF_CORE_READ(parent, tgid);
     uint32_t child_pid = (uint32_t)BPF_CORE_READ(child, pid);
     uint32_t child_tgid = (uint32_t)BPF_CORE_READ(child, tgid);
-    if (child_pid != child_tgid || !bpf_map_lookup_elem(&traced, &parent_tgid))
-        return 0;
+    if (every_process || child_pid != child_tgid || !bpf_map_lookup_elem(&traced, &parent_tgid))
+        return 0; // --all: the child is traced by the path attach, and known by its first event
     uint32_t one = 1;
     bpf_map_update_elem(&traced, &child_tgid, &one, BPF_ANY);
     send(RECORD_FORK, child_tgid, parent_tgid, 0);

@@ -26,6 +26,7 @@ enum engine_counter {
     COUNTER_ALLOC,              /* alloc events recorded (--plain) */
     COUNTER_REALLOC,            /* realloc events recorded (--plain; failed ones included) */
     COUNTER_FREE,               /* free events recorded (--plain; NULL included) */
+    COUNTER_SNAPSHOT_ROWS_FULL, /* --interval: a block the live_rows map refused (loss) */
     COUNTER_COUNT
 };
 
@@ -35,6 +36,7 @@ struct engine_summary_key {
     uint64_t location;
     uint32_t pid;
     int32_t domain;
+    uint64_t native; /* --native: the library's index << 48 | the caller's offset; 0 else */
 };
 
 struct engine_summary_value {
@@ -53,7 +55,14 @@ struct engine_live_value {
     uint64_t location;
     int32_t domain;
     uint32_t reserved; /* 0 */
+    uint64_t native;   /* as engine_summary_key's */
 };
+
+/* --native: where the py* probes' stack record holds the native caller (include/pymemtrace/
+ * location.h: 8 + 16 frames of 40 bytes), and how a key names the library (its index, the
+ * usdt cookie of its attach) above the offset. */
+#define ENGINE_NATIVE_AT 648
+#define ENGINE_NATIVE_LIBRARY_SHIFT 48
 
 /* The names of a location, written once per content id. */
 struct engine_names {
@@ -64,7 +73,9 @@ struct engine_names {
 };
 
 /* Records of the ring buffer: how the traced processes come and go. */
-enum engine_record_kind { RECORD_FORK = 1, RECORD_EXIT = 2, RECORD_SETID = 3, RECORD_MAP = 4 };
+enum engine_record_kind { RECORD_FORK = 1, RECORD_EXIT = 2, RECORD_SETID = 3,
+                          RECORD_PROCESS = 4 /* --all: a process's first event */,
+                          RECORD_MAP = 5 /* a traced process mapped a file executable */ };
 
 struct engine_record {
     uint32_t kind;
@@ -84,6 +95,37 @@ struct engine_map_record {
     uint64_t start, end; /* the mapping's range: its /proc/PID/map_files name */
     uint32_t device;
     uint32_t reserved; /* 0 */
+};
+
+/* --depth N: a Python stack of N frames, by process and the target's stack id (its frames'
+ * content mixed: docs/probes.md), and its names, written once per (pid, id). */
+#define ENGINE_STACK_FRAMES 16
+
+struct engine_stack_key {
+    uint64_t stack;
+    uint32_t pid;
+    uint32_t reserved; /* 0 */
+};
+
+struct engine_frame_names {
+    char file[ENGINE_NAME_BYTES];
+    char function[ENGINE_NAME_BYTES];
+    int32_t line;
+    uint32_t truncated; /* 1: a name was cut */
+};
+
+struct engine_stack_names {
+    uint32_t depth; /* frames filled: the plan's N */
+    uint32_t reserved;
+    struct engine_frame_names frames[ENGINE_STACK_FRAMES]; /* 0: the innermost */
+};
+
+/* --interval: the live blocks by (pid, location, domain), kept as changes per epoch. Events of
+ * epoch e add to slot e & 1; a snapshot moves the epoch on and reads the slot that stopped
+ * changing (snapshot.hpp). Counts and bytes go down as well as up: unsigned, wrapping. */
+struct engine_live_row {
+    uint64_t count[2];
+    uint64_t bytes[2];
 };
 
 #endif /* PYMEMTRACE_ENGINE_H */

@@ -2,6 +2,8 @@
 // pymemtrace-engine: traces pymemtrace's py* probes of given libraries in given processes (and
 // what they fork) with BPF, and writes one JSON report when stopped or when they have all ended.
 // docs/engine.md describes its shape; `pymemtrace-engine --help` its options.
+#include <algorithm> // std::max, std::min
+#include <cstdint>   // uint64_t
 #include <cstdio>    // std::fprintf, std::fputs
 #include <cstring>   // std::strcmp
 #include <exception> // std::exception
@@ -9,10 +11,12 @@
 
 #include <unistd.h> // close
 
+#include "depth.hpp"
 #include "error.hpp"
 #include "output.hpp"
 #include "plan.hpp"
 #include "report.hpp"
+#include "snapshot.hpp"
 #include "stop.hpp"
 #include "tracer.hpp"
 
@@ -28,16 +32,36 @@ std::string ready_line(const engine::Plan &plan, const engine::Tracer &tracer)
            + std::to_string(tracer.attach_ns() / 1000) + "}\n";
 }
 
+// How long to wait for records: until the next snapshot, at most 100 ms.
+int poll_ms(const engine::Plan &plan, uint64_t next_ns)
+{
+    if (plan.interval_ms == 0)
+        return 100;
+    const uint64_t now = engine::monotonic_ns();
+    if (now >= next_ns)
+        return 0;
+    return static_cast<int>(std::min<uint64_t>(100, (next_ns - now) / 1000000 + 1));
+}
+
 int run(const engine::Plan &plan)
 {
     engine::install_stop_handlers();
     engine::Tracer tracer(plan);
     engine::write_all(plan.ready_fd, ready_line(plan, tracer));
-    while (!engine::stop_requested() && tracer.poll(100)) {
+    engine::Snapshots snapshots;
+    uint64_t next_ns = engine::monotonic_ns() + plan.interval_ms * 1000000;
+    while (!engine::stop_requested() && tracer.poll(poll_ms(plan, next_ns))) {
+        if (plan.interval_ms == 0 || engine::monotonic_ns() < next_ns)
+            continue;
+        engine::write_all(1, snapshots.take(tracer) + "\n");
+        next_ns += plan.interval_ms * 1000000; // a snapshot every interval, late ones once
+        next_ns = std::max(next_ns, engine::monotonic_ns() + 1000000);
     }
     tracer.pause(); // the instant of the report: allocations and frees stop together
     tracer.settle_unexamined(); // files gone with their process, read through another one
     const engine::Report report = engine::make_report(tracer);
+    if (plan.depth > 1) // the names of the report's stacks, before it
+        engine::write_stacks(1, tracer.map_fd("stack_names"));
     engine::write_all(1, report.json + "\n");
     // The report is complete: a reader sees the end of it now, not after the detach (the
     // kernel's grace periods, a few hundred ms).

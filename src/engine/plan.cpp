@@ -15,6 +15,7 @@ const char *const usage =
     "usage: pymemtrace-engine --pid PID [--pid PID ...] [--lib PATH ...]\n"
     "                         [--ready-fd FD] [--allow-loss] [--max-live N]\n"
     "                         [--max-locations N] [--setid-stop] [--plain] [--verbose]\n"
+    "                         [--native] [--interval-ms MS] [--all] [--depth N]\n"
     "Traces pymemtrace's pyalloc, pyrealloc and pyfree probes of the libraries PATH, and of\n"
     "every instrumented library the traced processes map, in the processes PID and the\n"
     "processes they fork, until SIGINT/SIGTERM/SIGHUP or until every traced process has\n"
@@ -26,7 +27,14 @@ const char *const usage =
     "process that execs a program that changes its credentials (set-user-ID or set-group-ID)\n"
     "is traced no more from that exec on (for a report given to a user other than root).\n"
     "--plain: the alloc, realloc and free probes instead (C and C++ code: no Python\n"
-    "location).\n";
+    "location). --native: rows keyed by the native caller too (\"native\": the library's\n"
+    "index in --lib order << 48 | the caller's offset in it; libraries with the pynative\n"
+    "probe).\n"
+    "--interval-ms MS: every MS milliseconds a {\"event\": \"snapshot\"} line on stdout, the\n"
+    "live blocks at one instant, recording going on. --all: every process that maps the\n"
+    "libraries (attached by path), instead of --pid; {\"event\": \"process\"} on FD for each\n"
+    "process at its first event. --depth N (2..16): locations are Python stacks of N frames\n"
+    "(the libraries' pystack4/pystack16 request), named once per stack in the report.\n";
 
 namespace {
 
@@ -70,6 +78,18 @@ Plan parse_plan(int argc, char **argv)
         } else if (option == "--max-locations") {
             plan.max_locations = static_cast<uint32_t>(number("--max-locations", value, 1u << 24));
             ++i;
+        } else if (option == "--interval-ms") {
+            plan.interval_ms = number("--interval-ms", value, 86400000);
+            if (plan.interval_ms == 0)
+                throw Error("--interval-ms 0: give a number of milliseconds from 1");
+            ++i;
+        } else if (option == "--depth") {
+            plan.depth = static_cast<uint32_t>(number("--depth", value, 16));
+            if (plan.depth == 0)
+                throw Error("--depth 0: give 1 to 16 frames");
+            ++i;
+        } else if (option == "--all") {
+            plan.every_process = true;
         } else if (option == "--allow-loss") {
             plan.allow_loss = true;
         } else if (option == "--plain") {
@@ -78,15 +98,24 @@ Plan parse_plan(int argc, char **argv)
             plan.setid_stop = true;
         } else if (option == "--verbose") {
             plan.verbose = true;
+        } else if (option == "--native") {
+            plan.native = true;
         } else {
             throw Error("unknown option '" + option + "': see pymemtrace-engine --help");
         }
     }
-    if (plan.pids.empty())
-        throw Error("no process to trace: give --pid PID");
+    if (plan.every_process && (!plan.pids.empty() || plan.setid_stop))
+        throw Error("--all traces every process that maps the libraries, set-ID ones included: "
+                    "give --all without --pid and --setid-stop");
+    if (plan.pids.empty() && !plan.every_process)
+        throw Error("no process to trace: give --pid PID, or --all");
+    if (plan.libraries.empty() && plan.every_process) // by path: the libraries must be named
+        throw Error("no library to attach to: give --lib PATH of an instrumented library");
     if (fcntl(plan.ready_fd, F_GETFD) < 0)
         throw Error("--ready-fd " + std::to_string(plan.ready_fd)
                     + " is not an open file descriptor: give one the caller passed open");
+    if (plan.depth > 1 && plan.plain)
+        throw Error("--depth N > 1 reads the py* probes' Python stacks: not with --plain");
     if (plan.max_live == 0 || plan.max_locations == 0)
         throw Error("--max-live and --max-locations must be at least 1");
     return plan;

@@ -21,6 +21,10 @@ struct Plan {
     bool plain = false;                  // alloc/realloc/free instead of pyalloc/pyrealloc/pyfree
     uint32_t max_live = 1u << 21;        // live blocks the leak map holds (its buckets: 16 B each)
     uint32_t max_locations = 1u << 16;   // (pid, location, domain) rows of the summary
+    uint64_t interval_ms = 0;            // --interval: a snapshot line every so often (0: none)
+    bool every_process = false;          // --all: every process that maps the libraries
+    uint32_t depth = 1;                  // --depth N: locations are stacks of N (2..16) frames
+    bool native = false;                 // rows keyed by the native caller too (pynative)
 };
 
 // The plan of argv, or throws engine::Error (bad input: one line, what and how to fix).

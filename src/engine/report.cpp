@@ -22,7 +22,7 @@ namespace {
 const char *const counter_names[COUNTER_COUNT] = {
     "pyalloc", "pyrealloc", "pyfree", "free_null", "unmatched_free", "unmatched_realloc",
     "live_full", "summary_full", "names_full", "paused", "records_lost", "alloc", "realloc",
-    "free"};
+    "free", "snapshot_rows_full"};
 
 struct Names {
     std::string file, function;
@@ -30,7 +30,8 @@ struct Names {
     bool truncated = false;
 };
 
-using Grouping = std::tuple<uint32_t, uint64_t, int32_t>; // pid, location, domain
+using Grouping = std::tuple<uint32_t, uint64_t, int32_t, uint64_t>; // pid, location, domain,
+                                                                   // native (--native)
 
 struct Totals {
     uint64_t count = 0, bytes = 0;
@@ -86,7 +87,12 @@ std::string entries(const std::map<Grouping, Totals> &groups,
                + ",\"domain\":" + std::to_string(std::get<2>(group.first))
                + ",\"count\":" + std::to_string(group.second.count)
                + ",\"bytes\":" + std::to_string(group.second.bytes)
-               + (where->truncated ? ",\"truncated\":true" : "") + "}";
+               + ",\"location\":" + std::to_string(location) // --depth: the stack id
+               + (where->truncated ? ",\"truncated\":true" : "")
+               + (std::get<3>(group.first) != 0
+                      ? ",\"native\":" + std::to_string(std::get<3>(group.first))
+                      : "")
+               + "}";
     }
     return out + "]";
 }
@@ -183,6 +189,17 @@ std::string unexamined_json(const std::vector<UnexaminedFile> &files)
     return out + "]";
 }
 
+// --native: the libraries in the order their index is in the rows' `native` (attach cookies).
+std::string native_libraries_json(const Tracer &tracer)
+{
+    if (!tracer.plan().native)
+        return "";
+    std::string out = ",\"native_libraries\":[";
+    for (const auto &library : tracer.libraries())
+        out += (out.back() == '[' ? "" : ",") + quote(library.path);
+    return out + "]";
+}
+
 } // namespace
 
 Report make_report(const Tracer &tracer)
@@ -195,14 +212,15 @@ Report make_report(const Tracer &tracer)
     for_each_entry<engine_summary_key, engine_summary_value>(
         tracer.map_fd("summary"),
         [&](const engine_summary_key &key, const engine_summary_value &value) {
-            Totals &totals = summary[Grouping{key.pid, key.location, key.domain}];
+            Totals &totals = summary[Grouping{key.pid, key.location, key.domain, key.native}];
             totals.count += value.count;
             totals.bytes += value.bytes;
         });
     uint64_t live_blocks = 0;
     for_each_entry<engine_live_key, engine_live_value>(
         tracer.map_fd("live"), [&](const engine_live_key &key, const engine_live_value &value) {
-            Totals &totals = leaks[Grouping{key.pid, value.location, value.domain}];
+            Totals &totals =
+                leaks[Grouping{key.pid, value.location, value.domain, value.native}];
             totals.count += 1;
             totals.bytes += value.size;
             ++live_blocks;
@@ -214,6 +232,7 @@ Report make_report(const Tracer &tracer)
     json += ",\"summary\":" + entries(summary, names, unnamed);
     json += ",\"leaks\":" + entries(leaks, names, unnamed);
     json += ",\"live_blocks\":" + std::to_string(live_blocks);
+    json += native_libraries_json(tracer);
     json += ",\"processes\":" + processes_json(tracer, unattached, window_lost);
     json += ",\"late_libraries\":" + late_libraries_json(tracer);
     const auto unexamined = tracer.unexamined_files();
@@ -231,6 +250,7 @@ Report make_report(const Tracer &tracer)
         {"records_lost", counters[COUNTER_RECORDS_LOST]},
         {"unattached_processes", unattached},
         {"forked_window", window_lost},
+        {"snapshot_rows_full", counters[COUNTER_SNAPSHOT_ROWS_FULL]},
         {"late_window", tracer.late_libraries().size()},
         {"unexamined_files", unexamined.size()}};
     json += ",\"loss\":{";
@@ -244,6 +264,17 @@ Report make_report(const Tracer &tracer)
     json += "},\"complete\":" + std::string(report.lost ? "false" : "true") + "}";
     report.json = std::move(json);
     return report;
+}
+
+std::string rows_json(const std::map<std::tuple<uint32_t, uint64_t, int32_t>,
+                                      std::pair<uint64_t, uint64_t>> &rows,
+                      int names_fd, uint64_t &unnamed)
+{
+    std::map<Grouping, Totals> groups;
+    for (const auto &row : rows)
+        groups[Grouping{std::get<0>(row.first), std::get<1>(row.first), std::get<2>(row.first),
+                        0}] = Totals{row.second.first, row.second.second};
+    return entries(groups, read_names(names_fd), unnamed);
 }
 
 } // namespace engine

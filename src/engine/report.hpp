@@ -5,7 +5,11 @@
 #ifndef PYMEMTRACE_ENGINE_REPORT_HPP
 #define PYMEMTRACE_ENGINE_REPORT_HPP
 
-#include <string> // std::string
+#include <cstdint> // uint64_t
+#include <map>     // std::map
+#include <string>  // std::string
+#include <tuple>   // std::tuple
+#include <utility> // std::pair
 
 #include "tracer.hpp"
 
@@ -18,6 +22,12 @@ struct Report {
 
 // Reads the tracer's maps; call with recording paused.
 Report make_report(const Tracer &tracer);
+
+// Rows {(pid, location, domain): (count, bytes)} as the report's entries (a JSON array, biggest
+// first, with the names of `names_fd`'s map); `unnamed` counts locations whose names are missing.
+std::string rows_json(const std::map<std::tuple<uint32_t, uint64_t, int32_t>,
+                                      std::pair<uint64_t, uint64_t>> &rows,
+                      int names_fd, uint64_t &unnamed);
 
 } // namespace engine
 

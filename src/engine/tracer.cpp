@@ -82,18 +82,27 @@ struct Probe {
     bpf_program *program;
 };
 
+// --depth N: the probe whose attach asks the target for stack records of N frames.
+const char *stack_request(const Plan &plan)
+{
+    return plan.depth <= 1 ? nullptr : plan.depth <= 4 ? "pystack4" : "pystack16";
+}
+
 std::vector<Probe> probes_of(const Plan &plan, const engine_bpf *skeleton)
 {
     if (plan.plain)
         return {{"alloc", skeleton->progs.on_alloc},
                 {"realloc", skeleton->progs.on_realloc},
                 {"free", skeleton->progs.on_free}};
-    return {{"pyalloc", skeleton->progs.on_pyalloc},
-            {"pyrealloc", skeleton->progs.on_pyrealloc},
-            {"pyfree", skeleton->progs.on_pyfree}};
+    std::vector<Probe> probes = {{"pyalloc", skeleton->progs.on_pyalloc},
+                                 {"pyrealloc", skeleton->progs.on_pyrealloc},
+                                 {"pyfree", skeleton->progs.on_pyfree}};
+    if (stack_request(plan) != nullptr)
+        probes.push_back({stack_request(plan), skeleton->progs.on_stack_request});
+    return probes;
 }
 
-void check_library(const Library &library, bool plain)
+void check_library(const Library &library, bool plain, const char *request)
 {
     std::set<std::string> found;
     for (const auto &site : library.sites)
@@ -108,6 +117,10 @@ void check_library(const Library &library, bool plain)
                         + (plain ? "<pymemtrace/pymemtrace.h>, docs/probes.md"
                                  : "<pymemtrace/python.h>, docs/extensions.md")
                         + ")");
+    if (request != nullptr && found.count(request) == 0)
+        throw Error(library.path + " has no pymemtrace:" + request + " probe (built with older "
+                    "pymemtrace headers, it records no Python stacks): rebuild it, or give "
+                    "--depth 1");
 }
 
 void check_process(pid_t pid)
@@ -156,7 +169,7 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     check_machine();
     libraries_ = distinct_files(plan.libraries);
     for (const auto &library : libraries_)
-        check_library(library, plan.plain);
+        check_library(library, plan.plain, stack_request(plan));
     for (const pid_t pid : plan.pids)
         check_process(pid);
 
@@ -168,6 +181,12 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     bpf_map__set_max_entries(skeleton_->maps.summary, plan.max_locations);
     bpf_map__set_max_entries(skeleton_->maps.names, plan.max_locations);
     skeleton_->rodata->setid_stop = plan.setid_stop ? 1 : 0;
+    skeleton_->rodata->native_caller = plan.native ? 1 : 0;
+    skeleton_->rodata->snapshots = plan.interval_ms != 0 ? 1 : 0;
+    skeleton_->rodata->every_process = plan.every_process ? 1 : 0;
+    skeleton_->rodata->stack_depth = plan.depth > 1 ? plan.depth : 0;
+    bpf_map__set_max_entries(skeleton_->maps.stack_names, plan.max_locations);
+    bpf_map__set_max_entries(skeleton_->maps.live_rows, plan.max_locations);
     if (engine_bpf__load(skeleton_) != 0)
         throw Error(std::string("the kernel refused the engine's BPF programs: ")
                     + std::strerror(errno) + libbpf_detail()
@@ -185,8 +204,10 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
                         + std::strerror(errno) + libbpf_detail());
     }
     // Libraries mapped later: their mappings are seen from now on (before any scan of the maps).
-    skeleton_->links.on_mmap = bpf_program__attach(skeleton_->progs.on_mmap);
-    if (skeleton_->links.on_mmap == nullptr)
+    // Not with --all, which traces the libraries given, by path.
+    if (!plan.every_process)
+        skeleton_->links.on_mmap = bpf_program__attach(skeleton_->progs.on_mmap);
+    if (!plan.every_process && skeleton_->links.on_mmap == nullptr)
         throw Error(std::string("cannot attach to the syscalls/sys_exit_mmap tracepoint: ")
                     + std::strerror(errno) + libbpf_detail()
                     + "; mount tracefs (mount -t tracefs tracefs /sys/kernel/tracing)");
@@ -197,6 +218,8 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     const uint64_t start = monotonic_ns();
     for (const pid_t pid : plan.pids)
         trace(pid, 0, 0);
+    if (plan.every_process)
+        attach_everywhere();
     ready_ns_ = monotonic_ns();
     attach_ns_ = ready_ns_ - start;
 }
@@ -275,12 +298,19 @@ void Tracer::attach(Process &process)
 bool Tracer::attach_library(Process &process, size_t index, std::string &why)
 {
     const Library &library = libraries_[index];
-    for (const auto &probe : probes_of(plan_, skeleton_)) {
+    std::vector<Probe> probes = probes_of(plan_, skeleton_);
+    if (plan_.native) // the request: its semaphore asks for the native caller
+        probes.push_back({"pynative", skeleton_->progs.on_pynative});
+    for (const auto &probe : probes) {
         // By path and PID: the uprobe is installed in this process only, also in a mapping of
-        // the library made after this call; the kernel sets the probe's semaphore there.
+        // the library made after this call; the kernel sets the probe's semaphore there. The
+        // cookie names the library in --native's keys.
+        bpf_usdt_opts options{};
+        options.sz = sizeof options;
+        options.usdt_cookie = index;
         bpf_link *link = bpf_program__attach_usdt(probe.program, process.pid,
                                                   library.path.c_str(), "pymemtrace",
-                                                  probe.name, nullptr);
+                                                  probe.name, &options);
         if (link == nullptr) {
             const int error = errno;
             // A library found mapped is named by the target's bytes: JSON-quoted, never raw.
@@ -340,6 +370,8 @@ void Tracer::on_mapping(const engine_map_record &record)
 {
     const pid_t pid = static_cast<pid_t>(record.pid);
     const auto found = processes_.find(pid);
+    if (plan_.every_process) // --all traces the libraries given, by path, in every process
+        return;
     if (found == processes_.end() || found->second.setid || found->second.attached_ns == 0)
         return; // not traced, or its whole life is a stated loss already (attach_error)
     const FileId id = mapped_files_.maps_name(
@@ -397,6 +429,41 @@ std::vector<UnexaminedFile> Tracer::unexamined_files() const
     return unknown;
 }
 
+// --all: by path, PID -1: every process that maps a library, now or later, traps its probes.
+void Tracer::attach_everywhere()
+{
+    std::vector<Probe> probes = probes_of(plan_, skeleton_);
+    if (plan_.native) // as attach() does
+        probes.push_back({"pynative", skeleton_->progs.on_pynative});
+    for (std::size_t index = 0; index < libraries_.size(); ++index) {
+        const Library &library = libraries_[index];
+        for (const auto &probe : probes) {
+            bpf_usdt_opts options{};
+            options.sz = sizeof options;
+            options.usdt_cookie = index; // the library, in --native's keys
+            bpf_link *link = bpf_program__attach_usdt(probe.program, -1, library.path.c_str(),
+                                                      "pymemtrace", probe.name, &options);
+            if (link == nullptr)
+                throw Error(std::string("cannot attach pymemtrace:") + probe.name + " of "
+                            + library.path + " in every process: " + std::strerror(errno)
+                            + libbpf_detail() + "; check that the library can be read");
+            links_.emplace_back(-1, link);
+        }
+    }
+}
+
+void Tracer::enrol(pid_t pid)
+{
+    if (processes_.count(pid) != 0)
+        return;
+    Process &process = processes_[pid];
+    process.pid = pid;
+    process.attached_ns = monotonic_ns();
+    process.pidfd = open_pidfd(pid);
+    process.ended = process.pidfd < 0;
+    write_all(plan_.ready_fd, "{\"event\":\"process\",\"pid\":" + std::to_string(pid) + "}\n");
+}
+
 int Tracer::on_record(void *self, void *data, size_t size)
 {
     Tracer *tracer = static_cast<Tracer *>(self);
@@ -418,7 +485,9 @@ void Tracer::handle(const void *data)
     engine_record record;
     std::memcpy(&record, data, sizeof record);
     const pid_t pid = static_cast<pid_t>(record.pid);
-    if (record.kind == RECORD_FORK) {
+    if (record.kind == RECORD_PROCESS) {
+        enrol(pid);
+    } else if (record.kind == RECORD_FORK) {
         trace(pid, static_cast<pid_t>(record.parent), record.time_ns);
     } else if (record.kind == RECORD_SETID) {
         auto found = processes_.find(pid);
@@ -472,6 +541,8 @@ bool Tracer::poll(int timeout_ms)
 {
     ring_buffer__poll(records_, timeout_ms); // -EINTR on a signal: the caller looks at it
     notice_ends();
+    if (plan_.every_process)
+        return true; // until stopped
     for (const auto &entry : processes_)
         if (!entry.second.ended && !entry.second.setid)
             return true;
@@ -490,6 +561,11 @@ void Tracer::pause()
 void Tracer::resume()
 {
     __atomic_store_n(&skeleton_->bss->paused, 0u, __ATOMIC_SEQ_CST);
+}
+
+void Tracer::set_snapshot_epoch(uint32_t epoch)
+{
+    __atomic_store_n(&skeleton_->bss->snapshot_epoch, epoch, __ATOMIC_SEQ_CST);
 }
 
 std::vector<uint64_t> Tracer::counters() const

@@ -57,8 +57,11 @@ public:
 
     void pause();  // recording of allocations and frees stops, all together
     void resume();
+    void set_snapshot_epoch(uint32_t epoch); // --interval: the instant of a snapshot
 
     const std::map<pid_t, Process> &processes() const { return processes_; }
+    const std::vector<Library> &libraries() const { return libraries_; } // in cookie order
+    const Plan &plan() const { return plan_; }
     size_t probes_attached() const { return links_.size(); }
     uint64_t attach_ns() const { return attach_ns_; }
     int map_fd(const char *name) const;
@@ -74,6 +77,8 @@ public:
 
 private:
     void trace(pid_t pid, pid_t parent, uint64_t forked_ns);
+    void attach_everywhere();   // --all
+    void enrol(pid_t pid);      // --all: a process's first event
     void attach(Process &process);
     bool attach_library(Process &process, size_t index, std::string &why);
     int library_index(const FileId &id) const; // -1: not traced

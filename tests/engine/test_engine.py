@@ -303,7 +303,8 @@ def thread_id(pythonpath):
 
 
 @pytest.mark.parametrize("case", ["no process", "no probes", "no file", "not root",
-                                  "bad number", "a thread", "closed fd"])
+                                  "no library", "bad number", "a thread", "closed fd",
+                                  "all and a pid", "too deep", "no interval"])
 def test_bad_input_is_one_line_saying_what_and_how_to_fix(engine, cmemleak, case, request):
     tid = request.getfixturevalue("thread_id") if case == "a thread" else 0
     argv = {
@@ -314,6 +315,10 @@ def test_bad_input_is_one_line_saying_what_and_how_to_fix(engine, cmemleak, case
         "no file": ["--pid", "1", "--lib", "/nonexistent/lib.so"],
         "not root": ["--pid", "1", "--lib", cmemleak],
         "bad number": ["--pid", "12x", "--lib", cmemleak],
+        "no library": ["--all"],  # by path; with --pid the engine finds the libraries mapped
+        "all and a pid": ["--all", "--pid", "1", "--lib", cmemleak],
+        "too deep": ["--pid", "1", "--lib", cmemleak, "--depth", "17"],
+        "no interval": ["--pid", "1", "--lib", cmemleak, "--interval-ms", "0"],
     }[case]
     if case == "not root":
         with other_user() as user:
@@ -330,7 +335,11 @@ def test_bad_input_is_one_line_saying_what_and_how_to_fix(engine, cmemleak, case
                 "not root": "needs root",
                 "bad number": "--pid needs a whole number",
                 "a thread": f"{tid} is a thread of process",
-                "closed fd": "--ready-fd 99 is not an open file descriptor"}[case]
+                "closed fd": "--ready-fd 99 is not an open file descriptor",
+                "no library": "give --lib PATH",
+                "all and a pid": "give --all without --pid",
+                "too deep": "--depth needs a whole number from 0 to 16",
+                "no interval": "--interval-ms 0: give a number of milliseconds"}[case]
     assert expected in lines[0]
 
 

@@ -110,6 +110,9 @@ def test_a_pid_report_made_by_the_engine_needs_no_bpftrace():
                                    "--report", "leaks", "--json", "-p", str(target.pid)],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert "tracing PID" in runner.stderr.readline()
+        target.stdin.write("mark\n")  # every block live after `turned` was made while traced
+        target.stdin.flush()
+        assert target.stdout.readline() == "turned\n"
         runner.send_signal(signal.SIGINT)
         out, err = runner.communicate(timeout=60)
     finally:

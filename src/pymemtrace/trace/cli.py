@@ -16,7 +16,7 @@ import sys
 import tempfile
 
 from . import (bpftrace_binary, elf, engine, engine_trace, flamegraph_html, install_hints,
-               interpreters, procfs, programs, pythonbinary, safe_open, stacks, targets)
+               interpreters, native, procfs, programs, pythonbinary, safe_open, stacks, targets)
 from .aliases import FileAliases
 from .errors import Failure
 from .modes import LOSS, Trace, trace_all, trace_command, trace_pid
@@ -53,6 +53,11 @@ def parse_args(argv):
     parser.add_argument("--depth", type=int, default=1, metavar="N",
                         help="group summary and leaks by the innermost N Python frames (1 to 16; "
                              "default 1, the innermost frame alone)")
+    parser.add_argument("--native", action="store_true",
+                        help="name the C or C++ function, file and line that called the "
+                             "allocator beside the Python frames (summary and leaks of the py* "
+                             "probes; libraries built with this pymemtrace's headers, -g for "
+                             "lines)")
     parser.add_argument("--histograms", action="store_true",
                         help="add size histograms per Python file and function, and per domain, "
                              "to the text summary")
@@ -158,6 +163,11 @@ def parse_args(argv):
         parser.error("--depth N > 1 groups the summary and leak reports of the py* probes: not "
                      "with flow, --libc, --object-allocator, --frames python-probes or "
                      "--interval (yet)")
+    if args.native and (args.report == "flow" or args.libc or args.object_allocator
+                        or args.frames != "probes" or args.interval is not None or args.all):
+        parser.error("--native names the C caller in the summary and leak reports of the py* "
+                     "probes: not with flow, --libc, --object-allocator, --frames "
+                     "python-probes, --interval or --all")
     if args.interval is not None:
         if args.report != "leaks" or args.format not in ("text", "json"):
             parser.error("--interval takes snapshots of the live blocks: use it with --report "
@@ -253,18 +263,23 @@ def trace(args, user, aliases):
     if plan.script.startswith("pymemtrace_") and not args.all:
         libraries = with_found_libraries(args, env, user, aliases, libraries,
                                          engine_trace.finds_libraries(args, plan))
-    if args.depth > 1:
-        libraries = libraries_with_records(libraries, args.depth)
+    if args.native:
+        native.check_tools()
+    if args.depth > 1 or args.native:
+        libraries = libraries_with_records(libraries, args.depth, args.native)
     setid = programs.for_another_user(user, os.environ)
     engine_path = chosen_engine(args, plan, libraries)
     if engine_path is not None:
         def make_run(pid):
             return engine_trace.EngineTrace(pid, plan, args, libraries, engine_path, setid)
+        if args.all:
+            return trace_all(args, None, plan, libraries, make_run(None))
     else:
         bpftrace_binary.path()  # found and checked now, not after the command started
         libc = targets.libc_of(args.pid, aliases) if args.libc else None
         program = programs.make_program(plan.script, libraries, python, libc, args.follow,
-                                        args.interval, args.all, depth=args.depth, setid=setid)
+                                        args.interval, args.all, depth=args.depth, setid=setid,
+                                        native_caller=args.native)
         if args.keep_program:
             handle, kept = tempfile.mkstemp(prefix="pymemtrace-", suffix=".bt")
             with os.fdopen(handle, "w") as copy:
@@ -285,9 +300,8 @@ def chosen_engine(args, plan, libraries=()):
     bpftrace does."""
     if not engine_trace.takes(args, plan, libraries):
         if args.engine == "libbpf":
-            raise Failure("--engine libbpf makes the summary and leak reports of the py* probes "
-                          "at --depth 1, following forks, without --interval, --all or "
-                          "--histograms",
+            raise Failure("--engine libbpf makes the summary and leak reports of the py* probes, "
+                          "following forks (or --all), without --histograms",
                           "leave --engine out: bpftrace then makes this report")
         return None
     found = engine.find_engine()
@@ -360,17 +374,24 @@ def python_with_probes(target_exe, aliases, need_pymalloc):
     return python, pymalloc
 
 
-def libraries_with_records(libraries, depth):
-    """The libraries that fill the stack record `--depth` reads. One built with older headers is
-    left out, said here; if the target maps it, the report states it as not traced (exit 3)."""
-    able, unable = stacks.with_records(libraries, depth)
-    for library in unable:
-        print(f"pymemtrace-trace: warning: {shown(os.path.realpath(library))} has no stack "
-              f"records (built with older pymemtrace headers): not traced at --depth {depth}; "
-              "rebuild it", file=sys.stderr)
+def libraries_with_records(libraries, depth, native_caller=False):
+    """The libraries that fill the stack record `--depth` (and `--native`) reads. One built with
+    older headers is left out, said here; if the target maps it, the report states it as not
+    traced (exit 3)."""
+    able, unable = stacks.with_records(libraries, depth, native_caller)
+    option = "--native" if native_caller else f"--depth {depth}"
+    if unable:  # a scan may find dozens: a few named, the rest counted
+        named = ", ".join(shown(os.path.realpath(library)) for library in unable[:3])
+        more = f" and {len(unable) - 3} more" if len(unable) > 3 else ""
+        print(f"pymemtrace-trace: warning: {named}{more} "
+              f"{'has' if len(unable) == 1 else 'have'} no "
+              f"{'native callers' if native_caller else 'stack records'} (built with older "
+              f"pymemtrace headers): not traced with {option}; rebuild them", file=sys.stderr)
     if not able:
-        raise Failure(f"no library here records Python stacks for --depth {depth}",
-                      "rebuild the extension with this pymemtrace's headers, or use --depth 1")
+        raise Failure(f"no library here records {'native callers' if native_caller else 'Python stacks'}"
+                      f" for {option}",
+                      "rebuild the extension with this pymemtrace's headers, or leave "
+                      f"{'--native out' if native_caller else '--depth out'}")
     return able
 
 

@@ -10,6 +10,7 @@ command then), `attached` for each forked process, and last the `report`.
         report = run.report()     # summary, leaks, counters, loss, processes
 
 Standard library only. The engine's errors (exit 2, one line) become errors.Failure."""
+import atexit
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ from .errors import Failure
 from .session import die_with
 
 ENGINE = "pymemtrace-engine"
+DETACH_SECONDS = 10  # the engine's detach after its report: 250-350 ms measured
 
 
 def find_engine():
@@ -56,7 +58,8 @@ class EngineRun:
     """One run of the engine; a context manager that never leaves it running."""
 
     def __init__(self, pids, libraries, engine=None, allow_loss=False, max_live=None,
-                 setid_stop=False):
+                 setid_stop=False, interval_ms=None, every_process=False, depth=1,
+                 max_locations=None, native_caller=False):
         engine = engine or find_engine()
         if engine is None:
             raise Failure(f"{ENGINE} was not found beside the runner",
@@ -73,6 +76,16 @@ class EngineRun:
             argv += ["--max-live", str(int(max_live))]
         if setid_stop:  # a process that execs a set-ID program is not traced from then on
             argv.append("--setid-stop")
+        if interval_ms is not None:  # a snapshot line every interval
+            argv += ["--interval-ms", str(int(interval_ms))]
+        if every_process:  # every process that maps the libraries (pids: none)
+            argv.append("--all")
+        if depth > 1:  # locations are Python stacks of `depth` frames
+            argv += ["--depth", str(int(depth))]
+        if max_locations is not None:  # rows of the summary and snapshots, names, stacks
+            argv += ["--max-locations", str(int(max_locations))]
+        if native_caller:  # rows keyed by the C caller too (native.py names it)
+            argv.append("--native")
         self.argv = argv
         self.proc = None
         self.returncode = None
@@ -87,10 +100,26 @@ class EngineRun:
                                      preexec_fn=die_with(os.getpid()))
         return self
 
-    def __exit__(self, *_exc):
-        if self.proc.poll() is None:
+    def end_later(self):
+        """The wait for the engine's detach, at the runner's exit: after the report was written,
+        and a report file linked in (output.py), which the user need not wait for."""
+        atexit.register(self.__exit__, None, None, None)
+
+    def __exit__(self, failing, *_exc):
+        if self.proc.stdout.closed:
+            return  # ended already (end_later, then an exit)
+        # After its report the engine detaches (kernel grace periods, 250-350 ms here): waited
+        # for, so that the target's probes are gone when the runner ends. On a failure, or an
+        # engine that does not end, a kill detaches them just as well.
+        if failing is not None and self.proc.poll() is None:
             self.proc.kill()
-        self.proc.wait()
+        try:
+            self.proc.wait(timeout=DETACH_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.returncode is None:
+            self.returncode = self.proc.returncode
         self.proc.stdout.close()
         self.proc.stderr.close()
 
@@ -130,8 +159,6 @@ class EngineRun:
 
     def report(self):
         """The report (after a stop, or once every traced process ended); its `complete` is
-        False, and the engine's status 3, when it states a loss."""
-        report = self.next_line("report")
-        for _rest in self.lines():  # nothing follows; this waits for the exit status
-            pass
-        return report
+        False, and the engine's status 3, when it states a loss. Returned as soon as it is read:
+        the engine detaches after writing it, and leaving the `with` block waits for that."""
+        return self.next_line("report")

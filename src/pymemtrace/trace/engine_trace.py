@@ -3,15 +3,18 @@
 same run interface as modes.Trace (start, alive, ended_early, pause, stop, drain, finish), so
 `modes` holds, releases and waits for the traced processes the same way whichever engine traces.
 
-Which runs it takes (`takes`): the plain summary or leaks of the py* probes, at --depth 1, without
---interval, --all or --histograms; the others stay on bpftrace. It attaches to every instrumented
-library the traced processes map, also those mapped after it started, so it needs no library
-named or found beforehand (`finds_libraries`)."""
+Which runs it takes (`takes`): the plain summary or leaks of the py* probes, without --histograms,
+with -p, --all or a command, --interval's snapshots and --depth's stacks included; the others stay
+on bpftrace. It attaches to every instrumented library the traced processes map, also those
+mapped after it started, so it needs no library named or found beforehand (`finds_libraries`)."""
 import os
+import threading
+import time
 
-from . import engine, reports, unseen
-from .missed_libraries import AttachedByEngine
+from . import engine, native, processes, reports, stacks, unseen
+from .missed_libraries import AttachedByEngine, MissedLibraries
 from .names import shown
+from .snapshots import Snapshots
 
 # What the engine's `loss` counters mean, in words with the option that avoids each.
 LOSS_WORDS = {
@@ -36,19 +39,20 @@ LOSS_WORDS = {
 
 def _able(args, plan):
     """Whether the engine can make this run's report at all."""
-    return (plan.script in ("pymemtrace_summary", "pymemtrace_leaks") and args.depth == 1
-            and args.interval is None and not args.all and not args.histograms and args.follow)
+    return (plan.script in ("pymemtrace_summary", "pymemtrace_leaks") and not args.histograms
+            and (args.follow or args.all))
 
 
 def finds_libraries(args, plan):
     """Whether the engine may take this run when no library is named or found beforehand: it
-    attaches to those the traced processes map (docs/engine.md, "Libraries mapped later")."""
-    return (_able(args, plan) and args.engine != "bpftrace"
+    attaches to those the traced processes map (docs/engine.md, "Libraries mapped later").
+    Not --all, which attaches the libraries given by path."""
+    return (_able(args, plan) and not args.all and args.engine != "bpftrace"
             and (args.engine == "libbpf" or engine.find_engine() is not None))
 
 
 def takes(args, plan, libraries=()):
-    """Whether the engine makes this run's report: --engine libbpf; or auto with -p, or with a
+    """Whether the engine makes this run's report: --engine libbpf; or auto with -p, --all, or a
     command for which no library could be named beforehand. A forked child is attached once the
     engine sees the fork, and a library mapped later once the engine sees the mapping: what they
     allocate before that is lost (a stated loss, docs/engine.md). bpftrace follows forks with no
@@ -57,7 +61,7 @@ def takes(args, plan, libraries=()):
     always: not with --no-follow."""
     able = _able(args, plan)
     if args.engine == "auto":
-        return able and (args.pid is not None or not libraries)
+        return able and (args.pid is not None or args.all or not libraries)
     return able and args.engine == "libbpf"
 
 
@@ -79,13 +83,34 @@ def entries_of(rows, shortener):
     merged = {}
     for row in rows:
         key = (int(row["pid"]), shortener.file(row["file"]), row["function"], int(row["line"]),
-               int(row["domain"]))
-        entry = merged.setdefault(key, dict(zip(("pid", "file", "function", "line", "domain"),
-                                                key), count=0, bytes=0))
+               int(row["domain"]), int(row.get("native", 0)))
+        entry = merged.setdefault(key, dict(zip(("pid", "file", "function", "line", "domain",
+                                                 "native_key"), key), count=0, bytes=0))
         entry["count"] += int(row["count"])
         entry["bytes"] += int(row["bytes"])
     return sorted(merged.values(), key=lambda e: (-e["bytes"], -e["count"], e["file"],
                                                   e["line"]))
+
+
+def stack_entries_of(rows, named):
+    """--depth N: the report's entries by stack (stacks.py's shape: `stack` innermost first)
+    from the engine's rows, whose `location` is a stack id, and the stacks' names (`named`, a
+    stacks.Stacks); and how many of the stacks the rows name have no names (the engine's map of
+    names was full, or the runner did not keep them)."""
+    merged, unknown = {}, set()
+    for row in rows:
+        pid, sid, domain = int(row["pid"]), int(row["location"]), int(row["domain"])
+        stack = named.stack(pid, sid)
+        if stack[0][0].startswith("<stack "):  # its names were refused: a loss
+            unknown.add((pid, sid))
+        native_key = int(row.get("native", 0))
+        entry = merged.get((pid, stack, domain, native_key))
+        if entry is None:
+            entry = merged[pid, stack, domain, native_key] = dict(
+                stacks._entry(pid, stack, domain), native_key=native_key)
+        entry["count"] += int(row["count"])
+        entry["bytes"] += int(row["bytes"])
+    return list(merged.values()), len(unknown)
 
 
 def losses_of(report):
@@ -99,23 +124,93 @@ def losses_of(report):
             for name, count in sorted(report.get("loss", {}).items()) if count]
 
 
+# The engine's largest --max-locations (16M rows of each of its maps of locations).
+MOST_LOCATIONS = 1 << 24
+
+
+def moment_of(time_ns):
+    """time.time() of the CLOCK_MONOTONIC instant `time_ns` (the engine's clock)."""
+    return time.time() - (time.monotonic_ns() - int(time_ns)) / 1e9
+
+
 class EngineTrace:
+    """`pid`: the process traced (and what it forks); None with --all: every process that maps
+    the libraries."""
+
     def __init__(self, pid, plan, args, libraries, engine_path=None, setid=False):
         self.plan, self.args = plan, args
-        self.missed = AttachedByEngine()
+        # The engine attaches what a traced process maps; --all attaches the libraries given.
+        self.missed = MissedLibraries(libraries) if args.all else AttachedByEngine()
         self.not_seen = tuple(unseen.not_seen(libraries)) if libraries else ()
+        interval = getattr(args, "interval", None)
         # The engine's own loss counters are turned into words here, and the exit status is the
-        # runner's (modes.exit_status): the engine itself always allows loss.
-        self.run = engine.EngineRun(pids=[pid], libraries=[os.fspath(lib) for lib in libraries],
-                                    engine=engine_path, allow_loss=True, setid_stop=setid)
+        # runner's (modes.exit_status): the engine itself always allows loss. --all traces
+        # set-ID programs too, as the bpftrace runner's --all does.
+        self.native_caller = getattr(args, "native", False)
+        self.run = engine.EngineRun(pids=[] if pid is None else [pid],
+                                    libraries=[os.fspath(lib) for lib in libraries],
+                                    engine=engine_path, allow_loss=True,
+                                    setid_stop=setid and not args.all,
+                                    interval_ms=None if interval is None
+                                    else max(1, round(interval * 1000)),
+                                    every_process=args.all, depth=args.depth,
+                                    max_locations=min(args.max_entries, MOST_LOCATIONS),
+                                    native_caller=self.native_caller)
         self.shortener = reports.Shortener(not args.full_file_path, args.strlen)
         self.started = False
+        self.snapshots = (Snapshots(args.out, args.format, args.top, args.per_process,
+                                    self.shortener, args.max_entries)
+                          if interval is not None else None)
+        # --all: {pid: command line}, read when a process makes its first event.
+        self.commands = {} if args.all else None
+        # --depth N: the names of the report's stacks, kept as the bpftrace runner keeps them.
+        self.stacks = (stacks.Stacks(args.max_entries, self.shortener) if args.depth > 1
+                       else None)
+        # With snapshots, --all or stacks the engine's lines come while it runs, or many of
+        # them before the report: a thread reads them.
+        self.reader, self.report_line, self.reader_error = None, None, None
 
     def start(self):
         """Returns once every probe is attached (the engine's ready line)."""
         self.run.__enter__()
         self.started = True
         self.run.ready()
+        if any(wanted is not None for wanted in (self.snapshots, self.commands, self.stacks)):
+            self.reader = threading.Thread(target=self._read, daemon=True)
+            self.reader.start()
+
+    def _read(self):
+        try:
+            for line in self.run.lines():
+                event = line.get("event")
+                if event == "snapshot":
+                    entries = entries_of(line.get("leaks", []), self.shortener)
+                    for entry in entries:
+                        entry.pop("native_key")  # snapshots have no native callers
+                    self.snapshots.add_entries(entries, line.get("refused", 0),
+                                               moment_of(line["time_ns"]))
+                elif event == "process" and self.commands is not None:
+                    if len(self.commands) >= self.args.max_entries:  # bounded over a long run
+                        self.commands.pop(next(iter(self.commands)))
+                    self.commands[int(line["pid"])] = processes.command_line(int(line["pid"]))
+                elif event == "stack" and self.stacks is not None:
+                    self.stacks.put(line["pid"], line["stack"],
+                                    [(f["file"], f["line"], f["function"])
+                                     for f in line["frames"]])
+                elif event == "report":  # the last line: the engine detaches after it
+                    self.report_line = line
+                    return
+        except Exception as error:  # noqa: BLE001 - said by finish(), in the main thread
+            self.reader_error = error
+
+    def _report(self):
+        """The engine's report: read here, or by the reader thread."""
+        if self.reader is None:
+            return self.run.report()
+        self.reader.join()
+        if self.reader_error is not None:
+            raise self.reader_error
+        return self.report_line or {}
 
     def alive(self):
         return self.started and self.run.proc.poll() is None
@@ -136,6 +231,9 @@ class EngineTrace:
     def drain(self):
         """Nothing: the engine aggregates in the kernel and streams no events."""
 
+    def settle(self):
+        """Nothing: the engine reads its maps after the kernel told it the command ended."""
+
     def stop(self):
         if self.alive():
             self.run.stop()
@@ -143,18 +241,43 @@ class EngineTrace:
     def finish(self, early=False):
         """Stops the engine, then writes the report; returns what it lost, which the report and
         standard error both state (modes.write_report)."""
-        from .modes import write_report  # modes imports this module
         self.stop()
         try:
-            report = {} if early else self.run.report()  # a failed engine's maps went with it
-        finally:
-            self.run.__exit__(None, None, None)
+            report = {} if early else self._report()  # a failed engine's maps went with it
+        except BaseException as failure:
+            self.run.__exit__(type(failure), failure, failure.__traceback__)
+            raise
+        try:
+            written = self._write(report, early)
+        except BaseException as failure:
+            self.run.__exit__(type(failure), failure, failure.__traceback__)
+            raise
+        self.run.end_later()  # the engine detaches while the report goes out
+        return written
+
+    def _write(self, report, early):
+        from .modes import write_report  # modes imports this module
         lost = losses_of(report) + self.missed.losses()
         if early:
             lost.insert(0, f"pymemtrace-engine ended on its own (status {self.run.proc.returncode})"
                            " while the target ran: what it had traced went with it")
         rows = report.get("leaks" if self.args.report == "leaks" else "summary", [])
-        entries = entries_of(rows, self.shortener)
+        if self.args.depth > 1:
+            entries, unknown = stack_entries_of(rows, self.stacks)
+            if unknown:
+                lost.append(f"the names of {unknown} stacks in the report are unknown: the "
+                            "engine's map of names was full, or they were beyond what the runner "
+                            f"keeps ({self.stacks.limit} stacks, {self.stacks.MAX_NAMES} names); "
+                            "raise --max-entries")
+        else:
+            entries = entries_of(rows, self.shortener)
+        named = (native.symbolize(report.get("native_libraries", []),
+                                  {e.get("native_key") for e in entries})
+                 if self.native_caller else {})
+        for e in entries:
+            key = e.pop("native_key", None)
+            if self.native_caller:
+                e["native"] = named.get(key)
         ended = statuses(report.get("processes", []))
 
         def write(view):
@@ -164,4 +287,5 @@ class EngineTrace:
                 reports.write_text(self.args.out, self.args.report, view, entries, ended)
         setid = {int(p["pid"]): "set-user-ID or set-group-ID"
                  for p in report.get("processes", []) if p.get("setid")}
-        return write_report(self.args, lost, write, setid=setid, not_seen=self.not_seen)
+        return write_report(self.args, lost, write, self.commands, self.snapshots, setid=setid,
+                            not_seen=self.not_seen)

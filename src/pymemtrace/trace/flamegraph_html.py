@@ -20,7 +20,7 @@ import json
 import os
 
 from .errors import Failure
-from .locations import domain_name, frame_label, ranked, stack_of
+from .locations import domain_name, frame_label, frames_with_native, ranked
 
 JS_DIR_VARIABLE = "PYMEMTRACE_FLAMEGRAPH_JS"
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -63,7 +63,7 @@ def tree(entries):
     for entry in entries:
         node = root
         node["value"] += entry["bytes"]
-        for frame in reversed(stack_of(entry)):
+        for frame in reversed(frames_with_native(entry)):
             node = node["children"].setdefault(frame_label(frame),
                                                {"name": frame_label(frame), "value": 0,
                                                 "children": {}})
@@ -79,7 +79,8 @@ def tree(entries):
 def data(wanted, entries, lost, not_seen=()):
     rows = [{"bytes": e["bytes"], "count": e["count"], "domain": e["domain"],
              "domain_name": domain_name(e["domain"]),
-             "frames": [frame_label(frame) for frame in stack_of(e)]} for e in ranked(entries)]
+             "frames": [frame_label(frame) for frame in frames_with_native(e)]}
+            for e in ranked(entries)]
     return {"kind": wanted, "title": TITLES.get(wanted, TITLES["summary"]),
             "unit": "block" if wanted == "leaks" else "allocation",
             "bytes": sum(e["bytes"] for e in entries), "count": sum(e["count"] for e in entries),

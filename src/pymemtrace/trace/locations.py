@@ -26,6 +26,22 @@ def stack_of(entry):
     return ((entry["file"], entry["line"], entry["function"]),)
 
 
+def frames_with_native(entry):
+    """The entry's frames, innermost first, below them its native caller (--native): the
+    stacks of folded and html reports."""
+    stack = stack_of(entry)
+    if entry.get("native"):
+        from .native import frame  # late: native imports the runner's process machinery
+        return (frame(entry["native"]),) + stack
+    return stack
+
+
+def native_id(entry):
+    """What tells apart entries at the same Python location by their native caller; None."""
+    native = entry.get("native")
+    return None if native is None else (native["library"], native["offset"])
+
+
 def frame_label(frame):
     """`file:line function`, escaped for showing (names come from the target)."""
     file, line, function = frame
@@ -47,4 +63,4 @@ def as_json(entry):
             "domain_name": domain_name(entry["domain"]), "count": entry["count"],
             "bytes": entry["bytes"],
             "stack": [{"file": f, "line": n, "function": fn} for f, n, fn in stack],
-            **{key: entry[key] for key in ("pid", "pids") if key in entry}}
+            **{key: entry[key] for key in ("pid", "pids", "native") if key in entry}}

@@ -2,8 +2,10 @@
 """The two ways of tracing: a command the runner starts (forked, held on a pipe until bpftrace
 runs, dropped to its user, released) and a running process (-p); how either stops (signals),
 and what their exit status says."""
+import contextlib
 import ctypes
 import os
+import select
 import shutil
 import signal
 import sys
@@ -61,11 +63,16 @@ class Stop:
             except OSError:
                 pass  # it has just ended: the runner reports that
 
-    def wait(self, seconds):
-        """Sleeps up to `seconds`, less once a stop signal came."""
+    def wait(self, seconds, ended=None):
+        """Sleeps up to `seconds`, less once a stop signal came or the process of the pidfd
+        `ended` exited (it turns readable then)."""
         deadline = time.monotonic() + seconds
         while self.signal is None and time.monotonic() < deadline:
-            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+            step = min(0.05, max(0.0, deadline - time.monotonic()))
+            if ended is None:
+                time.sleep(step)
+            elif select.select([ended], [], [], step)[0]:
+                return
 
     def __bool__(self):
         return self.signal is not None
@@ -100,8 +107,10 @@ class Trace:
         # leaks, or the names of --depth's stacks.
         self.replay = (replay.FlowReplay(args.max_entries, plan.flow_domain, self.shortener)
                        if plan.kind == "flowlog" and args.report != "flow" else None)
-        self.stacks = (stacks.Stacks(args.max_entries, self.shortener)
-                       if getattr(args, "depth", 1) > 1 else None)
+        native_caller = getattr(args, "native", False)
+        self.stacks = (stacks.Stacks(args.max_entries, self.shortener,
+                                     list(libraries) if native_caller else None)
+                       if getattr(args, "depth", 1) > 1 or native_caller else None)
         self.setid = {}  # {pid: what it exec'd} (scripts.SETID_LINE): not traced from then on
         # Rows reach a terminal as they come; a file or pipe gets them a buffer at a time (a
         # flush per row would cost more than the rest of a row's handling).
@@ -220,6 +229,10 @@ class Trace:
     def drain(self):
         self.session.drain()
 
+    def settle(self):
+        """After the command ended: bpftrace's perf buffers may still hold its last frees."""
+        time.sleep(0.2)
+
     def stop(self):
         self.session.stop()
 
@@ -299,9 +312,10 @@ def trace_pid(args, run, libraries):
             print(f"pymemtrace-trace: warning: the probes' semaphores of PID {args.pid} are not "
                   "all set after 30 s; events may be missing", file=sys.stderr)
         print(f"pymemtrace-trace: tracing PID {args.pid}; Ctrl-C to stop", file=sys.stderr)
-        while not stop and run.alive() and procfs.process_alive(args.pid):
-            run.missed.check(args.pid)
-            stop.wait(0.2)
+        with _pidfd(args.pid) as ended:  # its end is seen at once, not at the next poll
+            while not stop and run.alive() and procfs.process_alive(args.pid):
+                run.missed.check(args.pid)
+                stop.wait(0.2, ended)
         run.missed.check(args.pid)
         early = not stop and run.ended_early() and procfs.process_alive(args.pid)
         if run.plan.kind in ("flow", "flowlog") and not stop:
@@ -312,17 +326,33 @@ def trace_pid(args, run, libraries):
     return exit_status(run.finish(early), args, 0)
 
 
-def trace_all(args, program, plan, libraries=()):
+@contextlib.contextmanager
+def _pidfd(pid):
+    """A pidfd of `pid`, or None if it has already gone."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        yield None
+        return
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def trace_all(args, program, plan, libraries=(), run=None):
     """--all: every process that maps the libraries, already running or started later, until
-    Ctrl-C or SIGTERM. $1 is the runner's own PID: only the tgkill that stops recording names it."""
+    Ctrl-C or SIGTERM, traced by `run` (an engine_trace.EngineTrace) or by bpftrace running
+    `program`. $1 is the runner's own PID: only the tgkill that stops recording names it."""
     stop = Stop()
-    run = Trace(program, os.getpid(), plan, args, libraries)
+    run = run or Trace(program, os.getpid(), plan, args, libraries)
     try:
         run.start()
-        time.sleep(0.1)  # bpftrace 0.17 arms USDT probes 5-16 ms after BEGIN
+        if isinstance(run, Trace):
+            time.sleep(0.1)  # bpftrace 0.17 arms USDT probes 5-16 ms after BEGIN
         print("pymemtrace-trace: tracing every process that maps the libraries; Ctrl-C to stop",
               file=sys.stderr)
-        while not stop and run.session.alive():
+        while not stop and run.alive():
             stop.wait(0.2)
         early = not stop and run.ended_early()
         run.pause()
@@ -367,7 +397,8 @@ def trace_command(args, make_run, env, user):
             os._exit(127)
     os.close(go_read)
     os.close(err_write)
-    stop.pass_to(os.pidfd_open(child))
+    command = os.pidfd_open(child)
+    stop.pass_to(command)
     run = make_run(child)
     status, early = None, False
     try:
@@ -402,12 +433,12 @@ def trace_command(args, make_run, env, user):
                 break
             run.missed.check(child)
             # Often in the first seconds, when a short command imports its extensions and may
-            # end (its mappings go with it).
-            time.sleep(0.01 if time.monotonic() - started < 2 else 0.1)
+            # end (its mappings go with it); at once when it ends.
+            select.select([command], [], [], 0.01 if time.monotonic() - started < 2 else 0.1)
         if run.plan.kind in ("flow", "flowlog"):
             run.drain()
         else:
-            time.sleep(0.2)
+            run.settle()
     finally:
         run.stop()
     if failure:

@@ -6,6 +6,7 @@ statuses the scripts keep in @ended."""
 import os
 import signal
 
+from .locations import native_id
 from .names import shown
 
 COMMAND_BYTES = 1024  # of a command line kept (--all): enough to tell processes apart
@@ -21,7 +22,7 @@ def combine(entries, per_process):
     merged = {}
     for e in entries:
         key = (e["file"], e["line"], e["function"], e["domain"],
-               tuple(tuple(f) for f in e.get("stack", ())))
+               tuple(tuple(f) for f in e.get("stack", ())), native_id(e))
         into = merged.get(key)
         if into is None:
             into = merged[key] = {k: v for k, v in e.items() if k != "pid"}

@@ -44,15 +44,17 @@ def choose_script(args, pymalloc=True):
 
 
 def make_program(script, libraries, python, libc, follow=True, interval=None, everyone=False,
-                 depth=1, setid=False):
+                 depth=1, setid=False, native_caller=False):
     """The program of toolkit script `script` (scripts.SCRIPTS) with its probes on `libraries`,
     `python` and `libc`: aliases only, which the last check enforces. `follow`: the processes
     the target forks are traced too; `interval`, `everyone`, `setid`: see
     scripts.bpftrace_script. `depth` > 1: summary or leaks by stacks of that many frames
-    (stacks.py's programs)."""
-    if depth > 1:
+    (stacks.py's programs); `native_caller`: by the C caller too (--native, stacks.py's programs
+    at any depth)."""
+    if depth > 1 or native_caller:
         text = stacks.bpftrace_program(script[len("pymemtrace_"):], depth, libraries or None,
-                                       follow, everyone, setid=setid)
+                                       follow, everyone, setid=setid,
+                                       native_caller=native_caller)
         check_program_paths(text)
         return text
     text = scripts.bpftrace_script(script, libraries=libraries or None,

@@ -37,11 +37,15 @@ class Snapshots:
 
     def add(self, live, refused=0):
         """One snapshot from a print of @live ({"pid,ptr": [size, domain, file, function, line]})."""
-        now = time.time()
+        entries = reports.leaks_from_live(self.shortener.maps({"@live": live or {}})["@live"])
+        self.add_entries(entries, refused, time.time())
+
+    def add_entries(self, entries, refused, now):
+        """One snapshot of leak entries (reports.leaks_from_live's shape, files shortened) live
+        at the instant `now` (time.time()'s clock)."""
         if self.started is None:
             self.started = now
         self.number += 1
-        entries = reports.leaks_from_live(self.shortener.maps({"@live": live or {}})["@live"])
         entries = ranked(processes.combine(entries, self.per_process))
         if self.first is None:
             self.first = {_key(e): e["bytes"] for e in entries}

@@ -16,7 +16,7 @@ import collections
 import platform
 import re
 
-from . import elf, scripts
+from . import elf, native, scripts
 
 MAX_DEPTH = 16  # PYMEMTRACE_STACK_FRAMES
 FRAME_BYTES, FRAMES_AT = 40, 8  # struct pymemtrace_frame; frames[] in struct pymemtrace_stack
@@ -27,18 +27,32 @@ _FUNCTION_ROW = re.compile(rf"^{STACK_FUNCTION} (\d+) (-?\d+) (\d+) (.*)$", re.S
 _U64 = (1 << 64) - 1  # bpftrace prints a map key's u64 signed, a printf's %lu unsigned
 
 
+NATIVE_AT = FRAMES_AT + FRAME_BYTES * MAX_DEPTH  # the record's `native` field (--native)
+
+
 def request(depth):
     """The request probe for `depth` frames: the target walks no deeper than asked."""
     return "pystack4" if depth <= 4 else "pystack16"
 
 
-def with_records(libraries, depth):
+def _native_key(index):
+    """$nat = the native caller of the event (native.py's key: library `index`, offset); 0 when
+    the record has none."""
+    return ["$nat = (uint64)0;",
+            *scripts._block("if ($r != 0)", [f"$nat = *(uint64 *)($r + {NATIVE_AT});"]),
+            f"if ($nat != 0) {{ $nat = $nat | ((uint64){index} << {native.LIBRARY_SHIFT}); }}"]
+
+
+def with_records(libraries, depth, native_caller=False):
     """(those of `libraries` that can fill a stack record: they have the request probe for
-    `depth`; the others, built with older headers, whose py* probes carry no record)."""
+    `depth`, and pynative for `native_caller`; the others, built with older headers, whose py*
+    probes carry no record or no native caller)."""
     able, unable = [], []
+    wanted = {("pymemtrace", request(depth))} | ({("pymemtrace", "pynative")} if native_caller
+                                                 else set())
     for library in libraries:
         names = {(probe.provider, probe.name) for probe in elf.probes(library)}
-        (able if ("pymemtrace", request(depth)) in names else unable).append(library)
+        (able if wanted <= names else unable).append(library)
     return able, unable
 
 
@@ -78,21 +92,23 @@ def _names_once(depth):
                           ["@stack_seen[pid, $sid] = 1;", *printing])
 
 
-def _summary(lang, depth, machine):
+def _summary(lang, depth, machine, index=None):
     clauses = []
     for probe in ("pyalloc", "pyrealloc"):
         args = lang.args(probe)
         domain = args.get("domain", "(int64)-1")  # pyrealloc carries none
         clauses.append(lang.clause(lang.pymemtrace(probe), [
             *_stack_id(probe, depth, machine), *_names_once(depth),
+            *(_native_key(index) if index is not None else []),
             *scripts._bt_size_bucket(args["size"]),
-            f"@stack_alloc[pid, $sid, {domain}, $bucket] = stats({args['size']});",
+            f"@stack_alloc[pid, $sid, {'$nat, ' if index is not None else ''}{domain}, $bucket]"
+            f" = stats({args['size']});",
             "@alloc_events = count();"]))
     return clauses, ["print(@stack_alloc);", "print(@alloc_events);"]
 
 
-def _keep(ptr, size, domain):
-    return [f"@stack_live[pid, {ptr}] = ({size}, {domain}, $sid);",
+def _keep(ptr, size, domain, native=False):
+    return [f"@stack_live[pid, {ptr}] = ({size}, {domain}, $sid{', $nat' if native else ''});",
             f"@live_domain[pid, {ptr}] = {domain} + 2;",
             f"if (@live_domain[pid, {ptr}] == 0) {{ @live_refused = count(); }}"]
 
@@ -101,36 +117,62 @@ def _forget(ptr):
     return [f"delete(@stack_live[pid, {ptr}]);", f"delete(@live_domain[pid, {ptr}]);"]
 
 
-def _leaks(lang, depth, machine):
+def _leaks(lang, depth, machine, index=None):
     alloc, move, free = (lang.args(probe) for probe in ("pyalloc", "pyrealloc", "pyfree"))
+    nat, keyed = (_native_key(index), True) if index is not None else ([], False)
     clauses = [
-        scripts._bt_stop_recording(),
         lang.clause(lang.pymemtrace("pyalloc"), [
-            *_stack_id("pyalloc", depth, machine), *_names_once(depth),
-            *_keep(alloc["ptr"], alloc["size"], alloc["domain"])], condition="@stopping == 0"),
+            *_stack_id("pyalloc", depth, machine), *_names_once(depth), *nat,
+            *_keep(alloc["ptr"], alloc["size"], alloc["domain"], keyed)],
+            condition="@stopping == 0"),
         lang.clause(lang.pymemtrace("pyrealloc"), [
             f"$domain = @live_domain[pid, {move['old_ptr']}] - 2;",
             "if ($domain < -1) { $domain = -1; }",
             *_forget(move["old_ptr"]), *_stack_id("pyrealloc", depth, machine),
-            *_names_once(depth), *_keep(move["new_ptr"], move["size"], "$domain")]),
+            *_names_once(depth), *nat, *_keep(move["new_ptr"], move["size"], "$domain", keyed)]),
         lang.clause(lang.pymemtrace("pyfree"), _forget(free["ptr"])),
     ]
     return clauses, ["print(@stack_live);", "print(@live_refused);"]
 
 
+def _native_clauses(report, depth, libraries, everyone, machine):
+    """--native: each library's clauses apart, so that each event's key names its library (its
+    index in `libraries`), and the request for the native caller."""
+    clauses, printing = [], []
+    if report == "leaks":
+        clauses.append(scripts._bt_stop_recording())
+    for index, library in enumerate(libraries):
+        lang = scripts._Lang("bt", scripts.BtProbes([library], None, None), everyone,
+                             whole_paths=True)
+        made, printing = (_summary if report == "summary" else _leaks)(lang, depth, machine,
+                                                                       index)
+        clauses += made
+    lang = scripts._Lang("bt", scripts.BtProbes(libraries, None, None), everyone,
+                         whole_paths=True)
+    clauses.append(lang.clause(lang.pymemtrace("pynative"), ["@native_requests = count();"],
+                               comment="Never fires: attached, it asks for the native caller."))
+    return clauses, printing
+
+
 def bpftrace_program(report, depth, libraries, follow=True, everyone=False, machine=None,
-                     setid=False):
-    """The bpftrace program of `report` (summary or leaks) by stacks of `depth` (2..16) frames,
-    its probes on `libraries` (aliases, put in probe specs as given); `setid`: see
-    scripts.bpftrace_script."""
-    if not 2 <= depth <= MAX_DEPTH:
+                     setid=False, native_caller=False):
+    """The bpftrace program of `report` (summary or leaks) by stacks of `depth` (2..16; 1 with
+    `native_caller`) frames, its probes on `libraries` (aliases, put in probe specs as given);
+    `setid`: see scripts.bpftrace_script; `native_caller`: keyed by the native caller too
+    (native.py), which needs the libraries named."""
+    if not (1 if native_caller else 2) <= depth <= MAX_DEPTH:
         raise ValueError(f"depth {depth}: 2 to {MAX_DEPTH} (1 is the toolkit's scripts)")
     if report not in ("summary", "leaks"):
         raise ValueError(f"--depth groups summary and leaks, not {report}")
     spec = scripts._spec(f"pymemtrace_{report}")
     lang = scripts._Lang("bt", scripts.BtProbes(libraries, None, None), everyone,
                          whole_paths=True)
-    clauses, printing = (_summary if report == "summary" else _leaks)(lang, depth, machine)
+    if native_caller:
+        clauses, printing = _native_clauses(report, depth, libraries, everyone, machine)
+    else:
+        clauses, printing = (_summary if report == "summary" else _leaks)(lang, depth, machine)
+        if report == "leaks":
+            clauses.insert(0, scripts._bt_stop_recording())
     asking = lang.clause(lang.pymemtrace(request(depth)), ["@stack_requests = count();"],
                          comment=f"Never fires: attached, it asks the target for {depth} frames.")
     parts = ["\n".join(scripts._bt_begin(spec, everyone)),
@@ -155,8 +197,9 @@ class Stacks:
 
     MAX_NAMES = 65536
 
-    def __init__(self, limit, shortener=None):
+    def __init__(self, limit, shortener=None, native_libraries=None):
         self.limit, self.shortener = limit, shortener
+        self.native_libraries = native_libraries  # --native: the programs' libraries, in order
         self.frames = {}  # (pid, sid) -> [file, line, function, file, line, function, ...]
         self._names = {}  # each name once
         self.refused = 0  # name printfs not kept: a stack beyond `limit` or a name beyond MAX_NAMES
@@ -200,6 +243,24 @@ class Stacks:
             frames[at + 1] = value
         return True
 
+    def put(self, pid, sid, frames):
+        """A stack's frames [(file, line, function)...], innermost first, given whole (by
+        pymemtrace-engine), kept as add() keeps them; returns whether it was kept."""
+        key = (int(pid), int(sid) & _U64)
+        if key not in self.frames and len(self.frames) >= self.limit:
+            self.refused += 1
+            return False
+        flat = []
+        for file, line, function in frames:
+            if self.shortener and file:
+                file = self.shortener.file(file)
+            names = (self._name(file), self._name(function))
+            if None in names:
+                self.refused += 1
+            flat += [names[0], int(line), names[1]]
+        self.frames[key] = flat
+        return True
+
     def stack(self, pid, sid):
         """The stack's frames (file, line, function), innermost first, without the empty ones
         past the outermost; one empty frame for no location."""
@@ -232,20 +293,23 @@ class Stacks:
                 "raise --max-entries"]
 
 
-def _entry(pid, stack, domain):
+def _entry(pid, stack, domain, nat=None):
     file, line, function = stack[0]
     return {"pid": pid, "file": file, "line": line, "function": function, "domain": domain,
-            "stack": [list(frame) for frame in stack], "count": 0, "bytes": 0}
+            "stack": [list(frame) for frame in stack], "count": 0, "bytes": 0,
+            **({} if nat is None else {"native_key": nat & _U64})}
 
 
 def summary_entries(maps, stacks):
-    """Entries (one per process, stack and domain) and the rows behind them: (pid, stack,
-    domain, bucket, count, bytes)."""
+    """Entries (one per process, stack, native caller with --native, and domain) and the rows
+    behind them: (pid, stack, domain, bucket, count, bytes)."""
     merged, rows = {}, []
     for key, stats in maps.get("@stack_alloc", {}).items():
-        pid, sid, domain, bucket = (int(part) for part in key.split(","))
+        parts = [int(part) for part in key.split(",")]
+        nat = parts.pop(2) if len(parts) == 5 else None  # --native: pid, sid, nat, domain, bucket
+        pid, sid, domain, bucket = parts
         stack = stacks.stack(pid, sid)
-        entry = merged.setdefault((pid, stack, domain), _entry(pid, stack, domain))
+        entry = merged.setdefault((pid, stack, nat, domain), _entry(pid, stack, domain, nat))
         entry["count"] += int(stats["count"])
         entry["bytes"] += int(stats["total"])
         rows.append((pid, stack, domain, bucket, int(stats["count"]), int(stats["total"])))
@@ -255,10 +319,12 @@ def summary_entries(maps, stacks):
 def leak_entries(maps, stacks):
     """Leak entries, one per process, stack and domain, from @stack_live[pid, ptr]."""
     merged = {}
-    for key, (size, domain, sid) in maps.get("@stack_live", {}).items():
+    for key, (size, domain, sid, *nat) in maps.get("@stack_live", {}).items():
         pid = int(key.split(",", 1)[0])
         stack = stacks.stack(pid, int(sid))
-        entry = merged.setdefault((pid, stack, int(domain)), _entry(pid, stack, int(domain)))
+        nat = int(nat[0]) if nat else None  # --native
+        entry = merged.setdefault((pid, stack, nat, int(domain)),
+                                  _entry(pid, stack, int(domain), nat))
         entry["count"] += 1
         entry["bytes"] += int(size)
     return list(merged.values())
@@ -272,6 +338,11 @@ def report(out, wanted, view, maps, stacks, ended):
         entries, rows = leak_entries(maps, stacks), []
     else:
         entries, rows = summary_entries(maps, stacks)
+    if stacks.native_libraries is not None:
+        named = native.symbolize(stacks.native_libraries,
+                                 {e["native_key"] for e in entries if "native_key" in e})
+        for e in entries:
+            e["native"] = named.get(e.pop("native_key", 0) & _U64)
     if view.form != "text":
         reports.write_entries(out, wanted, view, entries)
         return

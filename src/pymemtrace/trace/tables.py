@@ -5,6 +5,7 @@ fits on a screen, whatever the number of locations: a 650-test suite printed 5,2
 histograms before its table when they came by default."""
 from .locations import domain_name, ranked, stack_of
 from .names import shown
+from .native import text as native_text
 
 INDENT = "   "
 
@@ -47,6 +48,8 @@ def location_lines(entries, top, unit="allocation"):
     rows = []
     for e in kept:
         where, what = _location(stack_of(e))
+        if "native" in e:  # --native: the C or C++ code that called the allocator
+            what += "  " + native_text(e["native"])
         rows.append([str(e["bytes"]), _share(e["bytes"], total), str(e["count"]),
                      domain_name(e["domain"]), where, what])
     lines = _columns(["bytes", "%", "count", "domain", "file:line", "function"], rows, {0, 1, 2})
