@@ -220,6 +220,9 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
         trace(pid, 0, 0);
     if (plan.every_process)
         attach_everywhere();
+    // What the processes mapped meanwhile is looked at (and attached) before `ready`, while a
+    // held command still waits: a file read later may be gone with a process that ended.
+    ring_buffer__consume(records_);
     ready_ns_ = monotonic_ns();
     attach_ns_ = ready_ns_ - start;
 }
@@ -383,6 +386,8 @@ void Tracer::on_mapping(const engine_map_record &record)
             unexamined_.push_back(UnexaminedFile{pid, id});
         return; // not instrumented, or not known to be
     }
+    if (ready_ns_ == 0)
+        return; // before `ready`, which nothing is promised before: attached by then
     Process &process = found->second;
     const size_t at = static_cast<size_t>(index);
     uint64_t armed = at < process.armed_ns.size() ? process.armed_ns[at] : 0;
