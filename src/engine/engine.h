@@ -74,7 +74,8 @@ struct engine_names {
 
 /* Records of the ring buffer: how the traced processes come and go. */
 enum engine_record_kind { RECORD_FORK = 1, RECORD_EXIT = 2, RECORD_SETID = 3,
-                          RECORD_PROCESS = 4 /* --all: a process's first event */ };
+                          RECORD_PROCESS = 4 /* --all: a process's first event */,
+                          RECORD_MAP = 5 /* a traced process mapped a file executable */ };
 
 struct engine_record {
     uint32_t kind;
@@ -82,6 +83,18 @@ struct engine_record {
     uint32_t parent;   /* fork: the traced process that forked */
     int32_t exit_code; /* exit: as wait(2) encodes it (status << 8, or the signal) */
     uint64_t time_ns;  /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+};
+
+/* RECORD_MAP: a traced process mapped a file executable (mappings.bpf.h), at time_ns, after
+ * the mapping was made. device is the kernel's encoding (major << 20 | minor). */
+struct engine_map_record {
+    uint32_t kind;
+    uint32_t pid;
+    uint64_t time_ns;
+    uint64_t inode;
+    uint64_t start, end; /* the mapping's range: its /proc/PID/map_files name */
+    uint32_t device;
+    uint32_t reserved; /* 0 */
 };
 
 /* --depth N: a Python stack of N frames, by process and the target's stack id (its frames'

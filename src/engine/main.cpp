@@ -63,6 +63,7 @@ int run(const engine::Plan &plan)
         next_ns = std::max(next_ns, engine::monotonic_ns() + 1000000);
     }
     tracer.pause(); // the instant of the report: allocations and frees stop together
+    tracer.settle_unexamined(); // files gone with their process, read through another one
     const engine::Report report
         = engine::make_report(tracer, flow ? flow->finish() : decltype(flow->finish()){});
     if (plan.depth > 1) // the names of the report's stacks, before it

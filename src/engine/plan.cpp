@@ -12,22 +12,25 @@
 namespace engine {
 
 const char *const usage =
-    "usage: pymemtrace-engine --pid PID [--pid PID ...] --lib PATH [--lib PATH ...]\n"
+    "usage: pymemtrace-engine --pid PID [--pid PID ...] [--lib PATH ...]\n"
     "                         [--ready-fd FD] [--allow-loss] [--max-live N]\n"
     "                         [--max-locations N] [--setid-stop] [--plain] [--verbose]\n"
     "                         [--native] [--interval-ms MS] [--all] [--depth N]\n"
     "                         [--flow-fd FD [--flow-buffer BYTES]]\n"
-    "Traces pymemtrace's pyalloc, pyrealloc and pyfree probes of the libraries PATH in the\n"
-    "processes PID and the processes they fork, until SIGINT/SIGTERM/SIGHUP or until every\n"
-    "traced process has ended. Writes {\"event\": \"ready\"} as one JSON line to FD (default 1)\n"
-    "once every probe is attached, {\"event\": \"attached\"} there for each process forked and\n"
-    "attached since, then the report as one JSON line on stdout. Exit 3 when the report\n"
-    "states a loss (unless --allow-loss), 2 on bad input. --setid-stop: a traced process that\n"
-    "execs a program that changes its credentials (set-user-ID or set-group-ID) is traced no\n"
-    "more from that exec on (for a report given to a user other than root). --plain: the\n"
-    "alloc, realloc and free probes instead (C and C++ code: no Python location). --native:\n"
-    "rows keyed by the native caller too (\"native\": the library's index in --lib order << 48\n"
-    "| the caller's offset in it; libraries with the pynative probe).\n"
+    "Traces pymemtrace's pyalloc, pyrealloc and pyfree probes of the libraries PATH, and of\n"
+    "every instrumented library the traced processes map, in the processes PID and the\n"
+    "processes they fork, until SIGINT/SIGTERM/SIGHUP or until every traced process has\n"
+    "ended. Writes {\"event\": \"ready\"} as one JSON line to FD (default 1) once every probe\n"
+    "is attached, {\"event\": \"attached\"} there for each process forked and attached since,\n"
+    "{\"event\": \"library\"} there for each library mapped before its probes were attached\n"
+    "(a window the report states), then the report as one JSON line on stdout. Exit 3 when\n"
+    "the report states a loss (unless --allow-loss), 2 on bad input. --setid-stop: a traced\n"
+    "process that execs a program that changes its credentials (set-user-ID or set-group-ID)\n"
+    "is traced no more from that exec on (for a report given to a user other than root).\n"
+    "--plain: the alloc, realloc and free probes instead (C and C++ code: no Python\n"
+    "location). --native: rows keyed by the native caller too (\"native\": the library's\n"
+    "index in --lib order << 48 | the caller's offset in it; libraries with the pynative\n"
+    "probe).\n"
     "--interval-ms MS: every MS milliseconds a {\"event\": \"snapshot\"} line on stdout, the\n"
     "live blocks at one instant, recording going on. --all: every process that maps the\n"
     "libraries (attached by path), instead of --pid; {\"event\": \"process\"} on FD for each\n"
@@ -116,7 +119,7 @@ Plan parse_plan(int argc, char **argv)
                     "give --all without --pid and --setid-stop");
     if (plan.pids.empty() && !plan.every_process)
         throw Error("no process to trace: give --pid PID, or --all");
-    if (plan.libraries.empty())
+    if (plan.libraries.empty() && plan.every_process) // by path: the libraries must be named
         throw Error("no library to attach to: give --lib PATH of an instrumented library");
     if (fcntl(plan.ready_fd, F_GETFD) < 0)
         throw Error("--ready-fd " + std::to_string(plan.ready_fd)

@@ -13,6 +13,7 @@ namespace engine {
 struct Plan {
     std::vector<pid_t> pids;             // processes to trace (and what they fork)
     std::vector<std::string> libraries;  // instrumented libraries, attached in every traced process
+                                         // (with those found mapped: mappings.hpp)
     int ready_fd = 1;                    // where the `ready` line goes (stdout by default)
     bool allow_loss = false;             // exit 0, not 3, when the report states a loss
     bool verbose = false;                // libbpf's own messages on stderr

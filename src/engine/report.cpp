@@ -161,6 +161,34 @@ std::string processes_json(const Tracer &tracer, uint64_t &unattached, uint64_t 
     return out + "]";
 }
 
+// The instrumented libraries mapped before their probes were attached (mappings.hpp): what
+// the process allocated through them in `window_us` was not seen, so each counts as a loss.
+std::string late_libraries_json(const Tracer &tracer)
+{
+    std::string out = "[";
+    for (const auto &late : tracer.late_libraries())
+        out += std::string(out.size() > 1 ? "," : "") + "{\"pid\":" + std::to_string(late.pid)
+               + ",\"path\":" + quote(late.shown) + ",\"window_us\":"
+               + std::to_string(late.window_ns / 1000) + ",\"window\":\"unknown\""
+               + (late.attached_ns == 0
+                      ? ",\"attached\":false,\"attach_error\":" + quote(late.attach_error)
+                      : "")
+               + "}";
+    return out + "]";
+}
+
+// Files mapped by traced processes that the engine never could look at, as a JSON array.
+std::string unexamined_json(const std::vector<UnexaminedFile> &files)
+{
+    std::string out = "[";
+    for (const auto &file : files)
+        out += std::string(out.size() > 1 ? "," : "") + "{\"pid\":" + std::to_string(file.pid)
+               + ",\"file\":\"" + std::to_string(std::get<0>(file.id)) + ":"
+               + std::to_string(std::get<1>(file.id)) + ":" + std::to_string(std::get<2>(file.id))
+               + "\"}";
+    return out + "]";
+}
+
 // --native: the libraries in the order their index is in the rows' `native` (attach cookies).
 std::string native_libraries_json(const Tracer &tracer)
 {
@@ -207,6 +235,9 @@ Report make_report(const Tracer &tracer,
     json += ",\"live_blocks\":" + std::to_string(live_blocks);
     json += native_libraries_json(tracer);
     json += ",\"processes\":" + processes_json(tracer, unattached, window_lost);
+    json += ",\"late_libraries\":" + late_libraries_json(tracer);
+    const auto unexamined = tracer.unexamined_files();
+    json += ",\"unexamined_files\":" + unexamined_json(unexamined);
     json += ",\"counters\":{";
     for (int i = 0; i < COUNTER_COUNT; ++i)
         json += std::string(i ? "," : "") + "\"" + counter_names[i]
@@ -220,7 +251,9 @@ Report make_report(const Tracer &tracer,
         {"records_lost", counters[COUNTER_RECORDS_LOST]},
         {"unattached_processes", unattached},
         {"forked_window", window_lost},
-        {"snapshot_rows_full", counters[COUNTER_SNAPSHOT_ROWS_FULL]}};
+        {"snapshot_rows_full", counters[COUNTER_SNAPSHOT_ROWS_FULL]},
+        {"late_window", tracer.late_libraries().size()},
+        {"unexamined_files", unexamined.size()}};
     json += ",\"loss\":{";
     bool first = true;
     for (const auto &loss : losses) {

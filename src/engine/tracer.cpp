@@ -4,6 +4,7 @@
 #include <cerrno>   // errno
 #include <cstdarg>  // va_list
 #include <cstdio>   // std::vsnprintf, std::fputs
+#include <algorithm> // std::max
 #include <cstring>  // std::strerror, std::memcpy
 #include <fstream> // /proc/PID/status
 #include <set>     // std::set
@@ -28,6 +29,7 @@
 
 #include "engine.h" // struct engine_record
 #include "error.hpp"
+#include "json.hpp" // quote
 #include "notes.hpp"
 #include "output.hpp"
 
@@ -209,6 +211,14 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
                                     "--setid-stop needs: ")
                         + std::strerror(errno) + libbpf_detail());
     }
+    // Libraries mapped later: their mappings are seen from now on (before any scan of the maps).
+    // Not with --all, which traces the libraries given, by path.
+    if (!plan.every_process)
+        skeleton_->links.on_mmap = bpf_program__attach(skeleton_->progs.on_mmap);
+    if (!plan.every_process && skeleton_->links.on_mmap == nullptr)
+        throw Error(std::string("cannot attach to the syscalls/sys_exit_mmap tracepoint: ")
+                    + std::strerror(errno) + libbpf_detail()
+                    + "; mount tracefs (mount -t tracefs tracefs /sys/kernel/tracing)");
     records_ = ring_buffer__new(bpf_map__fd(skeleton_->maps.records), on_record, this, nullptr);
     if (records_ == nullptr)
         throw Error(std::string("cannot read the engine's ring buffer: ") + std::strerror(errno));
@@ -218,7 +228,11 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
         trace(pid, 0, 0);
     if (plan.every_process)
         attach_everywhere();
-    attach_ns_ = monotonic_ns() - start;
+    // What the processes mapped meanwhile is looked at (and attached) before `ready`, while a
+    // held command still waits: a file read later may be gone with a process that ended.
+    ring_buffer__consume(records_);
+    ready_ns_ = monotonic_ns();
+    attach_ns_ = ready_ns_ - start;
 }
 
 Tracer::~Tracer()
@@ -264,6 +278,8 @@ void Tracer::trace(pid_t pid, pid_t parent, uint64_t forked_ns)
     bpf_map_update_elem(bpf_map__fd(skeleton_->maps.traced), &key, &one, BPF_ANY);
     if (parent != 0) // a drop is visible only until the attach re-arms the probe
         process.window_dropped = disarmed_in_child(pid, parent, libraries_);
+    else // the instrumented libraries it maps already are attached before `ready`
+        add_mapped_libraries(pid);
     attach(process);
     if (parent != 0 && process.attached_ns != 0)
         process.window_exact = process.window_dropped.empty() && maps_none_of(pid, libraries_);
@@ -271,34 +287,16 @@ void Tracer::trace(pid_t pid, pid_t parent, uint64_t forked_ns)
 
 void Tracer::attach(Process &process)
 {
-    std::vector<Probe> probes = probes_of(plan_, skeleton_);
-    if (plan_.native) // the request: its semaphore asks for the native caller
-        probes.push_back({"pynative", skeleton_->progs.on_pynative});
-    for (std::size_t index = 0; index < libraries_.size(); ++index) {
-        const Library &library = libraries_[index];
-        for (const auto &probe : probes) {
-            // By path and PID: the uprobe is installed in this process only, also in a mapping of
-            // the library made after this call; the kernel sets the probe's semaphore there. The
-            // cookie names the library in --native's keys.
-            bpf_usdt_opts options{};
-            options.sz = sizeof options;
-            options.usdt_cookie = index;
-            bpf_link *link = bpf_program__attach_usdt(probe.program, process.pid,
-                                                      library.path.c_str(), "pymemtrace",
-                                                      probe.name, &options);
-            if (link == nullptr) {
-                const int error = errno;
-                std::string why = std::string("cannot attach pymemtrace:") + probe.name + " of "
-                                  + library.path + " in process " + std::to_string(process.pid)
-                                  + ": "
-                                  + std::strerror(error) + libbpf_detail();
-                if (process.parent == 0)
-                    throw Error(why + "; check that the process runs and may be traced");
-                process.attach_error = why; // a child that ended meanwhile
-                return;
-            }
-            links_.emplace_back(process.pid, link);
-        }
+    for (size_t index = 0; index < libraries_.size(); ++index) {
+        if (index < process.armed_ns.size() && process.armed_ns[index] != 0)
+            continue; // a library found mapped while this process was being traced
+        std::string why;
+        if (attach_library(process, index, why))
+            continue;
+        if (process.parent == 0)
+            throw Error(why + "; check that the process runs and may be traced");
+        process.attach_error = why; // a child that ended meanwhile
+        return;
     }
     process.attached_ns = monotonic_ns();
     if (process.parent != 0) // a caller waiting for a child's probes can go on
@@ -306,6 +304,142 @@ void Tracer::attach(Process &process)
                   "{\"event\":\"attached\",\"pid\":" + std::to_string(process.pid)
                       + ",\"parent\":" + std::to_string(process.parent) + ",\"window_us\":"
                       + std::to_string((process.attached_ns - process.forked_ns) / 1000) + "}\n");
+}
+
+bool Tracer::attach_library(Process &process, size_t index, std::string &why)
+{
+    const Library &library = libraries_[index];
+    std::vector<Probe> probes = probes_of(plan_, skeleton_);
+    if (plan_.native) // the request: its semaphore asks for the native caller
+        probes.push_back({"pynative", skeleton_->progs.on_pynative});
+    for (const auto &probe : probes) {
+        // By path and PID: the uprobe is installed in this process only, also in a mapping of
+        // the library made after this call; the kernel sets the probe's semaphore there. The
+        // cookie names the library in --native's keys.
+        bpf_usdt_opts options{};
+        options.sz = sizeof options;
+        options.usdt_cookie = index;
+        bpf_link *link = bpf_program__attach_usdt(probe.program, process.pid,
+                                                  library.path.c_str(), "pymemtrace",
+                                                  probe.name, &options);
+        if (link == nullptr) {
+            const int error = errno;
+            // A library found mapped is named by the target's bytes: JSON-quoted, never raw.
+            const std::string named =
+                library.shown == library.path ? library.path : quote(library.shown);
+            why = std::string("cannot attach pymemtrace:") + probe.name + " of " + named
+                  + " in process " + std::to_string(process.pid) + ": "
+                  + std::strerror(error) + libbpf_detail();
+            return false;
+        }
+        links_.emplace_back(process.pid, link);
+    }
+    if (process.armed_ns.size() <= index)
+        process.armed_ns.resize(index + 1, 0);
+    process.armed_ns[index] = monotonic_ns(); // a hit from now on is recorded
+    return true;
+}
+
+int Tracer::library_index(const FileId &id) const
+{
+    for (size_t index = 0; index < libraries_.size(); ++index)
+        if (file_id(libraries_[index]) == id)
+            return static_cast<int>(index);
+    return -1;
+}
+
+// The instrumented libraries `pid` maps that are not traced yet (`only`: that file) are traced
+// from now on in every traced process: attached at once in those already attached, the others
+// get them with the rest in attach().
+void Tracer::add_mapped_libraries(pid_t pid, const std::optional<FileId> &only)
+{
+    for (auto &library : mapped_files_.newly_found(pid, plan_.plain, only))
+        if (library_index(file_id(library)) < 0) // else one of the plan's, by another name
+            adopt(std::move(library));
+}
+
+void Tracer::adopt(Library library)
+{
+    libraries_.push_back(std::move(library));
+    for (const auto &file : unexamined_) // mapped by a process gone before it was looked at
+        if (file.id == file_id(libraries_.back()))
+            late_.push_back(LateLibrary{file.pid, libraries_.back().shown, 0, 0, 0,
+                                        "it ended, or unmapped the library, before the engine "
+                                        "could look at it"});
+    for (auto &entry : processes_) {
+        Process &process = entry.second;
+        std::string why;
+        if (!process.ended && !process.setid && process.attached_ns != 0)
+            attach_library(process, libraries_.size() - 1, why); // failing: it ended
+    }
+}
+
+// A traced process mapped a file executable (mappings.bpf.h). An instrumented library it maps
+// before its probes there are armed had its semaphores at 0 meanwhile: what it allocated then
+// was not even trapped. The report states each such window (late_libraries) as a loss.
+void Tracer::on_mapping(const engine_map_record &record)
+{
+    const pid_t pid = static_cast<pid_t>(record.pid);
+    const auto found = processes_.find(pid);
+    if (plan_.every_process) // --all traces the libraries given, by path, in every process
+        return;
+    if (found == processes_.end() || found->second.setid || found->second.attached_ns == 0)
+        return; // not traced, or its whole life is a stated loss already (attach_error)
+    const FileId id = mapped_files_.maps_name(
+        pid, record.start, FileId{record.device >> 20, record.device & 0xfffff, record.inode});
+    add_mapped_libraries(pid, id);
+    const int index = library_index(id);
+    if (index < 0) {
+        if (!mapped_files_.looked_at(id)) // gone from its maps before the engine could look
+            unexamined_.push_back(UnexaminedFile{pid, id});
+        return; // not instrumented, or not known to be
+    }
+    if (ready_ns_ == 0)
+        return; // before `ready`, which nothing is promised before: attached by then
+    Process &process = found->second;
+    const size_t at = static_cast<size_t>(index);
+    uint64_t armed = at < process.armed_ns.size() ? process.armed_ns[at] : 0;
+    std::string why;
+    if (armed == 0 && attach_library(process, at, why)) // not attached with the others: now
+        armed = process.armed_ns[at];
+    if (armed != 0 && record.time_ns >= armed)
+        return; // mapped with the probes in place: nothing missed
+    // Armed before `ready` in a process of the plan, which nothing is promised before (a
+    // command is held until then), or in a forked one's first attach: its fork window, which
+    // its own entry states, holds the time before.
+    if (armed != 0 && armed <= (process.parent == 0 ? ready_ns_ : process.attached_ns))
+        return;
+    for (const auto &late : late_)
+        if (late.pid == pid && late.shown == libraries_[at].shown)
+            return; // mapped twice before the attach: one window
+    LateLibrary late{pid, libraries_[at].shown, record.time_ns, armed, 0, why};
+    const uint64_t from = std::max(record.time_ns, std::max(process.attached_ns, ready_ns_));
+    late.window_ns = armed > from ? armed - from : 0;
+    late_.push_back(late);
+    write_all(plan_.ready_fd, "{\"event\":\"library\",\"pid\":" + std::to_string(pid)
+                                  + ",\"path\":" + quote(late.shown) + ",\"window_us\":"
+                                  + std::to_string(late.window_ns / 1000) + "}\n");
+}
+
+void Tracer::settle_unexamined()
+{
+    for (const auto &file : unexamined_files()) {
+        if (mapped_files_.looked_at(file.id))
+            continue; // settled by an earlier one of the same file
+        bool read = false;
+        auto library = mapped_files_.look_anywhere(file.id, plan_.plain, read);
+        if (library && library_index(file_id(*library)) < 0)
+            adopt(std::move(*library));
+    }
+}
+
+std::vector<UnexaminedFile> Tracer::unexamined_files() const
+{
+    std::vector<UnexaminedFile> unknown;
+    for (const auto &file : unexamined_)
+        if (!mapped_files_.looked_at(file.id)) // else known since: no probes, or a late library
+            unknown.push_back(file);
+    return unknown;
 }
 
 // --all: by path, PID -1: every process that maps a library, now or later, traps its probes.
@@ -345,8 +479,17 @@ void Tracer::enrol(pid_t pid)
 
 int Tracer::on_record(void *self, void *data, size_t size)
 {
-    if (size >= sizeof(engine_record))
-        static_cast<Tracer *>(self)->handle(data);
+    Tracer *tracer = static_cast<Tracer *>(self);
+    uint32_t kind = 0;
+    if (size >= sizeof kind)
+        std::memcpy(&kind, data, sizeof kind);
+    if (kind == RECORD_MAP && size >= sizeof(engine_map_record)) {
+        engine_map_record record;
+        std::memcpy(&record, data, sizeof record);
+        tracer->on_mapping(record);
+    } else if (size >= sizeof(engine_record)) {
+        tracer->handle(data);
+    }
     return 0;
 }
 

@@ -7,18 +7,21 @@
 
 #include <cstdint> // uint64_t
 #include <map>     // std::map
+#include <optional> // std::optional
 #include <set>     // std::set
 #include <string>  // std::string
 #include <vector>  // std::vector
 
 #include <sys/types.h> // pid_t
 
+#include "mappings.hpp"
 #include "plan.hpp"
 #include "window.hpp"
 
 struct engine_bpf;
 struct bpf_link;
 struct ring_buffer;
+struct engine_map_record;
 
 namespace engine {
 
@@ -38,6 +41,7 @@ struct Process {
     bool window_exact = false;
     std::set<std::string> window_dropped;
     bool setid = false; // it exec'd a set-ID program (--setid-stop): traced no more since
+    std::vector<uint64_t> armed_ns; // by library (Tracer's order): when its probes were armed
 };
 
 class Tracer {
@@ -61,6 +65,12 @@ public:
     size_t probes_attached() const { return links_.size(); }
     uint64_t attach_ns() const { return attach_ns_; }
     int map_fd(const char *name) const;
+    // Instrumented libraries mapped by a traced process before their attach there (mappings.hpp).
+    const std::vector<LateLibrary> &late_libraries() const { return late_; }
+    // Files mapped by traced processes that the engine could never look at (mappings.hpp).
+    std::vector<UnexaminedFile> unexamined_files() const;
+    // Before the report: looks for those files in every process that maps them now.
+    void settle_unexamined();
 
     // The counters summed over CPUs, indexed by enum engine_counter.
     std::vector<uint64_t> counters() const;
@@ -70,6 +80,11 @@ private:
     void attach_everywhere();   // --all
     void enrol(pid_t pid);      // --all: a process's first event
     void attach(Process &process);
+    bool attach_library(Process &process, size_t index, std::string &why);
+    int library_index(const FileId &id) const; // -1: not traced
+    void add_mapped_libraries(pid_t pid, const std::optional<FileId> &only = std::nullopt);
+    void adopt(Library library); // a library found mapped: traced from now on
+    void on_mapping(const engine_map_record &record);
     void handle(const void *record);
     void notice_ends();
     void stop_tracing(Process &process);
@@ -82,6 +97,10 @@ private:
     std::vector<std::pair<pid_t, bpf_link *>> links_; // each probe's link, by process
     std::map<pid_t, Process> processes_;
     uint64_t attach_ns_ = 0; // how long attaching the plan's processes took
+    MappedFiles mapped_files_; // the files it found mapped (kept open until the end)
+    std::vector<LateLibrary> late_;
+    std::vector<UnexaminedFile> unexamined_; // some may be looked at later, in another process
+    uint64_t ready_ns_ = 0; // when every probe of the plan's processes was attached
 };
 
 uint64_t monotonic_ns();

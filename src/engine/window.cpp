@@ -19,34 +19,6 @@ namespace engine {
 
 namespace {
 
-// One line of /proc/PID/maps that maps a file.
-struct Mapping {
-    uint64_t start = 0, end = 0, offset = 0;
-    unsigned major = 0, minor = 0;
-    uint64_t inode = 0;
-};
-
-std::vector<Mapping> file_mappings(pid_t pid, bool &readable)
-{
-    std::vector<Mapping> mappings;
-    std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
-    readable = maps.is_open();
-    for (std::string line; std::getline(maps, line);) {
-        Mapping m;
-        unsigned long long start, end, offset, inode;
-        if (std::sscanf(line.c_str(), "%llx-%llx %*s %llx %x:%x %llu", &start, &end, &offset,
-                        &m.major, &m.minor, &inode) != 6 || inode == 0)
-            continue;
-        m.start = start;
-        m.end = end;
-        m.offset = offset;
-        m.inode = inode;
-        mappings.push_back(m);
-    }
-    readable = readable && !maps.bad();
-    return mappings;
-}
-
 bool is_of(const Mapping &mapping, const Library &library)
 {
     return mapping.inode == library.inode && mapping.major == major(library.device)
@@ -82,13 +54,34 @@ std::map<std::string, unsigned> semaphores(pid_t pid, const std::vector<Library>
 
 } // namespace
 
+std::vector<Mapping> file_mappings(pid_t pid, bool &readable)
+{
+    std::vector<Mapping> mappings;
+    std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+    readable = maps.is_open();
+    for (std::string line; std::getline(maps, line);) {
+        Mapping m;
+        unsigned long long start, end, offset, inode;
+        if (std::sscanf(line.c_str(), "%llx-%llx %*s %llx %x:%x %llu", &start, &end, &offset,
+                        &m.major, &m.minor, &inode) != 6 || inode == 0)
+            continue;
+        m.start = start;
+        m.end = end;
+        m.offset = offset;
+        m.inode = inode;
+        mappings.push_back(m);
+    }
+    readable = readable && !maps.bad();
+    return mappings;
+}
+
 Library library_of(const std::string &path)
 {
     struct stat info {};
     if (stat(path.c_str(), &info) != 0)
         throw Error("cannot open library " + path + ": " + std::strerror(errno)
                     + ": give the path of a built, readable extension");
-    return Library{path, info.st_dev, info.st_ino, pymemtrace_sites(path)};
+    return Library{path, info.st_dev, info.st_ino, pymemtrace_sites(path), path};
 }
 
 std::set<std::string> disarmed_in_child(pid_t child, pid_t parent,

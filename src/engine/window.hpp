@@ -7,6 +7,7 @@
 #ifndef PYMEMTRACE_ENGINE_WINDOW_HPP
 #define PYMEMTRACE_ENGINE_WINDOW_HPP
 
+#include <cstdint> // uint64_t
 #include <set>    // std::set
 #include <string> // std::string
 #include <vector> // std::vector
@@ -23,9 +24,20 @@ struct Library {
     dev_t device = 0;
     ino_t inode = 0;
     std::vector<ProbeSite> sites;
+    std::string shown; // how reports name it (a mapped one: its path as the target mapped it)
 };
 
-Library library_of(const std::string &path); // throws engine::Error when it cannot be read
+Library library_of(const std::string &path);
+
+// One line of /proc/PID/maps that maps a file.
+struct Mapping {
+    uint64_t start = 0, end = 0, offset = 0;
+    unsigned major = 0, minor = 0;
+    uint64_t inode = 0;
+};
+
+// The file mappings of `pid`; `readable`: whether its maps could be read whole.
+std::vector<Mapping> file_mappings(pid_t pid, bool &readable); // throws engine::Error when it cannot be read
 
 // Before the child's attach: the probes whose semaphore is lower in `child` than in `parent`,
 // i.e. that the child hit and the kernel disarmed in it.

@@ -314,8 +314,8 @@ def test_bad_input_is_one_line_saying_what_and_how_to_fix(engine, cmemleak, case
         "no probes": ["--pid", "1", "--lib", "/usr/bin/python3"],
         "no file": ["--pid", "1", "--lib", "/nonexistent/lib.so"],
         "not root": ["--pid", "1", "--lib", cmemleak],
-        "no library": ["--pid", "1"],
         "bad number": ["--pid", "12x", "--lib", cmemleak],
+        "no library": ["--all"],  # by path; with --pid the engine finds the libraries mapped
         "all and a pid": ["--all", "--pid", "1", "--lib", cmemleak],
         "too deep": ["--pid", "1", "--lib", cmemleak, "--depth", "17"],
         "no interval": ["--pid", "1", "--lib", cmemleak, "--interval-ms", "0"],
@@ -333,10 +333,10 @@ def test_bad_input_is_one_line_saying_what_and_how_to_fix(engine, cmemleak, case
                 "no probes": "has no pymemtrace:pyalloc probe",
                 "no file": "No such file or directory",
                 "not root": "needs root",
-                "no library": "give --lib PATH",
                 "bad number": "--pid needs a whole number",
                 "a thread": f"{tid} is a thread of process",
                 "closed fd": "--ready-fd 99 is not an open file descriptor",
+                "no library": "give --lib PATH",
                 "all and a pid": "give --all without --pid",
                 "too deep": "--depth needs a whole number from 0 to 16",
                 "no interval": "--interval-ms 0: give a number of milliseconds"}[case]

@@ -254,7 +254,8 @@ sys.stdin.readline()
 
 def test_a_library_imported_after_attaching_fails_the_run(tmp_path):
     """-p: the target loads an instrumented library after the runner attached, which bpftrace
-    can no longer add: the run says so when it ends, naming the library."""
+    can no longer add: the run says so when it ends, naming the library. (The engine attaches
+    to it and states its window: test_engine_late_libraries.py.)"""
     copy = copy_of_cmemleak(str(tmp_path / "later"))
     script = tmp_path / "loads_later.py"
     script.write_text(LOADS_LATER)
@@ -263,7 +264,8 @@ def test_a_library_imported_after_attaching_fails_the_run(tmp_path):
     target = subprocess.Popen([PYTHON, str(script), copy], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
     try:
-        runner = subprocess.Popen([PYTHON, RUNNER, "-p", str(target.pid), "--lib", built],
+        runner = subprocess.Popen([PYTHON, RUNNER, "-p", str(target.pid), "--lib", built,
+                                   "--engine", "bpftrace"],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for line in runner.stderr:
             if "tracing PID" in line:

@@ -263,13 +263,14 @@ def trace(args, user, aliases):
         print(f"pymemtrace-trace: note: {note}", file=sys.stderr)
     plan = programs.choose_script(args, pymalloc)
     if plan.script.startswith("pymemtrace_") and not args.all:
-        libraries = with_found_libraries(args, env, user, aliases, libraries)
+        libraries = with_found_libraries(args, env, user, aliases, libraries,
+                                         engine_trace.finds_libraries(args, plan))
     if args.native:
         native.check_tools()
     if args.depth > 1 or args.native:
         libraries = libraries_with_records(libraries, args.depth, args.native)
     setid = programs.for_another_user(user, os.environ)
-    engine_path = chosen_engine(args, plan)
+    engine_path = chosen_engine(args, plan, libraries)
     if engine_path is not None:
         def make_run(pid):
             return engine_trace.EngineTrace(pid, plan, args, libraries, engine_path, setid)
@@ -296,10 +297,10 @@ def trace(args, user, aliases):
     return trace_command(args, make_run, env, user)
 
 
-def chosen_engine(args, plan):
+def chosen_engine(args, plan, libraries=()):
     """The path of pymemtrace-engine if it makes this run's report (--engine), else None:
     bpftrace does."""
-    if not engine_trace.takes(args, plan):
+    if not engine_trace.takes(args, plan, libraries):
         if args.engine == "libbpf":
             raise Failure("--engine libbpf makes the flow, summary and leak reports of the py* "
                           "probes, following forks (or --all), without --histograms; the flow "
@@ -406,8 +407,9 @@ BUILD_WITH_PROBES = (
     "or pass --lib PATH or --lib DIR")
 
 
-def with_found_libraries(args, env, user, aliases, libraries):
-    """`libraries` (aliases) and those found in the target, each file once; a Failure if none."""
+def with_found_libraries(args, env, user, aliases, libraries, engine_finds=False):
+    """`libraries` (aliases) and those found in the target, each file once; a Failure if none,
+    unless the engine will find them as the target maps them (`engine_finds`)."""
     known, passed = {procfs.file_identity(lib) for lib in libraries}, []
     if args.pid is not None:
         try:
@@ -425,7 +427,7 @@ def with_found_libraries(args, env, user, aliases, libraries):
         if procfs.file_identity(alias) not in known:
             known.add(procfs.file_identity(alias))
             libraries.append(alias)
-    if not libraries:
+    if not libraries and not engine_finds:
         where = f"PID {args.pid}" if args.pid is not None else "the command"
         not_read = targets.Scan(passed=passed).said()
         raise Failure(f"no library with pymemtrace probes found for {where}"

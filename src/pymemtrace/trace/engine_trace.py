@@ -5,14 +5,16 @@ same run interface as modes.Trace (start, alive, ended_early, pause, stop, drain
 
 Which runs it takes (`takes`): the plain summary or leaks of the py* probes, without --histograms,
 with -p, --all or a command, --interval's snapshots and --depth's stacks included, and the flow
-of -p or a command (engine_flow); the others stay on bpftrace."""
+of -p or a command (engine_flow); the others stay on bpftrace. It attaches to every instrumented
+library the traced processes map, also those mapped after it started, so it needs no library
+named or found beforehand (`finds_libraries`)."""
 import os
 import sys
 import threading
 import time
 
 from . import engine, engine_flow, native, processes, reports, stacks, unseen
-from .missed_libraries import MissedLibraries
+from .missed_libraries import AttachedByEngine, MissedLibraries
 from .names import shown
 from .snapshots import Snapshots
 from .unseen_frees import UnseenFrees, say_unseen_frees
@@ -29,21 +31,43 @@ LOSS_WORDS = {
     "unattached_processes": "{} forked processes could not be traced",
     "forked_window": "{} forked processes made allocations before their probes were attached "
                      "(how many is unknown); --engine bpftrace follows forks with no window",
+    "late_window": "{} libraries with pymemtrace probes were mapped before their probes could be "
+                   "attached, and what they allocated in between is unknown ({}); give them with "
+                   "--lib to attach them before the command runs",
+    "unexamined_files": "{} files that traced processes mapped executable were gone (the process "
+                        "had ended) before the engine could look at them: whether they had "
+                        "pymemtrace probes, and what they allocated, is unknown",
 }
 
 
-def takes(args, plan):
-    """Whether the engine makes this run's report: --engine libbpf, or auto with -p. A forked
-    child is attached once the engine sees the fork, and what it allocates before that is lost
-    (a stated loss, docs/engine.md); bpftrace follows forks with no window, so auto leaves it
-    commands, which fork more often than they are forked into. The engine follows forks always:
-    not with --no-follow."""
-    flow = plan.script == "pymemtrace_flow"  # every event of -p or a command, at depth 1
-    able = ((plan.script in ("pymemtrace_summary", "pymemtrace_leaks")
+def _able(args, plan):
+    """Whether the engine can make this run's report at all: summary and leaks (snapshots,
+    --all and --depth included), and the flow of -p or a command at depth 1."""
+    flow = plan.script == "pymemtrace_flow"
+    return ((plan.script in ("pymemtrace_summary", "pymemtrace_leaks")
              or (flow and args.depth == 1 and args.interval is None and not args.all))
             and not args.histograms and (args.follow or args.all))
+
+
+def finds_libraries(args, plan):
+    """Whether the engine may take this run when no library is named or found beforehand: it
+    attaches to those the traced processes map (docs/engine.md, "Libraries mapped later").
+    Not --all, which attaches the libraries given by path."""
+    return (_able(args, plan) and not args.all and args.engine != "bpftrace"
+            and (args.engine == "libbpf" or engine.find_engine() is not None))
+
+
+def takes(args, plan, libraries=()):
+    """Whether the engine makes this run's report: --engine libbpf; or auto with -p, --all, or a
+    command for which no library could be named beforehand. A forked child is attached once the
+    engine sees the fork, and a library mapped later once the engine sees the mapping: what they
+    allocate before that is lost (a stated loss, docs/engine.md). bpftrace follows forks with no
+    window and attaches to named libraries before the command runs, so auto leaves it commands
+    it can trace; with no library found it could not trace one at all. The engine follows forks
+    always: not with --no-follow."""
+    able = _able(args, plan)
     if args.engine == "auto":
-        return able and (args.pid is not None or args.all)
+        return able and (args.pid is not None or args.all or not libraries)
     return able and args.engine == "libbpf"
 
 
@@ -97,7 +121,12 @@ def stack_entries_of(rows, named):
 
 def losses_of(report):
     """The engine report's losses, in words (the flow's: flow_losses)."""
-    return [LOSS_WORDS.get(name, "{} events lost (" + name + ")").format(count)
+    late = ", ".join(f"{shown(str(library.get('path')))} in PID {library.get('pid')}, "
+                     + (f"{int(library.get('window_us', 0)) / 1000:.1f} ms"
+                        if library.get("attached", True) else
+                        f"never attached: {shown(str(library.get('attach_error')))}")
+                     for library in report.get("late_libraries", []))
+    return [LOSS_WORDS.get(name, "{} events lost (" + name + ")").format(count, late)
             for name, count in sorted(report.get("loss", {}).items())
             if count and not name.startswith("flow_")]
 
@@ -146,7 +175,8 @@ class EngineTrace:
 
     def __init__(self, pid, plan, args, libraries, engine_path=None, setid=False):
         self.plan, self.args = plan, args
-        self.missed = MissedLibraries(libraries)
+        # The engine attaches what a traced process maps; --all attaches the libraries given.
+        self.missed = MissedLibraries(libraries) if args.all else AttachedByEngine()
         self.not_seen = tuple(unseen.not_seen(libraries)) if libraries else ()
         interval = getattr(args, "interval", None)
         # The engine's own loss counters are turned into words here, and the exit status is the
