@@ -31,9 +31,9 @@ LOSS_WORDS = {
     "unattached_processes": "{} forked processes could not be traced",
     "forked_window": "{} forked processes made allocations before their probes were attached "
                      "(how many is unknown); --engine bpftrace follows forks with no window",
-    "late_window": "{} libraries with pymemtrace probes were mapped before their probes could be "
-                   "attached, and what they allocated in between is unknown ({}); give them with "
-                   "--lib to attach them before the command runs",
+    "late_window": "libraries with pymemtrace probes mapped before their probes could be "
+                   "attached, what they allocated in between unknown ({} of them: {}); name them "
+                   "with --lib, which attaches them before they are mapped",
     "unexamined_files": "{} files that traced processes mapped executable were gone (the process "
                         "had ended) before the engine could look at them: whether they had "
                         "pymemtrace probes, and what they allocated, is unknown",
