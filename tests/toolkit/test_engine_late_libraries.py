@@ -71,7 +71,7 @@ def test_env_pythonpath_bash_c_python_from_root_is_traced_with_no_lib(tmp_path):
     assert [(r["file"], r["function"], r["count"], r["bytes"]) for r in rows] == [
         ("<string>", "<listcomp>", 7, 700)]
     assert runner.returncode == 3, err
-    assert f"({library} in PID {child}, " in err and "--lib" in err
+    assert f": {library} in PID {child}, " in err and "--lib" in err
 
 
 def test_a_pid_that_imports_its_extension_after_the_attach_is_traced_with_no_lib():
