@@ -234,6 +234,8 @@ Report make_report(const Tracer &tracer,
     json += ",\"leaks\":" + entries(leaks, names, unnamed);
     json += ",\"live_blocks\":" + std::to_string(live_blocks);
     json += native_libraries_json(tracer);
+    // Every library attached, named or mapped later: none means nothing could be traced.
+    json += ",\"libraries_attached\":" + std::to_string(tracer.libraries().size());
     json += ",\"processes\":" + processes_json(tracer, unattached, window_lost);
     json += ",\"late_libraries\":" + late_libraries_json(tracer);
     const auto unexamined = tracer.unexamined_files();

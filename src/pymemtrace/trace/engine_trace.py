@@ -14,6 +14,7 @@ import threading
 import time
 
 from . import engine, engine_flow, native, processes, reports, stacks, unseen
+from .errors import Failure
 from .missed_libraries import AttachedByEngine, MissedLibraries
 from .names import shown
 from .snapshots import Snapshots
@@ -309,6 +310,12 @@ class EngineTrace:
 
     def _write(self, report, early):
         from .modes import write_report  # modes imports this module
+        from .cli import BUILD_WITH_PROBES  # cli imports this module
+        if report and not report.get("libraries_attached", 1):
+            # Nothing named, found or mapped had probes: an empty report would say "no
+            # allocations", which nobody measured.
+            raise Failure("the traced processes mapped no library with pymemtrace probes: "
+                          "nothing was traced", BUILD_WITH_PROBES)
         lost = losses_of(report) + self.missed.losses()
         if self.flow is not None:
             lost = flow_losses(report, self.flow.rows) + lost
