@@ -43,6 +43,7 @@ struct pymemtrace_location {
     const char *function; /* its qualified name (3.11+) or name (3.8-3.10), or "" */
     int lineno;           /* the line being executed, or 0 */
     uintptr_t stack;      /* the thread's struct pymemtrace_stack while depth is asked, else 0 */
+    uint64_t frame;       /* the innermost frame's content id while events are batched, else 0 */
 };
 
 #if PYMEMTRACE_HAVE_USDT
@@ -52,7 +53,7 @@ PYMEMTRACE_EXTERN_C void pymemtrace_python_locate(struct pymemtrace_location *lo
 /* The location of the calling thread; valid until the calling Python frame returns. */
 PYMEMTRACE_INLINE struct pymemtrace_location pymemtrace_detail_locate(void)
 {
-    struct pymemtrace_location location = {"", "", 0, 0};
+    struct pymemtrace_location location = {"", "", 0, 0, 0};
     if (pymemtrace_python_locate != 0)
         pymemtrace_python_locate(&location);
     return location;

@@ -13,6 +13,7 @@
  *   pyfree     ptr, domain, filename, function, lineno, stack               as free, with the Python location
  *   pystack4   -                                                            never: attached, it asks for 4 frames
  *   pystack16  -                                                            never: attached, it asks for 16 frames
+ *   pybatch    ring, last                                                   with a tracer attached to it, once per batch of py* events (batch.h)
  *
  * Types: pointers (passed as uintptr_t) and size are 8 bytes unsigned, domain and lineno 4 bytes signed, filename and
  * function are `const char *`, never NULL ("" and line 0 when no Python frame is known). `stack` is the address of
@@ -20,17 +21,22 @@
  * the stack up to it) while a tracer is attached to pystack4 or pystack16, else 0. pyalloc's and pyrealloc's
  * seventh argument is on the stack on x86-64 (8@8(%rsp)), which bpftrace 0.17 refuses to read as arg6; read it
  * there as *(uint64 *)(reg("sp") + 8). pystack4/pystack16 have a site and a semaphore but are never called: their
- * semaphores are the request, read only on the py* path.
+ * semaphores are the request, read only on the py* path. pybatch's `ring` is the address of the calling thread's
+ * `struct pymemtrace_batch_ring` (batch.h) and `last` the sequence number of its newest event, 0 when the ring is
+ * announced (its thread's first event): while a tracer is attached to it, the py* probes are not fired; their
+ * events go to the ring (a tracer reads the ring, not the probes' arguments).
  *
  * How a probe is built (64-bit ELF on x86-64 or aarch64): each probe is one tiny function,
  * `pymemtrace_probe_NAME`, whose first instruction is the probe site and whose arguments are
  * exactly the probe's, in the argument registers (System V: rdi, rsi, ...; AAPCS64: x0, x1, ...).
  * The function and its .note.stapsdt entry sit in a COMDAT group, so one shared object has exactly
  * one site per probe however many translation units call it (bpftrace refuses more than 512
- * sites). The eight semaphores are one 16-byte COMDAT block in `.probes`, hidden so that each
+ * sites). The nine semaphores are one 24-byte COMDAT block in `.probes`, hidden so that each
  * shared object traces independently, laid out in pairs (alloc|pyalloc, realloc|pyrealloc,
- * free|pyfree, pystack4|pystack16) so that "is anyone listening" is one 32-bit load, and "is a
- * stack asked for" another, made only on the py* path.
+ * free|pyfree, pystack4|pystack16, pybatch|spare) so that "is anyone listening" is one 32-bit
+ * load, and "is a stack asked for" or "are events batched" another, made only on the py* path.
+ * (All translation units of one shared object must use the same headers: the block's size is
+ * the COMDAT's.)
  * The site is a nop: on x86-64 1 byte (int3 when traced), safe across fork() on every kernel; on
  * aarch64 the one 4-byte nop (BRK when traced). With PYMEMTRACE_CONFIG_NOP5=1 (x86-64 only) it is
  * a 5-byte nop, which the kernel's nop5 uprobe optimisation (Linux 6.18) rewrites into a call to
@@ -66,7 +72,8 @@ enum pymemtrace_probe {
     PYMEMTRACE_PROBE_FREE = 4,
     PYMEMTRACE_PROBE_PYFREE = 5,
     PYMEMTRACE_PROBE_PYSTACK4 = 6, /* requests, never fired: a stack of 4 frames */
-    PYMEMTRACE_PROBE_PYSTACK16 = 7 /* and of 16 */
+    PYMEMTRACE_PROBE_PYSTACK16 = 7, /* and of 16 */
+    PYMEMTRACE_PROBE_PYBATCH = 8    /* the py* events in batches (batch.h) */
 };
 
 #if PYMEMTRACE_HAVE_USDT
@@ -89,8 +96,8 @@ enum pymemtrace_probe {
 extern "C" {
 #endif
 /* Defined by the assembly below; hidden, so each shared object has its own. */
-extern volatile unsigned short pymemtrace_semaphores[8] PYMEMTRACE_HIDDEN;
-extern volatile uint32_t pymemtrace_semaphore_pairs[4] PYMEMTRACE_HIDDEN;
+extern volatile unsigned short pymemtrace_semaphores[12] PYMEMTRACE_HIDDEN;
+extern volatile uint32_t pymemtrace_semaphore_pairs[6] PYMEMTRACE_HIDDEN;
 
 void pymemtrace_probe_alloc(uintptr_t ptr, size_t size, int domain) PYMEMTRACE_HIDDEN;
 void pymemtrace_probe_realloc(uintptr_t old_ptr, uintptr_t new_ptr, size_t size, int domain)
@@ -105,6 +112,7 @@ void pymemtrace_probe_pyfree(uintptr_t ptr, int domain, const char *filename,
                              const char *function, int lineno, uintptr_t stack) PYMEMTRACE_HIDDEN;
 void pymemtrace_probe_pystack4(void) PYMEMTRACE_HIDDEN;
 void pymemtrace_probe_pystack16(void) PYMEMTRACE_HIDDEN;
+void pymemtrace_probe_pybatch(uintptr_t ring, uint64_t last) PYMEMTRACE_HIDDEN;
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
@@ -133,6 +141,7 @@ void pymemtrace_probe_pystack16(void) PYMEMTRACE_HIDDEN;
 #  define PYMEMTRACE_DETAIL_ARGS_pyalloc "8@%rdi 8@%rsi -4@%edx 8@%rcx 8@%r8 -4@%r9d 8@8(%rsp)"
 #  define PYMEMTRACE_DETAIL_ARGS_pyrealloc "8@%rdi 8@%rsi 8@%rdx 8@%rcx 8@%r8 -4@%r9d 8@8(%rsp)"
 #  define PYMEMTRACE_DETAIL_ARGS_pyfree "8@%rdi -4@%esi 8@%rdx 8@%rcx -4@%r8d 8@%r9"
+#  define PYMEMTRACE_DETAIL_ARGS_pybatch "8@%rdi 8@%rsi"
 #elif defined(__aarch64__)
 /* AAPCS64: arguments in x0..x7. A 4-byte argument is named by its x register, as <sys/sdt.h>
  * itself writes an int here: bcc's and bpftrace's aarch64 parsers accept x0..x30 and sp, not w
@@ -145,6 +154,7 @@ void pymemtrace_probe_pystack16(void) PYMEMTRACE_HIDDEN;
 #  define PYMEMTRACE_DETAIL_ARGS_pyalloc "8@x0 8@x1 -4@x2 8@x3 8@x4 -4@x5 8@x6"
 #  define PYMEMTRACE_DETAIL_ARGS_pyrealloc "8@x0 8@x1 8@x2 8@x3 8@x4 -4@x5 8@x6"
 #  define PYMEMTRACE_DETAIL_ARGS_pyfree "8@x0 -4@x1 8@x2 8@x3 -4@x4 8@x5"
+#  define PYMEMTRACE_DETAIL_ARGS_pybatch "8@x0 8@x1"
 #else
 #  error "pymemtrace/probes.h: PYMEMTRACE_HAVE_PROBE_SITES is set for a target without sites"
 #endif
@@ -189,8 +199,8 @@ __asm__(
     ".balign 8\n"
     "pymemtrace_semaphores:\n"
     "pymemtrace_semaphore_pairs:\n"
-    ".zero 16\n"
-    ".size pymemtrace_semaphores, 16\n"
+    ".zero 24\n"
+    ".size pymemtrace_semaphores, 24\n"
     PYMEMTRACE_DETAIL_SEMAPHORE(alloc, 0)
     PYMEMTRACE_DETAIL_SEMAPHORE(pyalloc, 2)
     PYMEMTRACE_DETAIL_SEMAPHORE(realloc, 4)
@@ -199,6 +209,7 @@ __asm__(
     PYMEMTRACE_DETAIL_SEMAPHORE(pyfree, 10)
     PYMEMTRACE_DETAIL_SEMAPHORE(pystack4, 12)
     PYMEMTRACE_DETAIL_SEMAPHORE(pystack16, 14)
+    PYMEMTRACE_DETAIL_SEMAPHORE(pybatch, 16)
     ".popsection\n"
     ".endif\n");
 /* One statement a site: ISO C bounds a string literal's length. */
@@ -210,6 +221,7 @@ __asm__(PYMEMTRACE_DETAIL_SITE(pyrealloc));
 __asm__(PYMEMTRACE_DETAIL_SITE(pyfree));
 __asm__(PYMEMTRACE_DETAIL_SITE(pystack4));
 __asm__(PYMEMTRACE_DETAIL_SITE(pystack16));
+__asm__(PYMEMTRACE_DETAIL_SITE(pybatch));
 
 #undef PYMEMTRACE_DETAIL_SEMAPHORE
 #undef PYMEMTRACE_DETAIL_SITE
@@ -222,6 +234,7 @@ __asm__(PYMEMTRACE_DETAIL_SITE(pystack16));
 #undef PYMEMTRACE_DETAIL_ARGS_pyfree
 #undef PYMEMTRACE_DETAIL_ARGS_pystack4
 #undef PYMEMTRACE_DETAIL_ARGS_pystack16
+#undef PYMEMTRACE_DETAIL_ARGS_pybatch
 #undef PYMEMTRACE_DETAIL_NOP
 #pragma pop_macro("_SDT_SEMAPHORE")
 #pragma pop_macro("_SDT_NOP")

@@ -222,6 +222,18 @@ static __always_inline void forget(uint32_t pid, uint64_t ptr)
         count(COUNTER_UNMATCHED_FREE);
 }
 
+// A free (pyfree, or free with --plain), counted in `counter`: what on_pyfree and a batch's
+// free event do.
+static __always_inline void record_free(uint32_t pid, uint64_t ptr, uint32_t counter)
+{
+    count(counter);
+    if (ptr == 0) {
+        count(COUNTER_FREE_NULL);
+        return;
+    }
+    forget(pid, ptr);
+}
+
 // A free probe (pyfree, or free with --plain), counted in `counter`.
 static __always_inline void freed(uint64_t ptr, uint32_t counter)
 {
@@ -232,12 +244,35 @@ static __always_inline void freed(uint64_t ptr, uint32_t counter)
     uint32_t pid = current_pid();
     if (ignored(pid))
         return;
-    count(counter);
-    if (ptr == 0) {
-        count(COUNTER_FREE_NULL);
-        return;
+    record_free(pid, ptr, counter);
+}
+
+// An allocation at `location`: what on_pyalloc and a batch's alloc event do.
+static __always_inline void record_alloc(uint32_t pid, uint64_t ptr, uint64_t size,
+                                         int32_t domain, uint64_t location)
+{
+    add_to_summary(pid, location, domain, size);
+    keep(pid, ptr, size, location, domain);
+    count(COUNTER_PYALLOC);
+}
+
+// A live block moved or resized (old and new non-NULL): it keeps its domain, -1 when it was
+// allocated before tracing started. What on_pyrealloc and a batch's realloc event do.
+static __always_inline void record_realloc(uint32_t pid, uint64_t old_ptr, uint64_t new_ptr,
+                                           uint64_t size, uint64_t location)
+{
+    struct engine_live_key old_key = {.ptr = old_ptr, .pid = pid};
+    struct engine_live_value *old_value = bpf_map_lookup_elem(&live, &old_key);
+    int32_t domain = -1;
+    if (old_value) {
+        domain = old_value->domain;
+        bpf_map_delete_elem(&live, &old_key);
+    } else {
+        count(COUNTER_UNMATCHED_REALLOC);
     }
-    forget(pid, ptr);
+    add_to_summary(pid, location, domain, size);
+    keep(pid, new_ptr, size, location, domain);
+    count(COUNTER_PYREALLOC);
 }
 
 SEC("usdt")
@@ -251,15 +286,10 @@ int BPF_USDT(on_pyalloc, uint64_t ptr, uint64_t size, int32_t domain, uint64_t f
     uint32_t pid = current_pid();
     if (ignored(pid))
         return 0;
-    uint64_t location = locate(file, function, line);
-    add_to_summary(pid, location, domain, size);
-    keep(pid, ptr, size, location, domain);
-    count(COUNTER_PYALLOC);
+    record_alloc(pid, ptr, size, domain, locate(file, function, line));
     return 0;
 }
 
-// A live block moved or resized (old and new non-NULL): it keeps its domain, -1 when it was
-// allocated before tracing started.
 SEC("usdt")
 int BPF_USDT(on_pyrealloc, uint64_t old_ptr, uint64_t new_ptr, uint64_t size, uint64_t file,
              uint64_t function, int32_t line)
@@ -271,19 +301,7 @@ int BPF_USDT(on_pyrealloc, uint64_t old_ptr, uint64_t new_ptr, uint64_t size, ui
     uint32_t pid = current_pid();
     if (ignored(pid))
         return 0;
-    struct engine_live_key old_key = {.ptr = old_ptr, .pid = pid};
-    struct engine_live_value *old_value = bpf_map_lookup_elem(&live, &old_key);
-    int32_t domain = -1;
-    if (old_value) {
-        domain = old_value->domain;
-        bpf_map_delete_elem(&live, &old_key);
-    } else {
-        count(COUNTER_UNMATCHED_REALLOC);
-    }
-    uint64_t location = locate(file, function, line);
-    add_to_summary(pid, location, domain, size);
-    keep(pid, new_ptr, size, location, domain);
-    count(COUNTER_PYREALLOC);
+    record_realloc(pid, old_ptr, new_ptr, size, locate(file, function, line));
     return 0;
 }
 
@@ -343,6 +361,8 @@ int BPF_USDT(on_free, uint64_t ptr)
     freed(ptr, COUNTER_FREE);
     return 0;
 }
+
+#include "batch.bpf.h" // --batch: the pybatch program and the rings of exiting threads
 
 static __always_inline void send(uint32_t kind, uint32_t pid, uint32_t parent, int32_t exit_code)
 {

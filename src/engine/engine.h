@@ -26,6 +26,10 @@ enum engine_counter {
     COUNTER_ALLOC,              /* alloc events recorded (--plain) */
     COUNTER_REALLOC,            /* realloc events recorded (--plain; failed ones included) */
     COUNTER_FREE,               /* free events recorded (--plain; NULL included) */
+    COUNTER_BATCHES,            /* --batch: pybatch fires and thread exits read (batch.bpf.h) */
+    COUNTER_BATCH_OVERWRITTEN,  /* --batch: events a ring overwrote before they were read (loss) */
+    COUNTER_BATCH_UNREAD,       /* --batch: events of a ring that could not be read (loss) */
+    COUNTER_BATCH_RINGS_FULL,   /* --batch: rings beyond the claims map or 4 a thread (loss) */
     COUNTER_COUNT
 };
 
@@ -73,5 +77,35 @@ struct engine_record {
     int32_t exit_code; /* exit: as wait(2) encodes it (status << 8, or the signal) */
     uint64_t time_ns;  /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
 };
+
+/* --batch (batch.bpf.h, batch.cpp): the target's rings, pymemtrace/batch.h's layout. */
+#define PYMEMTRACE_BATCH_LAYOUT_ONLY 1
+#include "pymemtrace/batch.h"
+
+/* A ring, by the process and address that announced it. */
+struct engine_ring_key {
+    uint64_t ring;
+    uint32_t pid;
+    uint32_t reserved; /* 0 */
+};
+
+struct engine_ring_value {
+    uint32_t index; /* its word in `claims` */
+    uint32_t tid;   /* the thread that writes it */
+};
+
+/* The rings a thread writes (one per traced library), read when it exits. */
+#define ENGINE_RINGS_PER_THREAD 4
+struct engine_thread_rings {
+    uint64_t ring[ENGINE_RINGS_PER_THREAD];
+    uint32_t index[ENGINE_RINGS_PER_THREAD];
+};
+
+/* A word of `claims`: the sequence number up to which a ring's events are read (by BPF or by
+ * the engine, whoever swaps the word first), and two flags. */
+#define ENGINE_CLAIM_FROZEN (1ULL << 63) /* the report read it: BPF reads it no more */
+#define ENGINE_CLAIM_DEAD (1ULL << 62)   /* its thread exited, its events all read */
+#define ENGINE_CLAIM_SEQ (ENGINE_CLAIM_DEAD - 1)
+#define ENGINE_MAX_RINGS 65536
 
 #endif /* PYMEMTRACE_ENGINE_H */

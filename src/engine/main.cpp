@@ -9,6 +9,7 @@
 
 #include <unistd.h> // close
 
+#include "batch.hpp"
 #include "error.hpp"
 #include "output.hpp"
 #include "plan.hpp"
@@ -36,6 +37,8 @@ int run(const engine::Plan &plan)
     while (!engine::stop_requested() && tracer.poll(100)) {
     }
     tracer.pause(); // the instant of the report: allocations and frees stop together
+    if (plan.batch)
+        engine::read_pending_batches(tracer); // and the events the rings hold until then
     const engine::Report report = engine::make_report(tracer);
     engine::write_all(1, report.json + "\n");
     // The report is complete: a reader sees the end of it now, not after the detach (the

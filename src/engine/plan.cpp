@@ -15,6 +15,7 @@ const char *const usage =
     "usage: pymemtrace-engine --pid PID [--pid PID ...] --lib PATH [--lib PATH ...]\n"
     "                         [--ready-fd FD] [--allow-loss] [--max-live N]\n"
     "                         [--max-locations N] [--setid-stop] [--plain] [--verbose]\n"
+    "                         [--batch]\n"
     "Traces pymemtrace's pyalloc, pyrealloc and pyfree probes of the libraries PATH in the\n"
     "processes PID and the processes they fork, until SIGINT/SIGTERM/SIGHUP or until every\n"
     "traced process has ended. Writes {\"event\": \"ready\"} as one JSON line to FD (default 1)\n"
@@ -23,7 +24,9 @@ const char *const usage =
     "states a loss (unless --allow-loss), 2 on bad input. --setid-stop: a traced process that\n"
     "execs a program that changes its credentials (set-user-ID or set-group-ID) is traced no\n"
     "more from that exec on (for a report given to a user other than root). --plain: the\n"
-    "alloc, realloc and free probes instead (C and C++ code: no Python location).\n";
+    "alloc, realloc and free probes instead (C and C++ code: no Python location).\n"
+    "--batch: where a library has the pybatch probe, its py* events are read in batches from\n"
+    "the traced threads' rings (one trap per 64 events; pymemtrace/batch.h).\n";
 
 namespace {
 
@@ -73,6 +76,8 @@ Plan parse_plan(int argc, char **argv)
             plan.plain = true;
         } else if (option == "--setid-stop") {
             plan.setid_stop = true;
+        } else if (option == "--batch") {
+            plan.batch = true;
         } else if (option == "--verbose") {
             plan.verbose = true;
         } else {
@@ -86,6 +91,8 @@ Plan parse_plan(int argc, char **argv)
     if (fcntl(plan.ready_fd, F_GETFD) < 0)
         throw Error("--ready-fd " + std::to_string(plan.ready_fd)
                     + " is not an open file descriptor: give one the caller passed open");
+    if (plan.batch && plan.plain)
+        throw Error("--batch reads the py* events, --plain the plain ones: give one of them");
     if (plan.max_live == 0 || plan.max_locations == 0)
         throw Error("--max-live and --max-locations must be at least 1");
     return plan;

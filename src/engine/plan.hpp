@@ -20,6 +20,7 @@ struct Plan {
     bool plain = false;                  // alloc/realloc/free instead of pyalloc/pyrealloc/pyfree
     uint32_t max_live = 1u << 21;        // live blocks the leak map holds (its buckets: 16 B each)
     uint32_t max_locations = 1u << 16;   // (pid, location, domain) rows of the summary
+    bool batch = false;                  // read the py* events in batches (pybatch, batch.bpf.h)
 };
 
 // The plan of argv, or throws engine::Error (bad input: one line, what and how to fix).

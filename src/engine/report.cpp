@@ -22,7 +22,7 @@ namespace {
 const char *const counter_names[COUNTER_COUNT] = {
     "pyalloc", "pyrealloc", "pyfree", "free_null", "unmatched_free", "unmatched_realloc",
     "live_full", "summary_full", "names_full", "paused", "records_lost", "alloc", "realloc",
-    "free"};
+    "free", "batches", "batch_overwritten", "batch_unread", "batch_rings_full"};
 
 struct Names {
     std::string file, function;
@@ -198,6 +198,9 @@ Report make_report(const Tracer &tracer)
         {"summary_full", counters[COUNTER_SUMMARY_FULL]},
         {"names_full", counters[COUNTER_NAMES_FULL]},
         {"records_lost", counters[COUNTER_RECORDS_LOST]},
+        {"batch_overwritten", counters[COUNTER_BATCH_OVERWRITTEN]},
+        {"batch_unread", counters[COUNTER_BATCH_UNREAD]},
+        {"batch_rings_full", counters[COUNTER_BATCH_RINGS_FULL]},
         {"unattached_processes", unattached},
         {"forked_window", window_lost}};
     json += ",\"loss\":{";

@@ -91,6 +91,14 @@ std::vector<Probe> probes_of(const Plan &plan, const engine_bpf *skeleton)
             {"pyfree", skeleton->progs.on_pyfree}};
 }
 
+bool has_probe(const Library &library, const char *name)
+{
+    for (const auto &site : library.sites)
+        if (site.name == name)
+            return true;
+    return false;
+}
+
 void check_library(const Library &library, bool plain)
 {
     std::set<std::string> found;
@@ -175,6 +183,13 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     if (skeleton_->links.on_fork == nullptr || skeleton_->links.on_exit == nullptr)
         throw Error(std::string("cannot attach to the sched_process_fork/exit tracepoints: ")
                     + std::strerror(errno) + libbpf_detail());
+    if (plan.batch) { // an exiting thread's rings are read before its memory goes
+        skeleton_->links.on_thread_exit = bpf_program__attach(skeleton_->progs.on_thread_exit);
+        if (skeleton_->links.on_thread_exit == nullptr)
+            throw Error(std::string("cannot attach to the sched_process_exit tracepoint, which "
+                                    "--batch needs: ")
+                        + std::strerror(errno) + libbpf_detail());
+    }
     if (plan.setid_stop) {
         skeleton_->links.on_exec = bpf_program__attach(skeleton_->progs.on_exec);
         if (skeleton_->links.on_exec == nullptr)
@@ -242,8 +257,10 @@ void Tracer::trace(pid_t pid, pid_t parent, uint64_t forked_ns)
 
 void Tracer::attach(Process &process)
 {
-    const std::vector<Probe> probes = probes_of(plan_, skeleton_);
     for (const auto &library : libraries_) {
+        std::vector<Probe> probes = probes_of(plan_, skeleton_);
+        if (plan_.batch && has_probe(library, "pybatch")) // batches, beside the py* semaphores
+            probes.push_back({"pybatch", skeleton_->progs.on_pybatch});
         for (const auto &probe : probes) {
             // By path and PID: the uprobe is installed in this process only, also in a mapping of
             // the library made after this call; the kernel sets the probe's semaphore there.
