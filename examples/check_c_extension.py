@@ -11,7 +11,8 @@ import subprocess
 import sys
 import tempfile
 
-PROBES = {"alloc", "realloc", "free", "pyalloc", "pyrealloc", "pyfree", "pystack4", "pystack16"}
+PROBES = {"alloc", "realloc", "free", "pyalloc", "pyrealloc", "pyfree", "pystack4", "pystack16",
+          "pybatch"}
 
 
 def run(*command, **kwargs):

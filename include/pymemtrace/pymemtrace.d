@@ -23,4 +23,6 @@ provider pymemtrace {
     /* Requests: never fired; a tracer enables them to ask for 4 or 16 frames in `stack`. */
     probe pystack4();
     probe pystack16();
+    /* The py* events in batches: the thread's ring (pymemtrace/batch.h), its newest event. */
+    probe pybatch(uint64_t ring, uint64_t last);
 };

@@ -18,7 +18,8 @@ import pytest
 
 ROOT = os.environ.get("PYMEMTRACE_SOURCE_ROOT",
                       os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-PROBES = ["alloc", "realloc", "free", "pyalloc", "pyrealloc", "pyfree", "pystack4", "pystack16"]
+PROBES = ["alloc", "realloc", "free", "pyalloc", "pyrealloc", "pyfree", "pystack4", "pystack16",
+          "pybatch"]
 PROVIDER_FILE = "include/pymemtrace/pymemtrace.d"
 
 # One spelling per kind of argument: (bytes, signed) or "string".

@@ -28,6 +28,7 @@ const std::map<std::string, std::vector<int>> probe_table = {
     {"pyfree", {8, -4, 8, 8, -4, 8}},
     {"pystack4", {}},
     {"pystack16", {}},
+    {"pybatch", {8, 8}},
 };
 
 struct LoadedObject {
@@ -101,6 +102,7 @@ std::map<std::string, stapsdt::Probe> check_probes(const stapsdt::Elf &elf)
     }
     CHECK(by_name["pystack4"].semaphore == by_name["alloc"].semaphore + 12);
     CHECK(by_name["pystack16"].semaphore == by_name["pystack4"].semaphore + 2);
+    CHECK(by_name["pybatch"].semaphore == by_name["alloc"].semaphore + 16);
     return by_name;
 }
 
@@ -129,6 +131,7 @@ const std::map<std::string, std::vector<std::string>> argument_registers = {
     {"pyfree", {"8@%rdi", "-4@%esi", "8@%rdx", "8@%rcx", "-4@%r8d", "8@%r9"}},
     {"pystack4", {}},
     {"pystack16", {}},
+    {"pybatch", {"8@%rdi", "8@%rsi"}},
 };
 #elif defined(__aarch64__)
 // nop (d503201f); ret (d65f03c0): aarch64 instructions are little-endian words.
@@ -144,6 +147,7 @@ const std::map<std::string, std::vector<std::string>> argument_registers = {
     {"pyfree", {"8@x0", "-4@x1", "8@x2", "8@x3", "-4@x4", "8@x5"}},
     {"pystack4", {}},
     {"pystack16", {}},
+    {"pybatch", {"8@x0", "8@x1"}},
 };
 #else
 #  error "no expected probe sites for this target"
@@ -165,15 +169,15 @@ TEST_CASE("probe sites are the plain nop by default (1 byte on x86-64): safe acr
     }
 }
 
-TEST_CASE("the test binary's notes list the eight probes, once each, with semaphores")
+TEST_CASE("the test binary's notes list the nine probes, once each, with semaphores")
 {
     const LoadedObject exe = loaded_object("");
     const auto probes = check_probes(stapsdt::read(exe.path));
     SUBCASE("the notes point at the semaphores the code reads")
     {
-        for (int p = PYMEMTRACE_PROBE_ALLOC; p <= PYMEMTRACE_PROBE_PYSTACK16; ++p) {
-            static const char *names[] = {"alloc",  "pyalloc", "realloc",  "pyrealloc",
-                                          "free",   "pyfree",  "pystack4", "pystack16"};
+        for (int p = PYMEMTRACE_PROBE_ALLOC; p <= PYMEMTRACE_PROBE_PYBATCH; ++p) {
+            static const char *names[] = {"alloc",  "pyalloc",  "realloc",   "pyrealloc", "free",
+                                          "pyfree", "pystack4", "pystack16", "pybatch"};
             CAPTURE(names[p]);
             CHECK(probes.at(names[p]).semaphore + exe.base
                   == reinterpret_cast<std::uintptr_t>(&pymemtrace_semaphores[p]));
