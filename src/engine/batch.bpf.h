@@ -215,15 +215,13 @@ int BPF_USDT(on_pybatch, uint64_t ring, uint64_t last)
     return 0;
 }
 
-// A thread of a traced process is exiting, its memory still mapped: its rings are read to the
-// end, then done with (a new thread may get their addresses).
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(on_thread_exit, struct task_struct *task)
+// The rings of thread `tid`, read to the end while its memory is still mapped, then done with
+// (a new thread, or the program an exec starts, may get their addresses).
+static __always_inline void read_rings_of_leaving_thread(uint32_t tid)
 {
-    uint32_t tid = (uint32_t)bpf_get_current_pid_tgid();
     struct engine_thread_rings *mine = bpf_map_lookup_elem(&thread_rings, &tid);
     if (!mine)
-        return 0;
+        return;
     uint32_t pid = current_pid();
     for (int i = 0; i < ENGINE_RINGS_PER_THREAD; i++) {
         uint64_t ring = mine->ring[i];
@@ -248,5 +246,21 @@ int BPF_PROG(on_thread_exit, struct task_struct *task)
         bpf_map_delete_elem(&rings, &key);
     }
     bpf_map_delete_elem(&thread_rings, &tid);
+}
+
+// A thread of a traced process is exiting (its process's memory is still mapped here).
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_thread_exit, struct task_struct *task)
+{
+    read_rings_of_leaving_thread((uint32_t)bpf_get_current_pid_tgid());
+    return 0;
+}
+
+// A thread is past the point of no return of an exec, the old program still mapped (Linux
+// 6.10+; its other threads leave through on_thread_exit first).
+SEC("tp_btf/sched_prepare_exec")
+int BPF_PROG(on_prepare_exec, struct task_struct *task, struct linux_binprm *bprm)
+{
+    read_rings_of_leaving_thread((uint32_t)bpf_get_current_pid_tgid());
     return 0;
 }

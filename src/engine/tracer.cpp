@@ -174,6 +174,14 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     bpf_map__set_max_entries(skeleton_->maps.summary, plan.max_locations);
     bpf_map__set_max_entries(skeleton_->maps.names, plan.max_locations);
     skeleton_->rodata->setid_stop = plan.setid_stop ? 1 : 0;
+    // --batch's programs are loaded only with it; the exec one only where the kernel has its
+    // tracepoint (Linux 6.10+).
+    bpf_program__set_autoload(skeleton_->progs.on_pybatch, plan.batch);
+    bpf_program__set_autoload(skeleton_->progs.on_thread_exit, plan.batch);
+    bpf_program__set_autoload(skeleton_->progs.on_prepare_exec,
+                              plan.batch
+                                  && libbpf_find_vmlinux_btf_id("sched_prepare_exec",
+                                                                BPF_TRACE_RAW_TP) > 0);
     if (engine_bpf__load(skeleton_) != 0)
         throw Error(std::string("the kernel refused the engine's BPF programs: ")
                     + std::strerror(errno) + libbpf_detail()
@@ -189,6 +197,11 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
             throw Error(std::string("cannot attach to the sched_process_exit tracepoint, which "
                                     "--batch needs: ")
                         + std::strerror(errno) + libbpf_detail());
+        // Before Linux 6.10 there is no such tracepoint: what a ring holds at an exec is then
+        // stated as batch_unread (batch.cpp).
+        if (bpf_program__autoload(skeleton_->progs.on_prepare_exec))
+            skeleton_->links.on_prepare_exec =
+                bpf_program__attach(skeleton_->progs.on_prepare_exec);
     }
     if (plan.setid_stop) {
         skeleton_->links.on_exec = bpf_program__attach(skeleton_->progs.on_exec);

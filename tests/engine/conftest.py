@@ -17,6 +17,22 @@ def pytest_addoption(parser):
     group = parser.getgroup("pymemtrace engine tests")
     for name, what in PATHS.items():
         group.addoption(f"--{name}", metavar="PATH", help=what)
+    group.addoption("--batch", action="store_true",
+                    help="run every py* engine with --batch (the events read in batches)")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def batched(pytestconfig):
+    """Whether the engines run with --batch: the same tests, the same exact reports."""
+    import engine_run
+    engine_run.PY_OPTIONS[:] = ["--batch"] if pytestconfig.getoption("batch") else []
+    return bool(engine_run.PY_OPTIONS)
+
+
+@pytest.fixture(scope="session")
+def probes_per_library(batched):
+    """Probes the engine attaches per library: pyalloc, pyrealloc, pyfree (and pybatch)."""
+    return 4 if batched else 3
 
 
 def _given(config, name):
