@@ -15,7 +15,7 @@
  * Layout (tracers read it at these offsets; src/engine/batch.bpf.h):
  *   ring:  u64 head (events reserved: the last sequence number handed out; the first is 1),
  *          then PYMEMTRACE_BATCH_SLOTS events, event `seq` in slot seq % SLOTS.
- *   event: 80 bytes, below. `seq` is written 0 first and its number last (release): a reader
+ *   event: 88 bytes, below. `seq` is written 0 first and its number last (release): a reader
  *          that sees the number it expects, before and after copying the fields, has them whole.
  * Async-signal-safe: a slot is reserved with one instruction (a handler that interrupts an append
  * takes the next one), and a reader stops at a slot not yet published; its event is read with
@@ -59,6 +59,7 @@ struct pymemtrace_batch_event {
     uint32_t kind;     /* 64: enum pymemtrace_batch_kind */
     uint32_t reserved; /* 68: 0 */
     uint64_t native;   /* 72: reserved for the native caller's offset; 0 */
+    uint64_t time;     /* 80: the CPU's clock (x86-64 TSC, aarch64 CNTVCT) when it happened */
 };
 
 struct pymemtrace_batch_ring {
@@ -93,6 +94,20 @@ PYMEMTRACE_OUTLINE void pymemtrace_detail_batch_forked(void)
         self->ring.events[slot].seq = 0;
     self->ring.head = 0;
     self->announced = 0;
+}
+
+/* When an event happened, comparable across the process's threads: a block allocated by one
+ * thread and freed by another may reach the tracer in either order (their rings are read at
+ * different times), and the tracer puts them back in order by this clock. */
+static inline uint64_t pymemtrace_detail_batch_time(void)
+{
+#if defined(__x86_64__)
+    return __builtin_ia32_rdtsc();
+#else
+    uint64_t ticks;
+    __asm__ volatile("isb\n\tmrs %0, cntvct_el0" : "=r"(ticks));
+    return ticks;
+#endif
 }
 
 /* The next sequence number: one instruction where it matters (x86-64), so that a signal handler
@@ -139,6 +154,7 @@ PYMEMTRACE_OUTLINE void pymemtrace_detail_batch_append(uint32_t kind, uintptr_t 
     event->kind = kind;
     event->reserved = 0;
     event->native = 0;
+    event->time = pymemtrace_detail_batch_time();
     __atomic_store_n(&event->seq, seq, __ATOMIC_RELEASE);
 
     sent = &self->sent[where->frame % PYMEMTRACE_BATCH_SENT];

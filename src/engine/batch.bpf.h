@@ -106,14 +106,15 @@ static long record_event(uint32_t index, void *context)
     uint32_t slot = (walk->first + index) & (PYMEMTRACE_BATCH_SLOTS - 1);
     const struct pymemtrace_batch_event *event = &walk->copy->events[slot];
     if (event->kind == PYMEMTRACE_BATCH_FREE) {
-        record_free(walk->pid, event->ptr, COUNTER_PYFREE);
+        record_free(walk->pid, event->ptr, COUNTER_PYFREE, event->time);
         return 0;
     }
     uint64_t location = locate_frame(event); // one copy of it: the verifier walks each
     if (event->kind == PYMEMTRACE_BATCH_ALLOC)
-        record_alloc(walk->pid, event->ptr, event->size, event->domain, location);
+        record_alloc(walk->pid, event->ptr, event->size, event->domain, location, event->time);
     else if (event->kind == PYMEMTRACE_BATCH_REALLOC)
-        record_realloc(walk->pid, event->old_ptr, event->ptr, event->size, location);
+        record_realloc(walk->pid, event->old_ptr, event->ptr, event->size, location,
+                       event->time);
     return 0;
 }
 

@@ -84,7 +84,8 @@ uint64_t name_hash(const char *name)
 class Recorder {
 public:
     Recorder(const Tracer &tracer)
-        : live_(tracer.map_fd("live")), summary_(tracer.map_fd("summary")),
+        : live_(tracer.map_fd("live")), early_(tracer.map_fd("early")),
+          summary_(tracer.map_fd("summary")),
           names_(tracer.map_fd("names")), frames_(tracer.map_fd("frames")),
           counters_(tracer.map_fd("counters")), counts_(COUNTER_COUNT, 0)
     {
@@ -95,29 +96,37 @@ public:
         if (event.kind == PYMEMTRACE_BATCH_ALLOC) {
             const uint64_t location = locate(pid, event);
             add_to_summary(pid, location, event.domain, event.size);
-            keep(pid, event.ptr, event.size, location, event.domain);
+            if (!freed_already(pid, event.ptr, event.time))
+                keep(pid, event.ptr, event.size, location, event.domain, event.time);
             ++counts_[COUNTER_PYALLOC];
         } else if (event.kind == PYMEMTRACE_BATCH_REALLOC) {
             const uint64_t location = locate(pid, event);
             engine_live_key old_key{event.old_ptr, pid, 0};
             engine_live_value old_value{};
             int32_t domain = -1;
-            if (bpf_map_lookup_elem(live_, &old_key, &old_value) == 0) {
+            if (live_before(old_key, event.time, old_value)) {
                 domain = old_value.domain;
                 bpf_map_delete_elem(live_, &old_key);
             } else {
                 ++counts_[COUNTER_UNMATCHED_REALLOC];
+                free_early(old_key, event.time, 1);
             }
             add_to_summary(pid, location, domain, event.size);
-            keep(pid, event.ptr, event.size, location, domain);
+            if (!freed_already(pid, event.ptr, event.time))
+                keep(pid, event.ptr, event.size, location, domain, event.time);
             ++counts_[COUNTER_PYREALLOC];
         } else if (event.kind == PYMEMTRACE_BATCH_FREE) {
             ++counts_[COUNTER_PYFREE];
             engine_live_key key{event.ptr, pid, 0};
-            if (event.ptr == 0)
+            engine_live_value value{};
+            if (event.ptr == 0) {
                 ++counts_[COUNTER_FREE_NULL];
-            else if (bpf_map_delete_elem(live_, &key) != 0)
+            } else if (live_before(key, event.time, value)) {
+                bpf_map_delete_elem(live_, &key);
+            } else {
                 ++counts_[COUNTER_UNMATCHED_FREE];
+                free_early(key, event.time, 0);
+            }
         }
     }
 
@@ -137,6 +146,31 @@ public:
     }
 
 private:
+    // engine.bpf.c's live_before(), free_early() and freed_already(): a block allocated by one
+    // thread and freed by another is put back in order by the target's clock.
+    bool live_before(const engine_live_key &key, uint64_t time, engine_live_value &value) const
+    {
+        return bpf_map_lookup_elem(live_, &key, &value) == 0 && value.time <= time;
+    }
+
+    void free_early(const engine_live_key &key, uint64_t time, uint32_t moved)
+    {
+        engine_early_free early{time, moved, 0};
+        if (bpf_map_update_elem(early_, &key, &early, BPF_ANY) != 0)
+            ++counts_[COUNTER_BATCH_UNORDERED];
+    }
+
+    bool freed_already(uint32_t pid, uint64_t ptr, uint64_t time)
+    {
+        engine_live_key key{ptr, pid, 0};
+        engine_early_free early{};
+        if (bpf_map_lookup_elem(early_, &key, &early) != 0 || early.time < time)
+            return false;
+        ++counts_[early.moved ? COUNTER_BATCH_MOVED_FIRST : COUNTER_BATCH_FREED_FIRST];
+        bpf_map_delete_elem(early_, &key);
+        return true;
+    }
+
     // batch.bpf.h's locate_frame(): by the frame's id once its names were read.
     uint64_t locate(uint32_t pid, const Event &event)
     {
@@ -179,15 +213,16 @@ private:
             ++counts_[COUNTER_SUMMARY_FULL];
     }
 
-    void keep(uint32_t pid, uint64_t ptr, uint64_t size, uint64_t location, int32_t domain)
+    void keep(uint32_t pid, uint64_t ptr, uint64_t size, uint64_t location, int32_t domain,
+              uint64_t time)
     {
         engine_live_key key{ptr, pid, 0};
-        engine_live_value value{size, location, domain, 0};
+        engine_live_value value{size, location, domain, 0, time};
         if (bpf_map_update_elem(live_, &key, &value, BPF_ANY) != 0)
             ++counts_[COUNTER_LIVE_FULL];
     }
 
-    int live_, summary_, names_, frames_, counters_;
+    int live_, early_, summary_, names_, frames_, counters_;
     std::vector<uint64_t> counts_;
 };
 

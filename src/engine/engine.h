@@ -30,6 +30,12 @@ enum engine_counter {
     COUNTER_BATCH_OVERWRITTEN,  /* --batch: events a ring overwrote before they were read (loss) */
     COUNTER_BATCH_UNREAD,       /* --batch: events of a ring that could not be read (loss) */
     COUNTER_BATCH_RINGS_FULL,   /* --batch: rings beyond the claims map or 4 a thread (loss) */
+    COUNTER_BATCH_FREED_FIRST,  /* --batch: a free read before its block's allocation (another
+                                   thread's ring), matched when the allocation came: counted in
+                                   unmatched_free first */
+    COUNTER_BATCH_MOVED_FIRST,  /* --batch: the same for a realloc (in unmatched_realloc first) */
+    COUNTER_BATCH_UNORDERED,    /* --batch: a free of a block not seen yet that could not be
+                                   remembered (the early map full): its block may show live (loss) */
     COUNTER_COUNT
 };
 
@@ -57,6 +63,15 @@ struct engine_live_value {
     uint64_t location;
     int32_t domain;
     uint32_t reserved; /* 0 */
+    uint64_t time;     /* --batch: when it was allocated (the target's clock); 0: single event */
+};
+
+/* --batch: a free (or realloc) read before the allocation of its block, by the target's clock:
+ * the allocation, read later from another thread's ring, finds it here and is not kept live. */
+struct engine_early_free {
+    uint64_t time;
+    uint32_t moved; /* 1: a realloc's old block */
+    uint32_t reserved;
 };
 
 /* The names of a location, written once per content id. */

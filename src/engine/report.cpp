@@ -22,7 +22,8 @@ namespace {
 const char *const counter_names[COUNTER_COUNT] = {
     "pyalloc", "pyrealloc", "pyfree", "free_null", "unmatched_free", "unmatched_realloc",
     "live_full", "summary_full", "names_full", "paused", "records_lost", "alloc", "realloc",
-    "free", "batches", "batch_overwritten", "batch_unread", "batch_rings_full"};
+    "free", "batches", "batch_overwritten", "batch_unread", "batch_rings_full",
+    "batch_freed_first", "batch_moved_first", "batch_unordered"};
 
 struct Names {
     std::string file, function;
@@ -160,7 +161,10 @@ std::string processes_json(const Tracer &tracer, uint64_t &unattached, uint64_t 
 Report make_report(const Tracer &tracer)
 {
     const uint64_t read_ns = monotonic_ns();
-    const auto counters = tracer.counters();
+    auto counters = tracer.counters();
+    // --batch: a free read before its allocation was counted unmatched until the allocation came.
+    counters[COUNTER_UNMATCHED_FREE] -= counters[COUNTER_BATCH_FREED_FIRST];
+    counters[COUNTER_UNMATCHED_REALLOC] -= counters[COUNTER_BATCH_MOVED_FIRST];
     const auto names = read_names(tracer.map_fd("names"));
 
     std::map<Grouping, Totals> summary, leaks;
@@ -201,6 +205,7 @@ Report make_report(const Tracer &tracer)
         {"batch_overwritten", counters[COUNTER_BATCH_OVERWRITTEN]},
         {"batch_unread", counters[COUNTER_BATCH_UNREAD]},
         {"batch_rings_full", counters[COUNTER_BATCH_RINGS_FULL]},
+        {"batch_unordered", counters[COUNTER_BATCH_UNORDERED]},
         {"unattached_processes", unattached},
         {"forked_window", window_lost}};
     json += ",\"loss\":{";

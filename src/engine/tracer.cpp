@@ -171,6 +171,7 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
         throw Error(std::string("cannot open the engine's BPF programs: ") + std::strerror(errno)
                     + libbpf_detail());
     bpf_map__set_max_entries(skeleton_->maps.live, plan.max_live);
+    bpf_map__set_max_entries(skeleton_->maps.early, plan.max_live); // --batch: frees read early
     bpf_map__set_max_entries(skeleton_->maps.summary, plan.max_locations);
     bpf_map__set_max_entries(skeleton_->maps.names, plan.max_locations);
     skeleton_->rodata->setid_stop = plan.setid_stop ? 1 : 0;

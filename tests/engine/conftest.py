@@ -10,6 +10,7 @@ PATHS = {
     "cmemleak": "the built cMemLeak extension module",
     "pythonpath": "the directory to put on the workloads' PYTHONPATH (<builddir>/src)",
     "traced-program": "the built tests/tracer/traced_program (plain probes, no Python)",
+    "batch-signal-program": "the built tests/engine/batch_signal_program (test_batch.py)",
 }
 
 
@@ -61,3 +62,8 @@ def pythonpath(pytestconfig):
 @pytest.fixture(scope="session")
 def traced_program(pytestconfig):
     return _given(pytestconfig, "traced-program")
+
+
+@pytest.fixture(scope="session")
+def batch_signal_program(pytestconfig):
+    return _given(pytestconfig, "batch-signal-program")
