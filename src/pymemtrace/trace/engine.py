@@ -56,7 +56,7 @@ class EngineRun:
     """One run of the engine; a context manager that never leaves it running."""
 
     def __init__(self, pids, libraries, engine=None, allow_loss=False, max_live=None,
-                 setid_stop=False):
+                 setid_stop=False, batch=False):
         engine = engine or find_engine()
         if engine is None:
             raise Failure(f"{ENGINE} was not found beside the runner",
@@ -73,6 +73,8 @@ class EngineRun:
             argv += ["--max-live", str(int(max_live))]
         if setid_stop:  # a process that execs a set-ID program is not traced from then on
             argv.append("--setid-stop")
+        if batch:  # the py* events read in batches from the targets' rings (issue 23)
+            argv.append("--batch")
         self.argv = argv
         self.proc = None
         self.returncode = None
