@@ -22,6 +22,12 @@ LOSS_WORDS = {
     "unattached_processes": "{} forked processes could not be traced",
     "forked_window": "{} forked processes made allocations before their probes were attached "
                      "(how many is unknown); --engine bpftrace follows forks with no window",
+    "batch_overwritten": "{} events were overwritten in a thread's buffer before they were read",
+    "batch_unread": "{} events (at least) were left in the buffers of processes that ended "
+                    "before they could be read",
+    "batch_rings_full": "{} thread buffers could not be followed: too many threads or libraries",
+    "batch_unordered": "{} frees read before their allocations could not be remembered; raise "
+                       "--max-entries",
 }
 
 
@@ -78,8 +84,10 @@ class EngineTrace:
         self.not_seen = tuple(unseen.not_seen(libraries)) if libraries else ()
         # The engine's own loss counters are turned into words here, and the exit status is the
         # runner's (modes.exit_status): the engine itself always allows loss.
+        # batch: libraries with the pybatch probe hand their events over 64 at a time (issue 23).
         self.run = engine.EngineRun(pids=[pid], libraries=[os.fspath(lib) for lib in libraries],
-                                    engine=engine_path, allow_loss=True, setid_stop=setid)
+                                    engine=engine_path, allow_loss=True, setid_stop=setid,
+                                    batch=True)
         self.shortener = reports.Shortener(not args.full_file_path, args.strlen)
         self.started = False
 
