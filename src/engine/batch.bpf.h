@@ -56,6 +56,10 @@ struct {
 
 uint32_t rings_announced = 0; // the next free word of `claims`
 
+// The target's clock when this engine started attaching (set by the loader): a ring that an
+// earlier tracer had announced still holds events from before, which are not this report's.
+uint64_t batch_since = 0;
+
 static __always_inline void count_n(uint32_t counter, uint64_t n)
 {
     uint64_t *slot = bpf_map_lookup_elem(&counters, &counter);
@@ -105,6 +109,8 @@ static long record_event(uint32_t index, void *context)
     struct batch_walk *walk = context;
     uint32_t slot = (walk->first + index) & (PYMEMTRACE_BATCH_SLOTS - 1);
     const struct pymemtrace_batch_event *event = &walk->copy->events[slot];
+    if (event->time < batch_since)
+        return 0; // appended while an earlier tracer was attached
     if (event->kind == PYMEMTRACE_BATCH_FREE) {
         record_free(walk->pid, event->ptr, COUNTER_PYFREE, event->time);
         return 0;
@@ -154,7 +160,9 @@ __attribute__((noinline)) uint64_t drain(uint32_t pid, uint64_t ring, uint32_t i
         return old;
     if (__sync_val_compare_and_swap(claim, old, walk.end) != old)
         return DRAIN_NOT_MINE; // the engine froze or read it meanwhile: its events are the engine's
-    count_n(COUNTER_BATCH_OVERWRITTEN, overwritten);
+    // Lost ones are older than the oldest read: this report's only if that one is.
+    if (copy->events[walk.first & (PYMEMTRACE_BATCH_SLOTS - 1)].time >= batch_since)
+        count_n(COUNTER_BATCH_OVERWRITTEN, overwritten);
     count(COUNTER_BATCHES);
     bpf_loop(walk.end - walk.first + 1, record_event, &walk, 0);
     return walk.end;

@@ -259,8 +259,20 @@ struct KnownRing {
 
 } // namespace
 
+uint64_t target_clock_now()
+{
+#if defined(__x86_64__)
+    return __builtin_ia32_rdtsc();
+#else
+    uint64_t ticks;
+    __asm__ volatile("isb\n\tmrs %0, cntvct_el0" : "=r"(ticks));
+    return ticks;
+#endif
+}
+
 PendingRead read_pending_batches(const Tracer &tracer)
 {
+    const uint64_t since = tracer.batch_since();
     PendingRead read;
     const int claims_fd = tracer.map_fd("claims");
     if (claims_fd < 0)
@@ -306,11 +318,14 @@ PendingRead read_pending_batches(const Tracer &tracer)
                                              __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
                 continue; // BPF read a batch meanwhile: read again
             ++read.rings;
-            recorder.count(COUNTER_BATCH_OVERWRITTEN, pending.overwritten);
+            // As batch.bpf.h: events from before this engine's start are not this report's.
+            if (copy.events[pending.first % PYMEMTRACE_BATCH_SLOTS].time >= since)
+                recorder.count(COUNTER_BATCH_OVERWRITTEN, pending.overwritten);
             std::vector<Event> events;
             for (uint64_t seq = pending.first; seq <= pending.end && pending.end >= pending.first;
                  ++seq)
-                events.push_back(copy.events[seq % PYMEMTRACE_BATCH_SLOTS]);
+                if (copy.events[seq % PYMEMTRACE_BATCH_SLOTS].time >= since)
+                    events.push_back(copy.events[seq % PYMEMTRACE_BATCH_SLOTS]);
             claimed.emplace_back(ring.key.pid, std::move(events));
             break;
         }

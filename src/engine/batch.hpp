@@ -21,6 +21,9 @@ struct PendingRead {
 // After Tracer::pause(), before the maps are read for the report.
 PendingRead read_pending_batches(const Tracer &tracer);
 
+// The targets' clock now, as pymemtrace/batch.h stamps events (x86-64 TSC, aarch64 CNTVCT).
+uint64_t target_clock_now();
+
 } // namespace engine
 
 #endif // PYMEMTRACE_ENGINE_BATCH_HPP

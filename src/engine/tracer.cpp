@@ -26,7 +26,8 @@
 #include "engine.skel.h"
 #pragma GCC diagnostic pop
 
-#include "engine.h" // struct engine_record
+#include "batch.hpp" // target_clock_now
+#include "engine.h"  // struct engine_record
 #include "error.hpp"
 #include "notes.hpp"
 #include "output.hpp"
@@ -215,6 +216,7 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     if (records_ == nullptr)
         throw Error(std::string("cannot read the engine's ring buffer: ") + std::strerror(errno));
 
+    skeleton_->bss->batch_since = target_clock_now(); // --batch: earlier tracers' events are old
     const uint64_t start = monotonic_ns();
     for (const pid_t pid : plan.pids)
         trace(pid, 0, 0);
@@ -238,6 +240,11 @@ Tracer::~Tracer()
     for (auto &entry : processes_)
         if (entry.second.pidfd >= 0)
             close(entry.second.pidfd);
+}
+
+uint64_t Tracer::batch_since() const
+{
+    return skeleton_->bss->batch_since;
 }
 
 int Tracer::map_fd(const char *name) const

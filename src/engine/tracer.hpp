@@ -58,6 +58,7 @@ public:
     size_t probes_attached() const { return links_.size(); }
     uint64_t attach_ns() const { return attach_ns_; }
     int map_fd(const char *name) const;
+    uint64_t batch_since() const; // --batch: the targets' clock when attaching started
 
     // The counters summed over CPUs, indexed by enum engine_counter.
     std::vector<uint64_t> counters() const;

@@ -119,3 +119,34 @@ def test_signal_handlers_and_threads_without_the_gil_lose_and_double_nothing(
     assert counters["pyfree"] == counters["pyalloc"] == 4 * blocks + int(handler_pairs)
     assert counters["unmatched_free"] == 0
     assert no_loss(report), report["loss"]
+
+
+def test_a_second_engine_reports_only_the_events_made_while_it_traced(
+        engine, cmemleak, pythonpath):
+    name = "batch_sessions_workload.py"
+    target = start_python([workload(name)], pythonpath)
+    reports = []
+    try:
+        for _ in range(2):
+            run = EngineRun(engine, [target.pid], [cmemleak], ["--batch"])
+            try:
+                run.wait_for("ready")
+                target.stdin.write("go\n")
+                target.stdin.flush()
+                assert target.stdout.readline() == "idle\n"
+                run.signal(signal.SIGINT)
+                report, returncode, _ = run.report()
+                assert returncode == 0, run.stderr
+                reports.append(report)
+            finally:
+                run.close()
+    finally:
+        target.kill()
+        target.wait()
+    file, line = workload(name), tags(name)
+    assert entries(reports[0], "leaks", target.pid) == {(file, "<module>", line["first"], 0):
+                                                        (1037, 103700)}
+    # The rings the first engine knew still hold its events (and were announced to it alone).
+    assert entries(reports[1], "leaks", target.pid) == {(file, "<module>", line["second"], 0):
+                                                        (200, 20000)}
+    assert no_loss(reports[1]), reports[1]["loss"]
