@@ -56,9 +56,20 @@ struct {
 
 uint32_t rings_announced = 0; // the next free word of `claims`
 
-// The target's clock when this engine started attaching (set by the loader): a ring that an
-// earlier tracer had announced still holds events from before, which are not this report's.
-uint64_t batch_since = 0;
+// The counts of the events the engine read from the rings at a report (batch.cpp), kept apart
+// from the per-CPU counters, which BPF programs still finishing a batch may be adding to.
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, COUNTER_COUNT);
+    __type(key, uint32_t);
+    __type(value, uint64_t);
+} engine_counts SEC(".maps");
+
+// The target's clock when this engine was ready (set by the loader): a ring that an earlier
+// tracer had announced still holds events from before, which are not this report's, and so do
+// rings written between pybatch's semaphore being set and its program being attached. Until the
+// loader sets it, nothing is: fires taken while attaching are before `ready`.
+uint64_t batch_since = ~0ULL;
 
 static __always_inline void count_n(uint32_t counter, uint64_t n)
 {

@@ -87,7 +87,7 @@ public:
         : live_(tracer.map_fd("live")), early_(tracer.map_fd("early")),
           summary_(tracer.map_fd("summary")),
           names_(tracer.map_fd("names")), frames_(tracer.map_fd("frames")),
-          counters_(tracer.map_fd("counters")), counts_(COUNTER_COUNT, 0)
+          counters_(tracer.map_fd("engine_counts")), counts_(COUNTER_COUNT, 0)
     {
     }
 
@@ -132,16 +132,15 @@ public:
 
     void count(uint32_t counter, uint64_t n) { counts_[counter] += n; }
 
-    // Adds the counts to the counters map (on the first CPU's slot: BPF adds to its own CPU's).
+    // Adds the counts to `engine_counts`, which Tracer::counters() adds to BPF's.
     void publish() const
     {
-        const int cpus = libbpf_num_possible_cpus();
-        std::vector<uint64_t> per_cpu(cpus > 0 ? cpus : 1);
         for (uint32_t index = 0; index < COUNTER_COUNT; ++index) {
-            if (counts_[index] == 0 || bpf_map_lookup_elem(counters_, &index, per_cpu.data()) != 0)
+            uint64_t total = 0;
+            if (counts_[index] == 0 || bpf_map_lookup_elem(counters_, &index, &total) != 0)
                 continue;
-            per_cpu[0] += counts_[index];
-            bpf_map_update_elem(counters_, &index, per_cpu.data(), BPF_ANY);
+            total += counts_[index];
+            bpf_map_update_elem(counters_, &index, &total, BPF_ANY);
         }
     }
 

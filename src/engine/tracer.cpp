@@ -216,11 +216,13 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     if (records_ == nullptr)
         throw Error(std::string("cannot read the engine's ring buffer: ") + std::strerror(errno));
 
-    skeleton_->bss->batch_since = target_clock_now(); // --batch: earlier tracers' events are old
     const uint64_t start = monotonic_ns();
     for (const pid_t pid : plan.pids)
         trace(pid, 0, 0);
     attach_ns_ = monotonic_ns() - start;
+    // --batch: events from before `ready` are not this report's: an earlier tracer's, or made
+    // while pybatch's semaphore was set and its program not yet attached (its fires missed).
+    skeleton_->data->batch_since = target_clock_now();
 }
 
 Tracer::~Tracer()
@@ -244,7 +246,7 @@ Tracer::~Tracer()
 
 uint64_t Tracer::batch_since() const
 {
-    return skeleton_->bss->batch_since;
+    return skeleton_->data->batch_since;
 }
 
 int Tracer::map_fd(const char *name) const
@@ -405,6 +407,13 @@ std::vector<uint64_t> Tracer::counters() const
         if (bpf_map_lookup_elem(fd, &index, per_cpu.data()) != 0)
             continue;
         for (const uint64_t value : per_cpu)
+            totals[index] += value;
+    }
+    // --batch: what the engine itself read from the rings (batch.cpp).
+    const int engine_fd = bpf_map__fd(skeleton_->maps.engine_counts);
+    for (uint32_t index = 0; index < COUNTER_COUNT; ++index) {
+        uint64_t value = 0;
+        if (bpf_map_lookup_elem(engine_fd, &index, &value) == 0)
             totals[index] += value;
     }
     return totals;
