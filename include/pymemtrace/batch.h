@@ -67,6 +67,22 @@ struct pymemtrace_batch_ring {
     struct pymemtrace_batch_event events[PYMEMTRACE_BATCH_SLOTS];
 };
 
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__aarch64__)) && !defined(__bpf__)
+/* When an event happened, comparable across the process's threads: a block allocated by one
+ * thread and freed by another may reach the tracer in either order (their rings are read at
+ * different times), and the tracer puts them back in order by this clock. */
+static inline uint64_t pymemtrace_detail_batch_time(void)
+{
+#if defined(__x86_64__)
+    return __builtin_ia32_rdtsc();
+#else
+    uint64_t ticks;
+    __asm__ volatile("isb\n\tmrs %0, cntvct_el0" : "=r"(ticks));
+    return ticks;
+#endif
+}
+#endif
+
 #if !defined(PYMEMTRACE_BATCH_LAYOUT_ONLY) && PYMEMTRACE_HAVE_USDT
 
 #include <pthread.h> /* pthread_atfork */
@@ -94,20 +110,6 @@ PYMEMTRACE_OUTLINE void pymemtrace_detail_batch_forked(void)
         self->ring.events[slot].seq = 0;
     self->ring.head = 0;
     self->announced = 0;
-}
-
-/* When an event happened, comparable across the process's threads: a block allocated by one
- * thread and freed by another may reach the tracer in either order (their rings are read at
- * different times), and the tracer puts them back in order by this clock. */
-static inline uint64_t pymemtrace_detail_batch_time(void)
-{
-#if defined(__x86_64__)
-    return __builtin_ia32_rdtsc();
-#else
-    uint64_t ticks;
-    __asm__ volatile("isb\n\tmrs %0, cntvct_el0" : "=r"(ticks));
-    return ticks;
-#endif
 }
 
 /* The next sequence number: one instruction where it matters (x86-64), so that a signal handler

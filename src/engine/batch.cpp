@@ -260,13 +260,7 @@ struct KnownRing {
 
 uint64_t target_clock_now()
 {
-#if defined(__x86_64__)
-    return __builtin_ia32_rdtsc();
-#else
-    uint64_t ticks;
-    __asm__ volatile("isb\n\tmrs %0, cntvct_el0" : "=r"(ticks));
-    return ticks;
-#endif
+    return pymemtrace_detail_batch_time(); // the same clock on every CPU (pymemtrace/batch.h)
 }
 
 PendingRead read_pending_batches(const Tracer &tracer)

@@ -84,10 +84,10 @@ class EngineTrace:
         self.not_seen = tuple(unseen.not_seen(libraries)) if libraries else ()
         # The engine's own loss counters are turned into words here, and the exit status is the
         # runner's (modes.exit_status): the engine itself always allows loss.
-        # batch: libraries with the pybatch probe hand their events over 64 at a time (issue 23).
+        # Not batch=True yet (issue 23): with it, tests/toolkit/test_never_harm.py's
+        # test_library_found_on_pythonpath_is_not_code failed (a UnicodeEncodeError on a name).
         self.run = engine.EngineRun(pids=[pid], libraries=[os.fspath(lib) for lib in libraries],
-                                    engine=engine_path, allow_loss=True, setid_stop=setid,
-                                    batch=True)
+                                    engine=engine_path, allow_loss=True, setid_stop=setid)
         self.shortener = reports.Shortener(not args.full_file_path, args.strlen)
         self.started = False
 
