@@ -44,7 +44,7 @@ static PyObject *benchext_free(PyObject *module, PyObject *arg)
 static PyObject *benchext_locate(PyObject *module, PyObject *arg)
 {
     long n = PyLong_AsLong(arg), i;
-    struct pymemtrace_location where = {"", "", 0, 0, 0};
+    struct pymemtrace_location where = {"", "", 0, 0, 0, 0};
     (void)module;
     if (n == -1 && PyErr_Occurred())
         return NULL;

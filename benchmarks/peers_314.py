@@ -30,12 +30,14 @@ from pymemtrace.trace.engine import EngineRun  # noqa: E402  (bench put src/ on 
 
 PYTHON = "/usr/bin/python3.14"  # as the root sees it
 ENGINE = os.path.join(ROOT, "build", "src", "engine", "pymemtrace-engine")
-CONFIGS = ("untraced", "tracemalloc", "memray", "memray_native", "bpftrace", "engine")
+CONFIGS = ("untraced", "tracemalloc", "memray", "memray_native", "bpftrace", "engine",
+           "engine_batch")
 LABELS = {"tracemalloc": "tracemalloc (started at the top)",
           "memray": "memray run -o FILE",
           "memray_native": "memray run --native -o FILE",
           "bpftrace": "pymemtrace, bpftrace: count by Python file, function, line (pyalloc)",
-          "engine": "pymemtrace, pymemtrace-engine --pid (pyalloc/pyrealloc/pyfree by location)"}
+          "engine": "pymemtrace, pymemtrace-engine --pid (pyalloc/pyrealloc/pyfree by location)",
+          "engine_batch": "pymemtrace, pymemtrace-engine --pid --batch (the same, in batches)"}
 
 
 def sid_root():
@@ -82,8 +84,8 @@ class EngineSession:
     """pymemtrace-engine on one pid, as bench.py's sessions: start() returns once attached,
     stop() the report (the engine ends by itself once the process has exited)."""
 
-    def __init__(self, pid, library):
-        self.run = EngineRun(pids=[pid], libraries=[library], engine=ENGINE)
+    def __init__(self, pid, library, batch=False):
+        self.run = EngineRun(pids=[pid], libraries=[library], engine=ENGINE, batch=batch)
 
     def start(self):
         self.run.__enter__()
@@ -121,6 +123,8 @@ def tracer_of(root, config):
         return bench.bpftrace(bench.LOC_PROGRAM.format(ext=root.ext), pid_args=False)
     if config == "engine":
         return lambda pid: EngineSession(pid, root.ext)
+    if config == "engine_batch":
+        return lambda pid: EngineSession(pid, root.ext, batch=True)
     return None
 
 
@@ -172,7 +176,7 @@ def section(args, row, sizes=None):
         row(7, f"{kind} (3.14): untraced", f"{base:.3f} s ({n} allocations)", "1.00", "", "")
         for config in CONFIGS[1:]:
             figure = f"{t[config]:.3f} s"
-            if config in ("bpftrace", "engine"):
+            if config in ("bpftrace", "engine", "engine_batch"):
                 seen = [events_seen(config, lines, kind, line_no)
                         for _, lines in runs[(kind, config)]]
                 at_line = min(s[0] for s in seen) if seen[0][0] is not None else None

@@ -12,7 +12,7 @@ import sys
 import tempfile
 
 PROBES = {"alloc", "realloc", "free", "pyalloc", "pyrealloc", "pyfree", "pystack4", "pystack16",
-          "pynative"}
+          "pynative", "pybatch"}
 
 
 def run(*command, **kwargs):

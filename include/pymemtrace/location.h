@@ -48,6 +48,7 @@ struct pymemtrace_location {
     int lineno;           /* the line being executed, or 0 */
     uintptr_t stack;      /* the thread's struct pymemtrace_stack while depth is asked, else 0 */
     uintptr_t native;     /* in: the native caller's offset (pymemtrace_detail_locate) */
+    uint64_t frame;       /* the innermost frame's content id while events are batched, else 0 */
 };
 
 #if PYMEMTRACE_HAVE_USDT
@@ -92,7 +93,7 @@ __attribute__((weak)) PYMEMTRACE_HIDDEN __thread uintptr_t
 __attribute__((always_inline)) PYMEMTRACE_INLINE struct pymemtrace_location
 pymemtrace_detail_locate(void)
 {
-    struct pymemtrace_location location = {"", "", 0, 0, 0};
+    struct pymemtrace_location location = {"", "", 0, 0, 0, 0};
     if (PYMEMTRACE_UNLIKELY(pymemtrace_semaphores[PYMEMTRACE_PROBE_PYNATIVE] != 0)) {
         uintptr_t caller = pymemtrace_detail_native_handoff;
         if (caller == 0)

@@ -14,6 +14,7 @@
  *   pystack4   -                                                            never: attached, it asks for 4 frames
  *   pystack16  -                                                            never: attached, it asks for 16 frames
  *   pynative   -                                                            never: attached, it asks for the native caller
+ *   pybatch    ring, last                                                   with a tracer attached to it, once per batch of py* events (batch.h)
  *
  * Types: pointers (passed as uintptr_t) and size are 8 bytes unsigned, domain and lineno 4 bytes signed, filename and
  * function are `const char *`, never NULL ("" and line 0 when no Python frame is known). `stack` is the address of
@@ -23,17 +24,21 @@
  * there as *(uint64 *)(reg("sp") + 8). pystack4/pystack16 have a site and a semaphore but are never called: their
  * semaphores are the request, read only on the py* path. So has pynative: while it is attached, `stack` is passed
  * (requested 0 when no depth is asked) and its `native` field holds the return address of the code that called the
- * allocator, as an offset from the shared object's ELF header (location.h).
+ * allocator, as an offset from the shared object's ELF header (location.h). pybatch's `ring` is the address of the
+ * calling thread's `struct pymemtrace_batch_ring` (batch.h) and `last` the sequence number of its newest event, 0
+ * when the ring is announced (its thread's first event): while a tracer is attached to it, the py* probes are not
+ * fired; their events go to the ring (a tracer reads the ring, not the probes' arguments).
  *
  * How a probe is built (64-bit ELF on x86-64 or aarch64): each probe is one tiny function,
  * `pymemtrace_probe_NAME`, whose first instruction is the probe site and whose arguments are
  * exactly the probe's, in the argument registers (System V: rdi, rsi, ...; AAPCS64: x0, x1, ...).
  * The function and its .note.stapsdt entry sit in a COMDAT group, so one shared object has exactly
  * one site per probe however many translation units call it (bpftrace refuses more than 512
- * sites). The nine semaphores are one 20-byte COMDAT block in `.probes`, hidden so that each
+ * sites). The ten semaphores are one 20-byte COMDAT block in `.probes`, hidden so that each
  * shared object traces independently, laid out in pairs (alloc|pyalloc, realloc|pyrealloc,
- * free|pyfree, pystack4|pystack16, pynative|unused) so that "is anyone listening" is one 32-bit
- * load, and "is a stack asked for" another, made only on the py* path.
+ * free|pyfree, pystack4|pystack16, pynative|pybatch) so that "is anyone listening" is one 32-bit
+ * load; the requests and pybatch are read one at a time, only on the py* path. (All translation
+ * units of one shared object must use the same headers: the block's size is the COMDAT's.)
  * The site is a nop: on x86-64 1 byte (int3 when traced), safe across fork() on every kernel; on
  * aarch64 the one 4-byte nop (BRK when traced). With PYMEMTRACE_CONFIG_NOP5=1 (x86-64 only) it is
  * a 5-byte nop, which the kernel's nop5 uprobe optimisation (Linux 6.18) rewrites into a call to
@@ -70,7 +75,8 @@ enum pymemtrace_probe {
     PYMEMTRACE_PROBE_PYFREE = 5,
     PYMEMTRACE_PROBE_PYSTACK4 = 6, /* requests, never fired: a stack of 4 frames */
     PYMEMTRACE_PROBE_PYSTACK16 = 7, /* and of 16 */
-    PYMEMTRACE_PROBE_PYNATIVE = 8   /* request, never fired: the native caller in the record */
+    PYMEMTRACE_PROBE_PYNATIVE = 8,  /* request, never fired: the native caller in the record */
+    PYMEMTRACE_PROBE_PYBATCH = 9    /* the py* events in batches (batch.h) */
 };
 
 #if PYMEMTRACE_HAVE_USDT
@@ -110,6 +116,7 @@ void pymemtrace_probe_pyfree(uintptr_t ptr, int domain, const char *filename,
 void pymemtrace_probe_pystack4(void) PYMEMTRACE_HIDDEN;
 void pymemtrace_probe_pystack16(void) PYMEMTRACE_HIDDEN;
 void pymemtrace_probe_pynative(void) PYMEMTRACE_HIDDEN;
+void pymemtrace_probe_pybatch(uintptr_t ring, uint64_t last) PYMEMTRACE_HIDDEN;
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
@@ -138,6 +145,7 @@ void pymemtrace_probe_pynative(void) PYMEMTRACE_HIDDEN;
 #  define PYMEMTRACE_DETAIL_ARGS_pyalloc "8@%rdi 8@%rsi -4@%edx 8@%rcx 8@%r8 -4@%r9d 8@8(%rsp)"
 #  define PYMEMTRACE_DETAIL_ARGS_pyrealloc "8@%rdi 8@%rsi 8@%rdx 8@%rcx 8@%r8 -4@%r9d 8@8(%rsp)"
 #  define PYMEMTRACE_DETAIL_ARGS_pyfree "8@%rdi -4@%esi 8@%rdx 8@%rcx -4@%r8d 8@%r9"
+#  define PYMEMTRACE_DETAIL_ARGS_pybatch "8@%rdi 8@%rsi"
 #elif defined(__aarch64__)
 /* AAPCS64: arguments in x0..x7. A 4-byte argument is named by its x register, as <sys/sdt.h>
  * itself writes an int here: bcc's and bpftrace's aarch64 parsers accept x0..x30 and sp, not w
@@ -150,6 +158,7 @@ void pymemtrace_probe_pynative(void) PYMEMTRACE_HIDDEN;
 #  define PYMEMTRACE_DETAIL_ARGS_pyalloc "8@x0 8@x1 -4@x2 8@x3 8@x4 -4@x5 8@x6"
 #  define PYMEMTRACE_DETAIL_ARGS_pyrealloc "8@x0 8@x1 8@x2 8@x3 8@x4 -4@x5 8@x6"
 #  define PYMEMTRACE_DETAIL_ARGS_pyfree "8@x0 -4@x1 8@x2 8@x3 -4@x4 8@x5"
+#  define PYMEMTRACE_DETAIL_ARGS_pybatch "8@x0 8@x1"
 #else
 #  error "pymemtrace/probes.h: PYMEMTRACE_HAVE_PROBE_SITES is set for a target without sites"
 #endif
@@ -206,6 +215,7 @@ __asm__(
     PYMEMTRACE_DETAIL_SEMAPHORE(pystack4, 12)
     PYMEMTRACE_DETAIL_SEMAPHORE(pystack16, 14)
     PYMEMTRACE_DETAIL_SEMAPHORE(pynative, 16)
+    PYMEMTRACE_DETAIL_SEMAPHORE(pybatch, 18)
     ".popsection\n"
     ".endif\n");
 /* One statement a site: ISO C bounds a string literal's length. */
@@ -218,6 +228,7 @@ __asm__(PYMEMTRACE_DETAIL_SITE(pyfree));
 __asm__(PYMEMTRACE_DETAIL_SITE(pystack4));
 __asm__(PYMEMTRACE_DETAIL_SITE(pystack16));
 __asm__(PYMEMTRACE_DETAIL_SITE(pynative));
+__asm__(PYMEMTRACE_DETAIL_SITE(pybatch));
 
 #undef PYMEMTRACE_DETAIL_SEMAPHORE
 #undef PYMEMTRACE_DETAIL_SITE
@@ -231,6 +242,7 @@ __asm__(PYMEMTRACE_DETAIL_SITE(pynative));
 #undef PYMEMTRACE_DETAIL_ARGS_pystack4
 #undef PYMEMTRACE_DETAIL_ARGS_pystack16
 #undef PYMEMTRACE_DETAIL_ARGS_pynative
+#undef PYMEMTRACE_DETAIL_ARGS_pybatch
 #undef PYMEMTRACE_DETAIL_NOP
 #pragma pop_macro("_SDT_SEMAPHORE")
 #pragma pop_macro("_SDT_NOP")

@@ -25,4 +25,6 @@ provider pymemtrace {
     probe pystack16();
     /* Request: never fired; a tracer enables it to ask for the native caller in `stack`. */
     probe pynative();
+    /* The py* events in batches: the thread's ring (pymemtrace/batch.h), its newest event. */
+    probe pybatch(uint64_t ring, uint64_t last);
 };

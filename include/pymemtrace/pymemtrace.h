@@ -22,6 +22,7 @@
 
 #include <stdlib.h> /* malloc, calloc, realloc, free */
 
+#include "batch.h"
 #include "config.h"
 #include "location.h"
 #include "probes.h"
@@ -37,8 +38,11 @@ PYMEMTRACE_OUTLINE void pymemtrace_detail_fire_alloc(uintptr_t ptr, size_t size,
         pymemtrace_probe_alloc(ptr, size, domain);
     if (pymemtrace_probe_enabled(PYMEMTRACE_PROBE_PYALLOC)) {
         struct pymemtrace_location where = pymemtrace_detail_locate();
-        pymemtrace_probe_pyalloc(ptr, size, domain, where.filename, where.function, where.lineno,
-                                 where.stack);
+        if (pymemtrace_probe_enabled(PYMEMTRACE_PROBE_PYBATCH)) /* a tracer reads batches */
+            pymemtrace_detail_batch_append(PYMEMTRACE_BATCH_ALLOC, ptr, 0, size, domain, &where);
+        else
+            pymemtrace_probe_pyalloc(ptr, size, domain, where.filename, where.function,
+                                     where.lineno, where.stack);
     }
 }
 
@@ -48,8 +52,11 @@ PYMEMTRACE_OUTLINE void pymemtrace_detail_fire_free(uintptr_t ptr, int domain)
         pymemtrace_probe_free(ptr, domain);
     if (pymemtrace_probe_enabled(PYMEMTRACE_PROBE_PYFREE)) {
         struct pymemtrace_location where = pymemtrace_detail_locate();
-        pymemtrace_probe_pyfree(ptr, domain, where.filename, where.function, where.lineno,
-                                where.stack);
+        if (pymemtrace_probe_enabled(PYMEMTRACE_PROBE_PYBATCH))
+            pymemtrace_detail_batch_append(PYMEMTRACE_BATCH_FREE, ptr, 0, 0, domain, &where);
+        else
+            pymemtrace_probe_pyfree(ptr, domain, where.filename, where.function, where.lineno,
+                                    where.stack);
     }
 }
 
@@ -68,19 +75,30 @@ PYMEMTRACE_OUTLINE void pymemtrace_detail_fire_realloc(uintptr_t old_ptr, uintpt
     if (old_ptr == 0) {
         if (new_ptr != 0 && pymemtrace_probe_enabled(PYMEMTRACE_PROBE_PYALLOC)) {
             struct pymemtrace_location where = pymemtrace_detail_locate();
-            pymemtrace_probe_pyalloc(new_ptr, size, domain, where.filename, where.function,
-                                     where.lineno, where.stack);
+            if (pymemtrace_probe_enabled(PYMEMTRACE_PROBE_PYBATCH))
+                pymemtrace_detail_batch_append(PYMEMTRACE_BATCH_ALLOC, new_ptr, 0, size, domain,
+                                               &where);
+            else
+                pymemtrace_probe_pyalloc(new_ptr, size, domain, where.filename, where.function,
+                                         where.lineno, where.stack);
         }
     } else if (new_ptr != 0) {
         if (pymemtrace_probe_enabled(PYMEMTRACE_PROBE_PYREALLOC)) {
             struct pymemtrace_location where = pymemtrace_detail_locate();
-            pymemtrace_probe_pyrealloc(old_ptr, new_ptr, size, where.filename, where.function,
-                                       where.lineno, where.stack);
+            if (pymemtrace_probe_enabled(PYMEMTRACE_PROBE_PYBATCH))
+                pymemtrace_detail_batch_append(PYMEMTRACE_BATCH_REALLOC, new_ptr, old_ptr, size,
+                                               domain, &where);
+            else
+                pymemtrace_probe_pyrealloc(old_ptr, new_ptr, size, where.filename,
+                                           where.function, where.lineno, where.stack);
         }
     } else if (size == 0 && pymemtrace_probe_enabled(PYMEMTRACE_PROBE_PYFREE)) {
         struct pymemtrace_location where = pymemtrace_detail_locate();
-        pymemtrace_probe_pyfree(old_ptr, domain, where.filename, where.function, where.lineno,
-                                where.stack);
+        if (pymemtrace_probe_enabled(PYMEMTRACE_PROBE_PYBATCH))
+            pymemtrace_detail_batch_append(PYMEMTRACE_BATCH_FREE, old_ptr, 0, 0, domain, &where);
+        else
+            pymemtrace_probe_pyfree(old_ptr, domain, where.filename, where.function,
+                                    where.lineno, where.stack);
     }
 }
 

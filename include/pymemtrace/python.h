@@ -133,7 +133,7 @@ __attribute__((weak)) PYMEMTRACE_HIDDEN __thread struct pymemtrace_location
  * names) lives until the thread takes the GIL back and returns. */
 PYMEMTRACE_OUTLINE void pymemtrace_detail_note_release(void)
 {
-    struct pymemtrace_location where = {"", "", 0, 0, 0};
+    struct pymemtrace_location where = {"", "", 0, 0, 0, 0};
     pymemtrace_python_locate(&where);
     pymemtrace_detail_released_at = where;
 }
@@ -276,6 +276,7 @@ pymemtrace_python_locate(struct pymemtrace_location *location)
     PyCodeObject *code;
     uint32_t wanted = 0, depth = 0;
     uint64_t stack_id = 0;
+    int batched = pymemtrace_semaphores[PYMEMTRACE_PROBE_PYBATCH] != 0; /* frame ids wanted */
 #if PY_VERSION_HEX >= 0x030C0000
     PyObject *saved_exception;
 #else
@@ -331,6 +332,9 @@ pymemtrace_python_locate(struct pymemtrace_location *location)
             location->lineno = lineno;
             location->filename = filename_utf8;
             location->function = function_utf8;
+            /* A batching tracer reads the names once per id (batch.h). */
+            if (batched)
+                location->frame = pymemtrace_detail_frame_id(code->co_filename, function, lineno);
         }
         if (wanted != 0) {
             struct pymemtrace_frame *record = &stack.frames[depth];

@@ -61,6 +61,16 @@ struct {
     __type(value, struct engine_live_value);
 } live SEC(".maps");
 
+// --batch: frees read before the allocation of their block (another thread's ring was read
+// later), by the target's clock; sized as `live`.
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __uint(max_entries, 1 << 21);
+    __type(key, struct engine_live_key);
+    __type(value, struct engine_early_free);
+} early SEC(".maps");
+
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(map_flags, BPF_F_NO_PREALLOC);
@@ -199,11 +209,11 @@ static __always_inline void add_to_summary(uint32_t pid, uint64_t location, int3
 }
 
 static __always_inline void keep(uint32_t pid, uint64_t ptr, uint64_t size, uint64_t location,
-                                 int32_t domain, uint64_t native)
+                                 int32_t domain, uint64_t native, uint64_t time)
 {
     struct engine_live_key key = {.ptr = ptr, .pid = pid};
     struct engine_live_value value = {.size = size, .location = location, .domain = domain,
-                                      .native = native};
+                                      .native = native, .time = time};
     snapshot_forget(&key); // a block whose free was not seen
     if (bpf_map_update_elem(&live, &key, &value, BPF_ANY) != 0)
         count(COUNTER_LIVE_FULL);
@@ -234,6 +244,70 @@ static __always_inline void forget(uint32_t pid, uint64_t ptr)
         count(COUNTER_UNMATCHED_FREE);
 }
 
+// Events carry a `time` (the target's clock) only in batches (--batch), where a block allocated
+// by one thread and freed by another can be read in either order; single events (time 0) are
+// recorded as they happen.
+
+// The live block `key` if a free at `time` frees it: one allocated before (or any, untimed).
+static __always_inline struct engine_live_value *live_before(struct engine_live_key *key,
+                                                             uint64_t time)
+{
+    struct engine_live_value *value = bpf_map_lookup_elem(&live, key);
+    if (value && time != 0 && value->time > time)
+        return 0; // a later allocation at the same address: this free's block is not read yet
+    return value;
+}
+
+// A timed free or realloc whose block is not live (yet): remembered for its allocation.
+static __always_inline void free_early(uint32_t pid, uint64_t ptr, uint64_t time, uint32_t moved)
+{
+    if (time == 0)
+        return;
+    struct engine_live_key key = {.ptr = ptr, .pid = pid};
+    struct engine_early_free early_free = {.time = time, .moved = moved};
+    if (bpf_map_update_elem(&early, &key, &early_free, BPF_ANY) != 0)
+        count(COUNTER_BATCH_UNORDERED);
+}
+
+// Whether a timed allocation's block was freed already (that free was read first): then it is
+// not kept, and the free is matched.
+static __always_inline bool freed_already(uint32_t pid, uint64_t ptr, uint64_t time)
+{
+    if (time == 0)
+        return false;
+    struct engine_live_key key = {.ptr = ptr, .pid = pid};
+    struct engine_early_free *found = bpf_map_lookup_elem(&early, &key);
+    if (!found || found->time < time)
+        return false;
+    count(found->moved ? COUNTER_BATCH_MOVED_FIRST : COUNTER_BATCH_FREED_FIRST);
+    bpf_map_delete_elem(&early, &key);
+    return true;
+}
+
+// A free (pyfree, or free with --plain), counted in `counter`: what on_pyfree and a batch's
+// free event do.
+static __always_inline void record_free(uint32_t pid, uint64_t ptr, uint32_t counter,
+                                        uint64_t time)
+{
+    count(counter);
+    if (ptr == 0) {
+        count(COUNTER_FREE_NULL);
+        return;
+    }
+    if (time == 0) {
+        forget(pid, ptr);
+        return;
+    }
+    struct engine_live_key key = {.ptr = ptr, .pid = pid};
+    if (live_before(&key, time)) {
+        snapshot_forget(&key);
+        bpf_map_delete_elem(&live, &key);
+        return;
+    }
+    count(COUNTER_UNMATCHED_FREE);
+    free_early(pid, ptr, time, 0);
+}
+
 // A free probe (pyfree, or free with --plain), counted in `counter`.
 static __always_inline void freed(uint64_t ptr, uint32_t counter)
 {
@@ -244,12 +318,41 @@ static __always_inline void freed(uint64_t ptr, uint32_t counter)
     uint32_t pid = current_pid();
     if (ignored(pid))
         return;
-    count(counter);
-    if (ptr == 0) {
-        count(COUNTER_FREE_NULL);
-        return;
+    record_free(pid, ptr, counter, 0);
+}
+
+// An allocation at `location`: what on_pyalloc and a batch's alloc event do.
+static __always_inline void record_alloc(uint32_t pid, uint64_t ptr, uint64_t size,
+                                         int32_t domain, uint64_t location, uint64_t native,
+                                         uint64_t time)
+{
+    add_to_summary(pid, location, domain, size, native);
+    if (!freed_already(pid, ptr, time))
+        keep(pid, ptr, size, location, domain, native, time);
+    count(COUNTER_PYALLOC);
+}
+
+// A live block moved or resized (old and new non-NULL): it keeps its domain, -1 when it was
+// allocated before tracing started. What on_pyrealloc and a batch's realloc event do.
+static __always_inline void record_realloc(uint32_t pid, uint64_t old_ptr, uint64_t new_ptr,
+                                           uint64_t size, uint64_t location, uint64_t native,
+                                           uint64_t time)
+{
+    struct engine_live_key old_key = {.ptr = old_ptr, .pid = pid};
+    struct engine_live_value *old_value = live_before(&old_key, time);
+    int32_t domain = -1;
+    if (old_value) {
+        domain = old_value->domain;
+        snapshot_forget(&old_key);
+        bpf_map_delete_elem(&live, &old_key);
+    } else {
+        count(COUNTER_UNMATCHED_REALLOC);
+        free_early(pid, old_ptr, time, 1);
     }
-    forget(pid, ptr);
+    add_to_summary(pid, location, domain, size, native);
+    if (!freed_already(pid, new_ptr, time))
+        keep(pid, new_ptr, size, location, domain, native, time);
+    count(COUNTER_PYREALLOC);
 }
 
 SEC("usdt")
@@ -263,16 +366,11 @@ int BPF_USDT(on_pyalloc, uint64_t ptr, uint64_t size, int32_t domain, uint64_t f
     uint32_t pid = current_pid();
     if (ignored(pid))
         return 0;
-    uint64_t location = where(pid, file, function, line, stack);
-    uint64_t native = native_of(ctx, stack);
-    add_to_summary(pid, location, domain, size, native);
-    keep(pid, ptr, size, location, domain, native);
-    count(COUNTER_PYALLOC);
+    record_alloc(pid, ptr, size, domain, where(pid, file, function, line, stack),
+                 native_of(ctx, stack), 0);
     return 0;
 }
 
-// A live block moved or resized (old and new non-NULL): it keeps its domain, -1 when it was
-// allocated before tracing started.
 SEC("usdt")
 int BPF_USDT(on_pyrealloc, uint64_t old_ptr, uint64_t new_ptr, uint64_t size, uint64_t file,
              uint64_t function, int32_t line, uint64_t stack)
@@ -284,21 +382,8 @@ int BPF_USDT(on_pyrealloc, uint64_t old_ptr, uint64_t new_ptr, uint64_t size, ui
     uint32_t pid = current_pid();
     if (ignored(pid))
         return 0;
-    struct engine_live_key old_key = {.ptr = old_ptr, .pid = pid};
-    struct engine_live_value *old_value = bpf_map_lookup_elem(&live, &old_key);
-    int32_t domain = -1;
-    if (old_value) {
-        domain = old_value->domain;
-        snapshot_forget(&old_key);
-        bpf_map_delete_elem(&live, &old_key);
-    } else {
-        count(COUNTER_UNMATCHED_REALLOC);
-    }
-    uint64_t location = where(pid, file, function, line, stack);
-    uint64_t native = native_of(ctx, stack);
-    add_to_summary(pid, location, domain, size, native);
-    keep(pid, new_ptr, size, location, domain, native);
-    count(COUNTER_PYREALLOC);
+    record_realloc(pid, old_ptr, new_ptr, size, where(pid, file, function, line, stack),
+                   native_of(ctx, stack), 0);
     return 0;
 }
 
@@ -324,7 +409,7 @@ int BPF_USDT(on_alloc, uint64_t ptr, uint64_t size, int32_t domain)
     if (ignored(pid))
         return 0;
     add_to_summary(pid, 0, domain, size, 0);
-    keep(pid, ptr, size, 0, domain, 0);
+    keep(pid, ptr, size, 0, domain, 0, 0);
     count(COUNTER_ALLOC);
     return 0;
 }
@@ -348,7 +433,7 @@ int BPF_USDT(on_realloc, uint64_t old_ptr, uint64_t new_ptr, uint64_t size, int3
     if (old_ptr != 0)
         forget(pid, old_ptr); // moved or resized: the old block is the new one now
     add_to_summary(pid, 0, domain, size, 0);
-    keep(pid, new_ptr, size, 0, domain, 0);
+    keep(pid, new_ptr, size, 0, domain, 0, 0);
     return 0;
 }
 
@@ -358,6 +443,8 @@ int BPF_USDT(on_free, uint64_t ptr)
     freed(ptr, COUNTER_FREE);
     return 0;
 }
+
+#include "batch.bpf.h" // --batch: the pybatch program and the rings of exiting threads
 
 static __always_inline void send(uint32_t kind, uint32_t pid, uint32_t parent, int32_t exit_code)
 {

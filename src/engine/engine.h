@@ -27,6 +27,16 @@ enum engine_counter {
     COUNTER_REALLOC,            /* realloc events recorded (--plain; failed ones included) */
     COUNTER_FREE,               /* free events recorded (--plain; NULL included) */
     COUNTER_SNAPSHOT_ROWS_FULL, /* --interval: a block the live_rows map refused (loss) */
+    COUNTER_BATCHES,            /* --batch: pybatch fires and thread exits read (batch.bpf.h) */
+    COUNTER_BATCH_OVERWRITTEN,  /* --batch: events a ring overwrote before they were read (loss) */
+    COUNTER_BATCH_UNREAD,       /* --batch: events of a ring that could not be read (loss) */
+    COUNTER_BATCH_RINGS_FULL,   /* --batch: rings beyond the claims map or 4 a thread (loss) */
+    COUNTER_BATCH_FREED_FIRST,  /* --batch: a free read before its block's allocation (another
+                                   thread's ring), matched when the allocation came: counted in
+                                   unmatched_free first */
+    COUNTER_BATCH_MOVED_FIRST,  /* --batch: the same for a realloc (in unmatched_realloc first) */
+    COUNTER_BATCH_UNORDERED,    /* --batch: a free of a block not seen yet that could not be
+                                   remembered (the early map full): its block may show live (loss) */
     COUNTER_COUNT
 };
 
@@ -56,6 +66,15 @@ struct engine_live_value {
     int32_t domain;
     uint32_t reserved; /* 0 */
     uint64_t native;   /* as engine_summary_key's */
+    uint64_t time;     /* --batch: when it was allocated (the target's clock); 0: single event */
+};
+
+/* --batch: a free (or realloc) read before the allocation of its block, by the target's clock:
+ * the allocation, read later from another thread's ring, finds it here and is not kept live. */
+struct engine_early_free {
+    uint64_t time;
+    uint32_t moved; /* 1: a realloc's old block */
+    uint32_t reserved;
 };
 
 /* --native: where the py* probes' stack record holds the native caller (include/pymemtrace/
@@ -144,5 +163,35 @@ struct engine_event {
     uint32_t kind;     /* enum engine_event_kind */
     int32_t domain;    /* pyrealloc: -1 (its probe carries none) */
 };
+
+/* --batch (batch.bpf.h, batch.cpp): the target's rings, pymemtrace/batch.h's layout. */
+#define PYMEMTRACE_BATCH_LAYOUT_ONLY 1
+#include "pymemtrace/batch.h"
+
+/* A ring, by the process and address that announced it. */
+struct engine_ring_key {
+    uint64_t ring;
+    uint32_t pid;
+    uint32_t reserved; /* 0 */
+};
+
+struct engine_ring_value {
+    uint32_t index; /* its word in `claims` */
+    uint32_t tid;   /* the thread that writes it */
+};
+
+/* The rings a thread writes (one per traced library), read when it exits. */
+#define ENGINE_RINGS_PER_THREAD 4
+struct engine_thread_rings {
+    uint64_t ring[ENGINE_RINGS_PER_THREAD];
+    uint32_t index[ENGINE_RINGS_PER_THREAD];
+};
+
+/* A word of `claims`: the sequence number up to which a ring's events are read (by BPF or by
+ * the engine, whoever swaps the word first), and two flags. */
+#define ENGINE_CLAIM_FROZEN (1ULL << 63) /* the report read it: BPF reads it no more */
+#define ENGINE_CLAIM_DEAD (1ULL << 62)   /* its thread exited, its events all read */
+#define ENGINE_CLAIM_SEQ (ENGINE_CLAIM_DEAD - 1)
+#define ENGINE_MAX_RINGS 65536
 
 #endif /* PYMEMTRACE_ENGINE_H */

@@ -13,6 +13,7 @@
 #include <unistd.h> // close
 
 #include "depth.hpp"
+#include "batch.hpp"
 #include "error.hpp"
 #include "flow.hpp"
 #include "output.hpp"
@@ -63,6 +64,8 @@ int run(const engine::Plan &plan)
         next_ns = std::max(next_ns, engine::monotonic_ns() + 1000000);
     }
     tracer.pause(); // the instant of the report: allocations and frees stop together
+    if (plan.batch)
+        engine::read_pending_batches(tracer); // and the events the rings hold until then
     tracer.settle_unexamined(); // files gone with their process, read through another one
     const engine::Report report
         = engine::make_report(tracer, flow ? flow->finish() : decltype(flow->finish()){});

@@ -16,7 +16,7 @@ const char *const usage =
     "                         [--ready-fd FD] [--allow-loss] [--max-live N]\n"
     "                         [--max-locations N] [--setid-stop] [--plain] [--verbose]\n"
     "                         [--native] [--interval-ms MS] [--all] [--depth N]\n"
-    "                         [--flow-fd FD [--flow-buffer BYTES]]\n"
+    "                         [--flow-fd FD [--flow-buffer BYTES]] [--batch]\n"
     "Traces pymemtrace's pyalloc, pyrealloc and pyfree probes of the libraries PATH, and of\n"
     "every instrumented library the traced processes map, in the processes PID and the\n"
     "processes they fork, until SIGINT/SIGTERM/SIGHUP or until every traced process has\n"
@@ -38,7 +38,9 @@ const char *const usage =
     "(the libraries' pystack4/pystack16 request), named once per stack in the report.\n"
     "--flow-fd FD: every py* event, as it happens, to FD as binary frames (flow.hpp), through\n"
     "a ring buffer of BYTES (a power of two, default 16 MiB); events it could not hold are\n"
-    "counted by kind in the report's loss (flow_lost_pyalloc...), and no summary is kept.\n";
+    "counted by kind in the report's loss (flow_lost_pyalloc...), and no summary is kept.\n"
+    "--batch: where a library has the pybatch probe, its py* events are read in batches from\n"
+    "the traced threads' rings (one trap per 64 events; pymemtrace/batch.h).\n";
 
 namespace {
 
@@ -106,6 +108,8 @@ Plan parse_plan(int argc, char **argv)
             plan.plain = true;
         } else if (option == "--setid-stop") {
             plan.setid_stop = true;
+        } else if (option == "--batch") {
+            plan.batch = true;
         } else if (option == "--verbose") {
             plan.verbose = true;
         } else if (option == "--native") {
@@ -139,6 +143,11 @@ Plan parse_plan(int argc, char **argv)
     if (plan.flow_fd >= 0 && (plan.interval_ms != 0 || plan.depth > 1 || plan.every_process))
         throw Error("--flow-fd sends every event of the --pid processes at depth 1: leave out "
                     "--interval-ms, --depth and --all");
+    if (plan.batch && plan.plain)
+        throw Error("--batch reads the py* events, --plain the plain ones: give one of them");
+    if (plan.batch && (plan.native || plan.depth > 1 || plan.flow_fd >= 0 || plan.interval_ms != 0))
+        throw Error("--batch makes the summary and leaks at depth 1: leave out --native, --depth, "
+                    "--flow-fd and --interval-ms");
     if (plan.max_live == 0 || plan.max_locations == 0)
         throw Error("--max-live and --max-locations must be at least 1");
     return plan;

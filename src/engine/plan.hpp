@@ -27,6 +27,7 @@ struct Plan {
     bool native = false;                 // rows keyed by the native caller too (pynative)
     int flow_fd = -1;                    // --flow-fd: every event there (flow.hpp); -1: none
     uint32_t flow_bytes = 1u << 24;      // the flow's ring buffer (a power of two of pages)
+    bool batch = false;                  // read the py* events in batches (pybatch, batch.bpf.h)
 };
 
 // The plan of argv, or throws engine::Error (bad input: one line, what and how to fix).

@@ -22,7 +22,8 @@ namespace {
 const char *const counter_names[COUNTER_COUNT] = {
     "pyalloc", "pyrealloc", "pyfree", "free_null", "unmatched_free", "unmatched_realloc",
     "live_full", "summary_full", "names_full", "paused", "records_lost", "alloc", "realloc",
-    "free", "snapshot_rows_full"};
+    "free", "snapshot_rows_full", "batches", "batch_overwritten", "batch_unread",
+    "batch_rings_full", "batch_freed_first", "batch_moved_first", "batch_unordered"};
 
 struct Names {
     std::string file, function;
@@ -206,7 +207,10 @@ Report make_report(const Tracer &tracer,
                    const std::vector<std::pair<std::string, uint64_t>> &more_losses)
 {
     const uint64_t read_ns = monotonic_ns();
-    const auto counters = tracer.counters();
+    auto counters = tracer.counters();
+    // --batch: a free read before its allocation was counted unmatched until the allocation came.
+    counters[COUNTER_UNMATCHED_FREE] -= counters[COUNTER_BATCH_FREED_FIRST];
+    counters[COUNTER_UNMATCHED_REALLOC] -= counters[COUNTER_BATCH_MOVED_FIRST];
     const auto names = read_names(tracer.map_fd("names"));
 
     std::map<Grouping, Totals> summary, leaks;
@@ -251,6 +255,10 @@ Report make_report(const Tracer &tracer,
         {"summary_full", counters[COUNTER_SUMMARY_FULL]},
         {"names_full", counters[COUNTER_NAMES_FULL]},
         {"records_lost", counters[COUNTER_RECORDS_LOST]},
+        {"batch_overwritten", counters[COUNTER_BATCH_OVERWRITTEN]},
+        {"batch_unread", counters[COUNTER_BATCH_UNREAD]},
+        {"batch_rings_full", counters[COUNTER_BATCH_RINGS_FULL]},
+        {"batch_unordered", counters[COUNTER_BATCH_UNORDERED]},
         {"unattached_processes", unattached},
         {"forked_window", window_lost},
         {"snapshot_rows_full", counters[COUNTER_SNAPSHOT_ROWS_FULL]},

@@ -27,7 +27,8 @@
 #include "engine.skel.h"
 #pragma GCC diagnostic pop
 
-#include "engine.h" // struct engine_record
+#include "batch.hpp" // target_clock_now
+#include "engine.h"  // struct engine_record
 #include "error.hpp"
 #include "json.hpp" // quote
 #include "notes.hpp"
@@ -106,6 +107,14 @@ std::vector<Probe> probes_of(const Plan &plan, const engine_bpf *skeleton)
     return probes;
 }
 
+bool has_probe(const Library &library, const char *name)
+{
+    for (const auto &site : library.sites)
+        if (site.name == name)
+            return true;
+    return false;
+}
+
 void check_library(const Library &library, bool plain, const char *request)
 {
     std::set<std::string> found;
@@ -182,6 +191,7 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
         throw Error(std::string("cannot open the engine's BPF programs: ") + std::strerror(errno)
                     + libbpf_detail());
     bpf_map__set_max_entries(skeleton_->maps.live, plan.max_live);
+    bpf_map__set_max_entries(skeleton_->maps.early, plan.max_live); // --batch: frees read early
     bpf_map__set_max_entries(skeleton_->maps.summary, plan.max_locations);
     bpf_map__set_max_entries(skeleton_->maps.names, plan.max_locations);
     skeleton_->rodata->setid_stop = plan.setid_stop ? 1 : 0;
@@ -195,6 +205,14 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     bpf_map__set_max_entries(skeleton_->maps.flow, plan.flow_fd >= 0
                                                        ? plan.flow_bytes
                                                        : static_cast<uint32_t>(getpagesize()));
+    // --batch's programs are loaded only with it; the exec one only where the kernel has its
+    // tracepoint (Linux 6.10+).
+    bpf_program__set_autoload(skeleton_->progs.on_pybatch, plan.batch);
+    bpf_program__set_autoload(skeleton_->progs.on_thread_exit, plan.batch);
+    bpf_program__set_autoload(skeleton_->progs.on_prepare_exec,
+                              plan.batch
+                                  && libbpf_find_vmlinux_btf_id("sched_prepare_exec",
+                                                                BPF_TRACE_RAW_TP) > 0);
     if (engine_bpf__load(skeleton_) != 0)
         throw Error(std::string("the kernel refused the engine's BPF programs: ")
                     + std::strerror(errno) + libbpf_detail()
@@ -204,6 +222,18 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     if (skeleton_->links.on_fork == nullptr || skeleton_->links.on_exit == nullptr)
         throw Error(std::string("cannot attach to the sched_process_fork/exit tracepoints: ")
                     + std::strerror(errno) + libbpf_detail());
+    if (plan.batch) { // an exiting thread's rings are read before its memory goes
+        skeleton_->links.on_thread_exit = bpf_program__attach(skeleton_->progs.on_thread_exit);
+        if (skeleton_->links.on_thread_exit == nullptr)
+            throw Error(std::string("cannot attach to the sched_process_exit tracepoint, which "
+                                    "--batch needs: ")
+                        + std::strerror(errno) + libbpf_detail());
+        // Before Linux 6.10 there is no such tracepoint: what a ring holds at an exec is then
+        // stated as batch_unread (batch.cpp).
+        if (bpf_program__autoload(skeleton_->progs.on_prepare_exec))
+            skeleton_->links.on_prepare_exec =
+                bpf_program__attach(skeleton_->progs.on_prepare_exec);
+    }
     if (plan.setid_stop) {
         skeleton_->links.on_exec = bpf_program__attach(skeleton_->progs.on_exec);
         if (skeleton_->links.on_exec == nullptr)
@@ -233,6 +263,9 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     ring_buffer__consume(records_);
     ready_ns_ = monotonic_ns();
     attach_ns_ = ready_ns_ - start;
+    // --batch: events from before `ready` are not this report's: an earlier tracer's, or made
+    // while pybatch's semaphore was set and its program not yet attached (its fires missed).
+    skeleton_->data->batch_since = target_clock_now();
 }
 
 Tracer::~Tracer()
@@ -252,6 +285,11 @@ Tracer::~Tracer()
     for (auto &entry : processes_)
         if (entry.second.pidfd >= 0)
             close(entry.second.pidfd);
+}
+
+uint64_t Tracer::batch_since() const
+{
+    return skeleton_->data->batch_since;
 }
 
 int Tracer::map_fd(const char *name) const
@@ -312,6 +350,8 @@ bool Tracer::attach_library(Process &process, size_t index, std::string &why)
     std::vector<Probe> probes = probes_of(plan_, skeleton_);
     if (plan_.native) // the request: its semaphore asks for the native caller
         probes.push_back({"pynative", skeleton_->progs.on_pynative});
+    if (plan_.batch && has_probe(library, "pybatch")) // batches, beside the py* semaphores
+        probes.push_back({"pybatch", skeleton_->progs.on_pybatch});
     for (const auto &probe : probes) {
         // By path and PID: the uprobe is installed in this process only, also in a mapping of
         // the library made after this call; the kernel sets the probe's semaphore there. The
@@ -590,6 +630,13 @@ std::vector<uint64_t> Tracer::counters() const
         if (bpf_map_lookup_elem(fd, &index, per_cpu.data()) != 0)
             continue;
         for (const uint64_t value : per_cpu)
+            totals[index] += value;
+    }
+    // --batch: what the engine itself read from the rings (batch.cpp).
+    const int engine_fd = bpf_map__fd(skeleton_->maps.engine_counts);
+    for (uint32_t index = 0; index < COUNTER_COUNT; ++index) {
+        uint64_t value = 0;
+        if (bpf_map_lookup_elem(engine_fd, &index, &value) == 0)
             totals[index] += value;
     }
     return totals;

@@ -71,6 +71,7 @@ public:
     std::vector<UnexaminedFile> unexamined_files() const;
     // Before the report: looks for those files in every process that maps them now.
     void settle_unexamined();
+    uint64_t batch_since() const; // --batch: the targets' clock when attaching started
 
     // The counters summed over CPUs, indexed by enum engine_counter.
     std::vector<uint64_t> counters() const;

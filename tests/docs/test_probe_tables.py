@@ -19,7 +19,7 @@ import pytest
 ROOT = os.environ.get("PYMEMTRACE_SOURCE_ROOT",
                       os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 PROBES = ["alloc", "realloc", "free", "pyalloc", "pyrealloc", "pyfree", "pystack4", "pystack16",
-          "pynative"]
+          "pynative", "pybatch"]
 PROVIDER_FILE = "include/pymemtrace/pymemtrace.d"
 
 # One spelling per kind of argument: (bytes, signed) or "string".

@@ -10,6 +10,7 @@ PATHS = {
     "cmemleak": "the built cMemLeak extension module",
     "pythonpath": "the directory to put on the workloads' PYTHONPATH (<builddir>/src)",
     "traced-program": "the built tests/tracer/traced_program (plain probes, no Python)",
+    "batch-signal-program": "the built tests/engine/batch_signal_program (test_batch.py)",
 }
 
 
@@ -17,6 +18,22 @@ def pytest_addoption(parser):
     group = parser.getgroup("pymemtrace engine tests")
     for name, what in PATHS.items():
         group.addoption(f"--{name}", metavar="PATH", help=what)
+    group.addoption("--batch", action="store_true",
+                    help="run every py* engine with --batch (the events read in batches)")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def batched(pytestconfig):
+    """Whether the engines run with --batch: the same tests, the same exact reports."""
+    import engine_run
+    engine_run.PY_OPTIONS[:] = ["--batch"] if pytestconfig.getoption("batch") else []
+    return bool(engine_run.PY_OPTIONS)
+
+
+@pytest.fixture(scope="session")
+def probes_per_library(batched):
+    """Probes the engine attaches per library: pyalloc, pyrealloc, pyfree (and pybatch)."""
+    return 4 if batched else 3
 
 
 def _given(config, name):
@@ -45,3 +62,8 @@ def pythonpath(pytestconfig):
 @pytest.fixture(scope="session")
 def traced_program(pytestconfig):
     return _given(pytestconfig, "traced-program")
+
+
+@pytest.fixture(scope="session")
+def batch_signal_program(pytestconfig):
+    return _given(pytestconfig, "batch-signal-program")

@@ -9,6 +9,8 @@ import subprocess
 import threading
 
 PYTHON = "/usr/bin/python3"  # Debian's, which cMemLeak is built for
+# Options every run of the py* programs gets: ["--batch"] when the suite runs batched (conftest).
+PY_OPTIONS = []
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -30,6 +32,8 @@ class EngineRun:
             argv += ["--pid", str(pid)]
         for library in libraries:
             argv += ["--lib", library]
+        if "--plain" not in extra:
+            argv += PY_OPTIONS
         self.proc = subprocess.Popen([*argv, *extra], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
         self.lines = queue.Queue()

@@ -55,14 +55,14 @@ def maps_library(pid, library):
 
 
 def test_a_held_command_is_reported_exactly_with_its_library_attached_before_it_is_mapped(
-        engine, cmemleak, pythonpath):
+        engine, cmemleak, pythonpath, probes_per_library):
     def not_mapped_yet(pid):
         assert not maps_library(pid, cmemleak), "the library was mapped before the release"
 
     pid, ready, report, returncode, stderr = held_command(
         engine, [workload("held_workload.py")], pythonpath, [cmemleak], not_mapped_yet)
     assert returncode == 0, stderr
-    assert ready["probes"] == 3
+    assert ready["probes"] == probes_per_library
     file, line = workload("held_workload.py"), tags("held_workload.py")
     assert entries(report, "summary", pid) == {
         (file, "kept", line["kept"], 0): (10, 1000),
@@ -133,7 +133,7 @@ def test_a_child_forked_after_attach_is_traced_and_its_exit_reported(engine, cme
 
 
 def test_children_that_allocate_at_once_after_fork_are_stated_as_window_losses(
-        engine, cmemleak, pythonpath):
+        engine, cmemleak, pythonpath, batched):
     _pid, report, returncode, stderr = run_released(engine, cmemleak, pythonpath,
                                                     "fork_at_once_workload.py")
     children = forked_children(report)
@@ -146,7 +146,9 @@ def test_children_that_allocate_at_once_after_fork_are_stated_as_window_losses(
     assert dropped, "no child hit pyalloc before the engine looked at it"
     for child in dropped:
         seen = sum(count for count, _ in entries(report, "summary", child["pid"]).values())
-        assert child["window_dropped"] == ["pyalloc"] and seen < 5000
+        # Batched, a child's first event announces its ring (pybatch), then the rest go to pyalloc.
+        probes = {"pyalloc", "pybatch"} if batched else {"pyalloc"}
+        assert child["window_dropped"] and set(child["window_dropped"]) <= probes and seen < 5000
 
 
 def test_a_child_that_maps_no_traced_library_while_being_attached_is_exact(
@@ -170,13 +172,14 @@ def test_a_process_that_execs_is_still_traced(engine, cmemleak, pythonpath):
     assert report["processes"] == [{"pid": pid, "parent": 0, "ended": {"exit": 4}}]
 
 
-def test_a_library_named_twice_is_attached_once(engine, cmemleak, pythonpath, tmp_path):
+def test_a_library_named_twice_is_attached_once(engine, cmemleak, pythonpath, tmp_path,
+                                                probes_per_library):
     alias = tmp_path / "alias.so"
     alias.symlink_to(cmemleak)
     _pid, ready, report, returncode, stderr = held_command(
         engine, [workload("held_workload.py")], pythonpath, [cmemleak, str(alias)])
     assert returncode == 0, stderr
-    assert ready["probes"] == 3
+    assert ready["probes"] == probes_per_library
     assert report["counters"]["pyalloc"] == 37  # not 74
 
 

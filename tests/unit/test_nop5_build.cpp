@@ -27,7 +27,7 @@ TEST_CASE("with PYMEMTRACE_CONFIG_NOP5=1 every probe site is a 5-byte nopl")
         },
         &base);
     const auto probes = stapsdt::read("/proc/self/exe").probes_of("pymemtrace");
-    CHECK(probes.size() == 9); // six probes, three requests
+    CHECK(probes.size() == 10); // six probes, three requests, pybatch
     const std::vector<unsigned char> expected = {0x0f, 0x1f, 0x44, 0x00, 0x00, 0xc3}; // nopl; ret
     for (const auto &probe : probes) {
         CAPTURE(probe.name);

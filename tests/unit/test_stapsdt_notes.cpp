@@ -29,6 +29,7 @@ const std::map<std::string, std::vector<int>> probe_table = {
     {"pystack4", {}},
     {"pystack16", {}},
     {"pynative", {}},
+    {"pybatch", {8, 8}},
 };
 
 struct LoadedObject {
@@ -103,6 +104,7 @@ std::map<std::string, stapsdt::Probe> check_probes(const stapsdt::Elf &elf)
     CHECK(by_name["pystack4"].semaphore == by_name["alloc"].semaphore + 12);
     CHECK(by_name["pystack16"].semaphore == by_name["pystack4"].semaphore + 2);
     CHECK(by_name["pynative"].semaphore == by_name["pystack4"].semaphore + 4);
+    CHECK(by_name["pybatch"].semaphore == by_name["alloc"].semaphore + 18);
     return by_name;
 }
 
@@ -132,6 +134,7 @@ const std::map<std::string, std::vector<std::string>> argument_registers = {
     {"pystack4", {}},
     {"pystack16", {}},
     {"pynative", {}},
+    {"pybatch", {"8@%rdi", "8@%rsi"}},
 };
 #elif defined(__aarch64__)
 // nop (d503201f); ret (d65f03c0): aarch64 instructions are little-endian words.
@@ -148,6 +151,7 @@ const std::map<std::string, std::vector<std::string>> argument_registers = {
     {"pystack4", {}},
     {"pystack16", {}},
     {"pynative", {}},
+    {"pybatch", {"8@x0", "8@x1"}},
 };
 #else
 #  error "no expected probe sites for this target"
@@ -169,15 +173,16 @@ TEST_CASE("probe sites are the plain nop by default (1 byte on x86-64): safe acr
     }
 }
 
-TEST_CASE("the test binary's notes list the nine probes, once each, with semaphores")
+TEST_CASE("the test binary's notes list the ten probes, once each, with semaphores")
 {
     const LoadedObject exe = loaded_object("");
     const auto probes = check_probes(stapsdt::read(exe.path));
     SUBCASE("the notes point at the semaphores the code reads")
     {
-        for (int p = PYMEMTRACE_PROBE_ALLOC; p <= PYMEMTRACE_PROBE_PYNATIVE; ++p) {
-            static const char *names[] = {"alloc",  "pyalloc", "realloc",   "pyrealloc", "free",
-                                          "pyfree", "pystack4", "pystack16", "pynative"};
+        for (int p = PYMEMTRACE_PROBE_ALLOC; p <= PYMEMTRACE_PROBE_PYBATCH; ++p) {
+            static const char *names[] = {"alloc",    "pyalloc",   "realloc",  "pyrealloc",
+                                          "free",     "pyfree",    "pystack4", "pystack16",
+                                          "pynative", "pybatch"};
             CAPTURE(names[p]);
             CHECK(probes.at(names[p]).semaphore + exe.base
                   == reinterpret_cast<std::uintptr_t>(&pymemtrace_semaphores[p]));

@@ -59,7 +59,7 @@ class EngineRun:
 
     def __init__(self, pids, libraries, engine=None, allow_loss=False, max_live=None,
                  setid_stop=False, interval_ms=None, every_process=False, depth=1,
-                 max_locations=None, native_caller=False, flow_bytes=None):
+                 max_locations=None, native_caller=False, flow_bytes=None, batch=False):
         engine = engine or find_engine()
         if engine is None:
             raise Failure(f"{ENGINE} was not found beside the runner",
@@ -88,6 +88,8 @@ class EngineRun:
             argv.append("--native")
         # The flow (engine_flow.py): every event, on a pipe of its own; `flow` is its read end.
         self.flow_bytes, self.flow = flow_bytes, None
+        if batch:  # the py* events read in batches from the targets' rings (issue 23)
+            argv.append("--batch")
         self.argv = argv
         self.proc = None
         self.returncode = None

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """The runner's note reader (pymemtrace.trace.elf) on cross-built ELF files: each has the nine
 probes once, and each probe's semaphore is the address of the symbol the headers define for it,
-in pairs (alloc|pyalloc, ..., pystack4|pystack16, pynative) inside the one 20-byte block. Symbols come from the target's nm.
+in pairs (alloc|pyalloc, ..., pystack4|pystack16, pynative|pybatch) inside the one 20-byte block. Symbols come from the target's nm.
 
     python3 check_runner_notes.py SOURCE_DIR NM FILE...
 """
@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.join(source_dir, "src"))
 from pymemtrace.trace import elf  # noqa: E402
 
 SEMAPHORE_ORDER = ["alloc", "pyalloc", "realloc", "pyrealloc", "free", "pyfree", "pystack4",
-                   "pystack16", "pynative"]
+                   "pystack16", "pynative", "pybatch"]
 
 
 def symbols(path):
@@ -40,7 +40,7 @@ for path in paths:
             failures.append(f"{path}: {probe.name} semaphore {probe.semaphore:#x}, symbol "
                             f"{expected and hex(expected)}, block {block and hex(block)} + {offset}")
     if len(failures) == failed_before:
-        print(f"ok   {os.path.basename(path)}: nine probes, semaphores at their symbols")
+        print(f"ok   {os.path.basename(path)}: ten probes, semaphores at their symbols")
 for failure in failures:
     print("FAIL", failure)
 sys.exit(1 if failures else 0)
