@@ -78,6 +78,13 @@ def takes(args, plan, libraries=()):
     return able and args.engine == "libbpf"
 
 
+def batches(args, plan):
+    """Whether the engine reads this run's events in batches (--batch: one trap per 64 events,
+    issue 23): the summary and leaks at depth 1, without --interval, --native or --all."""
+    return (plan.script in ("pymemtrace_summary", "pymemtrace_leaks") and args.depth == 1
+            and args.interval is None and not getattr(args, "native", False) and not args.all)
+
+
 def statuses(processes):
     """{pid: wait status} of the engine's processes that ended, as processes.how_ended reads."""
     ended = {}
@@ -188,9 +195,8 @@ class EngineTrace:
         interval = getattr(args, "interval", None)
         # The engine's own loss counters are turned into words here, and the exit status is the
         # runner's (modes.exit_status): the engine itself always allows loss. --all traces
-        # set-ID programs too, as the bpftrace runner's --all does. Not batch=True yet (issue
-        # 23): with it, test_never_harm.py's test_library_found_on_pythonpath_is_not_code
-        # failed (a UnicodeEncodeError on a name; not investigated).
+        # set-ID programs too, as the bpftrace runner's --all does. The summary and leaks at
+        # depth 1 read the events in batches where the libraries have pybatch (`batches`).
         self.native_caller = getattr(args, "native", False)
         self.run = engine.EngineRun(pids=[] if pid is None else [pid],
                                     libraries=[os.fspath(lib) for lib in libraries],
@@ -202,7 +208,8 @@ class EngineTrace:
                                     max_locations=min(args.max_entries, MOST_LOCATIONS),
                                     native_caller=self.native_caller,
                                     flow_bytes=flow_buffer_bytes(args.perf_pages)
-                                    if plan.kind == "flow" else None)
+                                    if plan.kind == "flow" else None,
+                                    batch=batches(args, plan))
         self.shortener = reports.Shortener(not args.full_file_path, args.strlen)
         self.started = False
         self.snapshots = (Snapshots(args.out, args.format, args.top, args.per_process,
