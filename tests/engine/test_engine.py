@@ -148,7 +148,14 @@ def test_children_that_allocate_at_once_after_fork_are_stated_as_window_losses(
         seen = sum(count for count, _ in entries(report, "summary", child["pid"]).values())
         # Batched, a child's first event announces its ring (pybatch), then the rest go to pyalloc.
         probes = {"pyalloc", "pybatch"} if batched else {"pyalloc"}
-        assert child["window_dropped"] and set(child["window_dropped"]) <= probes and seen < 5000
+        assert child["window_dropped"] and set(child["window_dropped"]) <= probes
+        # A dropped pyalloc hit is an event lost. A dropped announcement alone may lose none:
+        # the ring keeps its events, read at its next batch or the thread's exit (seen in CI:
+        # window_dropped ["pybatch"] and all 5,000 events); the window is stated all the same.
+        if "pyalloc" in child["window_dropped"]:
+            assert seen < 5000
+        else:
+            assert seen <= 5000
 
 
 def test_a_child_that_maps_no_traced_library_while_being_attached_is_exact(
