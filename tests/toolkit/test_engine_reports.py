@@ -47,24 +47,30 @@ def fifo(blocks, command=()):
     return process
 
 
-@pytest.mark.parametrize("run", range(3))
-def test_a_leak_report_at_ctrl_c_holds_a_fast_fifo_of_50000_blocks(run):
-    target = fifo(50000)
+def held_at_ctrl_c(blocks, runner):
+    """(blocks in the leak report, the runner's stderr) of `runner` (its argv up to the options)
+    with -p on a FIFO of `blocks` turning over, stopped with SIGINT once every live block was made
+    while traced; the run must succeed."""
+    target = fifo(blocks)
     try:
-        runner = subprocess.Popen([PYTHON, RUNNER, "--report", "leaks", "--json", "-p",
-                                   str(target.pid)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert "tracing PID" in runner.stderr.readline()
+        process = subprocess.Popen([*runner, "--report", "leaks", "--json", "-p", str(target.pid)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert "tracing PID" in process.stderr.readline()
         target.stdin.write("mark\n")  # every block live after `turned` was made while traced
         target.stdin.flush()
         assert target.stdout.readline() == "turned\n"
-        runner.send_signal(signal.SIGINT)
-        out, err = runner.communicate(timeout=60)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
     finally:
         target.kill()
         target.wait()
-    assert runner.returncode == 0, err
-    blocks = sum(entry["count"] for entry in json.loads(out))
+    assert process.returncode == 0, err
+    return sum(entry["count"] for entry in json.loads(out)), err
+
+
+@pytest.mark.parametrize("run", range(3))
+def test_a_leak_report_at_ctrl_c_holds_a_fast_fifo_of_50000_blocks(run):
+    blocks, err = held_at_ctrl_c(50000, [PYTHON, RUNNER])
     assert 50000 <= blocks <= 50002, (blocks, err)  # in flight at the pause: the one being made
 
 
@@ -104,23 +110,9 @@ sys.exit(cli.main(sys.argv[2:]))
 def test_a_pid_report_made_by_the_engine_needs_no_bpftrace():
     """The engine makes -p leak reports: a host without bpftrace still gets them (the runner
     asked for bpftrace first, whatever made the report)."""
-    target = fifo(10)
-    try:
-        runner = subprocess.Popen([PYTHON, "-I", "-c", WITHOUT_BPFTRACE, os.path.join(ROOT, "src"),
-                                   "--report", "leaks", "--json", "-p", str(target.pid)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert "tracing PID" in runner.stderr.readline()
-        target.stdin.write("mark\n")  # every block live after `turned` was made while traced
-        target.stdin.flush()
-        assert target.stdout.readline() == "turned\n"
-        runner.send_signal(signal.SIGINT)
-        out, err = runner.communicate(timeout=60)
-    finally:
-        target.kill()
-        target.wait()
-    assert runner.returncode == 0, err
-    blocks = sum(entry["count"] for entry in json.loads(out))
-    assert 10 <= blocks <= 11, out  # the FIFO's 10, and the one being made at the instant
+    blocks, err = held_at_ctrl_c(10, [PYTHON, "-I", "-c", WITHOUT_BPFTRACE,
+                                      os.path.join(ROOT, "src")])
+    assert 10 <= blocks <= 11, (blocks, err)  # the FIFO's 10, and the one being made at the instant
 
 
 if __name__ == "__main__":
