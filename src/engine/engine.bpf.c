@@ -184,6 +184,7 @@ static __always_inline uint64_t locate(uint64_t file, uint64_t function, int32_t
 #include "every_process.bpf.h"
 #include "depth.bpf.h"
 #include "native.bpf.h" // --native: the caller in the stack record
+#include "cpython_frames.bpf.h" // --python-frames: CPython's probes locate the plain ones
 
 static __always_inline void add_to_summary(uint32_t pid, uint64_t location, int32_t domain,
                                            uint64_t size, uint64_t native)
@@ -408,8 +409,9 @@ int BPF_USDT(on_alloc, uint64_t ptr, uint64_t size, int32_t domain)
     uint32_t pid = current_pid();
     if (ignored(pid))
         return 0;
-    add_to_summary(pid, 0, domain, size, 0);
-    keep(pid, ptr, size, 0, domain, 0, 0);
+    uint64_t location = frame_location(); // 0 unless --python-frames
+    add_to_summary(pid, location, domain, size, 0);
+    keep(pid, ptr, size, location, domain, 0, 0);
     count(COUNTER_ALLOC);
     return 0;
 }
@@ -432,8 +434,9 @@ int BPF_USDT(on_realloc, uint64_t old_ptr, uint64_t new_ptr, uint64_t size, int3
     }
     if (old_ptr != 0)
         forget(pid, old_ptr); // moved or resized: the old block is the new one now
-    add_to_summary(pid, 0, domain, size, 0);
-    keep(pid, new_ptr, size, 0, domain, 0, 0);
+    uint64_t location = frame_location(); // 0 unless --python-frames
+    add_to_summary(pid, location, domain, size, 0);
+    keep(pid, new_ptr, size, location, domain, 0, 0);
     return 0;
 }
 

@@ -12,6 +12,7 @@
 
 #include <unistd.h> // close
 
+#include "cpython_frames.hpp"
 #include "depth.hpp"
 #include "batch.hpp"
 #include "error.hpp"
@@ -67,8 +68,10 @@ int run(const engine::Plan &plan)
     if (plan.batch)
         engine::read_pending_batches(tracer); // and the events the rings hold until then
     tracer.settle_unexamined(); // files gone with their process, read through another one
-    const engine::Report report
-        = engine::make_report(tracer, flow ? flow->finish() : decltype(flow->finish()){});
+    auto more_losses = flow ? flow->finish() : decltype(flow->finish()){};
+    for (auto &loss : engine::cpython_frames_losses(tracer.skeleton()))
+        more_losses.push_back(loss);
+    const engine::Report report = engine::make_report(tracer, more_losses);
     if (plan.depth > 1) // the names of the report's stacks, before it
         engine::write_stacks(1, tracer.map_fd("stack_names"));
     engine::write_all(1, report.json + "\n");

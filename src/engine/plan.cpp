@@ -17,6 +17,7 @@ const char *const usage =
     "                         [--max-locations N] [--setid-stop] [--plain] [--verbose]\n"
     "                         [--native] [--interval-ms MS] [--all] [--depth N]\n"
     "                         [--flow-fd FD [--flow-buffer BYTES]] [--batch]\n"
+    "                         [--python-frames PYTHON]\n"
     "Traces pymemtrace's pyalloc, pyrealloc and pyfree probes of the libraries PATH, and of\n"
     "every instrumented library the traced processes map, in the processes PID and the\n"
     "processes they fork, until SIGINT/SIGTERM/SIGHUP or until every traced process has\n"
@@ -40,7 +41,10 @@ const char *const usage =
     "a ring buffer of BYTES (a power of two, default 16 MiB); events it could not hold are\n"
     "counted by kind in the report's loss (flow_lost_pyalloc...), and no summary is kept.\n"
     "--batch: where a library has the pybatch probe, its py* events are read in batches from\n"
-    "the traced threads' rings (one trap per 64 events; pymemtrace/batch.h).\n";
+    "the traced threads' rings (one trap per 64 events; pymemtrace/batch.h).\n"
+    "--python-frames PYTHON: the plain probes (as --plain), located by CPython's own probes\n"
+    "(function__entry, function__return, line) of the Python binary PYTHON (built\n"
+    "--with-dtrace), attached in the traced processes only.\n";
 
 namespace {
 
@@ -114,6 +118,13 @@ Plan parse_plan(int argc, char **argv)
             plan.verbose = true;
         } else if (option == "--native") {
             plan.native = true;
+        } else if (option == "--python-frames") {
+            if (value == nullptr || *value == '\0')
+                throw Error("--python-frames needs the path of a Python binary built "
+                            "--with-dtrace");
+            plan.python_frames = value;
+            plan.plain = true; // the plain probes, located by the Python's own
+            ++i;
         } else {
             throw Error("unknown option '" + option + "': see pymemtrace-engine --help");
         }
@@ -148,6 +159,9 @@ Plan parse_plan(int argc, char **argv)
     if (plan.batch && (plan.native || plan.depth > 1 || plan.flow_fd >= 0 || plan.interval_ms != 0))
         throw Error("--batch makes the summary and leaks at depth 1: leave out --native, --depth, "
                     "--flow-fd and --interval-ms");
+    if (!plan.python_frames.empty() && (plan.every_process || plan.native))
+        throw Error("--python-frames attaches CPython's probes per --pid, by their stacks: leave "
+                    "out --all and --native");
     if (plan.max_live == 0 || plan.max_locations == 0)
         throw Error("--max-live and --max-locations must be at least 1");
     return plan;

@@ -28,6 +28,7 @@
 #pragma GCC diagnostic pop
 
 #include "batch.hpp" // target_clock_now
+#include "cpython_frames.hpp"
 #include "engine.h"  // struct engine_record
 #include "error.hpp"
 #include "json.hpp" // quote
@@ -199,6 +200,7 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     skeleton_->rodata->snapshots = plan.interval_ms != 0 ? 1 : 0;
     skeleton_->rodata->every_process = plan.every_process ? 1 : 0;
     skeleton_->rodata->stack_depth = plan.depth > 1 ? plan.depth : 0;
+    skeleton_->rodata->python_frames = plan.python_frames.empty() ? 0 : 1;
     bpf_map__set_max_entries(skeleton_->maps.stack_names, plan.max_locations);
     bpf_map__set_max_entries(skeleton_->maps.live_rows, plan.max_locations);
     // Without a flow its ring buffer is the smallest there is: one page.
@@ -325,6 +327,14 @@ void Tracer::trace(pid_t pid, pid_t parent, uint64_t forked_ns)
 
 void Tracer::attach(Process &process)
 {
+    std::string not_python;
+    if (!plan_.python_frames.empty()
+        && !attach_cpython_frames(skeleton_, process.pid, plan_.python_frames, links_, not_python)) {
+        if (process.parent == 0)
+            throw Error(not_python);
+        process.attach_error = not_python; // a child that ended meanwhile
+        return;
+    }
     for (size_t index = 0; index < libraries_.size(); ++index) {
         if (index < process.armed_ns.size() && process.armed_ns[index] != 0)
             continue; // a library found mapped while this process was being traced

@@ -72,6 +72,7 @@ public:
     // Before the report: looks for those files in every process that maps them now.
     void settle_unexamined();
     uint64_t batch_since() const; // --batch: the targets' clock when attaching started
+    const engine_bpf *skeleton() const { return skeleton_; } // for a feature's own maps
 
     // The counters summed over CPUs, indexed by enum engine_counter.
     std::vector<uint64_t> counters() const;
