@@ -275,7 +275,8 @@ def trace(args, user, aliases):
     engine_path = chosen_engine(args, plan, libraries)
     if engine_path is not None:
         def make_run(pid):
-            return engine_trace.EngineTrace(pid, plan, args, libraries, engine_path, setid)
+            return engine_trace.EngineTrace(pid, plan, args, libraries, engine_path, setid,
+                                            python=python)
         if args.all:
             return trace_all(args, None, plan, libraries, make_run(None))
     else:
@@ -302,7 +303,8 @@ def trace(args, user, aliases):
 def chosen_engine(args, plan, libraries=()):
     """The path of pymemtrace-engine if it makes this run's report (--engine), else None:
     bpftrace does."""
-    if not engine_trace.takes(args, plan, libraries):
+    if not (engine_trace.takes(args, plan, libraries)
+            or engine_trace.takes_python_frames(args, plan)):
         if args.engine == "libbpf":
             raise Failure("--engine libbpf makes the flow, summary and leak reports of the py* "
                           "probes, following forks (or --all), without --histograms; the flow "

@@ -78,6 +78,19 @@ def takes(args, plan, libraries=()):
     return able and args.engine == "libbpf"
 
 
+def takes_python_frames(args, plan):
+    """Whether the engine makes this run's `--frames python-probes` summary or leaks: always
+    when it can (auto or --engine libbpf, -p or a command, depth 1). It attaches CPython's
+    probes per traced process, where bpftrace 0.17 attaches them by path and sets the line
+    semaphore of every Python on the host (each then ran 31-36x slower, measured). The flow and
+    --python-call-stack stay on bpftrace (docs/toolkit.md)."""
+    return (plan.script == "pymemtrace_pyframes" and plan.kind in ("summary", "leaks")
+            and args.engine != "bpftrace" and args.follow and not args.all
+            and not args.python_call_stack and not args.histograms and args.depth == 1
+            and args.interval is None and not args.native
+            and (args.engine == "libbpf" or engine.find_engine() is not None))
+
+
 def batches(args, plan):
     """Whether the engine reads this run's events in batches (--batch: one trap per 64 events,
     issue 23): the summary and leaks at depth 1, without --interval, --native or --all."""
@@ -187,7 +200,7 @@ class EngineTrace:
     """`pid`: the process traced (and what it forks); None with --all: every process that maps
     the libraries."""
 
-    def __init__(self, pid, plan, args, libraries, engine_path=None, setid=False):
+    def __init__(self, pid, plan, args, libraries, engine_path=None, setid=False, python=None):
         self.plan, self.args = plan, args
         # The engine attaches what a traced process maps; --all attaches the libraries given.
         self.missed = MissedLibraries(libraries) if args.all else AttachedByEngine()
@@ -209,7 +222,9 @@ class EngineTrace:
                                     native_caller=self.native_caller,
                                     flow_bytes=flow_buffer_bytes(args.perf_pages)
                                     if plan.kind == "flow" else None,
-                                    batch=batches(args, plan))
+                                    batch=batches(args, plan),
+                                    python_frames=python
+                                    if takes_python_frames(args, plan) else None)
         self.shortener = reports.Shortener(not args.full_file_path, args.strlen)
         self.started = False
         self.snapshots = (Snapshots(args.out, args.format, args.top, args.per_process,

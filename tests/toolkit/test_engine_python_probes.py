@@ -1,0 +1,234 @@
+# SPDX-License-Identifier: MIT
+"""`--frames python-probes` on the libbpf engine (issue 20): CPython's own probes attached per
+traced process, so that no other Python pays. The engine's summary and leaks equal the bpftrace
+runner's for the same workload, as a command and with -p; while either traces one Python,
+another user's /usr/bin/python3 keeps its `line` and `function__entry` semaphores at 0 (it never
+traps) and runs to its normal end. bpftrace 0.17 attaches these probes by path: it sets the
+bystander's semaphores (checked below, the reason the engine takes this mode). Run through
+tests/support/run_pytest.py, as root."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
+sys.path.insert(0, os.path.join(ROOT, "src"))
+from other_user import other_user  # noqa: E402
+from runner import BUILD_SRC, PYTHON, RUNNER, pid_run  # noqa: E402
+
+from pymemtrace.trace import elf, procfs  # noqa: E402
+
+PYTHON_BINARY = os.path.realpath(PYTHON)
+CPYTHON_PROBES = ("line", "function__entry")
+
+# Python-to-Python calls (which CPython 3.11 does not report as entries), calls entered from C
+# (map), a frame left by an exception, a generator resumed, an allocation in the frame a call
+# returned to, module level; blocks kept (leaks)
+# and freed; it ends with os._exit so that what it holds is still live at the report.
+WORKLOAD = """\
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from pymemtrace import cMemLeak
+kept = []
+def leaf(size):
+    kept.append(cMemLeak.CMalloc(size))
+    cMemLeak.PyMalloc(size * 2)
+def middle(n):
+    for i in range(n):
+        leaf(10 + i)
+    kept.append(cMemLeak.PyRawMalloc(24))
+def from_c(size):
+    return cMemLeak.CMalloc(size)
+def fails():
+    kept.append(cMemLeak.CMalloc(5))
+    raise ValueError
+def catches():
+    try:
+        fails()
+    except ValueError:
+        kept.append(cMemLeak.CMalloc(6))
+def generates():
+    for size in (30, 31):
+        kept.append(cMemLeak.CMalloc(size))
+        yield
+def drives():
+    for _ in generates():
+        kept.append(cMemLeak.CMalloc(40))
+def size_of(n):
+    return n * 2
+def after_a_call():
+    kept.append(cMemLeak.CMalloc(size_of(4)))
+print(os.getpid(), flush=True)
+sys.stdin.readline()
+after_a_call()
+middle(5)
+kept.extend(map(from_c, [7, 8, 9]))
+catches()
+drives()
+kept.append(cMemLeak.CMalloc(3))
+print("done", flush=True)
+os._exit(0)
+"""
+
+# Another user's Python: calls a function in a loop until its stdin closes, then says so.
+BYSTANDER = """\
+import os, sys, threading
+done = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+def step(i):
+    return i + 1
+print(os.getpid(), flush=True)
+i = 0
+while not done.is_set():
+    i = step(i)
+print("clean exit", flush=True)
+"""
+
+
+def line_of(text):
+    """The line of WORKLOAD where `text` starts."""
+    return WORKLOAD[:WORKLOAD.index(text)].count("\n") + 1
+
+
+def cpython_semaphores(pid):
+    """{probe: value} of CPython's `line` and `function__entry` semaphores in process `pid`."""
+    linked = {probe.name: probe.semaphore for probe in elf.probes(PYTHON_BINARY)
+              if probe.provider == "python" and probe.name in CPYTHON_PROBES}
+    assert set(linked) == set(CPYTHON_PROBES), linked
+    addresses = procfs.runtime_addresses(pid, PYTHON_BINARY, linked)
+    assert addresses, f"process {pid} does not map {PYTHON_BINARY}"
+    with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        values = {}
+        for name, address in addresses.items():
+            mem.seek(address)
+            values[name] = int.from_bytes(mem.read(2), "little")
+    return values
+
+
+def rows(report_text):
+    """{(line, function, domain): (count, bytes)} of the workload's rows in a --json report."""
+    return {(e["line"], e["function"], e["domain_name"]): (e["count"], e["bytes"])
+            for e in json.loads(report_text) if e["file"] == "workload.py"}
+
+
+def traced_as_command(directory, engine, report, while_traced=lambda pid: None):
+    """The --json report of the workload run as the runner's command; `while_traced(pid)` is
+    called once the command runs traced, before it allocates."""
+    out = os.path.join(directory, "report.json")
+    runner = subprocess.Popen(
+        [PYTHON, RUNNER, "--engine", engine, "--frames", "python-probes", "--report", report,
+         "--json", "-o", out, "--", PYTHON, os.path.join(directory, "workload.py"), BUILD_SRC],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=directory)
+    try:
+        pid = int(runner.stdout.readline())
+        while_traced(pid)
+        stdout, stderr = runner.communicate("go\n", timeout=180)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+    assert runner.returncode == 0, stderr[-800:]
+    assert "done" in stdout
+    return open(out).read()
+
+
+def traced_by_pid(directory, engine, report, while_traced=lambda pid: None):
+    """The --json report of the workload traced with -p; `while_traced(pid)` as above."""
+    target = subprocess.Popen([PYTHON, os.path.join(directory, "workload.py"), BUILD_SRC],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              cwd=directory)
+    try:
+        pid = int(target.stdout.readline())
+        original_write = target.stdin.write
+
+        def released(text):  # pid_run releases the target once the runner traces it
+            while_traced(pid)
+            return original_write(text)
+        target.stdin.write = released
+        status, out, err = pid_run(target, ["--engine", engine, "--frames", "python-probes",
+                                            "--report", report, "--json"])
+    finally:
+        if target.poll() is None:
+            target.kill()
+        target.wait()
+    assert status == 0, err[-800:]
+    return out
+
+
+TRACED = {"command": traced_as_command, "pid": traced_by_pid}
+
+
+@pytest.fixture
+def workload_dir():
+    with tempfile.TemporaryDirectory() as directory:
+        with open(os.path.join(directory, "workload.py"), "w") as source:
+            source.write(WORKLOAD)
+        yield directory
+
+
+@pytest.mark.parametrize("report", ["summary", "leaks"])
+@pytest.mark.parametrize("mode", ["command", "pid"])
+def test_the_engine_reports_what_the_bpftrace_runner_reports(workload_dir, mode, report):
+    engine = rows(TRACED[mode](workload_dir, "libbpf", report))
+    bpftrace = rows(TRACED[mode](workload_dir, "bpftrace", report))
+    assert engine == bpftrace
+    # Located by CPython's probes: a Python-to-Python call, calls entered from C, the frame
+    # below one an exception left, a generator and its caller, module level.
+    assert engine[(line_of("CMalloc(size))\n    cMemLeak.Py"), "leaf", "C heap")] == (
+        5, 10 + 11 + 12 + 13 + 14), engine
+    assert engine[(line_of("return cMemLeak.CMalloc"), "from_c", "C heap")] == (3, 24), engine
+    assert engine[(line_of("CMalloc(5)"), "fails", "C heap")] == (1, 5), engine
+    assert engine[(line_of("CMalloc(6)"), "catches", "C heap")] == (1, 6), engine
+    assert engine[(line_of("CMalloc(size))\n        yield"), "generates", "C heap")] == (
+        2, 61), engine
+    assert engine[(line_of("CMalloc(40)"), "drives", "C heap")] == (2, 80), engine
+    assert engine[(line_of("CMalloc(3)"), "<module>", "C heap")] == (1, 3), engine
+    # The frame a call returned to, with no line event since: the stack, not the last line.
+    assert engine[(line_of("CMalloc(size_of"), "after_a_call", "C heap")] == (1, 8), engine
+    freed = (line_of("PyMalloc(size * 2)"), "leaf", "PyMem")
+    assert (freed in engine) == (report == "summary"), engine
+
+
+def bystander_while_traced(engine, mode, workload_dir):
+    """(the bystander's semaphores, the traced target's) while the runner on `engine` traces the
+    workload in `mode`; the bystander, another user's Python, must run to its normal end."""
+    seen = {}
+    with other_user() as user:
+        bystander = user.popen([PYTHON, "-c", BYSTANDER], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+        try:
+            bystander_pid = int(bystander.stdout.readline())
+
+            def look(target_pid):
+                seen["bystander"] = cpython_semaphores(bystander_pid)
+                seen["target"] = cpython_semaphores(target_pid)
+            TRACED[mode](workload_dir, engine, "summary", look)
+            assert bystander.poll() is None, "the bystander ended while the target was traced"
+            out, _ = bystander.communicate("", timeout=60)
+        finally:
+            if bystander.poll() is None:
+                bystander.kill()
+                bystander.wait()
+        assert bystander.returncode == 0 and out.strip() == "clean exit", out
+    return seen["bystander"], seen["target"]
+
+
+@pytest.mark.parametrize("mode", ["command", "pid"])
+def test_another_users_python_keeps_its_cpython_semaphores_at_0_while_the_engine_traces(
+        workload_dir, mode):
+    bystander, target = bystander_while_traced("libbpf", mode, workload_dir)
+    assert all(target.values()), target  # the look reads the semaphores that tracing sets
+    assert bystander == {name: 0 for name in CPYTHON_PROBES}
+
+
+def test_the_bpftrace_runner_sets_another_users_cpython_semaphores(workload_dir):
+    """Why the engine takes --frames python-probes: bpftrace 0.17 attaches by path, system-wide
+    (every other Python then traps on every line: docs/benchmarks.md)."""
+    bystander, _target = bystander_while_traced("bpftrace", "pid", workload_dir)
+    assert all(bystander.values()), bystander
