@@ -435,7 +435,9 @@ int BPF_USDT(on_realloc, uint64_t old_ptr, uint64_t new_ptr, uint64_t size, int3
     if (old_ptr != 0)
         forget(pid, old_ptr); // moved or resized: the old block is the new one now
     uint64_t location = frame_location(); // 0 unless --python-frames
-    add_to_summary(pid, location, domain, size, 0);
+    // --python-frames sums reallocs under "realloc" (-1), as the py* reports and
+    // pymemtrace_pyframes.bt do; the block keeps its domain.
+    add_to_summary(pid, location, python_frames ? -1 : domain, size, 0);
     keep(pid, new_ptr, size, location, domain, 0, 0);
     return 0;
 }

@@ -195,6 +195,32 @@ def test_the_engine_reports_what_the_bpftrace_runner_reports(workload_dir, mode,
     assert (freed in engine) == (report == "summary"), engine
 
 
+REDIRECT_BUILT = os.environ.get("PYMEMTRACE_REDIRECT_MESON", "")
+REDIRECT_DIR = os.path.join(ROOT, "tests", "redirect")
+
+
+def redirect_rows(engine, report):
+    """{(line, function, domain): (count, bytes)} of tests/redirect's workload (reallocs that
+    move, grow and free; four domains), run as the runner's command on `engine`."""
+    with tempfile.TemporaryDirectory() as scratch:
+        out = os.path.join(scratch, "report.json")
+        result = subprocess.run(
+            [PYTHON, RUNNER, "--engine", engine, "--frames", "python-probes", "--report", report,
+             "--json", "-o", out, "--", PYTHON, "-c", "import workload; workload.main()"],
+            capture_output=True, text=True, timeout=180, cwd=scratch,
+            env=dict(os.environ, PYTHONPATH=f"{REDIRECT_BUILT}:{REDIRECT_DIR}"))
+        assert result.returncode == 0, result.stderr[-800:]
+        return rows(open(out).read())
+
+
+@pytest.mark.parametrize("report", ["summary", "leaks"])
+def test_the_engine_reports_reallocs_as_the_bpftrace_runner_does(report):
+    engine = redirect_rows("libbpf", report)
+    assert engine == redirect_rows("bpftrace", report)
+    assert any(domain == "realloc" for _line, _function, domain in engine) == (
+        report == "summary"), engine
+
+
 def bystander_while_traced(engine, mode, workload_dir):
     """(the bystander's semaphores, the traced target's) while the runner on `engine` traces the
     workload in `mode`; the bystander, another user's Python, must run to its normal end."""
