@@ -1,0 +1,133 @@
+# SPDX-License-Identifier: MIT
+"""What tracing one Python costs an unrelated one (issue 20: "no mode may slow processes it does
+not trace"), one run, as root:
+
+    python3 benchmarks/bystander_speed.py BUILD [--iterations N]
+
+A bystander, Debian's /usr/bin/python3 not traced, runs N iterations (default 200,000) of a
+Python function call, a 1 KiB bytes object (libc malloc through pymalloc) and cMemLeak's
+CMalloc(16) (the pymemtrace probes), and times them with time.perf_counter. It runs alone, then
+while `pymemtrace-trace -p PID --report summary` traces another, busy Python in each mode, on each
+engine that makes it. Rows: the mode, the engine, the bystander's time and its ratio to the
+untraced time (the median of three untraced runs, one before, one between and one after the
+traced ones). Other tracers on a shared machine (uprobes by path) slow the bystander too: the
+table names any bpftrace or engine process running when it started.
+"""
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+PYTHON = "/usr/bin/python3"
+RUNNER = os.path.join(ROOT, "toolkit", "pymemtrace-trace")
+
+BYSTANDER = """\
+import sys, time
+from pymemtrace import cMemLeak
+def step(i):
+    return i + 1
+n = int(sys.argv[1])
+started = time.perf_counter()
+i = 0
+for _ in range(n):
+    i = step(i)
+    block = bytes(1024)
+    kept = cMemLeak.CMalloc(16)
+print(time.perf_counter() - started)
+"""
+
+# The traced Python: the same work until its stdin closes.
+TARGET = """\
+import sys, threading
+from pymemtrace import cMemLeak
+done = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+def step(i):
+    return i + 1
+print("ready", flush=True)
+i = 0
+while not done.is_set():
+    i = step(i)
+    block = bytes(1024)
+    kept = cMemLeak.CMalloc(16)
+"""
+
+# (options, engine) of each mode; --libc and --object-allocator run on bpftrace only.
+MODES = [(["--frames", "probes"], "libbpf"), (["--frames", "probes"], "bpftrace"),
+         (["--frames", "python-probes"], "libbpf"), (["--frames", "python-probes"], "bpftrace"),
+         (["--libc"], "bpftrace"), (["--object-allocator"], "bpftrace")]
+
+
+def bystander(env, iterations):
+    result = subprocess.run([PYTHON, "-c", BYSTANDER, str(iterations)], env=env,
+                            capture_output=True, text=True, check=True)
+    return float(result.stdout)
+
+
+def while_tracing(options, engine, env, iterations):
+    """The bystander's time while the runner traces a busy target in this mode."""
+    target = subprocess.Popen([PYTHON, "-c", TARGET], env=env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    runner = None
+    try:
+        target.stdout.readline()
+        runner = subprocess.Popen([PYTHON, RUNNER, "--engine", engine, *options, "--report",
+                                   "summary", "--allow-loss", "-p", str(target.pid),
+                                   "-o", os.devnull], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True)
+        for line in runner.stderr:
+            if "tracing PID" in line:
+                break
+        else:
+            raise SystemExit(f"the runner did not start: {' '.join(options)} on {engine}")
+        return bystander(env, iterations)
+    finally:
+        if runner is not None and runner.poll() is None:
+            runner.send_signal(signal.SIGINT)
+            runner.communicate(timeout=120)
+        target.stdin.close()
+        target.wait(timeout=60)
+
+
+def tracers_running():
+    names = set()
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/comm") as comm:
+                name = comm.read().strip()
+        except OSError:
+            continue
+        if name in ("bpftrace", "pymemtrace-engi"):
+            names.add(name)
+    return sorted(names)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("build")
+    parser.add_argument("--iterations", type=int, default=200000)
+    options = parser.parse_args()
+    env = dict(os.environ, PYTHONPATH=os.path.join(os.path.abspath(options.build), "src"))
+    others = tracers_running()
+    untraced = [bystander(env, options.iterations)]
+    rows = []
+    for index, (mode, engine) in enumerate(MODES):
+        rows.append((" ".join(mode), engine, while_tracing(mode, engine, env, options.iterations)))
+        if index == len(MODES) // 2 - 1:
+            untraced.append(bystander(env, options.iterations))
+    untraced.append(bystander(env, options.iterations))
+    base = statistics.median(untraced)
+    print(f"| mode | engine | bystander ({options.iterations:,} iterations) | ratio to untraced |")
+    print("|---|---|---|---|")
+    print(f"| untraced | | {base:.3f} s (runs: "
+          + ", ".join(f"{t:.3f}" for t in untraced) + ") | 1.0x |")
+    for mode, engine, seconds in rows:
+        print(f"| `{mode}` | {engine} | {seconds:.3f} s | {seconds / base:.1f}x |")
+    print(f"\nOther tracers running at the start: {', '.join(others) or 'none'}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
