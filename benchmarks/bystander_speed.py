@@ -10,15 +10,19 @@ CMalloc(16) (the pymemtrace probes), and times them with time.perf_counter. It r
 while `pymemtrace-trace -p PID --report summary` traces another, busy Python in each mode, on each
 engine that makes it. Rows: the mode, the engine, the bystander's time and its ratio to the
 untraced time (the median of three untraced runs, one before, one between and one after the
-traced ones). Other tracers on a shared machine (uprobes by path) slow the bystander too: the
-table names any bpftrace or engine process running when it started.
+traced ones). Target and bystander run one private copy of Debian's python3.11 and libc.so.6 (as
+benchmarks/run.sh's workloads do), so that other tracers on a shared machine, attached by path to
+the system's files, do not slow them; the table names any bpftrace or engine process running
+when it started.
 """
 import argparse
 import os
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 PYTHON = "/usr/bin/python3"
@@ -62,21 +66,21 @@ MODES = [(["--frames", "probes"], "libbpf"), (["--frames", "probes"], "bpftrace"
 
 
 def bystander(env, iterations):
-    result = subprocess.run([PYTHON, "-c", BYSTANDER, str(iterations)], env=env,
+    result = subprocess.run([env["BENCH_PYTHON"], "-c", BYSTANDER, str(iterations)], env=env,
                             capture_output=True, text=True, check=True)
     return float(result.stdout)
 
 
 def while_tracing(options, engine, env, iterations):
     """The bystander's time while the runner traces a busy target in this mode."""
-    target = subprocess.Popen([PYTHON, "-c", TARGET], env=env, stdin=subprocess.PIPE,
+    target = subprocess.Popen([env["BENCH_PYTHON"], "-c", TARGET], env=env, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
     runner = None
     try:
         target.stdout.readline()
         runner = subprocess.Popen([PYTHON, RUNNER, "--engine", engine, *options, "--report",
                                    "summary", "--allow-loss", "-p", str(target.pid),
-                                   "-o", os.devnull], env=env, stdout=subprocess.DEVNULL,
+                                   "-o", os.devnull], stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE, text=True)
         for line in runner.stderr:
             if "tracing PID" in line:
@@ -110,7 +114,18 @@ def main():
     parser.add_argument("build")
     parser.add_argument("--iterations", type=int, default=200000)
     options = parser.parse_args()
-    env = dict(os.environ, PYTHONPATH=os.path.join(os.path.abspath(options.build), "src"))
+    private = tempfile.mkdtemp(prefix="pymemtrace-bystander-")
+    try:
+        run_all(options, private)
+    finally:
+        shutil.rmtree(private)
+
+
+def run_all(options, private):
+    shutil.copy(os.path.realpath(PYTHON), os.path.join(private, "python3.11"))
+    shutil.copy("/lib/x86_64-linux-gnu/libc.so.6", private)
+    env = dict(os.environ, PYTHONPATH=os.path.join(os.path.abspath(options.build), "src"),
+               LD_LIBRARY_PATH=private, BENCH_PYTHON=os.path.join(private, "python3.11"))
     others = tracers_running()
     untraced = [bystander(env, options.iterations)]
     rows = []

@@ -7,13 +7,7 @@
 #include <bpf/bpf.h>    // bpf_map_lookup_elem
 #include <bpf/libbpf.h> // bpf_program__attach_usdt
 
-// The skeleton is generated C (bpftool gen skeleton); the warnings of a C++ build are not ours.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpedantic"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wold-style-cast"
-#include "engine.skel.h"
-#pragma GCC diagnostic pop
+#include "skeleton.hpp" // engine.skel.h
 
 namespace engine {
 
