@@ -449,6 +449,7 @@ int BPF_USDT(on_free, uint64_t ptr)
     return 0;
 }
 
+#include "object_allocator.bpf.h" // --allocator: the Python binary's allocator functions
 #include "batch.bpf.h" // --batch: the pybatch program and the rings of exiting threads
 
 static __always_inline void send(uint32_t kind, uint32_t pid, uint32_t parent, int32_t exit_code)

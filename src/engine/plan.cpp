@@ -17,7 +17,8 @@ const char *const usage =
     "                         [--max-locations N] [--setid-stop] [--plain] [--verbose]\n"
     "                         [--native] [--interval-ms MS] [--all] [--depth N]\n"
     "                         [--flow-fd FD [--flow-buffer BYTES]] [--batch]\n"
-    "                         [--python-frames PYTHON]\n"
+    "                         [--python-frames PYTHON [--allocator PREFIX\n"
+    "                         --allocator-domain N]]\n"
     "Traces pymemtrace's pyalloc, pyrealloc and pyfree probes of the libraries PATH, and of\n"
     "every instrumented library the traced processes map, in the processes PID and the\n"
     "processes they fork, until SIGINT/SIGTERM/SIGHUP or until every traced process has\n"
@@ -44,7 +45,9 @@ const char *const usage =
     "the traced threads' rings (one trap per 64 events; pymemtrace/batch.h).\n"
     "--python-frames PYTHON: the plain probes (as --plain), located by CPython's own probes\n"
     "(function__entry, function__return, line) of the Python binary PYTHON (built\n"
-    "--with-dtrace), attached in the traced processes only.\n";
+    "--with-dtrace), attached in the traced processes only. --allocator PREFIX: instead of\n"
+    "any library's probes, PYTHON's functions PREFIX Malloc, Calloc, Realloc and Free\n"
+    "(PyObject_ or PyMem_Raw) by uprobes, their blocks in domain N (--allocator-domain).\n";
 
 namespace {
 
@@ -125,6 +128,16 @@ Plan parse_plan(int argc, char **argv)
             plan.python_frames = value;
             plan.plain = true; // the plain probes, located by the Python's own
             ++i;
+        } else if (option == "--allocator") {
+            if (value == nullptr
+                || (std::strcmp(value, "PyObject_") != 0 && std::strcmp(value, "PyMem_Raw") != 0))
+                throw Error("--allocator needs PyObject_ or PyMem_Raw, the prefix of the Python "
+                            "allocator functions to trace");
+            plan.allocator = value;
+            ++i;
+        } else if (option == "--allocator-domain") {
+            plan.allocator_domain = static_cast<int32_t>(number("--allocator-domain", value, 1000));
+            ++i;
         } else {
             throw Error("unknown option '" + option + "': see pymemtrace-engine --help");
         }
@@ -159,6 +172,12 @@ Plan parse_plan(int argc, char **argv)
     if (plan.batch && (plan.native || plan.depth > 1 || plan.flow_fd >= 0 || plan.interval_ms != 0))
         throw Error("--batch makes the summary and leaks at depth 1: leave out --native, --depth, "
                     "--flow-fd and --interval-ms");
+    if (!plan.allocator.empty() && plan.python_frames.empty())
+        throw Error("--allocator locates its calls by CPython's probes: give --python-frames "
+                    "PYTHON, the binary whose functions they are");
+    if (!plan.allocator.empty() && !plan.libraries.empty())
+        throw Error("--allocator traces the Python binary's functions instead of libraries' "
+                    "probes (the blocks would count twice): leave out --lib");
     if (!plan.python_frames.empty() && (plan.every_process || plan.native))
         throw Error("--python-frames attaches CPython's probes per --pid, by their stacks: leave "
                     "out --all and --native");

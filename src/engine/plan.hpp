@@ -30,6 +30,9 @@ struct Plan {
     bool batch = false;                  // read the py* events in batches (pybatch, batch.bpf.h)
     std::string python_frames;           // the plain probes located by CPython's probes of this
                                          // Python binary (cpython_frames.bpf.h); implies plain
+    std::string allocator;               // --allocator: that binary's PREFIX Malloc... functions
+                                         // instead of any library's probes (object_allocator.bpf.h)
+    int32_t allocator_domain = 0;        // the domain their blocks are counted in
 };
 
 // The plan of argv, or throws engine::Error (bad input: one line, what and how to fix).

@@ -23,6 +23,7 @@
 
 #include "batch.hpp" // target_clock_now
 #include "cpython_frames.hpp"
+#include "object_allocator.hpp"
 #include "engine.h"  // struct engine_record
 #include "error.hpp"
 #include "json.hpp" // quote
@@ -195,6 +196,7 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     skeleton_->rodata->every_process = plan.every_process ? 1 : 0;
     skeleton_->rodata->stack_depth = plan.depth > 1 ? plan.depth : 0;
     skeleton_->rodata->python_frames = plan.python_frames.empty() ? 0 : 1;
+    skeleton_->rodata->allocator_domain = plan.allocator_domain;
     bpf_map__set_max_entries(skeleton_->maps.stack_names, plan.max_locations);
     bpf_map__set_max_entries(skeleton_->maps.live_rows, plan.max_locations);
     // Without a flow its ring buffer is the smallest there is: one page.
@@ -329,6 +331,14 @@ void Tracer::attach(Process &process)
         process.attach_error = not_python; // a child that ended meanwhile
         return;
     }
+    if (!plan_.allocator.empty()
+        && !attach_object_allocator(skeleton_, process.pid, plan_.python_frames, plan_.allocator,
+                                    links_, not_python)) {
+        if (process.parent == 0)
+            throw Error(not_python);
+        process.attach_error = not_python;
+        return;
+    }
     for (size_t index = 0; index < libraries_.size(); ++index) {
         if (index < process.armed_ns.size() && process.armed_ns[index] != 0)
             continue; // a library found mapped while this process was being traced
@@ -397,6 +407,8 @@ int Tracer::library_index(const FileId &id) const
 // get them with the rest in attach().
 void Tracer::add_mapped_libraries(pid_t pid, const std::optional<FileId> &only)
 {
+    if (!plan_.allocator.empty())
+        return; // the Python binary's functions, not libraries' probes (they would count twice)
     for (auto &library : mapped_files_.newly_found(pid, plan_.plain, only))
         if (library_index(file_id(library)) < 0) // else one of the plan's, by another name
             adopt(std::move(library));
@@ -427,6 +439,8 @@ void Tracer::on_mapping(const engine_map_record &record)
     const auto found = processes_.find(pid);
     if (plan_.every_process) // --all traces the libraries given, by path, in every process
         return;
+    if (!plan_.allocator.empty())
+        return; // no library is traced (add_mapped_libraries)
     if (found == processes_.end() || found->second.setid || found->second.attached_ns == 0)
         return; // not traced, or its whole life is a stated loss already (attach_error)
     const FileId id = mapped_files_.maps_name(

@@ -61,6 +61,10 @@ def drives():
         kept.append(cMemLeak.CMalloc(40))
 def size_of(n):
     return n * 2
+def objects():
+    for size in (50, 60):
+        kept.append(cMemLeak.PyObjectMalloc(size))
+        cMemLeak.PyObjectMalloc(size + 1)
 def after_a_call():
     kept.append(cMemLeak.CMalloc(size_of(4)))
 print(os.getpid(), flush=True)
@@ -70,6 +74,7 @@ middle(5)
 kept.extend(map(from_c, [7, 8, 9]))
 catches()
 drives()
+objects()
 kept.append(cMemLeak.CMalloc(3))
 print("done", flush=True)
 os._exit(0)
@@ -110,19 +115,49 @@ def cpython_semaphores(pid):
     return values
 
 
+ALLOCATOR_FUNCTIONS = ("PyObject_Malloc", "PyObject_Calloc", "PyObject_Realloc", "PyObject_Free")
+
+
+def breakpoints(pid):
+    """{function: 1 if a breakpoint (int3) is written at its first byte in process `pid`, else 0}
+    of the Python binary's object allocator functions: a uprobe is that breakpoint, written
+    only into the code of the processes it was attached in."""
+    symbols = subprocess.run(["nm", "-D", "--defined-only", PYTHON_BINARY], capture_output=True,
+                             text=True, check=True).stdout.split("\n")
+    linked = {fields[2]: int(fields[0], 16) for fields in map(str.split, symbols)
+              if len(fields) == 3 and fields[2] in ALLOCATOR_FUNCTIONS}
+    assert set(linked) == set(ALLOCATOR_FUNCTIONS), linked
+    addresses = procfs.runtime_addresses(pid, PYTHON_BINARY, linked)
+    assert addresses, f"process {pid} does not map {PYTHON_BINARY}"
+    with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        values = {}
+        for name, address in addresses.items():
+            mem.seek(address)
+            values[name] = int(mem.read(1) == b"\xcc")
+    return values
+
+
+# What tracing changes in a process, by mode: CPython's semaphores, or breakpoints.
+LOOKS = {"python-probes": cpython_semaphores, "object-allocator": breakpoints}
+
+
 def rows(report_text):
     """{(line, function, domain): (count, bytes)} of the workload's rows in a --json report."""
     return {(e["line"], e["function"], e["domain_name"]): (e["count"], e["bytes"])
             for e in json.loads(report_text) if e["file"] == "workload.py"}
 
 
-def traced_as_command(directory, engine, report, while_traced=lambda pid: None):
-    """The --json report of the workload run as the runner's command; `while_traced(pid)` is
-    called once the command runs traced, before it allocates."""
+# The modes: CPython's probes locating the plain ones, and Python's object allocator.
+MODES = {"python-probes": ["--frames", "python-probes"], "object-allocator": ["--object-allocator"]}
+
+
+def traced_as_command(directory, engine, options, while_traced=lambda pid: None):
+    """The --json report of the runner's `options` on the workload run as its command;
+    `while_traced(pid)` is called once the command runs traced, before it allocates."""
     out = os.path.join(directory, "report.json")
     runner = subprocess.Popen(
-        [PYTHON, RUNNER, "--engine", engine, "--frames", "python-probes", "--report", report,
-         "--json", "-o", out, "--", PYTHON, os.path.join(directory, "workload.py"), BUILD_SRC],
+        [PYTHON, RUNNER, "--engine", engine, *options, "--json", "-o", out,
+         "--", PYTHON, os.path.join(directory, "workload.py"), BUILD_SRC],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         cwd=directory)
     try:
@@ -138,7 +173,7 @@ def traced_as_command(directory, engine, report, while_traced=lambda pid: None):
     return open(out).read()
 
 
-def traced_by_pid(directory, engine, report, while_traced=lambda pid: None):
+def traced_by_pid(directory, engine, options, while_traced=lambda pid: None):
     """The --json report of the workload traced with -p; `while_traced(pid)` as above."""
     target = subprocess.Popen([PYTHON, os.path.join(directory, "workload.py"), BUILD_SRC],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
@@ -151,8 +186,7 @@ def traced_by_pid(directory, engine, report, while_traced=lambda pid: None):
             while_traced(pid)
             return original_write(text)
         target.stdin.write = released
-        status, out, err = pid_run(target, ["--engine", engine, "--frames", "python-probes",
-                                            "--report", report, "--json"])
+        status, out, err = pid_run(target, ["--engine", engine, *options, "--json"])
     finally:
         if target.poll() is None:
             target.kill()
@@ -175,8 +209,9 @@ def workload_dir():
 @pytest.mark.parametrize("report", ["summary", "leaks"])
 @pytest.mark.parametrize("mode", ["command", "pid"])
 def test_the_engine_reports_what_the_bpftrace_runner_reports(workload_dir, mode, report):
-    engine = rows(TRACED[mode](workload_dir, "libbpf", report))
-    bpftrace = rows(TRACED[mode](workload_dir, "bpftrace", report))
+    options = [*MODES["python-probes"], "--report", report]
+    engine = rows(TRACED[mode](workload_dir, "libbpf", options))
+    bpftrace = rows(TRACED[mode](workload_dir, "bpftrace", options))
     assert engine == bpftrace
     # Located by CPython's probes: a Python-to-Python call, calls entered from C, the frame
     # below one an exception left, a generator and its caller, module level.
@@ -221,7 +256,41 @@ def test_the_engine_reports_reallocs_as_the_bpftrace_runner_does(report):
         report == "summary"), engine
 
 
-def bystander_while_traced(engine, mode, workload_dir):
+GROWS = """\
+import os, redirected
+redirected.grow(3, 300)
+redirected.keep(3, 900)
+os._exit(0)
+"""
+
+
+@pytest.mark.parametrize("report", ["summary", "leaks"])
+def test_the_engine_reports_object_reallocs_as_the_bpftrace_runner_does(report):
+    """tests/redirect's extension: PyObject_Malloc(300), PyObject_Realloc to 600 (the block
+    moves out of pymalloc's pools: the old one is not live), PyObject_Free; then a block of 900
+    kept."""
+    def traced(engine):
+        with tempfile.TemporaryDirectory() as scratch:
+            with open(os.path.join(scratch, "workload.py"), "w") as source:
+                source.write(GROWS)
+            out = os.path.join(scratch, "report.json")
+            result = subprocess.run(
+                [PYTHON, RUNNER, "--engine", engine, *MODES["object-allocator"], "--report",
+                 report, "--json", "-o", out, "--", PYTHON, "workload.py"],
+                capture_output=True, text=True, timeout=180, cwd=scratch,
+                env=dict(os.environ, PYTHONPATH=f"{REDIRECT_BUILT}:{REDIRECT_DIR}"))
+            assert result.returncode == 0, result.stderr[-800:]
+            return rows(open(out).read())
+    engine = traced("libbpf")
+    assert engine == traced("bpftrace")
+    if report == "summary":
+        assert engine[(2, "<module>", "PyObject")] == (2, 300 + 600), engine
+    else:
+        assert (2, "<module>", "PyObject") not in engine, engine
+    assert engine[(3, "<module>", "PyObject")] == (1, 900), engine
+
+
+def bystander_while_traced(engine, mode, workload_dir, tracing="python-probes"):
     """(the bystander's semaphores, the traced target's) while the runner on `engine` traces the
     workload in `mode`; the bystander, another user's Python, must run to its normal end.
     The bystander's are those the run added: what they were before and after it is taken off,
@@ -233,13 +302,13 @@ def bystander_while_traced(engine, mode, workload_dir):
                                stdout=subprocess.PIPE, text=True)
         try:
             bystander_pid = int(bystander.stdout.readline())
-            before = cpython_semaphores(bystander_pid)
+            before = LOOKS[tracing](bystander_pid)
 
             def look(target_pid):
-                seen["bystander"] = cpython_semaphores(bystander_pid)
-                seen["target"] = cpython_semaphores(target_pid)
-            TRACED[mode](workload_dir, engine, "summary", look)
-            after = cpython_semaphores(bystander_pid)
+                seen["bystander"] = LOOKS[tracing](bystander_pid)
+                seen["target"] = LOOKS[tracing](target_pid)
+            TRACED[mode](workload_dir, engine, [*MODES[tracing], "--report", "summary"], look)
+            after = LOOKS[tracing](bystander_pid)
             assert bystander.poll() is None, "the bystander ended while the target was traced"
             seen["bystander"] = {name: max(0, value - max(before[name], after[name]))
                                  for name, value in seen["bystander"].items()}
@@ -260,8 +329,32 @@ def test_another_users_python_keeps_its_cpython_semaphores_at_0_while_the_engine
     assert bystander == {name: 0 for name in CPYTHON_PROBES}
 
 
-def test_the_bpftrace_runner_sets_another_users_cpython_semaphores(workload_dir):
-    """Why the engine takes --frames python-probes: bpftrace 0.17 attaches by path, system-wide
-    (every other Python then traps on every line: docs/benchmarks.md)."""
-    bystander, _target = bystander_while_traced("bpftrace", "pid", workload_dir)
+@pytest.mark.parametrize("mode", ["command", "pid"])
+def test_another_users_python_has_no_breakpoint_in_its_allocator_while_the_engine_traces_it(
+        workload_dir, mode):
+    bystander, target = bystander_while_traced("libbpf", mode, workload_dir, "object-allocator")
+    assert all(target.values()), target  # the look reads the breakpoints that tracing writes
+    assert bystander == {name: 0 for name in ALLOCATOR_FUNCTIONS}
+
+
+@pytest.mark.parametrize("tracing", ["python-probes", "object-allocator"])
+def test_the_bpftrace_runner_traps_another_users_python(workload_dir, tracing):
+    """Why the engine takes these modes: bpftrace 0.17 attaches by path, system-wide (every
+    other Python then traps on every line, or every allocation: docs/benchmarks.md)."""
+    bystander, _target = bystander_while_traced("bpftrace", "pid", workload_dir, tracing)
     assert all(bystander.values()), bystander
+
+
+@pytest.mark.parametrize("report", ["summary", "leaks"])
+@pytest.mark.parametrize("mode", ["command", "pid"])
+def test_the_engine_reports_object_allocations_as_the_bpftrace_runner_does(workload_dir, mode,
+                                                                           report):
+    """--object-allocator: PyObject_Malloc and the rest as called from outside the interpreter
+    (its own calls are inlined into it, on both engines: so few rows)."""
+    options = [*MODES["object-allocator"], "--report", report]
+    engine = rows(TRACED[mode](workload_dir, "libbpf", options))
+    assert engine == rows(TRACED[mode](workload_dir, "bpftrace", options))
+    kept = (line_of("PyObjectMalloc(size))"), "objects", "PyObject")
+    freed = (line_of("PyObjectMalloc(size + 1)"), "objects", "PyObject")
+    assert engine[kept] == (2, 110), engine
+    assert (freed in engine) == (report == "summary"), engine

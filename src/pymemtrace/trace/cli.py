@@ -304,7 +304,8 @@ def chosen_engine(args, plan, libraries=()):
     """The path of pymemtrace-engine if it makes this run's report (--engine), else None:
     bpftrace does."""
     if not (engine_trace.takes(args, plan, libraries)
-            or engine_trace.takes_python_frames(args, plan)):
+            or engine_trace.takes_python_frames(args, plan)
+            or engine_trace.takes_object_allocator(args, plan)):
         if args.engine == "libbpf":
             raise Failure("--engine libbpf makes the flow, summary and leak reports of the py* "
                           "probes, following forks (or --all), without --histograms; the flow "

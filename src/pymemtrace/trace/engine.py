@@ -60,7 +60,7 @@ class EngineRun:
     def __init__(self, pids, libraries, engine=None, allow_loss=False, max_live=None,
                  setid_stop=False, interval_ms=None, every_process=False, depth=1,
                  max_locations=None, native_caller=False, flow_bytes=None, batch=False,
-                 python_frames=None):
+                 python_frames=None, allocator=None):
         engine = engine or find_engine()
         if engine is None:
             raise Failure(f"{ENGINE} was not found beside the runner",
@@ -93,6 +93,8 @@ class EngineRun:
             argv.append("--batch")
         if python_frames is not None:  # the plain probes, located by this Python's own probes
             argv += ["--python-frames", os.fspath(python_frames)]
+        if allocator is not None:  # (prefix, domain): that Python's own allocator functions
+            argv += ["--allocator", allocator[0], "--allocator-domain", str(int(allocator[1]))]
         self.argv = argv
         self.proc = None
         self.returncode = None

@@ -91,6 +91,25 @@ def takes_python_frames(args, plan):
             and (args.engine == "libbpf" or engine.find_engine() is not None))
 
 
+def takes_object_allocator(args, plan):
+    """Whether the engine makes this run's `--object-allocator` summary or leaks, on the same
+    terms as takes_python_frames: the Python binary's allocator functions by uprobes attached per
+    traced process (bpftrace 0.17's, by path, trapped every Python on the host). The flow stays
+    on bpftrace."""
+    return (plan.script.startswith("py_object_") and args.report in ("summary", "leaks")
+            and args.engine != "bpftrace" and args.follow and not args.all
+            and not args.python_call_stack and not args.histograms and args.depth == 1
+            and args.interval is None and not args.native
+            and (args.engine == "libbpf" or engine.find_engine() is not None))
+
+
+def allocator_of(plan):
+    """(function prefix, domain) of an --object-allocator plan: PyObject_* in pymalloc builds,
+    PyMem_Raw* without (programs.choose_script's scripts)."""
+    return ("PyObject_" if plan.script.startswith("py_object_D") else "PyMem_Raw",
+            plan.flow_domain)
+
+
 def batches(args, plan):
     """Whether the engine reads this run's events in batches (--batch: one trap per 64 events,
     issue 23): the summary and leaks at depth 1, without --interval, --native or --all."""
@@ -202,6 +221,10 @@ class EngineTrace:
 
     def __init__(self, pid, plan, args, libraries, engine_path=None, setid=False, python=None):
         self.plan, self.args = plan, args
+        # --object-allocator: the Python binary's functions, no library's probes.
+        self.python_only = takes_object_allocator(args, plan)
+        if self.python_only:
+            libraries = []
         # The engine attaches what a traced process maps; --all attaches the libraries given.
         self.missed = MissedLibraries(libraries) if args.all else AttachedByEngine()
         self.not_seen = tuple(unseen.not_seen(libraries)) if libraries else ()
@@ -224,7 +247,9 @@ class EngineTrace:
                                     if plan.kind == "flow" else None,
                                     batch=batches(args, plan),
                                     python_frames=python
-                                    if takes_python_frames(args, plan) else None)
+                                    if self.python_only or takes_python_frames(args, plan)
+                                    else None,
+                                    allocator=allocator_of(plan) if self.python_only else None)
         self.shortener = reports.Shortener(not args.full_file_path, args.strlen)
         self.started = False
         self.snapshots = (Snapshots(args.out, args.format, args.top, args.per_process,
@@ -341,7 +366,7 @@ class EngineTrace:
     def _write(self, report, early):
         from .modes import write_report  # modes imports this module
         from .cli import BUILD_WITH_PROBES  # cli imports this module
-        if report and not report.get("libraries_attached", 1):
+        if report and not report.get("libraries_attached", 1) and not self.python_only:
             # Nothing named, found or mapped had probes: an empty report would say "no
             # allocations", which nobody measured.
             raise Failure("the traced processes mapped no library with pymemtrace probes: "

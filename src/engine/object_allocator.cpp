@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: MIT
+#include "object_allocator.hpp"
+
+#include <cerrno>  // errno
+#include <cstring> // std::strerror
+
+#include <bpf/libbpf.h> // bpf_program__attach_uprobe_opts
+
+#include "skeleton.hpp" // engine.skel.h
+
+namespace engine {
+
+bool attach_object_allocator(engine_bpf *skeleton, pid_t pid, const std::string &python,
+                             const std::string &prefix,
+                             std::vector<std::pair<pid_t, bpf_link *>> &links, std::string &why)
+{
+    struct Function {
+        const char *name;
+        bpf_program *program;
+        bool at_return;
+    };
+    const Function functions[] = {
+        {"Malloc", skeleton->progs.on_allocator_malloc, false},
+        {"Malloc", skeleton->progs.on_allocator_malloc_return, true},
+        {"Calloc", skeleton->progs.on_allocator_calloc, false},
+        {"Calloc", skeleton->progs.on_allocator_calloc_return, true},
+        {"Realloc", skeleton->progs.on_allocator_realloc, false},
+        {"Realloc", skeleton->progs.on_allocator_realloc_return, true},
+        {"Free", skeleton->progs.on_allocator_free, false}};
+    for (const auto &function : functions) {
+        const std::string symbol = prefix + function.name;
+        // By PID: the breakpoint is written into this process's copy of the code only; bpftrace
+        // 0.17 attaches by path, which traps these functions in every Python on the host.
+        bpf_uprobe_opts options{};
+        options.sz = sizeof options;
+        options.func_name = symbol.c_str();
+        options.retprobe = function.at_return;
+        bpf_link *link = bpf_program__attach_uprobe_opts(function.program, pid, python.c_str(),
+                                                         0, &options);
+        if (link == nullptr) {
+            why = std::string("cannot attach ") + (function.at_return ? "a uretprobe" : "a uprobe")
+                  + " to " + symbol + " of " + python + " in process " + std::to_string(pid)
+                  + ": " + std::strerror(errno) + " (is it a Python binary with that function?)";
+            return false;
+        }
+        links.emplace_back(pid, link);
+    }
+    return true;
+}
+
+} // namespace engine

@@ -1,0 +1,27 @@
+// SPDX-License-Identifier: MIT
+// object_allocator.hpp: --allocator PREFIX, the Python binary's own allocator functions
+// (object_allocator.bpf.h) by uprobes and uretprobes in one traced process only.
+#ifndef PYMEMTRACE_ENGINE_OBJECT_ALLOCATOR_HPP
+#define PYMEMTRACE_ENGINE_OBJECT_ALLOCATOR_HPP
+
+#include <string>  // std::string
+#include <utility> // std::pair
+#include <vector>  // std::vector
+
+#include <sys/types.h> // pid_t
+
+struct engine_bpf;
+struct bpf_link;
+
+namespace engine {
+
+// Attaches PREFIX Malloc, Calloc, Realloc (entries and returns) and Free of the binary `python`
+// in process `pid` only, adding the links to `links`. False, with the reason in `why`, when one
+// cannot be attached.
+bool attach_object_allocator(engine_bpf *skeleton, pid_t pid, const std::string &python,
+                             const std::string &prefix,
+                             std::vector<std::pair<pid_t, bpf_link *>> &links, std::string &why);
+
+} // namespace engine
+
+#endif // PYMEMTRACE_ENGINE_OBJECT_ALLOCATOR_HPP
