@@ -15,11 +15,12 @@ struct bpf_link;
 
 namespace engine {
 
-// Attaches PREFIX Malloc, Calloc, Realloc (entries and returns) and Free of the binary `python`
-// in process `pid` only, adding the links to `links`. False, with the reason in `why`, when one
-// cannot be attached.
-bool attach_object_allocator(engine_bpf *skeleton, pid_t pid, const std::string &python,
-                             const std::string &prefix,
+// Attaches the allocator `family`'s functions (PyObject_ or PyMem_Raw: PREFIX Malloc, Calloc,
+// Realloc, Free; libc: malloc, calloc, realloc, free), entries and returns, in the ELF file
+// `binary` in process `pid` only, adding the links to `links`. False, with the reason in `why`,
+// when one cannot be attached.
+bool attach_object_allocator(engine_bpf *skeleton, pid_t pid, const std::string &binary,
+                             const std::string &family,
                              std::vector<std::pair<pid_t, bpf_link *>> &links, std::string &why);
 
 } // namespace engine

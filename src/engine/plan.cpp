@@ -18,7 +18,7 @@ const char *const usage =
     "                         [--native] [--interval-ms MS] [--all] [--depth N]\n"
     "                         [--flow-fd FD [--flow-buffer BYTES]] [--batch]\n"
     "                         [--python-frames PYTHON [--allocator PREFIX\n"
-    "                         --allocator-domain N]]\n"
+    "                         --allocator-domain N [--allocator-library LIBC]]]\n"
     "Traces pymemtrace's pyalloc, pyrealloc and pyfree probes of the libraries PATH, and of\n"
     "every instrumented library the traced processes map, in the processes PID and the\n"
     "processes they fork, until SIGINT/SIGTERM/SIGHUP or until every traced process has\n"
@@ -47,7 +47,8 @@ const char *const usage =
     "(function__entry, function__return, line) of the Python binary PYTHON (built\n"
     "--with-dtrace), attached in the traced processes only. --allocator PREFIX: instead of\n"
     "any library's probes, PYTHON's functions PREFIX Malloc, Calloc, Realloc and Free\n"
-    "(PyObject_ or PyMem_Raw) by uprobes, their blocks in domain N (--allocator-domain).\n";
+    "(PyObject_ or PyMem_Raw) by uprobes, their blocks in domain N (--allocator-domain);\n"
+    "--allocator libc: malloc, calloc, realloc and free of the C library LIBC.\n";
 
 namespace {
 
@@ -130,10 +131,16 @@ Plan parse_plan(int argc, char **argv)
             ++i;
         } else if (option == "--allocator") {
             if (value == nullptr
-                || (std::strcmp(value, "PyObject_") != 0 && std::strcmp(value, "PyMem_Raw") != 0))
+                || (std::strcmp(value, "PyObject_") != 0 && std::strcmp(value, "PyMem_Raw") != 0
+                    && std::strcmp(value, "libc") != 0))
                 throw Error("--allocator needs PyObject_ or PyMem_Raw, the prefix of the Python "
-                            "allocator functions to trace");
+                            "allocator functions to trace, or libc");
             plan.allocator = value;
+            ++i;
+        } else if (option == "--allocator-library") {
+            if (value == nullptr || *value == '\0')
+                throw Error("--allocator-library needs the path of the C library");
+            plan.allocator_library = value;
             ++i;
         } else if (option == "--allocator-domain") {
             plan.allocator_domain = static_cast<int32_t>(number("--allocator-domain", value, 1000));
@@ -175,6 +182,9 @@ Plan parse_plan(int argc, char **argv)
     if (!plan.allocator.empty() && plan.python_frames.empty())
         throw Error("--allocator locates its calls by CPython's probes: give --python-frames "
                     "PYTHON, the binary whose functions they are");
+    if ((plan.allocator == "libc") != !plan.allocator_library.empty())
+        throw Error("--allocator libc needs --allocator-library LIBC, the C library's file (and "
+                    "only it)");
     if (!plan.allocator.empty() && !plan.libraries.empty())
         throw Error("--allocator traces the Python binary's functions instead of libraries' "
                     "probes (the blocks would count twice): leave out --lib");

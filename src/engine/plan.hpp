@@ -33,6 +33,7 @@ struct Plan {
     std::string allocator;               // --allocator: that binary's PREFIX Malloc... functions
                                          // instead of any library's probes (object_allocator.bpf.h)
     int32_t allocator_domain = 0;        // the domain their blocks are counted in
+    std::string allocator_library;       // --allocator libc: the C library's file
 };
 
 // The plan of argv, or throws engine::Error (bad input: one line, what and how to fix).

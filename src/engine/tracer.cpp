@@ -332,8 +332,10 @@ void Tracer::attach(Process &process)
         return;
     }
     if (!plan_.allocator.empty()
-        && !attach_object_allocator(skeleton_, process.pid, plan_.python_frames, plan_.allocator,
-                                    links_, not_python)) {
+        && !attach_object_allocator(skeleton_, process.pid,
+                                    plan_.allocator == "libc" ? plan_.allocator_library
+                                                              : plan_.python_frames,
+                                    plan_.allocator, links_, not_python)) {
         if (process.parent == 0)
             throw Error(not_python);
         process.attach_error = not_python;

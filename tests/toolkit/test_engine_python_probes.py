@@ -116,19 +116,21 @@ def cpython_semaphores(pid):
 
 
 ALLOCATOR_FUNCTIONS = ("PyObject_Malloc", "PyObject_Calloc", "PyObject_Realloc", "PyObject_Free")
+LIBC = os.path.realpath("/lib/x86_64-linux-gnu/libc.so.6")
+LIBC_FUNCTIONS = ("malloc", "calloc", "realloc", "free")
 
 
-def breakpoints(pid):
+def breakpoints(pid, binary=PYTHON_BINARY, functions=ALLOCATOR_FUNCTIONS):
     """{function: 1 if a breakpoint (int3) is written at its first byte in process `pid`, else 0}
-    of the Python binary's object allocator functions: a uprobe is that breakpoint, written
-    only into the code of the processes it was attached in."""
-    symbols = subprocess.run(["nm", "-D", "--defined-only", PYTHON_BINARY], capture_output=True,
+    of the allocator `functions` of `binary`: a uprobe is that breakpoint, written only into the
+    code of the processes it was attached in."""
+    symbols = subprocess.run(["nm", "-D", "--defined-only", binary], capture_output=True,
                              text=True, check=True).stdout.split("\n")
-    linked = {fields[2]: int(fields[0], 16) for fields in map(str.split, symbols)
-              if len(fields) == 3 and fields[2] in ALLOCATOR_FUNCTIONS}
-    assert set(linked) == set(ALLOCATOR_FUNCTIONS), linked
-    addresses = procfs.runtime_addresses(pid, PYTHON_BINARY, linked)
-    assert addresses, f"process {pid} does not map {PYTHON_BINARY}"
+    linked = {fields[2].split("@")[0]: int(fields[0], 16) for fields in map(str.split, symbols)
+              if len(fields) == 3 and fields[2].split("@")[0] in functions}
+    assert set(linked) == set(functions), linked
+    addresses = procfs.runtime_addresses(pid, binary, linked)
+    assert addresses, f"process {pid} does not map {binary}"
     with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
         values = {}
         for name, address in addresses.items():
@@ -138,7 +140,8 @@ def breakpoints(pid):
 
 
 # What tracing changes in a process, by mode: CPython's semaphores, or breakpoints.
-LOOKS = {"python-probes": cpython_semaphores, "object-allocator": breakpoints}
+LOOKS = {"python-probes": cpython_semaphores, "object-allocator": breakpoints,
+         "libc": lambda pid: breakpoints(pid, LIBC, LIBC_FUNCTIONS)}
 
 
 def rows(report_text):
@@ -148,7 +151,8 @@ def rows(report_text):
 
 
 # The modes: CPython's probes locating the plain ones, and Python's object allocator.
-MODES = {"python-probes": ["--frames", "python-probes"], "object-allocator": ["--object-allocator"]}
+MODES = {"python-probes": ["--frames", "python-probes"], "object-allocator": ["--object-allocator"],
+         "libc": ["--libc"]}
 
 
 def traced_as_command(directory, engine, options, while_traced=lambda pid: None):
@@ -329,15 +333,16 @@ def test_another_users_python_keeps_its_cpython_semaphores_at_0_while_the_engine
     assert bystander == {name: 0 for name in CPYTHON_PROBES}
 
 
+@pytest.mark.parametrize("tracing", ["object-allocator", "libc"])
 @pytest.mark.parametrize("mode", ["command", "pid"])
 def test_another_users_python_has_no_breakpoint_in_its_allocator_while_the_engine_traces_it(
-        workload_dir, mode):
-    bystander, target = bystander_while_traced("libbpf", mode, workload_dir, "object-allocator")
+        workload_dir, mode, tracing):
+    bystander, target = bystander_while_traced("libbpf", mode, workload_dir, tracing)
     assert all(target.values()), target  # the look reads the breakpoints that tracing writes
-    assert bystander == {name: 0 for name in ALLOCATOR_FUNCTIONS}
+    assert not any(bystander.values()), bystander
 
 
-@pytest.mark.parametrize("tracing", ["python-probes", "object-allocator"])
+@pytest.mark.parametrize("tracing", ["python-probes", "object-allocator", "libc"])
 def test_the_bpftrace_runner_traps_another_users_python(workload_dir, tracing):
     """Why the engine takes these modes: bpftrace 0.17 attaches by path, system-wide (every
     other Python then traps on every line, or every allocation: docs/benchmarks.md)."""
@@ -358,3 +363,15 @@ def test_the_engine_reports_object_allocations_as_the_bpftrace_runner_does(workl
     freed = (line_of("PyObjectMalloc(size + 1)"), "objects", "PyObject")
     assert engine[kept] == (2, 110), engine
     assert (freed in engine) == (report == "summary"), engine
+
+
+@pytest.mark.parametrize("report", ["summary", "leaks"])
+@pytest.mark.parametrize("mode", ["command", "pid"])
+def test_the_engine_reports_libc_allocations_as_the_bpftrace_runner_does(workload_dir, mode,
+                                                                         report):
+    options = [*MODES["libc"], "--report", report]
+    engine = rows(TRACED[mode](workload_dir, "libbpf", options))
+    assert engine == rows(TRACED[mode](workload_dir, "bpftrace", options))
+    kept = (line_of("CMalloc(size))\n    cMemLeak.Py"), "leaf", "C heap")
+    assert engine[kept] == (5, 10 + 11 + 12 + 13 + 14), engine
+    assert engine[(line_of("CMalloc(40)"), "drives", "C heap")] == (2, 80), engine

@@ -273,15 +273,15 @@ def trace(args, user, aliases):
         libraries = libraries_with_records(libraries, args.depth, args.native)
     setid = programs.for_another_user(user, os.environ)
     engine_path = chosen_engine(args, plan, libraries)
+    libc = targets.libc_of(args.pid, aliases) if args.libc else None
     if engine_path is not None:
         def make_run(pid):
             return engine_trace.EngineTrace(pid, plan, args, libraries, engine_path, setid,
-                                            python=python)
+                                            python=python, libc=libc)
         if args.all:
             return trace_all(args, None, plan, libraries, make_run(None))
     else:
         bpftrace_binary.path()  # found and checked now, not after the command started
-        libc = targets.libc_of(args.pid, aliases) if args.libc else None
         program = programs.make_program(plan.script, libraries, python, libc, args.follow,
                                         args.interval, args.all, depth=args.depth, setid=setid,
                                         native_caller=args.native)

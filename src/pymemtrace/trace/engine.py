@@ -60,7 +60,7 @@ class EngineRun:
     def __init__(self, pids, libraries, engine=None, allow_loss=False, max_live=None,
                  setid_stop=False, interval_ms=None, every_process=False, depth=1,
                  max_locations=None, native_caller=False, flow_bytes=None, batch=False,
-                 python_frames=None, allocator=None):
+                 python_frames=None, allocator=None, libc=None):
         engine = engine or find_engine()
         if engine is None:
             raise Failure(f"{ENGINE} was not found beside the runner",
@@ -95,6 +95,8 @@ class EngineRun:
             argv += ["--python-frames", os.fspath(python_frames)]
         if allocator is not None:  # (prefix, domain): that Python's own allocator functions
             argv += ["--allocator", allocator[0], "--allocator-domain", str(int(allocator[1]))]
+        if libc is not None:  # --allocator libc: the C library the traced processes map
+            argv += ["--allocator-library", os.fspath(libc)]
         self.argv = argv
         self.proc = None
         self.returncode = None

@@ -92,11 +92,12 @@ def takes_python_frames(args, plan):
 
 
 def takes_object_allocator(args, plan):
-    """Whether the engine makes this run's `--object-allocator` summary or leaks, on the same
-    terms as takes_python_frames: the Python binary's allocator functions by uprobes attached per
-    traced process (bpftrace 0.17's, by path, trapped every Python on the host). The flow stays
-    on bpftrace."""
-    return (plan.script.startswith("py_object_") and args.report in ("summary", "leaks")
+    """Whether the engine makes this run's `--object-allocator` or `--libc` summary or leaks, on
+    the same terms as takes_python_frames: the Python binary's (or libc's) allocator functions by
+    uprobes attached per traced process (bpftrace 0.17's, by path, trapped every process mapping
+    the file). The flow stays on bpftrace."""
+    return ((plan.script.startswith("py_object_") or plan.script == "py_flow_malloc_free")
+            and args.report in ("summary", "leaks")
             and args.engine != "bpftrace" and args.follow and not args.all
             and not args.python_call_stack and not args.histograms and args.depth == 1
             and args.interval is None and not args.native
@@ -104,8 +105,10 @@ def takes_object_allocator(args, plan):
 
 
 def allocator_of(plan):
-    """(function prefix, domain) of an --object-allocator plan: PyObject_* in pymalloc builds,
-    PyMem_Raw* without (programs.choose_script's scripts)."""
+    """(the engine's --allocator, domain) of an --object-allocator or --libc plan: PyObject_* in
+    pymalloc builds, PyMem_Raw* without, or libc (programs.choose_script's scripts)."""
+    if plan.script == "py_flow_malloc_free":
+        return "libc", plan.flow_domain
     return ("PyObject_" if plan.script.startswith("py_object_D") else "PyMem_Raw",
             plan.flow_domain)
 
@@ -219,7 +222,8 @@ class EngineTrace:
     """`pid`: the process traced (and what it forks); None with --all: every process that maps
     the libraries."""
 
-    def __init__(self, pid, plan, args, libraries, engine_path=None, setid=False, python=None):
+    def __init__(self, pid, plan, args, libraries, engine_path=None, setid=False, python=None,
+                 libc=None):
         self.plan, self.args = plan, args
         # --object-allocator: the Python binary's functions, no library's probes.
         self.python_only = takes_object_allocator(args, plan)
@@ -249,7 +253,8 @@ class EngineTrace:
                                     python_frames=python
                                     if self.python_only or takes_python_frames(args, plan)
                                     else None,
-                                    allocator=allocator_of(plan) if self.python_only else None)
+                                    allocator=allocator_of(plan) if self.python_only else None,
+                                    libc=libc if self.python_only and args.libc else None)
         self.shortener = reports.Shortener(not args.full_file_path, args.strlen)
         self.started = False
         self.snapshots = (Snapshots(args.out, args.format, args.top, args.per_process,
