@@ -59,10 +59,11 @@ while not done.is_set():
     kept = cMemLeak.CMalloc(16)
 """
 
-# (options, engine) of each mode; --libc and --object-allocator run on bpftrace only.
+# (options, engine) of each mode.
 MODES = [(["--frames", "probes"], "libbpf"), (["--frames", "probes"], "bpftrace"),
          (["--frames", "python-probes"], "libbpf"), (["--frames", "python-probes"], "bpftrace"),
-         (["--libc"], "bpftrace"), (["--object-allocator"], "bpftrace")]
+         (["--libc"], "libbpf"), (["--libc"], "bpftrace"),
+         (["--object-allocator"], "libbpf"), (["--object-allocator"], "bpftrace")]
 
 
 def bystander(env, iterations):
