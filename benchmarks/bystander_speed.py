@@ -9,8 +9,9 @@ Python function call, a 1 KiB bytes object (libc malloc through pymalloc) and cM
 CMalloc(16) (the pymemtrace probes), and times them with time.perf_counter. It runs alone, then
 while `pymemtrace-trace -p PID --report summary` traces another, busy Python in each mode, on each
 engine that makes it. Rows: the mode, the engine, the bystander's time and its ratio to the
-untraced time (the median of three untraced runs, one before, one between and one after the
-traced ones). Target and bystander run one private copy of Debian's python3.11 and libc.so.6 (as
+untraced time: the median of three runs while the same busy target runs untraced (one before,
+one between and one after the traced ones), so that the ratio is the tracing's, not the target's
+share of the 2 cores. Target and bystander run one private copy of Debian's python3.11 and libc.so.6 (as
 benchmarks/run.sh's workloads do), so that other tracers on a shared machine, attached by path to
 the system's files, do not slow them; the table names any bpftrace or engine process running
 when it started.
@@ -73,12 +74,15 @@ def bystander(env, iterations):
 
 
 def while_tracing(options, engine, env, iterations):
-    """The bystander's time while the runner traces a busy target in this mode."""
+    """The bystander's time while the runner traces a busy target in this mode (options None:
+    the target untraced)."""
     target = subprocess.Popen([env["BENCH_PYTHON"], "-c", TARGET], env=env, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
     runner = None
     try:
         target.stdout.readline()
+        if options is None:
+            return bystander(env, iterations)
         runner = subprocess.Popen([PYTHON, RUNNER, "--engine", engine, *options, "--report",
                                    "summary", "--allow-loss", "-p", str(target.pid),
                                    "-o", os.devnull], stdout=subprocess.DEVNULL,
@@ -128,17 +132,17 @@ def run_all(options, private):
     env = dict(os.environ, PYTHONPATH=os.path.join(os.path.abspath(options.build), "src"),
                LD_LIBRARY_PATH=private, BENCH_PYTHON=os.path.join(private, "python3.11"))
     others = tracers_running()
-    untraced = [bystander(env, options.iterations)]
+    untraced = [while_tracing(None, None, env, options.iterations)]
     rows = []
     for index, (mode, engine) in enumerate(MODES):
         rows.append((" ".join(mode), engine, while_tracing(mode, engine, env, options.iterations)))
         if index == len(MODES) // 2 - 1:
-            untraced.append(bystander(env, options.iterations))
-    untraced.append(bystander(env, options.iterations))
+            untraced.append(while_tracing(None, None, env, options.iterations))
+    untraced.append(while_tracing(None, None, env, options.iterations))
     base = statistics.median(untraced)
     print(f"| mode | engine | bystander ({options.iterations:,} iterations) | ratio to untraced |")
     print("|---|---|---|---|")
-    print(f"| untraced | | {base:.3f} s (runs: "
+    print(f"| target untraced | | {base:.3f} s (runs: "
           + ", ".join(f"{t:.3f}" for t in untraced) + ") | 1.0x |")
     for mode, engine, seconds in rows:
         print(f"| `{mode}` | {engine} | {seconds:.3f} s | {seconds / base:.1f}x |")

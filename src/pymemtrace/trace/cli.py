@@ -309,7 +309,8 @@ def chosen_engine(args, plan, libraries=()):
         if args.engine == "libbpf":
             raise Failure("--engine libbpf makes the flow, summary and leak reports of the py* "
                           "probes, following forks (or --all), without --histograms; the flow "
-                          "at --depth 1, without --interval or --all",
+                          "at --depth 1, without --interval or --all; and the summary and leaks "
+                          "of --frames python-probes, --libc and --object-allocator",
                           "leave --engine out: bpftrace then makes this report")
         return None
     found = engine.find_engine()
