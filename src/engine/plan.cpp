@@ -17,6 +17,7 @@ const char *const usage =
     "                         [--max-locations N] [--setid-stop] [--plain] [--verbose]\n"
     "                         [--native] [--interval-ms MS] [--all] [--depth N]\n"
     "                         [--flow-fd FD [--flow-buffer BYTES]] [--batch]\n"
+    "       pymemtrace-engine --targets-fd FD [options but --pid, --lib and --all]\n"
     "Traces pymemtrace's pyalloc, pyrealloc and pyfree probes of the libraries PATH, and of\n"
     "every instrumented library the traced processes map, in the processes PID and the\n"
     "processes they fork, until SIGINT/SIGTERM/SIGHUP or until every traced process has\n"
@@ -40,7 +41,9 @@ const char *const usage =
     "a ring buffer of BYTES (a power of two, default 16 MiB); events it could not hold are\n"
     "counted by kind in the report's loss (flow_lost_pyalloc...), and no summary is kept.\n"
     "--batch: where a library has the pybatch probe, its py* events are read in batches from\n"
-    "the traced threads' rings (one trap per 64 events; pymemtrace/batch.h).\n";
+    "the traced threads' rings (one trap per 64 events; pymemtrace/batch.h).\n"
+    "--targets-fd FD: the PIDs and libraries come on FD as lines 'pid N' and 'lib PATH',\n"
+    "then 'end', read once the programs are loaded (the caller finds them meanwhile).\n";
 
 namespace {
 
@@ -102,6 +105,9 @@ Plan parse_plan(int argc, char **argv)
         } else if (option == "--flow-buffer") {
             plan.flow_bytes = static_cast<uint32_t>(number("--flow-buffer", value, 1u << 30));
             ++i;
+        } else if (option == "--targets-fd") {
+            plan.targets_fd = static_cast<int>(number("--targets-fd", value, 1 << 20));
+            ++i;
         } else if (option == "--allow-loss") {
             plan.allow_loss = true;
         } else if (option == "--plain") {
@@ -121,7 +127,14 @@ Plan parse_plan(int argc, char **argv)
     if (plan.every_process && (!plan.pids.empty() || plan.setid_stop))
         throw Error("--all traces every process that maps the libraries, set-ID ones included: "
                     "give --all without --pid and --setid-stop");
-    if (plan.pids.empty() && !plan.every_process)
+    if (plan.targets_fd >= 0
+        && (!plan.pids.empty() || !plan.libraries.empty() || plan.every_process))
+        throw Error("--targets-fd names the processes and libraries later: leave out --pid, --lib "
+                    "and --all");
+    if (plan.targets_fd >= 0 && fcntl(plan.targets_fd, F_GETFD) < 0)
+        throw Error("--targets-fd " + std::to_string(plan.targets_fd)
+                    + " is not an open file descriptor: give one the caller passed open");
+    if (plan.pids.empty() && !plan.every_process && plan.targets_fd < 0)
         throw Error("no process to trace: give --pid PID, or --all");
     if (plan.libraries.empty() && plan.every_process) // by path: the libraries must be named
         throw Error("no library to attach to: give --lib PATH of an instrumented library");
