@@ -178,6 +178,40 @@ def flow_buffer_bytes(perf_pages):
 MOST_LOCATIONS = 1 << 24
 
 
+def engine_run(plan, args, engine_path, setid, pids=(), libraries=(), targets_later=False):
+    """The engine.EngineRun of this run (not started). The engine's own loss counters are turned
+    into words here, and the exit status is the runner's (modes.exit_status): the engine itself
+    always allows loss. --all traces set-ID programs too, as the bpftrace runner's --all does.
+    The summary and leaks at depth 1 read the events in batches where the libraries have
+    pybatch (`batches`)."""
+    interval = getattr(args, "interval", None)
+    return engine.EngineRun(pids=list(pids), libraries=list(libraries),
+                            engine=engine_path, allow_loss=True,
+                            setid_stop=setid and not args.all,
+                            interval_ms=None if interval is None
+                            else max(1, round(interval * 1000)),
+                            every_process=args.all, depth=args.depth,
+                            max_locations=min(args.max_entries, MOST_LOCATIONS),
+                            native_caller=getattr(args, "native", False),
+                            flow_bytes=flow_buffer_bytes(args.perf_pages)
+                            if plan.kind == "flow" else None,
+                            batch=batches(args, plan), targets_later=targets_later)
+
+
+def start_early(args, plan, setid):
+    """The engine started now, before the runner looks for the command's libraries and forks
+    it, when it is sure to make this command's report (--engine libbpf): it loads its programs
+    and attaches its tracepoints meanwhile, and EngineTrace(loading=...) names its targets.
+    None when the engine does not take the run, or is not found (said later)."""
+    if (args.engine != "libbpf" or not args.command or args.pid is not None or args.all
+            or not _able(args, plan)):
+        return None
+    found = engine.find_engine()
+    if found is None:
+        return None
+    return engine_run(plan, args, found, setid, targets_later=True).__enter__()
+
+
 def moment_of(time_ns):
     """time.time() of the CLOCK_MONOTONIC instant `time_ns` (the engine's clock)."""
     return time.time() - (time.monotonic_ns() - int(time_ns)) / 1e9
@@ -187,29 +221,17 @@ class EngineTrace:
     """`pid`: the process traced (and what it forks); None with --all: every process that maps
     the libraries."""
 
-    def __init__(self, pid, plan, args, libraries, engine_path=None, setid=False):
+    def __init__(self, pid, plan, args, libraries, engine_path=None, setid=False, loading=None):
         self.plan, self.args = plan, args
         # The engine attaches what a traced process maps; --all attaches the libraries given.
         self.missed = MissedLibraries(libraries) if args.all else AttachedByEngine()
         self.not_seen = tuple(unseen.not_seen(libraries)) if libraries else ()
         interval = getattr(args, "interval", None)
-        # The engine's own loss counters are turned into words here, and the exit status is the
-        # runner's (modes.exit_status): the engine itself always allows loss. --all traces
-        # set-ID programs too, as the bpftrace runner's --all does. The summary and leaks at
-        # depth 1 read the events in batches where the libraries have pybatch (`batches`).
         self.native_caller = getattr(args, "native", False)
-        self.run = engine.EngineRun(pids=[] if pid is None else [pid],
-                                    libraries=[os.fspath(lib) for lib in libraries],
-                                    engine=engine_path, allow_loss=True,
-                                    setid_stop=setid and not args.all,
-                                    interval_ms=None if interval is None
-                                    else max(1, round(interval * 1000)),
-                                    every_process=args.all, depth=args.depth,
-                                    max_locations=min(args.max_entries, MOST_LOCATIONS),
-                                    native_caller=self.native_caller,
-                                    flow_bytes=flow_buffer_bytes(args.perf_pages)
-                                    if plan.kind == "flow" else None,
-                                    batch=batches(args, plan))
+        # `loading`: the engine start_early started for this run, to be told its targets.
+        self.pid, self.libraries = pid, [os.fspath(lib) for lib in libraries]
+        self.run = loading or engine_run(plan, args, engine_path, setid,
+                                         [] if pid is None else [pid], self.libraries)
         self.shortener = reports.Shortener(not args.full_file_path, args.strlen)
         self.started = False
         self.snapshots = (Snapshots(args.out, args.format, args.top, args.per_process,
@@ -227,7 +249,10 @@ class EngineTrace:
 
     def start(self):
         """Returns once every probe is attached (the engine's ready line)."""
-        self.run.__enter__()
+        if self.run.proc is None:
+            self.run.__enter__()
+        else:  # started early (start_early): loaded, waiting for its targets
+            self.run.name_targets([self.pid], self.libraries)
         self.started = True
         self.run.ready()
         if any(wanted is not None for wanted in (self.snapshots, self.commands, self.stacks)):
