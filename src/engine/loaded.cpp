@@ -5,13 +5,7 @@
 
 #include <bpf/libbpf.h> // bpf_program__set_autoload, bpf_map__set_max_entries
 
-// The skeleton is generated C (bpftool gen skeleton); the warnings of a C++ build are not ours.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpedantic"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wold-style-cast"
-#include "engine.skel.h"
-#pragma GCC diagnostic pop
+#include "skeleton.hpp" // engine.skel.h
 
 namespace engine {
 

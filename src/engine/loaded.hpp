@@ -8,7 +8,7 @@
 
 #include "plan.hpp"
 
-struct engine_bpf; // the skeleton (engine.skel.h)
+struct engine_bpf; // the skeleton (skeleton.hpp)
 
 namespace engine {
 

@@ -19,13 +19,7 @@
 #include <bpf/bpf.h>    // bpf_map_update_elem, bpf_map_lookup_elem
 #include <bpf/libbpf.h> // bpf_program__attach_usdt, ring_buffer
 
-// The skeleton is generated C (bpftool gen skeleton); the warnings of a C++ build are not ours.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpedantic"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wold-style-cast"
-#include "engine.skel.h"
-#pragma GCC diagnostic pop
+#include "skeleton.hpp" // engine.skel.h
 
 #include "batch.hpp" // target_clock_now
 #include "engine.h"  // struct engine_record
