@@ -50,6 +50,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -749,6 +750,35 @@ def bpftrace_floor():
     return begun
 
 
+def engine_ready_after(engine, library, batch):
+    """Seconds from spawning pymemtrace-engine on a waiting process with `library` given to its
+    ready line: its own load (the verifier) and attach, the engine's part of a traced start."""
+    target = subprocess.Popen(["sleep", "60"])
+    try:
+        spawned = time.monotonic()
+        proc = subprocess.Popen([engine, "--pid", str(target.pid), "--lib", library,
+                                 *(["--batch"] if batch else [])],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = proc.stdout.readline()
+        ready = time.monotonic() - spawned
+        proc.send_signal(signal.SIGINT)
+        _, errors = proc.communicate()
+        if '"ready"' not in line:
+            raise RuntimeError(f"the engine failed ({proc.returncode}): {errors[-2000:]}")
+        return ready
+    finally:
+        target.kill()
+        target.wait()
+
+
+def runner_imports_after(python):
+    """Seconds from spawning the runner's interpreter (-I, as toolkit/pymemtrace-trace runs) to
+    the end of its imports: its part of a traced start before it can start the engine."""
+    code = (f"import sys; sys.path.insert(0, {os.path.join(ROOT, 'src')!r}); "
+            "import pymemtrace.trace.cli, time; print('STARTED', time.monotonic(), flush=True)")
+    return started_after([python, "-I", "-c", code], None, None)
+
+
 def section_startup(env, args):
     """pymemtrace-trace -- PY -c FIRST_LINE: the time from spawning the runner to the command's
     first line (runner start, discovery, program, bpftrace's start, the release), median of
@@ -772,8 +802,22 @@ def section_startup(env, args):
                 runs.setdefault((engine, key), []).append(started_after(
                     [runner, *report, "--engine", engine, *words, "--", *command],
                     found_env if key == "found" else env.env, cwd))
+    # Its parts: the runner's Python and imports, and the engine alone (docs/engine.md, "Start-up").
+    engine = os.path.join(ROOT, "build", "src", "engine", "pymemtrace-engine")
+    parts = os.access(engine, os.X_OK)
+    for _ in range(args.startup_runs if parts else 0):
+        runs.setdefault("imports", []).append(runner_imports_after(sys.executable))
+        for batch in (False, True):
+            runs.setdefault(("engine", batch), []).append(engine_ready_after(engine, env.ext, batch))
     ms = {key: 1000 * median(values) for key, values in runs.items()}
     row(6, "command untraced: python3 -c, spawn to its first line", f"{ms['untraced']:.0f} ms")
+    if parts:
+        row(6, "the runner's part: python3 -I, spawn to the end of its imports",
+            f"{ms['imports']:.0f} ms")
+        for batch in (False, True):
+            row(6, f"the engine's part: pymemtrace-engine --lib{' --batch' if batch else ''}, "
+                   "spawn to its ready line (load, verifier, attach)",
+                f"{ms[('engine', batch)]:.0f} ms")
     row(6, "bpftrace alone: a BEGIN-only program, spawn to its BEGIN line (the floor)",
         f"{ms['floor']:.0f} ms")
     for engine in engines:
