@@ -303,8 +303,7 @@ def chosen_engine(args, plan, libraries=()):
     if not engine_trace.takes(args, plan, libraries):
         if args.engine == "libbpf":
             raise Failure("--engine libbpf makes the flow, summary and leak reports of the py* "
-                          "probes, following forks (or --all), without --histograms; the flow "
-                          "at --depth 1, without --interval or --all",
+                          "probes: not --libc, --object-allocator or --frames python-probes",
                           "leave --engine out: bpftrace then makes this report")
         return None
     found = engine.find_engine()
