@@ -97,6 +97,14 @@ def test_histograms_are_drawn_only_in_the_text_summary_and_the_engine_counts_non
             assert mine == [(e["count"], e["bytes"]) for e in json.loads(reports["bpftrace"])]
 
 
+def test_size_buckets_beyond_max_entries_are_a_stated_loss(tmp_path):
+    """Two buckets fit: the other 12 of the 15 allocations are said missing, exit 3."""
+    status, report, err = traced("libbpf", ["--report", "summary", "--histograms",
+                                            "--max-entries", "2"], [PYTHON, SIZES], tmp_path)
+    said = "12 allocations are missing from the size histograms: their map was full"
+    assert status == 3 and said in report and said in err, (status, report[-600:], err[-600:])
+
+
 def entries_by_pid(report):
     by_pid = {}
     for e in json.loads(report):

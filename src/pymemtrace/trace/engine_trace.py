@@ -3,10 +3,10 @@
 same run interface as modes.Trace (start, alive, ended_early, pause, stop, drain, finish), so
 `modes` holds, releases and waits for the traced processes the same way whichever engine traces.
 
-Which runs it takes (`takes`): every report of the py* probes: the summary (--histograms
-included) and leaks, with -p, --all or a command, --no-follow, --interval's snapshots and
---depth's stacks included, and the flow (engine_flow); --libc, --object-allocator and
---frames python-probes stay on bpftrace. It attaches to every instrumented
+Which runs it takes (`takes`): every report of the py* probes (the summary, --histograms
+included; the leaks, --interval's snapshots included; --depth's stacks; the flow, engine_flow),
+with -p, --all or a command, following forks or not (--no-follow); --libc, --object-allocator
+and --frames python-probes stay on bpftrace. It attaches to every instrumented
 library the traced processes map, also those mapped after it started, so it needs no library
 named or found beforehand (`finds_libraries`)."""
 import os
@@ -89,10 +89,11 @@ def takes(args, plan, libraries=()):
 
 def batches(args, plan):
     """Whether the engine reads this run's events in batches (--batch: one trap per 64 events,
-    issue 23): the summary and leaks at depth 1, without --interval, --native or --all."""
+    issue 23): the summary and leaks at depth 1, without --interval, --native, --all or the
+    histograms."""
     return (plan.script in ("pymemtrace_summary", "pymemtrace_leaks") and args.depth == 1
             and args.interval is None and not getattr(args, "native", False) and not args.all
-            and not histograms(args, plan))  # the engine's batches count no size buckets
+            and not histograms(args, plan))  # batches read at the report keep no size buckets
 
 
 def statuses(processes):
