@@ -6,7 +6,6 @@ tests/support/run_pytest.py, as root."""
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
-from runner import BUILD_SRC, LIB, PYTHON, RUNNER  # noqa: E402
+from runner import BUILD_SRC, LIB, PYTHON, RUNNER, every_process_run, wait_until  # noqa: E402
 from source_lines import tagged_lines  # noqa: E402
 
 WORKLOADS = os.path.join(ROOT, "tests", "engine")
@@ -138,43 +137,23 @@ def test_no_follow_leaves_the_child_out_of_the_processes_traced(tmp_path):
     assert len([line for line in traced_lines if line.strip().startswith("PID ")]) == 1, report
 
 
-def wait_until(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 def every_process_flow(engine, tmp_path, count):
     """(runner's status, its flow, stderr, the PID of a process started after it) of --all
     --report flow until that process made and freed `count` blocks and ended."""
-    go = str(tmp_path / f"go.{engine}")
-    errors = tmp_path / f"runner.{engine}.err"
-    with open(errors, "w") as err:
-        runner = subprocess.Popen([PYTHON, "-I", RUNNER, "--all", "--lib", CMEMLEAK,
-                                   "--engine", engine, "--report", "flow"],
-                                  stdout=subprocess.PIPE, stderr=err, text=True)
-    user = None
-    try:
-        assert wait_until(lambda: "tracing every process" in errors.read_text()), \
-            errors.read_text()
-        user = subprocess.Popen([PYTHON, EVERY_PROCESS_FLOW, go, str(count)],
-                                env=dict(os.environ, PYTHONPATH=BUILD_SRC))
+    go, started = str(tmp_path / f"go.{engine}"), []
+
+    def workload(processes):
+        started.append(subprocess.Popen([PYTHON, EVERY_PROCESS_FLOW, go, str(count)],
+                                        env=dict(os.environ, PYTHONPATH=BUILD_SRC)))
+        processes.append(started[0])
         time.sleep(0.5)  # its imports done
         open(go, "w").close()
-        assert wait_until(lambda: os.path.exists(f"{go}.{user.pid}"))
-        user.wait(timeout=60)
-        time.sleep(0.3)
-        runner.send_signal(signal.SIGINT)
-        out, _ = runner.communicate(timeout=120)
-    finally:
-        for process in (user, runner):
-            if process is not None and process.poll() is None:
-                process.kill()
-                process.wait()
-    return runner.returncode, out, errors.read_text(), user.pid
+        assert wait_until(lambda: os.path.exists(f"{go}.{started[0].pid}"), 60)
+        started[0].wait(timeout=60)
+    errors = tmp_path / f"runner.{engine}.err"
+    status, out = every_process_run(["--lib", CMEMLEAK, "--engine", engine, "--report", "flow"],
+                                    errors, workload)
+    return status, out, errors.read_text(), started[0].pid
 
 
 def test_the_flow_of_every_process_holds_a_later_processs_events_as_bpftraces_rows(tmp_path):
