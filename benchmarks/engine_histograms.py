@@ -2,6 +2,7 @@
 """What --histograms adds to an event on pymemtrace-engine (issue 20), as root:
 
     python3 benchmarks/engine_histograms.py BUILD [--blocks N] [--runs R]
+    (or bench.py's section 11)
 
 The target (engine_workload.py) allocates N blocks (default 200,000) of 16 bytes while the
 engine traces it by PID, in R interleaved runs (default 5) of each: the plain summary (one
@@ -70,7 +71,7 @@ def section(args, row, build=None):
     plain = statistics.median(times["plain"])
     for form in FORMS:
         median = statistics.median(times[form])
-        row("histograms", f"engine: {blocks:,} allocations traced, {form} (median of {runs})",
+        row(11, f"engine: {blocks:,} allocations traced, {form} (median of {runs})",
             f"{median:.3f} s, {median / blocks * 1e6:.2f} us an event", f"{median / plain:.2f}x")
 
 
