@@ -92,7 +92,7 @@ def batches(args, plan):
     issue 23): the summary and leaks at depth 1, without --interval, --native, --all or the
     histograms."""
     return (plan.script in ("pymemtrace_summary", "pymemtrace_leaks") and args.depth == 1
-            and args.interval is None and not getattr(args, "native", False) and not args.all
+            and args.interval is None and not args.native and not args.all
             and not histograms(args, plan))  # batches read at the report keep no size buckets
 
 
@@ -203,12 +203,12 @@ class EngineTrace:
         # The engine attaches what a traced process maps; --all attaches the libraries given.
         self.missed = MissedLibraries(libraries) if args.all else AttachedByEngine()
         self.not_seen = tuple(unseen.not_seen(libraries)) if libraries else ()
-        interval = getattr(args, "interval", None)
+        interval = args.interval
         # The engine's own loss counters are turned into words here, and the exit status is the
         # runner's (modes.exit_status): the engine itself always allows loss. --all traces
         # set-ID programs too, as the bpftrace runner's --all does. The summary and leaks at
         # depth 1 read the events in batches where the libraries have pybatch (`batches`).
-        self.native_caller = getattr(args, "native", False)
+        self.native_caller = args.native
         self.run = engine.EngineRun(pids=[] if pid is None else [pid],
                                     libraries=[os.fspath(lib) for lib in libraries],
                                     engine=engine_path, allow_loss=True,
