@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """pymemtrace's benchmarks: runs what benchmarks/run.sh built and prints one table of ratios.
 
-    bench.py BUILD_DIR [--reps R] [--quick] [--sections 1,...,10] [--no-heaptrack]
+    bench.py BUILD_DIR [--reps R] [--quick] [--sections 1,...,11] [--no-heaptrack]
              [--loop N] [--dense N] [--realistic N] [--capacity N] [--startup-runs N]
              [--json FILE]
 
@@ -32,6 +32,9 @@ Sections (each row of the table says which):
   10 the flow's rate, bpftrace and pymemtrace-engine side by side: events per second carried
      and lost at the highest rate the target reaches while traced, 1 and 2 threads
      (flow_rate.py, with the meson build's engine and cMemLeak; not in the default sections)
+  11 what --histograms adds to an event on pymemtrace-engine: allocations traced by PID, plain,
+     with --histograms and with --batch (engine_histograms.py, with the meson build's engine and
+     cMemLeak; not in the default sections)
 
 One script (about 700 lines) on purpose: the sections share the private copies, the workloads'
 gated runs and the table every row goes to, and the table is only meaningful measured in one run.
@@ -946,6 +949,9 @@ def main():
     if 10 in sections:
         import flow_rate
         flow_rate.section(args, row)
+    if 11 in sections:
+        import engine_histograms
+        engine_histograms.section(args, row)
     busy = sorted(set(busy) | set(others()))
     elapsed = time.monotonic() - started
 

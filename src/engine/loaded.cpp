@@ -42,7 +42,8 @@ void load_only_what_runs(engine_bpf *skeleton, const Plan &plan)
     load_if(plan.setid_stop, {progs.on_exec});
     load_if(!plan.every_process, {progs.on_mmap});
     // 2M buckets for --batch's early frees took 15-20 ms to make; its rings' maps, the
-    // snapshots' rows and the stacks' names are as unused without their options.
+    // snapshots' rows, the stacks' names and the size buckets are as unused without their
+    // options.
     auto &maps = skeleton->maps;
     shrink_unless(plan.batch, maps.early);
     shrink_unless(plan.batch, maps.rings);
@@ -50,6 +51,7 @@ void load_only_what_runs(engine_bpf *skeleton, const Plan &plan)
     shrink_unless(plan.batch, maps.frames);
     shrink_unless(plan.interval_ms != 0, maps.live_rows);
     shrink_unless(plan.depth > 1, maps.stack_names);
+    shrink_unless(plan.histograms, maps.size_buckets);
 }
 
 } // namespace engine

@@ -16,7 +16,8 @@ const char *const usage =
     "                         [--ready-fd FD] [--allow-loss] [--max-live N]\n"
     "                         [--max-locations N] [--setid-stop] [--plain] [--verbose]\n"
     "                         [--native] [--interval-ms MS] [--all] [--depth N]\n"
-    "                         [--flow-fd FD [--flow-buffer BYTES]] [--batch]\n"
+    "                         [--flow-fd FD [--flow-buffer BYTES]] [--batch] [--no-follow]\n"
+    "                         [--histograms]\n"
     "       pymemtrace-engine --targets-fd FD [options but --pid, --lib and --all]\n"
     "Traces pymemtrace's pyalloc, pyrealloc and pyfree probes of the libraries PATH, and of\n"
     "every instrumented library the traced processes map, in the processes PID and the\n"
@@ -42,6 +43,8 @@ const char *const usage =
     "counted by kind in the report's loss (flow_lost_pyalloc...), and no summary is kept.\n"
     "--batch: where a library has the pybatch probe, its py* events are read in batches from\n"
     "the traced threads' rings (one trap per 64 events; pymemtrace/batch.h).\n"
+    "--no-follow: the processes that the traced ones fork are not traced.\n"
+    "--histograms: the summary's rows by size bucket too (the report's size_buckets).\n"
     "--targets-fd FD: the PIDs and libraries come on FD as lines 'pid N' and 'lib PATH',\n"
     "then 'end', read once the programs are loaded (the caller finds them meanwhile).\n";
 
@@ -116,6 +119,10 @@ Plan parse_plan(int argc, char **argv)
             plan.setid_stop = true;
         } else if (option == "--batch") {
             plan.batch = true;
+        } else if (option == "--no-follow") {
+            plan.follow = false;
+        } else if (option == "--histograms") {
+            plan.histograms = true;
         } else if (option == "--verbose") {
             plan.verbose = true;
         } else if (option == "--native") {
@@ -153,14 +160,16 @@ Plan parse_plan(int argc, char **argv)
     if (plan.flow_bytes < 4096 || (plan.flow_bytes & (plan.flow_bytes - 1)) != 0)
         throw Error("--flow-buffer " + std::to_string(plan.flow_bytes)
                     + ": give a power of two of at least 4096 bytes");
-    if (plan.flow_fd >= 0 && (plan.interval_ms != 0 || plan.depth > 1 || plan.every_process))
-        throw Error("--flow-fd sends every event of the --pid processes at depth 1: leave out "
-                    "--interval-ms, --depth and --all");
+    if (plan.flow_fd >= 0 && (plan.interval_ms != 0 || plan.depth > 1))
+        throw Error("--flow-fd sends every event at depth 1: leave out --interval-ms and --depth");
     if (plan.batch && plan.plain)
         throw Error("--batch reads the py* events, --plain the plain ones: give one of them");
     if (plan.batch && (plan.native || plan.depth > 1 || plan.flow_fd >= 0 || plan.interval_ms != 0))
         throw Error("--batch makes the summary and leaks at depth 1: leave out --native, --depth, "
                     "--flow-fd and --interval-ms");
+    if (plan.histograms && (plan.flow_fd >= 0 || plan.batch))
+        throw Error("--histograms counts the summary's events by size: leave out --flow-fd and "
+                    "--batch");
     if (plan.max_live == 0 || plan.max_locations == 0)
         throw Error("--max-live and --max-locations must be at least 1");
     return plan;

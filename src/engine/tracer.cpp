@@ -199,6 +199,9 @@ Tracer::Tracer(const Plan &plan, const std::function<void()> &name_targets) : pl
     skeleton_->rodata->snapshots = plan.interval_ms != 0 ? 1 : 0;
     skeleton_->rodata->every_process = plan.every_process ? 1 : 0;
     skeleton_->rodata->stack_depth = plan.depth > 1 ? plan.depth : 0;
+    skeleton_->rodata->no_follow = plan.follow ? 0 : 1;
+    skeleton_->rodata->size_histograms = plan.histograms ? 1 : 0;
+    bpf_map__set_max_entries(skeleton_->maps.size_buckets, plan.max_locations);
     bpf_map__set_max_entries(skeleton_->maps.stack_names, plan.max_locations);
     bpf_map__set_max_entries(skeleton_->maps.live_rows, plan.max_locations);
     // Without a flow its ring buffer is the smallest there is: one page.

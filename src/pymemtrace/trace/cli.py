@@ -22,10 +22,12 @@ from .errors import Failure
 from .modes import LOSS, Trace, trace_all, trace_command, trace_pid
 from .names import shown
 from .output import ReportFile
+from .request import Request
 
 
 
 def parse_args(argv):
+    """The checked Request argv makes; a usage error (exit 2) if it is not one."""
     command = []
     if "--" in argv:
         index = argv.index("--")
@@ -178,7 +180,7 @@ def parse_args(argv):
             parser.error("--interval needs the default --frames probes")
         if not 0.1 <= args.interval <= 86400:
             parser.error(f"--interval {args.interval}: give 0.1 to 86400 seconds")
-    return args
+    return Request.from_arguments(args)
 
 
 def report_format(parser, args):
@@ -211,9 +213,9 @@ def run(argv):
     reader = targets.CommandUser.choose(args.user, os.environ)
     user = None if args.pid is not None or args.all else reader
     # Before tracing: a missing flame graph library is said now, not after the run.
-    args.scripts = flamegraph_html.scripts() if args.format == "html" else None
+    scripts = flamegraph_html.scripts() if args.format == "html" else None
     report_file = ReportFile(args.output, reader) if args.output else None
-    args.out = report_file.stream if report_file else sys.stdout
+    args = args.writing_to(report_file.stream if report_file else sys.stdout, scripts)
     aliases = FileAliases()
     try:
         status = trace(args, user, aliases)
@@ -318,8 +320,7 @@ def chosen_engine(args, plan, libraries=()):
     if not engine_trace.takes(args, plan, libraries):
         if args.engine == "libbpf":
             raise Failure("--engine libbpf makes the flow, summary and leak reports of the py* "
-                          "probes, following forks (or --all), without --histograms; the flow "
-                          "at --depth 1, without --interval or --all",
+                          "probes: not --libc, --object-allocator or --frames python-probes",
                           "leave --engine out: bpftrace then makes this report")
         return None
     found = engine.find_engine()

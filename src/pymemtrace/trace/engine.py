@@ -60,7 +60,7 @@ class EngineRun:
     def __init__(self, pids, libraries, engine=None, allow_loss=False, max_live=None,
                  setid_stop=False, interval_ms=None, every_process=False, depth=1,
                  max_locations=None, native_caller=False, flow_bytes=None, batch=False,
-                 targets_later=False):
+                 follow=True, histograms=False, targets_later=False):
         engine = engine or find_engine()
         if engine is None:
             raise Failure(f"{ENGINE} was not found beside the runner",
@@ -96,6 +96,10 @@ class EngineRun:
         self.flow_bytes, self.flow = flow_bytes, None
         if batch:  # the py* events read in batches from the targets' rings (issue 23)
             argv.append("--batch")
+        if not follow:  # what the traced processes fork is not traced
+            argv.append("--no-follow")
+        if histograms:  # the summary by size bucket too (the text summary's histograms)
+            argv.append("--histograms")
         self.argv = argv
         self.proc = None
         self.returncode = None
