@@ -811,7 +811,8 @@ def section_startup(env, args):
     for _ in range(args.startup_runs if parts else 0):
         runs.setdefault("imports", []).append(runner_imports_after(sys.executable))
         for batch in (False, True):
-            runs.setdefault(("engine", batch), []).append(engine_ready_after(engine, env.ext, batch))
+            runs.setdefault(("engine", batch), []).append(
+                engine_ready_after(engine, env.ext, batch))
     ms = {key: 1000 * median(values) for key, values in runs.items()}
     row(6, "command untraced: python3 -c, spawn to its first line", f"{ms['untraced']:.0f} ms")
     if parts:
