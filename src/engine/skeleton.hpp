@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: MIT
-// skeleton.hpp: the BPF skeleton of engine.bpf.c (bpftool gen skeleton), for the C++ files that
-// attach its programs or read its maps.
+// skeleton.hpp: engine.skel.h, the skeleton of engine.bpf.c that bpftool generates at build time.
 #ifndef PYMEMTRACE_ENGINE_SKELETON_HPP
 #define PYMEMTRACE_ENGINE_SKELETON_HPP
 
-// The skeleton is generated C; the warnings of a C++ build are not ours.
+// It is generated C; the warnings of a C++ build are not ours.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpedantic"
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"

@@ -27,6 +27,7 @@
 #include "engine.h"  // struct engine_record
 #include "error.hpp"
 #include "json.hpp" // quote
+#include "loaded.hpp"
 #include "notes.hpp"
 #include "output.hpp"
 
@@ -171,16 +172,21 @@ uint64_t monotonic_ns()
     return static_cast<uint64_t>(now.tv_sec) * 1000000000u + static_cast<uint64_t>(now.tv_nsec);
 }
 
-Tracer::Tracer(const Plan &plan) : plan_(plan)
+Tracer::Tracer(const Plan &plan, const std::function<void()> &name_targets) : plan_(plan)
 {
     libbpf_verbose = plan.verbose;
     libbpf_set_print(print_libbpf);
     check_machine();
-    libraries_ = distinct_files(plan.libraries);
-    for (const auto &library : libraries_)
-        check_library(library, plan.plain, stack_request(plan));
-    for (const pid_t pid : plan.pids)
-        check_process(pid);
+    // Bad targets are said before the load; with --targets-fd they are named after it.
+    const auto check_targets = [this, &plan] {
+        libraries_ = distinct_files(plan.libraries);
+        for (const auto &library : libraries_)
+            check_library(library, plan.plain, stack_request(plan));
+        for (const pid_t pid : plan.pids)
+            check_process(pid);
+    };
+    if (plan.targets_fd < 0)
+        check_targets();
 
     skeleton_ = engine_bpf__open();
     if (skeleton_ == nullptr)
@@ -195,6 +201,9 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     skeleton_->rodata->snapshots = plan.interval_ms != 0 ? 1 : 0;
     skeleton_->rodata->every_process = plan.every_process ? 1 : 0;
     skeleton_->rodata->stack_depth = plan.depth > 1 ? plan.depth : 0;
+    skeleton_->rodata->no_follow = plan.follow ? 0 : 1;
+    skeleton_->rodata->size_histograms = plan.histograms ? 1 : 0;
+    bpf_map__set_max_entries(skeleton_->maps.size_buckets, plan.max_locations);
     skeleton_->rodata->python_frames = plan.python_frames.empty() ? 0 : 1;
     skeleton_->rodata->allocator_domain = plan.allocator_domain;
     bpf_map__set_max_entries(skeleton_->maps.stack_names, plan.max_locations);
@@ -203,6 +212,7 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     bpf_map__set_max_entries(skeleton_->maps.flow, plan.flow_fd >= 0
                                                        ? plan.flow_bytes
                                                        : static_cast<uint32_t>(getpagesize()));
+    load_only_what_runs(skeleton_, plan); // programs it attaches, maps it fills: start-up
     // --batch's programs are loaded only with it; the exec one only where the kernel has its
     // tracepoint (Linux 6.10+).
     bpf_program__set_autoload(skeleton_->progs.on_pybatch, plan.batch);
@@ -251,6 +261,10 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     if (records_ == nullptr)
         throw Error(std::string("cannot read the engine's ring buffer: ") + std::strerror(errno));
 
+    if (plan.targets_fd >= 0) { // loaded and watching forks, exits and mappings: the targets
+        name_targets();
+        check_targets();
+    }
     const uint64_t start = monotonic_ns();
     for (const pid_t pid : plan.pids)
         trace(pid, 0, 0);

@@ -258,12 +258,27 @@ def trace(args, user, aliases):
     if (args.frames == "python-probes" or args.libc or args.object_allocator
             or args.python_call_stack):
         python, pymalloc = python_with_probes(target_exe, aliases, args.object_allocator)
+    plan = programs.choose_script(args, pymalloc)
+    setid = programs.for_another_user(user, os.environ)
+    # The engine loads its programs while the libraries are checked and found (start-up,
+    # docs/engine.md); it is told its targets once the command is forked.
+    early = engine_trace.start_early(args, plan, setid)
+    try:
+        return trace_with(args, user, aliases, env, python, plan, setid, early)
+    except BaseException as failure:
+        if early is not None:  # never left running: its load is of no use now
+            early.__exit__(type(failure), failure, failure.__traceback__)
+        raise
+
+
+def trace_with(args, user, aliases, env, python, plan, setid, early):
+    """trace() once the plan is chosen: the libraries, then the run on the engine (`early`, if
+    started) or on bpftrace."""
     libraries = []
     for lib in args.lib:
         libraries += given_libraries(lib, user, aliases)
     for note in interpreters.notes(args.command, env, user, libraries) if args.command else ():
         print(f"pymemtrace-trace: note: {note}", file=sys.stderr)
-    plan = programs.choose_script(args, pymalloc)
     if plan.script.startswith("pymemtrace_") and not args.all:
         libraries = with_found_libraries(args, env, user, aliases, libraries,
                                          engine_trace.finds_libraries(args, plan))
@@ -271,13 +286,12 @@ def trace(args, user, aliases):
         native.check_tools()
     if args.depth > 1 or args.native:
         libraries = libraries_with_records(libraries, args.depth, args.native)
-    setid = programs.for_another_user(user, os.environ)
     engine_path = chosen_engine(args, plan, libraries)
     libc = targets.libc_of(args.pid, aliases) if args.libc else None
     if engine_path is not None:
         def make_run(pid):
             return engine_trace.EngineTrace(pid, plan, args, libraries, engine_path, setid,
-                                            python=python, libc=libc)
+                                            loading=early, python=python, libc=libc)
         if args.all:
             return trace_all(args, None, plan, libraries, make_run(None))
     else:
@@ -308,9 +322,8 @@ def chosen_engine(args, plan, libraries=()):
             or engine_trace.takes_object_allocator(args, plan)):
         if args.engine == "libbpf":
             raise Failure("--engine libbpf makes the flow, summary and leak reports of the py* "
-                          "probes, following forks (or --all), without --histograms; the flow "
-                          "at --depth 1, without --interval or --all; and the summary and leaks "
-                          "of --frames python-probes, --libc and --object-allocator",
+                          "probes, and the summary and leaks of --frames python-probes, --libc "
+                          "and --object-allocator: not their flow",
                           "leave --engine out: bpftrace then makes this report")
         return None
     found = engine.find_engine()
