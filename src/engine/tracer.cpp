@@ -332,7 +332,10 @@ void Tracer::trace(pid_t pid, pid_t parent, uint64_t forked_ns)
         add_mapped_libraries(pid);
     attach(process);
     if (parent != 0 && process.attached_ns != 0)
-        process.window_exact = process.window_dropped.empty() && maps_none_of(pid, libraries_);
+        // --allocator: no library, but the Python binary or libc it maps, whose inherited
+        // breakpoints it dropped at their first hit before this attach: never known to be exact.
+        process.window_exact = process.window_dropped.empty() && maps_none_of(pid, libraries_)
+                               && plan_.allocator.empty();
 }
 
 void Tracer::attach(Process &process)

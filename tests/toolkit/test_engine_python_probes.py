@@ -375,3 +375,34 @@ def test_the_engine_reports_libc_allocations_as_the_bpftrace_runner_does(workloa
     kept = (line_of("CMalloc(size))\n    cMemLeak.Py"), "leaf", "C heap")
     assert engine[kept] == (5, 10 + 11 + 12 + 13 + 14), engine
     assert engine[(line_of("CMalloc(40)"), "drives", "C heap")] == (2, 80), engine
+
+
+FORKS = """\
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from pymemtrace import cMemLeak
+child = os.fork()
+if child == 0:  # allocates at once, and for long enough to be attached
+    import time
+    end, kept = time.monotonic() + 1, []
+    while time.monotonic() < end:
+        kept.append(cMemLeak.PyObjectMalloc(70))
+        kept.append(bytearray(700))
+    os._exit(0)
+os.waitpid(child, 0)
+os._exit(0)
+"""
+
+
+@pytest.mark.parametrize("tracing", ["object-allocator", "libc"])
+def test_a_forked_child_of_an_allocator_trace_is_a_stated_window(tmp_path, tracing):
+    """A child's inherited breakpoints are dropped at its first hit until the engine attaches it:
+    what it allocated meanwhile is unknown, so the report says so (exit 3), never exact."""
+    script = tmp_path / "forks.py"
+    script.write_text(FORKS)
+    result = subprocess.run(
+        [PYTHON, RUNNER, "--engine", "libbpf", *MODES[tracing], "--report", "summary", "--json",
+         "-o", str(tmp_path / "report.json"), "--", PYTHON, str(script), BUILD_SRC],
+        capture_output=True, text=True, timeout=180, cwd=str(tmp_path))
+    assert result.returncode == 3, result.stderr[-800:]
+    assert "forked processes made allocations before their probes were attached" in result.stderr
