@@ -295,11 +295,12 @@ def test_the_engine_reports_object_reallocs_as_the_bpftrace_runner_does(report):
 
 
 def bystander_while_traced(engine, mode, workload_dir, tracing="python-probes"):
-    """(the bystander's semaphores, the traced target's) while the runner on `engine` traces the
-    workload in `mode`; the bystander, another user's Python, must run to its normal end.
-    The bystander's are those the run added: what they were before and after it is taken off,
-    so that a tracer outside the test (another bpftrace on a shared machine, which sets them
-    in every Python) is not counted; alone on a machine, as in CI, that is 0."""
+    """(what the run added to the bystander's semaphores or breakpoints, the traced target's,
+    the bystander's as read) while the runner on `engine` traces the workload in `mode`; the
+    bystander, another user's Python, must run to its normal end. What the run added: what they
+    were before and after it is taken off, so that a tracer outside the test (another bpftrace on
+    a shared machine, which sets them in every Python) is not counted; alone on a machine, as in
+    CI, that is all of it."""
     seen = {}
     with other_user() as user:
         bystander = user.popen([PYTHON, "-c", BYSTANDER], stdin=subprocess.PIPE,
@@ -314,21 +315,21 @@ def bystander_while_traced(engine, mode, workload_dir, tracing="python-probes"):
             TRACED[mode](workload_dir, engine, [*MODES[tracing], "--report", "summary"], look)
             after = LOOKS[tracing](bystander_pid)
             assert bystander.poll() is None, "the bystander ended while the target was traced"
-            seen["bystander"] = {name: max(0, value - max(before[name], after[name]))
-                                 for name, value in seen["bystander"].items()}
+            seen["added"] = {name: max(0, value - max(before[name], after[name]))
+                             for name, value in seen["bystander"].items()}
             out, _ = bystander.communicate("", timeout=60)
         finally:
             if bystander.poll() is None:
                 bystander.kill()
                 bystander.wait()
         assert bystander.returncode == 0 and out.strip() == "clean exit", out
-    return seen["bystander"], seen["target"]
+    return seen["added"], seen["target"], seen["bystander"]
 
 
 @pytest.mark.parametrize("mode", ["command", "pid"])
 def test_another_users_python_keeps_its_cpython_semaphores_at_0_while_the_engine_traces(
         workload_dir, mode):
-    bystander, target = bystander_while_traced("libbpf", mode, workload_dir)
+    bystander, target, _read = bystander_while_traced("libbpf", mode, workload_dir)
     assert all(target.values()), target  # the look reads the semaphores that tracing sets
     assert bystander == {name: 0 for name in CPYTHON_PROBES}
 
@@ -337,7 +338,7 @@ def test_another_users_python_keeps_its_cpython_semaphores_at_0_while_the_engine
 @pytest.mark.parametrize("mode", ["command", "pid"])
 def test_another_users_python_has_no_breakpoint_in_its_allocator_while_the_engine_traces_it(
         workload_dir, mode, tracing):
-    bystander, target = bystander_while_traced("libbpf", mode, workload_dir, tracing)
+    bystander, target, _read = bystander_while_traced("libbpf", mode, workload_dir, tracing)
     assert all(target.values()), target  # the look reads the breakpoints that tracing writes
     assert not any(bystander.values()), bystander
 
@@ -346,7 +347,7 @@ def test_another_users_python_has_no_breakpoint_in_its_allocator_while_the_engin
 def test_the_bpftrace_runner_traps_another_users_python(workload_dir, tracing):
     """Why the engine takes these modes: bpftrace 0.17 attaches by path, system-wide (every
     other Python then traps on every line, or every allocation: docs/benchmarks.md)."""
-    bystander, _target = bystander_while_traced("bpftrace", "pid", workload_dir, tracing)
+    _added, _target, bystander = bystander_while_traced("bpftrace", "pid", workload_dir, tracing)
     assert all(bystander.values()), bystander
 
 
