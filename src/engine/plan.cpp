@@ -145,9 +145,9 @@ Plan parse_plan(int argc, char **argv)
                     "--interval-ms, --depth and --all");
     if (plan.batch && plan.plain)
         throw Error("--batch reads the py* events, --plain the plain ones: give one of them");
-    if (plan.batch && (plan.native || plan.depth > 1 || plan.flow_fd >= 0 || plan.interval_ms != 0))
-        throw Error("--batch makes the summary and leaks at depth 1: leave out --native, --depth, "
-                    "--flow-fd and --interval-ms");
+    if (plan.batch && (plan.native || plan.depth > 1 || plan.flow_fd >= 0))
+        throw Error("--batch makes the summary, leaks and snapshots at depth 1: leave out "
+                    "--native, --depth and --flow-fd");
     if (plan.max_live == 0 || plan.max_locations == 0)
         throw Error("--max-live and --max-locations must be at least 1");
     return plan;

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -150,3 +151,48 @@ def test_a_second_engine_reports_only_the_events_made_while_it_traced(
     assert entries(reports[1], "leaks", target.pid) == {(file, "<module>", line["second"], 0):
                                                         (200, 20000)}
     assert no_loss(reports[1]), reports[1]["loss"]
+
+
+def snapshots_after(run, instant_ns, count):
+    """The next `count` snapshot lines taken after `instant_ns` (CLOCK_MONOTONIC)."""
+    taken = []
+    while len(taken) < count:
+        snapshot = run.wait_for("snapshot")
+        if snapshot["time_ns"] > instant_ns:
+            taken.append(snapshot)
+    return taken
+
+
+def test_every_snapshot_counts_the_events_still_in_the_rings_once(engine, cmemleak, pythonpath):
+    name = "batch_snapshot_workload.py"
+    file, line = workload(name), tags(name)
+    stages = [
+        {(file, "kept", line["main"], 0): (1037, 103700)},
+        {(file, "kept", line["main"], 0): (517, 51700),
+         (file, "waiting", line["waiting"], 2): (5, 200),
+         (file, "exiting", line["exiting"], 1): (57, 1368)},
+    ]
+    target = start_python([workload(name)], pythonpath)
+    run = EngineRun(engine, [target.pid], [cmemleak], ["--batch", "--interval-ms", "40"])
+    try:
+        assert run.wait_for("ready")["probes"] == 4
+        for expected in stages:
+            target.stdin.write("go\n")
+            target.stdin.flush()
+            assert target.stdout.readline() == "idle\n"
+            # Three snapshots while the target holds its blocks, events still in its rings.
+            for snapshot in snapshots_after(run, time.monotonic_ns(), 3):
+                assert entries(snapshot, "leaks", target.pid) == expected, snapshot
+                assert snapshot["live_blocks"] == sum(n for n, _ in expected.values())
+                assert snapshot["refused"] == 0
+        run.signal(signal.SIGINT)
+        report, returncode, _ = run.report()
+        assert target.poll() is None
+    finally:
+        run.close()
+        target.kill()
+        target.wait()
+    assert returncode == 0, run.stderr
+    assert entries(report, "leaks", target.pid) == stages[-1]
+    assert report["counters"]["pyalloc"] == 1099 and report["counters"]["pyfree"] == 520
+    assert no_loss(report), report["loss"]

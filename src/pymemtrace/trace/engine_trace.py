@@ -80,9 +80,10 @@ def takes(args, plan, libraries=()):
 
 def batches(args, plan):
     """Whether the engine reads this run's events in batches (--batch: one trap per 64 events,
-    issue 23): the summary and leaks at depth 1, without --interval, --native or --all."""
+    issue 23): the summary and leaks at depth 1 (--interval's snapshots too), without --native or
+    --all."""
     return (plan.script in ("pymemtrace_summary", "pymemtrace_leaks") and args.depth == 1
-            and args.interval is None and not getattr(args, "native", False) and not args.all)
+            and not getattr(args, "native", False) and not args.all)
 
 
 def statuses(processes):
