@@ -196,3 +196,39 @@ def test_every_snapshot_counts_the_events_still_in_the_rings_once(engine, cmemle
     assert entries(report, "leaks", target.pid) == stages[-1]
     assert report["counters"]["pyalloc"] == 1099 and report["counters"]["pyfree"] == 520
     assert no_loss(report), report["loss"]
+
+
+def test_names_that_are_not_utf8_are_named_right_when_their_batch_is_read_late(
+        engine, cmemleak, pythonpath, tmp_path):
+    # Under a second engine the thread does not send the frames again (it sent them to the
+    # first): their events wait in the ring with the names' pointers, read at the report, after
+    # the other function's lookups.
+    name = "batch_names_workload.py"
+    target = start_python([workload(name), str(tmp_path)], pythonpath)
+    reports = []
+    try:
+        for _ in range(2):
+            run = EngineRun(engine, [target.pid], [cmemleak], ["--batch"])
+            try:
+                run.wait_for("ready")
+                target.stdin.write("go\n")
+                target.stdin.flush()
+                assert target.stdout.readline() == "idle\n"
+                run.signal(signal.SIGINT)
+                report, returncode, _ = run.report()
+                assert returncode == 0, run.stderr
+                reports.append(report)
+            finally:
+                run.close()
+    finally:
+        target.kill()
+        target.wait()
+    first = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"first-\xff.py"))
+    second = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"second-\xfe.py"))
+    line = tags(name)
+    for session, report in enumerate(reports, 1):
+        assert entries(report, "leaks", target.pid) == {
+            (workload(name), "<module>", line[f"fresh{session}"], 0): (1, session),
+            (first, "first_\udcfe", 3, 0): (3, 30),
+            (second, "second_\udcfd", 4, 0): (3, 30),
+        }
