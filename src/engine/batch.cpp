@@ -92,7 +92,7 @@ class Recorder {
 public:
     Recorder(const Tracer &tracer, RowChanges *changes = nullptr)
         : live_(tracer.map_fd("live")), early_(tracer.map_fd("early")),
-          summary_(tracer.map_fd("summary")),
+          early_used_(tracer.map_fd("early_used")), summary_(tracer.map_fd("summary")),
           names_(tracer.map_fd("names")), frames_(tracer.map_fd("frames")),
           counters_(tracer.map_fd("engine_counts")), counts_(COUNTER_COUNT, 0), changes_(changes)
     {
@@ -174,6 +174,8 @@ private:
 
     void free_early(const engine_live_key &key, uint64_t time, uint32_t moved)
     {
+        const uint32_t zero = 0, used = 1; // BPF's allocations look in `early` from now on
+        bpf_map_update_elem(early_used_, &zero, &used, BPF_ANY);
         engine_early_free early{time, moved, 0};
         if (bpf_map_update_elem(early_, &key, &early, BPF_ANY) != 0)
             ++counts_[COUNTER_BATCH_UNORDERED];
@@ -275,7 +277,7 @@ private:
             change(pid, value, 1);
     }
 
-    int live_, early_, summary_, names_, frames_, counters_;
+    int live_, early_, early_used_, summary_, names_, frames_, counters_;
     std::vector<uint64_t> counts_;
     RowChanges *changes_;
 };
