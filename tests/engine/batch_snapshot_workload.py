@@ -7,27 +7,7 @@ fired at once, a frame it had not sent), and a thread keeps 57 and exits."""
 import sys
 import threading
 
-from pymemtrace import cMemLeak
-
-held = []
-
-
-def kept(n):
-    for _ in range(n):
-        held.append(cMemLeak.CMalloc(100))  # ALLOC: main
-
-
-def waiting(n, done, release):
-    for _ in range(n):
-        held.append(cMemLeak.PyMalloc(40))  # ALLOC: waiting
-    done.release()
-    release.acquire()
-
-
-def exiting(n):
-    for _ in range(n):
-        held.append(cMemLeak.PyRawMalloc(24))  # ALLOC: exiting
-
+from batch_held_blocks import exiting, held, kept, waiting
 
 sys.stdin.readline()
 kept(1037)

@@ -56,7 +56,7 @@ def test_a_stop_counts_the_events_still_in_the_rings_of_live_and_exited_threads_
     name = "batch_pending_workload.py"
     pid, report, returncode, stderr = idle_run(engine, cmemleak, pythonpath, name)
     assert returncode == 0, stderr
-    file, line = workload(name), tags(name)
+    file, line = workload("batch_held_blocks.py"), tags("batch_held_blocks.py")
     expected = {
         (file, "kept", line["main"], 0): (1037, 103700),
         (file, "waiting", line["waiting"], 2): (10, 400),
@@ -122,10 +122,11 @@ def test_signal_handlers_and_threads_without_the_gil_lose_and_double_nothing(
     assert no_loss(report), report["loss"]
 
 
-def test_a_second_engine_reports_only_the_events_made_while_it_traced(
-        engine, cmemleak, pythonpath):
-    name = "batch_sessions_workload.py"
-    target = start_python([workload(name)], pythonpath)
+def two_engines_in_turn(engine, cmemleak, pythonpath, argv):
+    """Runs argv (a workload that makes its events after each line on stdin, then prints "idle")
+    under two `engine --batch` in turn, each stopped with SIGINT once the workload is idle.
+    Returns (the target, the two reports)."""
+    target = start_python(argv, pythonpath)
     reports = []
     try:
         for _ in range(2):
@@ -144,6 +145,13 @@ def test_a_second_engine_reports_only_the_events_made_while_it_traced(
     finally:
         target.kill()
         target.wait()
+    return target, reports
+
+
+def test_a_second_engine_reports_only_the_events_made_while_it_traced(
+        engine, cmemleak, pythonpath):
+    name = "batch_sessions_workload.py"
+    target, reports = two_engines_in_turn(engine, cmemleak, pythonpath, [workload(name)])
     file, line = workload(name), tags(name)
     assert entries(reports[0], "leaks", target.pid) == {(file, "<module>", line["first"], 0):
                                                         (1037, 103700)}
@@ -165,7 +173,7 @@ def snapshots_after(run, instant_ns, count):
 
 def test_every_snapshot_counts_the_events_still_in_the_rings_once(engine, cmemleak, pythonpath):
     name = "batch_snapshot_workload.py"
-    file, line = workload(name), tags(name)
+    file, line = workload("batch_held_blocks.py"), tags("batch_held_blocks.py")
     stages = [
         {(file, "kept", line["main"], 0): (1037, 103700)},
         {(file, "kept", line["main"], 0): (517, 51700),
@@ -204,25 +212,8 @@ def test_names_that_are_not_utf8_are_named_right_when_their_batch_is_read_late(
     # first): their events wait in the ring with the names' pointers, read at the report, after
     # the other function's lookups.
     name = "batch_names_workload.py"
-    target = start_python([workload(name), str(tmp_path)], pythonpath)
-    reports = []
-    try:
-        for _ in range(2):
-            run = EngineRun(engine, [target.pid], [cmemleak], ["--batch"])
-            try:
-                run.wait_for("ready")
-                target.stdin.write("go\n")
-                target.stdin.flush()
-                assert target.stdout.readline() == "idle\n"
-                run.signal(signal.SIGINT)
-                report, returncode, _ = run.report()
-                assert returncode == 0, run.stderr
-                reports.append(report)
-            finally:
-                run.close()
-    finally:
-        target.kill()
-        target.wait()
+    target, reports = two_engines_in_turn(engine, cmemleak, pythonpath,
+                                          [workload(name), str(tmp_path)])
     first = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"first-\xff.py"))
     second = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"second-\xfe.py"))
     line = tags(name)
