@@ -84,8 +84,8 @@ class EngineSession:
     """pymemtrace-engine on one pid, as bench.py's sessions: start() returns once attached,
     stop() the report (the engine ends by itself once the process has exited)."""
 
-    def __init__(self, pid, library, batch=False):
-        self.run = EngineRun(pids=[pid], libraries=[library], engine=ENGINE, batch=batch)
+    def __init__(self, pid, library, batch=False, engine=ENGINE):
+        self.run = EngineRun(pids=[pid], libraries=[library], engine=engine, batch=batch)
 
     def start(self):
         self.run.__enter__()
@@ -125,6 +125,9 @@ def tracer_of(root, config):
         return lambda pid: EngineSession(pid, root.ext)
     if config == "engine_batch":
         return lambda pid: EngineSession(pid, root.ext, batch=True)
+    if config.startswith("engine_batch:"):  # --batch-engine NAME=PATH: another build's engine
+        engine = VARIANTS[config.split(":", 1)[1]]
+        return lambda pid: EngineSession(pid, root.ext, batch=True, engine=engine)
     return None
 
 
@@ -140,12 +143,31 @@ def events_seen(config, lines, kind, line_no):
     return at_line, c["pyalloc"] + c["pyrealloc"] + c["pyfree"]
 
 
+# --batch-engine NAME=PATH: engines of other builds, measured in the same run beside this one's
+# (each a row "engine_batch:NAME"), to compare changes to the engine side by side.
+VARIANTS = {}
+# --configs A,B: only these of CONFIGS (untraced always), for a quicker side-by-side run.
+SELECTED = set(CONFIGS)
+
+
+def configs():
+    return (tuple(c for c in CONFIGS if c == "untraced" or c in SELECTED)
+            + tuple(f"engine_batch:{name}" for name in VARIANTS))
+
+
+def label(config):
+    if config.startswith("engine_batch:"):
+        name = config.split(":", 1)[1]
+        return f"pymemtrace, pymemtrace-engine --pid --batch ({name}: {VARIANTS[name]})"
+    return LABELS[config]
+
+
 def measure(root, sizes, reps):
     gated = Gated(root)
-    runs = {(kind, c): [] for kind in sizes for c in CONFIGS}
+    runs = {(kind, c): [] for kind in sizes for c in configs()}
     for rep in range(reps):
         for kind, n in sizes.items():
-            names = list(CONFIGS[1:])
+            names = list(configs()[1:])
             if rep % 2:
                 names.reverse()
             for config in ["untraced", *names, "untraced"]:
@@ -171,27 +193,35 @@ def section(args, row, sizes=None):
         f"memray {root.memray}; {args.reps_314} interleaved repetitions", "", "", "")
     for kind, n in sizes.items():
         line_no = bench.alloc_line(kind)
-        t = {c: bench.median([time for time, _ in runs[(kind, c)]]) for c in CONFIGS}
+        t = {c: bench.median([time for time, _ in runs[(kind, c)]]) for c in configs()}
         base = t["untraced"]
         row(7, f"{kind} (3.14): untraced", f"{base:.3f} s ({n} allocations)", "1.00", "", "")
-        for config in CONFIGS[1:]:
+        for config in configs()[1:]:
             figure = f"{t[config]:.3f} s"
-            if config in ("bpftrace", "engine", "engine_batch"):
+            if config.startswith(("bpftrace", "engine")):
                 seen = [events_seen(config, lines, kind, line_no)
                         for _, lines in runs[(kind, config)]]
                 at_line = min(s[0] for s in seen) if seen[0][0] is not None else None
                 events = min(s[1] for s in seen)
-                per_event = (t[config] - base) / events * 1e9
-                figure += (f"; {per_event:.0f} ns/event with the location ({events} events"
+                per_event = (f"{(t[config] - base) / events * 1e9:.0f}" if events else "?")
+                figure += (f"; {per_event} ns/event with the location ({events} events"
                            + (f", {at_line} of {n} allocations at the line" if at_line is not None
                               else "") + ")")
-            row(7, f"{kind} (3.14): {LABELS[config]}", figure, f"{t[config] / base:.2f}", "", "")
+            row(7, f"{kind} (3.14): {label(config)}", figure, f"{t[config] / base:.2f}", "", "")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     bench.peers_314_options(parser)
+    parser.add_argument("--batch-engine", action="append", default=[], metavar="NAME=PATH",
+                        help="also measure another build's engine --batch, beside this one's")
+    parser.add_argument("--configs", help="only these of " + ",".join(CONFIGS[1:]))
     args = parser.parse_args()
+    if args.configs:
+        SELECTED.intersection_update(args.configs.split(","))
+    for variant in args.batch_engine:
+        name, _, path = variant.partition("=")
+        VARIANTS[name] = os.path.abspath(path)
     if os.geteuid() != 0:
         sys.exit("peers_314.py: chroot and tracing need root: run it as root")
     bench.mount_tracefs()

@@ -167,6 +167,45 @@ static inline PyThreadState *pymemtrace_detail_attached_thread_state(void)
 /* The bytes of a name that is not valid UTF-8: room for the longest a tracer reads (bpftrace:
  * 200), cut there. */
 #define PYMEMTRACE_DETAIL_RAW_NAME 256
+/* The names that are not UTF-8 whose bytes are kept while the process lives, at most. */
+#define PYMEMTRACE_DETAIL_RAW_NAMES_KEPT 65536
+
+/* Names that are not UTF-8 (str -> their bytes, surrogateescape), kept while the process lives:
+ * a batched event carries the name's address and is read later (batch.h), after the thread's
+ * next lookups. Main interpreter only (an isolated one has its own GIL). One per shared object. */
+__attribute__((weak)) PYMEMTRACE_HIDDEN PyObject *pymemtrace_detail_raw_names_kept;
+
+static inline const char *pymemtrace_detail_kept_raw_name(PyObject *text, PyObject *bytes)
+{
+    PyObject *kept = __atomic_load_n(&pymemtrace_detail_raw_names_kept, __ATOMIC_ACQUIRE);
+    PyObject *known;
+#if PY_VERSION_HEX >= 0x03090000
+    if (PyInterpreterState_Get() != PyInterpreterState_Main())
+#else
+    if (_PyInterpreterState_Get() != PyInterpreterState_Main())
+#endif
+        return NULL;
+    if (kept == NULL) {
+        PyObject *made = PyDict_New(), *none = NULL;
+        if (made == NULL)
+            return NULL;
+        if (__atomic_compare_exchange_n(&pymemtrace_detail_raw_names_kept, &none, made, 0,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            kept = made;
+        else {
+            Py_DECREF(made); /* another thread made it first (free-threaded builds) */
+            kept = none;
+        }
+    }
+    known = PyDict_GetItemWithError(kept, text); /* borrowed: the dict keeps it */
+    if (known != NULL)
+        return PyBytes_AS_STRING(known);
+    if (PyErr_Occurred() || bytes == NULL
+        || PyDict_GET_SIZE(kept) >= PYMEMTRACE_DETAIL_RAW_NAMES_KEPT
+        || PyDict_SetItem(kept, text, bytes) != 0)
+        return NULL;
+    return PyBytes_AS_STRING(bytes);
+}
 
 static inline const char *pymemtrace_detail_utf8(PyObject *text,
                                                  char (*raw)[PYMEMTRACE_DETAIL_RAW_NAME])
@@ -181,17 +220,28 @@ static inline const char *pymemtrace_detail_utf8(PyObject *text,
     if (utf8 != NULL)
         return utf8;
     /* A name with bytes that are not UTF-8 (a file name, decoded with surrogateescape): its own
-     * bytes, copied into the calling thread's buffer, which outlives the probe that follows. */
+     * bytes, kept while the process lives, or (past the most kept, or in a subinterpreter) copied
+     * into the calling thread's buffer, which outlives the probe that follows but not the
+     * thread's next lookup. */
     PyErr_Clear();
+    utf8 = pymemtrace_detail_kept_raw_name(text, NULL);
+    PyErr_Clear();
+    if (utf8 != NULL)
+        return utf8;
     bytes = PyUnicode_AsEncodedString(text, "utf-8", "surrogateescape");
     if (bytes == NULL) {
         PyErr_Clear();
         return "";
     }
-    strncpy(*raw, PyBytes_AS_STRING(bytes), PYMEMTRACE_DETAIL_RAW_NAME - 1);
-    (*raw)[PYMEMTRACE_DETAIL_RAW_NAME - 1] = '\0';
-    Py_DECREF(bytes);
-    return *raw;
+    utf8 = pymemtrace_detail_kept_raw_name(text, bytes);
+    PyErr_Clear();
+    if (utf8 == NULL) {
+        strncpy(*raw, PyBytes_AS_STRING(bytes), PYMEMTRACE_DETAIL_RAW_NAME - 1);
+        (*raw)[PYMEMTRACE_DETAIL_RAW_NAME - 1] = '\0';
+        utf8 = *raw;
+    }
+    Py_DECREF(bytes); /* kept: the dict holds it */
+    return utf8;
 }
 
 /* splitmix64's finaliser: every bit of the input moves about half the bits of the output. */
@@ -259,8 +309,8 @@ static inline void pymemtrace_detail_give_native(struct pymemtrace_location *loc
  * for depth (pystack4 or pystack16 attached), the thread's stack record with that many frames,
  * whose address goes in `location->stack`. Runs only inside the py* probes' path. The strings
  * belong to the frames' code objects, which the running frames keep alive until they return, or
- * (a name that is not UTF-8) to this thread's buffers until its next lookup: either way they
- * outlive the probe. */
+ * (a name that is not UTF-8) to the names kept while the process lives: either way they outlive
+ * the probe. */
 PYMEMTRACE_EXTERN_C __attribute__((weak, noinline)) PYMEMTRACE_HIDDEN void
 pymemtrace_python_locate(struct pymemtrace_location *location)
 {

@@ -43,9 +43,10 @@ struct {
     __type(value, uint64_t);
 } frames SEC(".maps");
 
-// A ring's events, copied before they are claimed: too big for the stack.
+// A ring's events, copied before they are claimed: too big for the stack. Twice the ring, so
+// that the verifier sees any run of up to a ring of slots from any slot fit (copy_slots).
 struct engine_batch_copy {
-    struct pymemtrace_batch_event events[PYMEMTRACE_BATCH_SLOTS];
+    struct pymemtrace_batch_event events[2 * PYMEMTRACE_BATCH_SLOTS];
 };
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -99,16 +100,37 @@ struct batch_walk {
     uint32_t pid;
 };
 
-// One event copied, if it is published: else the walk stops (a slot still being written).
-static long copy_event(uint32_t index, void *context)
+// Events first .. first + count - 1 copied from the ring into their slots of `copy`, with one
+// read, or two where the run wraps around the ring's end (not one read an event: each read is
+// a fault-handling copy with its own set-up). Returns false if a read failed.
+static __always_inline bool copy_slots(struct engine_batch_copy *copy, uint64_t ring,
+                                       uint64_t first, uint64_t count)
+{
+    const uint32_t size = sizeof(struct pymemtrace_batch_event);
+    const uint64_t events = ring + __builtin_offsetof(struct pymemtrace_batch_ring, events);
+    uint32_t slot = first & (PYMEMTRACE_BATCH_SLOTS - 1);
+    uint32_t to_end = PYMEMTRACE_BATCH_SLOTS - slot;
+    uint32_t head = count < to_end ? count : to_end;
+    if (head > PYMEMTRACE_BATCH_SLOTS || head == 0)
+        return false;
+    if (bpf_probe_read_user(&copy->events[slot], head * size, (const void *)(events + slot * size))
+        != 0)
+        return false;
+    uint32_t tail = count - head;
+    if (tail == 0)
+        return true;
+    if (tail > PYMEMTRACE_BATCH_SLOTS)
+        return false;
+    return bpf_probe_read_user(&copy->events[0], tail * size, (const void *)events) == 0;
+}
+
+// The walk stops at the first event not published (a slot still being written).
+static long check_event(uint32_t index, void *context)
 {
     struct batch_walk *walk = context;
     uint64_t seq = walk->first + index;
     uint32_t slot = seq & (PYMEMTRACE_BATCH_SLOTS - 1);
-    struct pymemtrace_batch_event *event = &walk->copy->events[slot];
-    const uint64_t at = walk->ring + __builtin_offsetof(struct pymemtrace_batch_ring, events)
-                        + (uint64_t)slot * sizeof(struct pymemtrace_batch_event);
-    if (bpf_probe_read_user(event, sizeof(*event), (const void *)at) != 0 || event->seq != seq)
+    if (walk->copy->events[slot].seq != seq)
         return 1;
     walk->end = seq;
     return 0;
@@ -167,7 +189,8 @@ __attribute__((noinline)) uint64_t drain(uint32_t pid, uint64_t ring, uint32_t i
         walk.first = last - PYMEMTRACE_BATCH_SLOTS + 1;
     }
     walk.end = walk.first - 1;
-    bpf_loop(last - walk.first + 1, copy_event, &walk, 0);
+    if (copy_slots(copy, ring, walk.first, last - walk.first + 1))
+        bpf_loop(last - walk.first + 1, check_event, &walk, 0);
     if (walk.end == old)
         return old;
     if (__sync_val_compare_and_swap(claim, old, walk.end) != old)

@@ -2,6 +2,7 @@
 #include "batch.hpp"
 
 #include <cstring> // std::memcpy, strnlen
+#include <map>     // std::map
 #include <ctime>   // nanosleep
 #include <string>  // std::string
 #include <vector>  // std::vector
@@ -80,14 +81,20 @@ uint64_t name_hash(const char *name)
     return hash;
 }
 
-// Records events in the maps as batch.bpf.h's record_event does, counting into `counts`.
+// What the engine read at snapshots for the summary, added to `summary` at the report: while
+// BPF records, its atomic adds to an entry could be undone by the engine's lookup and update.
+std::map<BatchRow, engine_summary_value> summary_read_at_snapshots;
+
+// Records events in the maps as batch.bpf.h's record_event does, counting into `counts`. With
+// `changes` (a snapshot: BPF records on meanwhile), the summary waits for the report and what
+// the live blocks' rows gain and lose goes to `changes`, as snapshot_change() does for BPF.
 class Recorder {
 public:
-    Recorder(const Tracer &tracer)
+    Recorder(const Tracer &tracer, RowChanges *changes = nullptr)
         : live_(tracer.map_fd("live")), early_(tracer.map_fd("early")),
-          summary_(tracer.map_fd("summary")),
+          early_used_(tracer.map_fd("early_used")), summary_(tracer.map_fd("summary")),
           names_(tracer.map_fd("names")), frames_(tracer.map_fd("frames")),
-          counters_(tracer.map_fd("engine_counts")), counts_(COUNTER_COUNT, 0)
+          counters_(tracer.map_fd("engine_counts")), counts_(COUNTER_COUNT, 0), changes_(changes)
     {
     }
 
@@ -106,6 +113,7 @@ public:
             int32_t domain = -1;
             if (live_before(old_key, event.time, old_value)) {
                 domain = old_value.domain;
+                change(pid, old_value, -1);
                 bpf_map_delete_elem(live_, &old_key);
             } else {
                 ++counts_[COUNTER_UNMATCHED_REALLOC];
@@ -122,6 +130,7 @@ public:
             if (event.ptr == 0) {
                 ++counts_[COUNTER_FREE_NULL];
             } else if (live_before(key, event.time, value)) {
+                change(pid, value, -1);
                 bpf_map_delete_elem(live_, &key);
             } else {
                 ++counts_[COUNTER_UNMATCHED_FREE];
@@ -131,6 +140,17 @@ public:
     }
 
     void count(uint32_t counter, uint64_t n) { counts_[counter] += n; }
+
+    // The summary read at snapshots, once BPF records no more (after Tracer::pause()).
+    void add_summary_read_at_snapshots()
+    {
+        for (const auto &entry : summary_read_at_snapshots) {
+            const engine_summary_key key{std::get<1>(entry.first), std::get<0>(entry.first),
+                                         std::get<2>(entry.first), 0};
+            add_to_map(key, entry.second);
+        }
+        summary_read_at_snapshots.clear();
+    }
 
     // Adds the counts to `engine_counts`, which Tracer::counters() adds to BPF's.
     void publish() const
@@ -154,6 +174,8 @@ private:
 
     void free_early(const engine_live_key &key, uint64_t time, uint32_t moved)
     {
+        const uint32_t zero = 0, used = 1; // BPF's allocations look in `early` from now on
+        bpf_map_update_elem(early_used_, &zero, &used, BPF_ANY);
         engine_early_free early{time, moved, 0};
         if (bpf_map_update_elem(early_, &key, &early, BPF_ANY) != 0)
             ++counts_[COUNTER_BATCH_UNORDERED];
@@ -202,17 +224,39 @@ private:
 
     void add_to_summary(uint32_t pid, uint64_t location, int32_t domain, uint64_t size)
     {
+        if (changes_) {
+            engine_summary_value &later = summary_read_at_snapshots[{pid, location, domain}];
+            later.count += 1;
+            later.bytes += size;
+            return;
+        }
         engine_summary_key key{};
         key.location = location;
         key.pid = pid;
         key.domain = domain; // native 0: --batch is not with --native
+        add_to_map(key, engine_summary_value{1, size});
+    }
+
+    void add_to_map(const engine_summary_key &key, const engine_summary_value &added)
+    {
         engine_summary_value value{};
         if (bpf_map_lookup_elem(summary_, &key, &value) != 0)
             value = engine_summary_value{};
-        value.count += 1;
-        value.bytes += size;
+        value.count += added.count;
+        value.bytes += added.bytes;
         if (bpf_map_update_elem(summary_, &key, &value, BPF_ANY) != 0)
-            ++counts_[COUNTER_SUMMARY_FULL];
+            counts_[COUNTER_SUMMARY_FULL] += added.count;
+    }
+
+    // A live block gained (sign 1) or lost (-1), for the snapshots (snapshot.bpf.h's
+    // snapshot_change for the events BPF records).
+    void change(uint32_t pid, const engine_live_value &block, int64_t sign)
+    {
+        if (!changes_)
+            return;
+        auto &row = (*changes_)[{pid, block.location, block.domain}];
+        row.first += sign;
+        row.second += sign * static_cast<int64_t>(block.size);
     }
 
     void keep(uint32_t pid, uint64_t ptr, uint64_t size, uint64_t location, int32_t domain,
@@ -224,12 +268,18 @@ private:
         value.location = location;
         value.domain = domain;
         value.time = time;
+        engine_live_value replaced{}; // a block whose free was not seen
+        if (changes_ && bpf_map_lookup_elem(live_, &key, &replaced) == 0)
+            change(pid, replaced, -1);
         if (bpf_map_update_elem(live_, &key, &value, BPF_ANY) != 0)
             ++counts_[COUNTER_LIVE_FULL];
+        else
+            change(pid, value, 1);
     }
 
-    int live_, early_, summary_, names_, frames_, counters_;
+    int live_, early_, early_used_, summary_, names_, frames_, counters_;
     std::vector<uint64_t> counts_;
+    RowChanges *changes_;
 };
 
 // What a ring held past its claimed events, read twice: a slot whose sequence number is the
@@ -270,32 +320,54 @@ uint64_t target_clock_now()
     return pymemtrace_detail_batch_time(); // the same clock on every CPU (pymemtrace/batch.h)
 }
 
-PendingRead read_pending_batches(const Tracer &tracer)
+namespace {
+
+// The claims words, mapped while the engine reads the rings.
+class MappedClaims {
+public:
+    explicit MappedClaims(const Tracer &tracer)
+    {
+        mapped_ = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, tracer.map_fd("claims"),
+                       0);
+        if (mapped_ == MAP_FAILED)
+            throw Error(std::string("cannot map the engine's claims map: ")
+                        + std::strerror(errno));
+    }
+    ~MappedClaims() { munmap(mapped_, size); }
+    MappedClaims(const MappedClaims &) = delete;
+    MappedClaims &operator=(const MappedClaims &) = delete;
+
+    uint64_t *word(uint32_t index) const { return static_cast<uint64_t *>(mapped_) + index; }
+
+private:
+    static constexpr size_t size = ENGINE_MAX_RINGS * sizeof(uint64_t);
+    void *mapped_;
+};
+
+using ClaimedEvents = std::vector<std::pair<uint32_t, std::vector<Event>>>; // by process
+
+// Claims every ring's events that nobody claimed yet, read from the targets' memory, with the
+// compare-and-swap BPF uses. `freeze` (the report): BPF reads the rings no more, and a ring that
+// cannot be read is stated lost. Else (a snapshot) BPF goes on from where the engine stopped,
+// and a ring that cannot be read is left to its exit's read and the report.
+ClaimedEvents claim_pending(const Tracer &tracer, bool freeze, Recorder &recorder,
+                            PendingRead &read)
 {
     const uint64_t since = tracer.batch_since();
-    PendingRead read;
-    const int claims_fd = tracer.map_fd("claims");
-    if (claims_fd < 0)
-        return read;
-    const size_t claims_size = ENGINE_MAX_RINGS * sizeof(uint64_t);
-    void *mapped = mmap(nullptr, claims_size, PROT_READ | PROT_WRITE, MAP_SHARED, claims_fd, 0);
-    if (mapped == MAP_FAILED)
-        throw Error(std::string("cannot map the engine's claims map: ") + std::strerror(errno));
-    auto *claims = static_cast<uint64_t *>(mapped);
-
+    const uint64_t frozen = freeze ? ENGINE_CLAIM_FROZEN : 0;
+    MappedClaims claims(tracer);
     std::vector<KnownRing> rings;
     for_each_entry<engine_ring_key, engine_ring_value>(
         tracer.map_fd("rings"), [&](const engine_ring_key &key, const engine_ring_value &value) {
             rings.push_back({key, value});
         });
 
-    Recorder recorder(tracer);
-    std::vector<std::pair<uint32_t, std::vector<Event>>> claimed; // recorded once BPF is done
+    ClaimedEvents claimed;
     Ring copy{}, again{};
     for (const auto &ring : rings) {
         if (ring.value.index >= ENGINE_MAX_RINGS)
             continue;
-        uint64_t *word = &claims[ring.value.index];
+        uint64_t *word = claims.word(ring.value.index);
         const pid_t pid = static_cast<pid_t>(ring.key.pid);
         for (;;) {
             const uint64_t old = __atomic_load_n(word, __ATOMIC_SEQ_CST);
@@ -306,15 +378,18 @@ PendingRead read_pending_batches(const Tracer &tracer)
                 // Gone with its process, which its exit would have read: unless it is dead by
                 // now, what it held is lost (how much is unknown: at least one event).
                 uint64_t expected = old;
-                if (__atomic_compare_exchange_n(word, &expected, old | ENGINE_CLAIM_FROZEN, false,
-                                                __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+                if (freeze
+                    && __atomic_compare_exchange_n(word, &expected, old | ENGINE_CLAIM_FROZEN,
+                                                   false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
                     recorder.count(COUNTER_BATCH_UNREAD, 1);
                 break;
             }
             const Pending pending = published_after(old, copy, again);
             uint64_t expected = old;
             const uint64_t now = (pending.end >= pending.first ? pending.end : old);
-            if (!__atomic_compare_exchange_n(word, &expected, now | ENGINE_CLAIM_FROZEN, false,
+            if (now == old && !freeze)
+                break; // nothing to claim
+            if (!__atomic_compare_exchange_n(word, &expected, now | frozen, false,
                                              __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
                 continue; // BPF read a batch meanwhile: read again
             ++read.rings;
@@ -330,17 +405,44 @@ PendingRead read_pending_batches(const Tracer &tracer)
             break;
         }
     }
-    // A batch BPF claimed just before a freeze may still be recording: let it finish first, so
-    // that a block's allocation (BPF's) is recorded before its free (ours).
-    const timespec settle{0, 2000000};
-    nanosleep(&settle, nullptr);
+    return claimed;
+}
+
+void record_claimed(const ClaimedEvents &claimed, Recorder &recorder, PendingRead &read)
+{
     for (const auto &entry : claimed) {
         for (const Event &event : entry.second)
             recorder.record(entry.first, event);
         read.events += entry.second.size();
     }
     recorder.publish();
-    munmap(mapped, claims_size);
+}
+
+} // namespace
+
+PendingRead read_pending_batches(const Tracer &tracer)
+{
+    PendingRead read;
+    Recorder recorder(tracer);
+    const ClaimedEvents claimed = claim_pending(tracer, true, recorder, read);
+    // A batch BPF claimed just before a freeze may still be recording: let it finish first, so
+    // that a block's allocation (BPF's) is recorded before its free (ours).
+    const timespec settle{0, 2000000};
+    nanosleep(&settle, nullptr);
+    recorder.add_summary_read_at_snapshots();
+    record_claimed(claimed, recorder, read);
+    return read;
+}
+
+PendingRead read_batches_for_snapshot(const Tracer &tracer, RowChanges &changes)
+{
+    PendingRead read;
+    Recorder recorder(tracer, &changes);
+    // Recorded at once, before the snapshot's instant: a later batch of the same ring, which BPF
+    // records after the instant, then finds the blocks these events keep. A batch BPF claimed
+    // just before and is still recording is put in order by the events' clock (`early`), as a
+    // free read before its allocation from another thread's ring is.
+    record_claimed(claim_pending(tracer, false, recorder, read), recorder, read);
     return read;
 }
 

@@ -71,6 +71,15 @@ struct {
     __type(value, struct engine_early_free);
 } early SEC(".maps");
 
+// --batch: 1 once anything was put in `early` (by BPF or the engine: batch.cpp): until then an
+// allocation does not look there (an array's lookup is a load, a hash's costs tens of ns).
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, uint32_t);
+    __type(value, uint32_t);
+} early_used SEC(".maps");
+
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(map_flags, BPF_F_NO_PREALLOC);
@@ -269,6 +278,10 @@ static __always_inline void free_early(uint32_t pid, uint64_t ptr, uint64_t time
         return;
     struct engine_live_key key = {.ptr = ptr, .pid = pid};
     struct engine_early_free early_free = {.time = time, .moved = moved};
+    uint32_t zero = 0;
+    uint32_t *used = bpf_map_lookup_elem(&early_used, &zero);
+    if (used && !*used)
+        *used = 1; // before the insert: an allocation that finds it set looks
     if (bpf_map_update_elem(&early, &key, &early_free, BPF_ANY) != 0)
         count(COUNTER_BATCH_UNORDERED);
 }
@@ -277,7 +290,9 @@ static __always_inline void free_early(uint32_t pid, uint64_t ptr, uint64_t time
 // not kept, and the free is matched.
 static __always_inline bool freed_already(uint32_t pid, uint64_t ptr, uint64_t time)
 {
-    if (time == 0)
+    uint32_t zero = 0;
+    uint32_t *used = bpf_map_lookup_elem(&early_used, &zero);
+    if (time == 0 || (used && !*used))
         return false;
     struct engine_live_key key = {.ptr = ptr, .pid = pid};
     struct engine_early_free *found = bpf_map_lookup_elem(&early, &key);

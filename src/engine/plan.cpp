@@ -195,9 +195,9 @@ Plan parse_plan(int argc, char **argv)
         throw Error("--flow-fd sends every event at depth 1: leave out --interval-ms and --depth");
     if (plan.batch && plan.plain)
         throw Error("--batch reads the py* events, --plain the plain ones: give one of them");
-    if (plan.batch && (plan.native || plan.depth > 1 || plan.flow_fd >= 0 || plan.interval_ms != 0))
-        throw Error("--batch makes the summary and leaks at depth 1: leave out --native, --depth, "
-                    "--flow-fd and --interval-ms");
+    if (plan.batch && (plan.native || plan.depth > 1 || plan.flow_fd >= 0))
+        throw Error("--batch makes the summary, leaks and snapshots at depth 1: leave out "
+                    "--native, --depth and --flow-fd");
     if (plan.histograms && (plan.flow_fd >= 0 || plan.batch))
         throw Error("--histograms counts the summary's events by size: leave out --flow-fd and "
                     "--batch");

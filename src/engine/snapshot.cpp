@@ -5,7 +5,8 @@
 #include <utility> // std::pair
 #include <vector>  // std::vector
 
-#include "engine.h" // struct engine_live_row
+#include "batch.hpp" // read_batches_for_snapshot
+#include "engine.h"  // struct engine_live_row
 #include "maps.hpp"
 #include "report.hpp"
 
@@ -13,6 +14,8 @@ namespace engine {
 
 std::string Snapshots::take(Tracer &tracer)
 {
+    if (tracer.plan().batch) // the events the rings hold, as BPF would record them
+        read_batches_for_snapshot(tracer, read_from_rings_);
     const uint32_t ended = epoch_++;
     tracer.set_snapshot_epoch(epoch_); // the instant
     const uint64_t instant_ns = monotonic_ns();
@@ -28,13 +31,18 @@ std::string Snapshots::take(Tracer &tracer)
             frozen.count[still] = row.count[still];
             frozen.bytes[still] = row.bytes[still];
         });
-    std::map<Row, std::pair<uint64_t, uint64_t>> live;
-    uint64_t blocks = 0, bytes = 0;
+    // Sums of changes, wrapping: the live count, never below 0.
+    std::map<Row, std::pair<int64_t, int64_t>> sums = read_from_rings_;
     for (const auto &entry : frozen_) {
         const Frozen &frozen = entry.second;
-        // Sums of changes, wrapping: the live count, never below 0.
-        const auto count = static_cast<int64_t>(frozen.count[still] + frozen.count[moving]);
-        const auto size = static_cast<int64_t>(frozen.bytes[still] + frozen.bytes[moving]);
+        auto &sum = sums[entry.first];
+        sum.first += static_cast<int64_t>(frozen.count[still] + frozen.count[moving]);
+        sum.second += static_cast<int64_t>(frozen.bytes[still] + frozen.bytes[moving]);
+    }
+    std::map<Row, std::pair<uint64_t, uint64_t>> live;
+    uint64_t blocks = 0, bytes = 0;
+    for (const auto &entry : sums) {
+        const auto count = entry.second.first, size = entry.second.second;
         if (count <= 0)
             continue;
         live[entry.first] = {static_cast<uint64_t>(count), static_cast<uint64_t>(size)};

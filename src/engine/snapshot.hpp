@@ -3,7 +3,9 @@
 // while recording goes on (snapshot.bpf.h). At the instant the epoch moves on from e to e + 1;
 // slot e & 1 then holds every change of the epochs e, e - 2, ... and no longer changes, and slot
 // (e + 1) & 1 held at the end of epoch e - 1 what was read at the previous snapshot. Their sum
-// is everything up to the instant: the live blocks then, exactly, with no pause.
+// is everything up to the instant: the live blocks then, exactly, with no pause. With --batch,
+// the events still in the rings are read and recorded by the engine just before the instant
+// (batch.hpp), and what they did to the rows is kept here, beside the slots.
 #ifndef PYMEMTRACE_ENGINE_SNAPSHOT_HPP
 #define PYMEMTRACE_ENGINE_SNAPSHOT_HPP
 
@@ -12,6 +14,7 @@
 #include <string>  // std::string
 #include <tuple>   // std::tuple
 
+#include "batch.hpp" // RowChanges
 #include "tracer.hpp"
 
 namespace engine {
@@ -29,6 +32,7 @@ private:
         uint64_t bytes[2] = {0, 0};
     };
     std::map<Row, Frozen> frozen_; // each row's slots as last read: at most --max-locations
+    RowChanges read_from_rings_;   // --batch: what the events the engine read did to the rows
     uint32_t epoch_ = 0;
     uint64_t number_ = 0;
 };

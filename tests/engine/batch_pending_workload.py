@@ -6,29 +6,9 @@ and exits, then another (which may get the same thread-local ring) keeps 7 and e
 import sys
 import threading
 
-from pymemtrace import cMemLeak
+from batch_held_blocks import exiting, kept, waiting
 
 sys.stdin.readline()
-held = []
-
-
-def kept(n):
-    for _ in range(n):
-        held.append(cMemLeak.CMalloc(100))  # ALLOC: main
-
-
-def waiting(n, done, release):
-    for _ in range(n):
-        held.append(cMemLeak.PyMalloc(40))  # ALLOC: waiting
-    done.release()
-    release.acquire()
-
-
-def exiting(n):
-    for _ in range(n):
-        held.append(cMemLeak.PyRawMalloc(24))  # ALLOC: exiting
-
-
 kept(1037)
 done, release = threading.Semaphore(0), threading.Semaphore(0)
 alive = [threading.Thread(target=waiting, args=(5, done, release), daemon=True) for _ in range(2)]

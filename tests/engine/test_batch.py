@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -55,7 +56,7 @@ def test_a_stop_counts_the_events_still_in_the_rings_of_live_and_exited_threads_
     name = "batch_pending_workload.py"
     pid, report, returncode, stderr = idle_run(engine, cmemleak, pythonpath, name)
     assert returncode == 0, stderr
-    file, line = workload(name), tags(name)
+    file, line = workload("batch_held_blocks.py"), tags("batch_held_blocks.py")
     expected = {
         (file, "kept", line["main"], 0): (1037, 103700),
         (file, "waiting", line["waiting"], 2): (10, 400),
@@ -121,10 +122,11 @@ def test_signal_handlers_and_threads_without_the_gil_lose_and_double_nothing(
     assert no_loss(report), report["loss"]
 
 
-def test_a_second_engine_reports_only_the_events_made_while_it_traced(
-        engine, cmemleak, pythonpath):
-    name = "batch_sessions_workload.py"
-    target = start_python([workload(name)], pythonpath)
+def two_engines_in_turn(engine, cmemleak, pythonpath, argv):
+    """Runs argv (a workload that makes its events after each line on stdin, then prints "idle")
+    under two `engine --batch` in turn, each stopped with SIGINT once the workload is idle.
+    Returns (the target, the two reports)."""
+    target = start_python(argv, pythonpath)
     reports = []
     try:
         for _ in range(2):
@@ -143,6 +145,13 @@ def test_a_second_engine_reports_only_the_events_made_while_it_traced(
     finally:
         target.kill()
         target.wait()
+    return target, reports
+
+
+def test_a_second_engine_reports_only_the_events_made_while_it_traced(
+        engine, cmemleak, pythonpath):
+    name = "batch_sessions_workload.py"
+    target, reports = two_engines_in_turn(engine, cmemleak, pythonpath, [workload(name)])
     file, line = workload(name), tags(name)
     assert entries(reports[0], "leaks", target.pid) == {(file, "<module>", line["first"], 0):
                                                         (1037, 103700)}
@@ -150,3 +159,67 @@ def test_a_second_engine_reports_only_the_events_made_while_it_traced(
     assert entries(reports[1], "leaks", target.pid) == {(file, "<module>", line["second"], 0):
                                                         (200, 20000)}
     assert no_loss(reports[1]), reports[1]["loss"]
+
+
+def snapshots_after(run, instant_ns, count):
+    """The next `count` snapshot lines taken after `instant_ns` (CLOCK_MONOTONIC)."""
+    taken = []
+    while len(taken) < count:
+        snapshot = run.wait_for("snapshot")
+        if snapshot["time_ns"] > instant_ns:
+            taken.append(snapshot)
+    return taken
+
+
+def test_every_snapshot_counts_the_events_still_in_the_rings_once(engine, cmemleak, pythonpath):
+    name = "batch_snapshot_workload.py"
+    file, line = workload("batch_held_blocks.py"), tags("batch_held_blocks.py")
+    stages = [
+        {(file, "kept", line["main"], 0): (1037, 103700)},
+        {(file, "kept", line["main"], 0): (517, 51700),
+         (file, "waiting", line["waiting"], 2): (5, 200),
+         (file, "exiting", line["exiting"], 1): (57, 1368)},
+    ]
+    target = start_python([workload(name)], pythonpath)
+    run = EngineRun(engine, [target.pid], [cmemleak], ["--batch", "--interval-ms", "40"])
+    try:
+        assert run.wait_for("ready")["probes"] == 4
+        for expected in stages:
+            target.stdin.write("go\n")
+            target.stdin.flush()
+            assert target.stdout.readline() == "idle\n"
+            # Three snapshots while the target holds its blocks, events still in its rings.
+            for snapshot in snapshots_after(run, time.monotonic_ns(), 3):
+                assert entries(snapshot, "leaks", target.pid) == expected, snapshot
+                assert snapshot["live_blocks"] == sum(n for n, _ in expected.values())
+                assert snapshot["refused"] == 0
+        run.signal(signal.SIGINT)
+        report, returncode, _ = run.report()
+        assert target.poll() is None
+    finally:
+        run.close()
+        target.kill()
+        target.wait()
+    assert returncode == 0, run.stderr
+    assert entries(report, "leaks", target.pid) == stages[-1]
+    assert report["counters"]["pyalloc"] == 1099 and report["counters"]["pyfree"] == 520
+    assert no_loss(report), report["loss"]
+
+
+def test_names_that_are_not_utf8_are_named_right_when_their_batch_is_read_late(
+        engine, cmemleak, pythonpath, tmp_path):
+    # Under a second engine the thread does not send the frames again (it sent them to the
+    # first): their events wait in the ring with the names' pointers, read at the report, after
+    # the other function's lookups.
+    name = "batch_names_workload.py"
+    target, reports = two_engines_in_turn(engine, cmemleak, pythonpath,
+                                          [workload(name), str(tmp_path)])
+    first = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"first-\xff.py"))
+    second = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"second-\xfe.py"))
+    line = tags(name)
+    for session, report in enumerate(reports, 1):
+        assert entries(report, "leaks", target.pid) == {
+            (workload(name), "<module>", line[f"fresh{session}"], 0): (1, session),
+            (first, "first_\udcfe", 3, 0): (3, 30),
+            (second, "second_\udcfd", 4, 0): (3, 30),
+        }

@@ -124,10 +124,10 @@ def allocator_of(plan):
 
 def batches(args, plan):
     """Whether the engine reads this run's events in batches (--batch: one trap per 64 events,
-    issue 23): the summary and leaks at depth 1, without --interval, --native, --all or the
-    histograms."""
+    issue 23): the summary and leaks at depth 1 (--interval's snapshots too), without --native,
+    --all or the histograms."""
     return (plan.script in ("pymemtrace_summary", "pymemtrace_leaks") and args.depth == 1
-            and args.interval is None and not args.native and not args.all
+            and not args.native and not args.all
             and not histograms(args, plan))  # batches read at the report keep no size buckets
 
 
