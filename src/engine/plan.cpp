@@ -16,7 +16,7 @@ const char *const usage =
     "                         [--ready-fd FD] [--allow-loss] [--max-live N]\n"
     "                         [--max-locations N] [--setid-stop] [--plain] [--verbose]\n"
     "                         [--native] [--interval-ms MS] [--all] [--depth N]\n"
-    "                         [--flow-fd FD [--flow-buffer BYTES]] [--batch]\n"
+    "                         [--flow-fd FD [--flow-buffer BYTES]] [--batch] [--by-path]\n"
     "Traces pymemtrace's pyalloc, pyrealloc and pyfree probes of the libraries PATH, and of\n"
     "every instrumented library the traced processes map, in the processes PID and the\n"
     "processes they fork, until SIGINT/SIGTERM/SIGHUP or until every traced process has\n"
@@ -40,7 +40,10 @@ const char *const usage =
     "a ring buffer of BYTES (a power of two, default 16 MiB); events it could not hold are\n"
     "counted by kind in the report's loss (flow_lost_pyalloc...), and no summary is kept.\n"
     "--batch: where a library has the pybatch probe, its py* events are read in batches from\n"
-    "the traced threads' rings (one trap per 64 events; pymemtrace/batch.h).\n";
+    "the traced threads' rings (one trap per 64 events; pymemtrace/batch.h).\n"
+    "--by-path: the --lib libraries are attached by path before `ready` (every process that\n"
+    "maps them traps their probes; only the traced processes' events are kept), so that a\n"
+    "process forked by a traced one has no window; libraries found mapped stay per PID.\n";
 
 namespace {
 
@@ -110,6 +113,8 @@ Plan parse_plan(int argc, char **argv)
             plan.setid_stop = true;
         } else if (option == "--batch") {
             plan.batch = true;
+        } else if (option == "--by-path") {
+            plan.by_path = true;
         } else if (option == "--verbose") {
             plan.verbose = true;
         } else if (option == "--native") {
@@ -148,6 +153,9 @@ Plan parse_plan(int argc, char **argv)
     if (plan.batch && (plan.native || plan.depth > 1 || plan.flow_fd >= 0 || plan.interval_ms != 0))
         throw Error("--batch makes the summary and leaks at depth 1: leave out --native, --depth, "
                     "--flow-fd and --interval-ms");
+    if (plan.by_path && plan.every_process)
+        throw Error("--all attaches by path already and keeps every process's events: leave out "
+                    "--by-path");
     if (plan.max_live == 0 || plan.max_locations == 0)
         throw Error("--max-live and --max-locations must be at least 1");
     return plan;

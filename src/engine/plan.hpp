@@ -28,6 +28,7 @@ struct Plan {
     int flow_fd = -1;                    // --flow-fd: every event there (flow.hpp); -1: none
     uint32_t flow_bytes = 1u << 24;      // the flow's ring buffer (a power of two of pages)
     bool batch = false;                  // read the py* events in batches (pybatch, batch.bpf.h)
+    bool by_path = false;                // the libraries attached by path, only traced events kept
 };
 
 // The plan of argv, or throws engine::Error (bad input: one line, what and how to fix).
