@@ -59,7 +59,8 @@ class EngineRun:
 
     def __init__(self, pids, libraries, engine=None, allow_loss=False, max_live=None,
                  setid_stop=False, interval_ms=None, every_process=False, depth=1,
-                 max_locations=None, native_caller=False, flow_bytes=None, batch=False):
+                 max_locations=None, native_caller=False, flow_bytes=None, batch=False,
+                 by_path=False):
         engine = engine or find_engine()
         if engine is None:
             raise Failure(f"{ENGINE} was not found beside the runner",
@@ -90,6 +91,8 @@ class EngineRun:
         self.flow_bytes, self.flow = flow_bytes, None
         if batch:  # the py* events read in batches from the targets' rings (issue 23)
             argv.append("--batch")
+        if by_path:  # the libraries in every process that maps them, traced processes' kept
+            argv.append("--by-path")
         self.argv = argv
         self.proc = None
         self.returncode = None

@@ -3,11 +3,13 @@
 same run interface as modes.Trace (start, alive, ended_early, pause, stop, drain, finish), so
 `modes` holds, releases and waits for the traced processes the same way whichever engine traces.
 
-Which runs it takes (`takes`): the plain summary or leaks of the py* probes, without --histograms,
-with -p, --all or a command, --interval's snapshots and --depth's stacks included, and the flow
-of -p or a command (engine_flow); the others stay on bpftrace. It attaches to every instrumented
-library the traced processes map, also those mapped after it started, so it needs no library
-named or found beforehand (`finds_libraries`)."""
+Which runs it takes (`takes`): every run it is able to make (`_able`: the plain summary or leaks
+of the py* probes, without --histograms, with -p, --all or a command, --interval's snapshots and
+--depth's stacks included, and the flow of -p or a command: engine_flow), unless --engine
+bpftrace; the others stay on bpftrace. A command's libraries named or found beforehand are
+attached by path before it runs (`attached_by_path`). It attaches to every instrumented library
+the traced processes map, also those mapped after it started, so it needs no library named or
+found beforehand (`finds_libraries`)."""
 import os
 import sys
 import threading
@@ -31,7 +33,8 @@ LOSS_WORDS = {
     "records_lost": "{} records of processes starting or ending were lost",
     "unattached_processes": "{} forked processes could not be traced",
     "forked_window": "{} forked processes made allocations before their probes were attached "
-                     "(how many is unknown); --engine bpftrace follows forks with no window",
+                     "(how many is unknown); --attach-by path attaches the libraries given "
+                     "before anything forks, with no window",
     "late_window": "libraries with pymemtrace probes mapped before their probes could be "
                    "attached, what they allocated in between unknown ({} of them: {}); name them "
                    "with --lib, which attaches them before they are mapped",
@@ -64,18 +67,22 @@ def finds_libraries(args, plan):
             and (args.engine == "libbpf" or engine.find_engine() is not None))
 
 
-def takes(args, plan, libraries=()):
-    """Whether the engine makes this run's report: --engine libbpf; or auto with -p, --all, or a
-    command for which no library could be named beforehand. A forked child is attached once the
-    engine sees the fork, and a library mapped later once the engine sees the mapping: what they
-    allocate before that is lost (a stated loss, docs/engine.md). bpftrace follows forks with no
-    window and attaches to named libraries before the command runs, so auto leaves it commands
-    it can trace; with no library found it could not trace one at all. The engine follows forks
-    always: not with --no-follow."""
-    able = _able(args, plan)
-    if args.engine == "auto":
-        return able and (args.pid is not None or args.all or not libraries)
-    return able and args.engine == "libbpf"
+def takes(args, plan):
+    """Whether the engine makes this run's report: every run it is able to make, unless
+    --engine bpftrace. A command's libraries named or found beforehand are attached by path
+    before it runs (`attached_by_path`), so that what it forks misses nothing, as with bpftrace;
+    a library mapped later is attached once the engine sees the mapping, its window stated
+    (docs/engine.md). The engine follows forks always: not with --no-follow."""
+    return _able(args, plan) and args.engine != "bpftrace"
+
+
+def attached_by_path(args):
+    """Whether the engine attaches the libraries named or found beforehand by path (--attach-by;
+    by default for a command, per PID for -p). --all attaches by path in any case."""
+    if args.all:
+        return False
+    default = "pid" if args.pid is not None else "path"
+    return (getattr(args, "attach_by", None) or default) == "path"
 
 
 def batches(args, plan):
@@ -209,7 +216,8 @@ class EngineTrace:
                                     native_caller=self.native_caller,
                                     flow_bytes=flow_buffer_bytes(args.perf_pages)
                                     if plan.kind == "flow" else None,
-                                    batch=batches(args, plan))
+                                    batch=batches(args, plan),
+                                    by_path=attached_by_path(args))
         self.shortener = reports.Shortener(not args.full_file_path, args.strlen)
         self.started = False
         self.snapshots = (Snapshots(args.out, args.format, args.top, args.per_process,
