@@ -115,6 +115,18 @@ bool has_probe(const Library &library, const char *name)
     return false;
 }
 
+// Every probe attached to `library`: the plan's programs, and the requests that go with them.
+std::vector<Probe> probes_for(const Plan &plan, const engine_bpf *skeleton,
+                              const Library &library)
+{
+    std::vector<Probe> probes = probes_of(plan, skeleton);
+    if (plan.native) // the request: its semaphore asks for the native caller
+        probes.push_back({"pynative", skeleton->progs.on_pynative});
+    if (plan.batch && has_probe(library, "pybatch")) // batches, beside the py* semaphores
+        probes.push_back({"pybatch", skeleton->progs.on_pybatch});
+    return probes;
+}
+
 void check_library(const Library &library, bool plain, const char *request)
 {
     std::set<std::string> found;
@@ -259,7 +271,7 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     // under another name is then known by its inode, and never attached per PID as well).
     if (plan.every_process || plan.by_path)
         attach_everywhere();
-    by_path_ = libraries_.size() * (plan.every_process || plan.by_path ? 1 : 0);
+    by_path_ = plan.every_process || plan.by_path ? libraries_.size() : 0;
     for (const pid_t pid : plan.pids)
         trace(pid, 0, 0);
     // What the processes mapped meanwhile is looked at (and attached) before `ready`, while a
@@ -366,12 +378,7 @@ void Tracer::attach(Process &process)
 bool Tracer::attach_library(Process &process, size_t index, std::string &why)
 {
     const Library &library = libraries_[index];
-    std::vector<Probe> probes = probes_of(plan_, skeleton_);
-    if (plan_.native) // the request: its semaphore asks for the native caller
-        probes.push_back({"pynative", skeleton_->progs.on_pynative});
-    if (plan_.batch && has_probe(library, "pybatch")) // batches, beside the py* semaphores
-        probes.push_back({"pybatch", skeleton_->progs.on_pybatch});
-    for (const auto &probe : probes) {
+    for (const auto &probe : probes_for(plan_, skeleton_, library)) {
         // By path and PID: the uprobe is installed in this process only, also in a mapping of
         // the library made after this call; the kernel sets the probe's semaphore there. The
         // cookie names the library in --native's keys.
@@ -509,12 +516,7 @@ void Tracer::attach_everywhere()
 {
     for (std::size_t index = 0; index < libraries_.size(); ++index) {
         const Library &library = libraries_[index];
-        std::vector<Probe> probes = probes_of(plan_, skeleton_);
-        if (plan_.native) // as attach_library() does
-            probes.push_back({"pynative", skeleton_->progs.on_pynative});
-        if (plan_.batch && has_probe(library, "pybatch"))
-            probes.push_back({"pybatch", skeleton_->progs.on_pybatch});
-        for (const auto &probe : probes) {
+        for (const auto &probe : probes_for(plan_, skeleton_, library)) {
             bpf_usdt_opts options{};
             options.sz = sizeof options;
             options.usdt_cookie = index; // the library, in --native's keys

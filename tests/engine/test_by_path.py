@@ -13,49 +13,16 @@ import tracing  # noqa: E402,F401  (the runner's modules, from the source tree)
 from other_user import other_user  # noqa: E402
 from source_lines import tagged_lines  # noqa: E402
 
-from engine_run import EngineRun, entries, start_python, workload  # noqa: E402
-
-from pymemtrace.trace import elf, procfs  # noqa: E402
-
-PY_PROBES = ("pyalloc", "pyrealloc", "pyfree")
-
-
-def semaphores(pid, library):
-    """{probe: value} of the py* semaphores of `library` as mapped in process `pid`."""
-    addresses = procfs.runtime_addresses(pid, library, elf.semaphore_addresses(library, PY_PROBES))
-    assert addresses, f"process {pid} has not mapped {library}"
-    with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
-        values = {}
-        for name, address in addresses.items():
-            mem.seek(address)
-            values[name] = int.from_bytes(mem.read(2), "little")
-        return values
-
-
-def traced_by_path(engine, cmemleak, pythonpath, name, while_traced=lambda run, pid: None):
-    """Workload `name` (it prints its PID, then waits for a line) traced with --by-path,
-    released once the engine is ready; returns (its pid, the report, the engine's status,
-    its stderr)."""
-    target = start_python([workload(name)], pythonpath)
-    pid = int(target.stdout.readline())
-    run = EngineRun(engine, [pid], [cmemleak], ["--by-path"])
-    try:
-        run.wait_for("ready")
-        while_traced(run, pid)
-        target.stdin.write("go\n")
-        target.stdin.flush()
-        report, returncode, _ = run.report()
-    finally:
-        run.close()
-        target.kill()
-        target.wait()
-    return pid, report, returncode, run.stderr
+from engine_run import (EngineRun, entries, held_command, semaphores,  # noqa: E402
+                        start_python, workload)
 
 
 def test_children_that_allocate_at_once_after_fork_are_reported_whole_with_no_window(
         engine, cmemleak, pythonpath):
-    pid, report, returncode, stderr = traced_by_path(engine, cmemleak, pythonpath,
-                                                     "fork_at_once_workload.py")
+    # The workload prints its PID first, then waits for the release.
+    pid, _ready, report, returncode, stderr = held_command(
+        engine, [workload("fork_at_once_workload.py")], pythonpath, [cmemleak],
+        extra=["--by-path"])
     # Per PID, every child here lost its first events (window "dropped", exit 3): by path the
     # breakpoints and semaphores were in the child's copy of the library from its fork.
     assert returncode == 0, stderr
@@ -78,22 +45,14 @@ def test_a_library_attached_by_path_is_not_attached_again_per_pid_when_the_comma
     # Named twice (a link), mapped after `ready`: one attach, each event counted once.
     alias = tmp_path / "alias.so"
     alias.symlink_to(cmemleak)
-    target = start_python([workload("held_workload.py")], pythonpath)
-    run = EngineRun(engine, [target.pid], [str(alias), cmemleak], ["--by-path"])
-    try:
-        run.wait_for("ready")
-        target.stdin.write("go\n")
-        target.stdin.flush()
-        report, returncode, _ = run.report()
-    finally:
-        run.close()
-        target.kill()
-        target.wait()
-    assert returncode == 0, run.stderr
+    pid, _ready, report, returncode, stderr = held_command(
+        engine, [workload("held_workload.py")], pythonpath, [str(alias), cmemleak],
+        extra=["--by-path"])
+    assert returncode == 0, stderr
     with open(workload("held_workload.py")) as source:
         line = tagged_lines(source.read())
     assert report["counters"]["pyalloc"] == 37 and report["counters"]["pyfree"] == 20
-    assert entries(report, "leaks", target.pid)[
+    assert entries(report, "leaks", pid)[
         (workload("held_workload.py"), "kept", line["kept"], 0)] == (10, 1000)
     assert report["late_libraries"] == [] and report["attached_by_path"] == [str(alias)]
 
