@@ -337,7 +337,9 @@ static __always_inline void record_alloc(uint32_t pid, uint64_t ptr, uint64_t si
 }
 
 // A live block moved or resized (old and new non-NULL): it keeps its domain, -1 when it was
-// allocated before tracing started. What on_pyrealloc and a batch's realloc event do.
+// allocated before tracing started. The summary counts the call under -1 (`realloc`), as the
+// bpftrace runner's does (pyrealloc carries no domain). What on_pyrealloc and a batch's realloc
+// event do.
 static __always_inline void record_realloc(uint32_t pid, uint64_t old_ptr, uint64_t new_ptr,
                                            uint64_t size, uint64_t location, uint64_t native,
                                            uint64_t time)
@@ -353,7 +355,7 @@ static __always_inline void record_realloc(uint32_t pid, uint64_t old_ptr, uint6
         count(COUNTER_UNMATCHED_REALLOC);
         free_early(pid, old_ptr, time, 1);
     }
-    add_to_summary(pid, location, domain, size, native);
+    add_to_summary(pid, location, -1, size, native);
     if (!freed_already(pid, new_ptr, time))
         keep(pid, new_ptr, size, location, domain, native, time);
     count(COUNTER_PYREALLOC);
