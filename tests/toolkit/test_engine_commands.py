@@ -128,5 +128,14 @@ def test_another_users_process_mapping_the_library_is_not_reported_and_runs_to_i
     assert [(r["count"], r["bytes"], len(r["pids"])) for r in rows] == [(10, 1000, 1)], rows
 
 
+@pytest.mark.parametrize("options", [["--engine", "bpftrace"], ["--all"]])
+def test_attach_by_where_bpftrace_or_all_attach_by_path_anyway_is_refused_in_words(options):
+    command = [] if "--all" in options else ["--", PYTHON, "-c", "pass"]
+    done = subprocess.run([PYTHON, RUNNER, "--attach-by", "pid", *options, "--lib", CMEMLEAK,
+                           *command], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "--attach-by chooses how pymemtrace-engine attaches" in done.stderr, done.stderr
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
