@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """pymemtrace's benchmarks: runs what benchmarks/run.sh built and prints one table of ratios.
 
-    bench.py BUILD_DIR [--reps R] [--quick] [--sections 1,...,10] [--no-heaptrack]
+    bench.py BUILD_DIR [--reps R] [--quick] [--sections 1,...,11] [--no-heaptrack]
              [--loop N] [--dense N] [--realistic N] [--capacity N] [--startup-runs N]
              [--json FILE]
 
@@ -32,6 +32,9 @@ Sections (each row of the table says which):
   10 the flow's rate, bpftrace and pymemtrace-engine side by side: events per second carried
      and lost at the highest rate the target reaches while traced, 1 and 2 threads
      (flow_rate.py, with the meson build's engine and cMemLeak; not in the default sections)
+  11 what --histograms adds to an event on pymemtrace-engine: allocations traced by PID, plain,
+     with --histograms and with --batch (engine_histograms.py, with the meson build's engine and
+     cMemLeak; not in the default sections)
 
 One script (about 700 lines) on purpose: the sections share the private copies, the workloads'
 gated runs and the table every row goes to, and the table is only meaningful measured in one run.
@@ -50,6 +53,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -749,6 +753,35 @@ def bpftrace_floor():
     return begun
 
 
+def engine_ready_after(engine, library, batch):
+    """Seconds from spawning pymemtrace-engine on a waiting process with `library` given to its
+    ready line: its own load (the verifier) and attach, the engine's part of a traced start."""
+    target = subprocess.Popen(["sleep", "60"])
+    try:
+        spawned = time.monotonic()
+        proc = subprocess.Popen([engine, "--pid", str(target.pid), "--lib", library,
+                                 *(["--batch"] if batch else [])],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = proc.stdout.readline()
+        ready = time.monotonic() - spawned
+        proc.send_signal(signal.SIGINT)
+        _, errors = proc.communicate()
+        if '"ready"' not in line:
+            raise RuntimeError(f"the engine failed ({proc.returncode}): {errors[-2000:]}")
+        return ready
+    finally:
+        target.kill()
+        target.wait()
+
+
+def runner_imports_after(python):
+    """Seconds from spawning the runner's interpreter (-I, as toolkit/pymemtrace-trace runs) to
+    the end of its imports: its part of a traced start before it can start the engine."""
+    code = (f"import sys; sys.path.insert(0, {os.path.join(ROOT, 'src')!r}); "
+            "import pymemtrace.trace.cli, time; print('STARTED', time.monotonic(), flush=True)")
+    return started_after([python, "-I", "-c", code], None, None)
+
+
 def section_startup(env, args):
     """pymemtrace-trace -- PY -c FIRST_LINE: the time from spawning the runner to the command's
     first line (runner start, discovery, program, bpftrace's start, the release), median of
@@ -772,8 +805,23 @@ def section_startup(env, args):
                 runs.setdefault((engine, key), []).append(started_after(
                     [runner, *report, "--engine", engine, *words, "--", *command],
                     found_env if key == "found" else env.env, cwd))
+    # Its parts: the runner's Python and imports, and the engine alone (docs/engine.md, "Start-up").
+    engine = os.path.join(ROOT, "build", "src", "engine", "pymemtrace-engine")
+    parts = os.access(engine, os.X_OK)
+    for _ in range(args.startup_runs if parts else 0):
+        runs.setdefault("imports", []).append(runner_imports_after(sys.executable))
+        for batch in (False, True):
+            runs.setdefault(("engine", batch), []).append(
+                engine_ready_after(engine, env.ext, batch))
     ms = {key: 1000 * median(values) for key, values in runs.items()}
     row(6, "command untraced: python3 -c, spawn to its first line", f"{ms['untraced']:.0f} ms")
+    if parts:
+        row(6, "the runner's part: python3 -I, spawn to the end of its imports",
+            f"{ms['imports']:.0f} ms")
+        for batch in (False, True):
+            row(6, f"the engine's part: pymemtrace-engine --lib{' --batch' if batch else ''}, "
+                   "spawn to its ready line (load, verifier, attach)",
+                f"{ms[('engine', batch)]:.0f} ms")
     row(6, "bpftrace alone: a BEGIN-only program, spawn to its BEGIN line (the floor)",
         f"{ms['floor']:.0f} ms")
     for engine in engines:
@@ -902,6 +950,9 @@ def main():
     if 10 in sections:
         import flow_rate
         flow_rate.section(args, row)
+    if 11 in sections:
+        import engine_histograms
+        engine_histograms.section(args, row)
     busy = sorted(set(busy) | set(others()))
     elapsed = time.monotonic() - started
 

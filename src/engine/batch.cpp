@@ -111,7 +111,7 @@ public:
                 ++counts_[COUNTER_UNMATCHED_REALLOC];
                 free_early(old_key, event.time, 1);
             }
-            add_to_summary(pid, location, domain, event.size);
+            add_to_summary(pid, location, -1, event.size); // as record_realloc: "realloc"
             if (!freed_already(pid, event.ptr, event.time))
                 keep(pid, event.ptr, event.size, location, domain, event.time);
             ++counts_[COUNTER_PYREALLOC];

@@ -187,10 +187,13 @@ static __always_inline uint64_t locate(uint64_t file, uint64_t function, int32_t
 #include "by_path.bpf.h" // --by-path: only the traced processes' events are kept
 #include "depth.bpf.h"
 #include "native.bpf.h" // --native: the caller in the stack record
+#include "follow.bpf.h" // --no-follow: forks are not traced
+#include "histograms.bpf.h" // --histograms: the summary by size bucket too
 
 static __always_inline void add_to_summary(uint32_t pid, uint64_t location, int32_t domain,
                                            uint64_t size, uint64_t native)
 {
+    add_to_histogram(pid, location, domain, size);
     struct engine_summary_key key = {.location = location, .pid = pid, .domain = domain,
                                      .native = native};
     struct engine_summary_value *value = bpf_map_lookup_elem(&summary, &key);
@@ -337,9 +340,9 @@ static __always_inline void record_alloc(uint32_t pid, uint64_t ptr, uint64_t si
 }
 
 // A live block moved or resized (old and new non-NULL): it keeps its domain, -1 when it was
-// allocated before tracing started. The summary counts the call under -1 (`realloc`), as the
-// bpftrace runner's does (pyrealloc carries no domain). What on_pyrealloc and a batch's realloc
-// event do.
+// allocated before tracing started. The summary counts it under -1, as the bpftrace runner's
+// summary does (the pyrealloc probe carries no domain): "realloc" in its tables and histograms.
+// What on_pyrealloc and a batch's realloc event do.
 static __always_inline void record_realloc(uint32_t pid, uint64_t old_ptr, uint64_t new_ptr,
                                            uint64_t size, uint64_t location, uint64_t native,
                                            uint64_t time)
@@ -477,6 +480,8 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
     uint32_t child_tgid = (uint32_t)BPF_CORE_READ(child, tgid);
     if (every_process || child_pid != child_tgid || !bpf_map_lookup_elem(&traced, &parent_tgid))
         return 0; // --all: the child is traced by the path attach, and known by its first event
+    if (no_follow)
+        return 0;
     uint32_t one = 1;
     bpf_map_update_elem(&traced, &child_tgid, &one, BPF_ANY);
     send(RECORD_FORK, child_tgid, parent_tgid, 0);

@@ -21,6 +21,7 @@
 #include "report.hpp"
 #include "snapshot.hpp"
 #include "stop.hpp"
+#include "targets.hpp"
 #include "tracer.hpp"
 
 namespace {
@@ -46,10 +47,10 @@ int poll_ms(const engine::Plan &plan, uint64_t next_ns)
     return static_cast<int>(std::min<uint64_t>(100, (next_ns - now) / 1000000 + 1));
 }
 
-int run(const engine::Plan &plan)
+int run(engine::Plan plan)
 {
     engine::install_stop_handlers();
-    engine::Tracer tracer(plan);
+    engine::Tracer tracer(plan, [&plan] { engine::read_targets(plan); }); // --targets-fd
     std::unique_ptr<engine::FlowStream> flow;
     if (plan.flow_fd >= 0)
         flow = std::make_unique<engine::FlowStream>(tracer, plan.flow_fd);

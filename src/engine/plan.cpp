@@ -16,7 +16,9 @@ const char *const usage =
     "                         [--ready-fd FD] [--allow-loss] [--max-live N]\n"
     "                         [--max-locations N] [--setid-stop] [--plain] [--verbose]\n"
     "                         [--native] [--interval-ms MS] [--all] [--depth N]\n"
-    "                         [--flow-fd FD [--flow-buffer BYTES]] [--batch] [--by-path]\n"
+    "                         [--flow-fd FD [--flow-buffer BYTES]] [--batch] [--no-follow]\n"
+    "                         [--histograms] [--by-path]\n"
+    "       pymemtrace-engine --targets-fd FD [options but --pid, --lib and --all]\n"
     "Traces pymemtrace's pyalloc, pyrealloc and pyfree probes of the libraries PATH, and of\n"
     "every instrumented library the traced processes map, in the processes PID and the\n"
     "processes they fork, until SIGINT/SIGTERM/SIGHUP or until every traced process has\n"
@@ -41,6 +43,10 @@ const char *const usage =
     "counted by kind in the report's loss (flow_lost_pyalloc...), and no summary is kept.\n"
     "--batch: where a library has the pybatch probe, its py* events are read in batches from\n"
     "the traced threads' rings (one trap per 64 events; pymemtrace/batch.h).\n"
+    "--no-follow: the processes that the traced ones fork are not traced.\n"
+    "--histograms: the summary's rows by size bucket too (the report's size_buckets).\n"
+    "--targets-fd FD: the PIDs and libraries come on FD as lines 'pid N' and 'lib PATH',\n"
+    "then 'end', read once the programs are loaded (the caller finds them meanwhile).\n"
     "--by-path: the --lib libraries are attached by path before `ready` (every process that\n"
     "maps them traps their probes; only the traced processes' events are kept), so that a\n"
     "process forked by a traced one has no window; libraries found mapped stay per PID.\n";
@@ -105,6 +111,9 @@ Plan parse_plan(int argc, char **argv)
         } else if (option == "--flow-buffer") {
             plan.flow_bytes = static_cast<uint32_t>(number("--flow-buffer", value, 1u << 30));
             ++i;
+        } else if (option == "--targets-fd") {
+            plan.targets_fd = static_cast<int>(number("--targets-fd", value, 1 << 20));
+            ++i;
         } else if (option == "--allow-loss") {
             plan.allow_loss = true;
         } else if (option == "--plain") {
@@ -113,6 +122,10 @@ Plan parse_plan(int argc, char **argv)
             plan.setid_stop = true;
         } else if (option == "--batch") {
             plan.batch = true;
+        } else if (option == "--no-follow") {
+            plan.follow = false;
+        } else if (option == "--histograms") {
+            plan.histograms = true;
         } else if (option == "--by-path") {
             plan.by_path = true;
         } else if (option == "--verbose") {
@@ -126,7 +139,14 @@ Plan parse_plan(int argc, char **argv)
     if (plan.every_process && (!plan.pids.empty() || plan.setid_stop))
         throw Error("--all traces every process that maps the libraries, set-ID ones included: "
                     "give --all without --pid and --setid-stop");
-    if (plan.pids.empty() && !plan.every_process)
+    if (plan.targets_fd >= 0
+        && (!plan.pids.empty() || !plan.libraries.empty() || plan.every_process))
+        throw Error("--targets-fd names the processes and libraries later: leave out --pid, --lib "
+                    "and --all");
+    if (plan.targets_fd >= 0 && fcntl(plan.targets_fd, F_GETFD) < 0)
+        throw Error("--targets-fd " + std::to_string(plan.targets_fd)
+                    + " is not an open file descriptor: give one the caller passed open");
+    if (plan.pids.empty() && !plan.every_process && plan.targets_fd < 0)
         throw Error("no process to trace: give --pid PID, or --all");
     if (plan.libraries.empty() && plan.every_process) // by path: the libraries must be named
         throw Error("no library to attach to: give --lib PATH of an instrumented library");
@@ -145,14 +165,16 @@ Plan parse_plan(int argc, char **argv)
     if (plan.flow_bytes < 4096 || (plan.flow_bytes & (plan.flow_bytes - 1)) != 0)
         throw Error("--flow-buffer " + std::to_string(plan.flow_bytes)
                     + ": give a power of two of at least 4096 bytes");
-    if (plan.flow_fd >= 0 && (plan.interval_ms != 0 || plan.depth > 1 || plan.every_process))
-        throw Error("--flow-fd sends every event of the --pid processes at depth 1: leave out "
-                    "--interval-ms, --depth and --all");
+    if (plan.flow_fd >= 0 && (plan.interval_ms != 0 || plan.depth > 1))
+        throw Error("--flow-fd sends every event at depth 1: leave out --interval-ms and --depth");
     if (plan.batch && plan.plain)
         throw Error("--batch reads the py* events, --plain the plain ones: give one of them");
     if (plan.batch && (plan.native || plan.depth > 1 || plan.flow_fd >= 0 || plan.interval_ms != 0))
         throw Error("--batch makes the summary and leaks at depth 1: leave out --native, --depth, "
                     "--flow-fd and --interval-ms");
+    if (plan.histograms && (plan.flow_fd >= 0 || plan.batch))
+        throw Error("--histograms counts the summary's events by size: leave out --flow-fd and "
+                    "--batch");
     if (plan.by_path && plan.every_process)
         throw Error("--all attaches by path already and keeps every process's events: leave out "
                     "--by-path");

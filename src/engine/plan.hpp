@@ -28,6 +28,9 @@ struct Plan {
     int flow_fd = -1;                    // --flow-fd: every event there (flow.hpp); -1: none
     uint32_t flow_bytes = 1u << 24;      // the flow's ring buffer (a power of two of pages)
     bool batch = false;                  // read the py* events in batches (pybatch, batch.bpf.h)
+    bool follow = true;                  // trace what the traced processes fork (--no-follow)
+    bool histograms = false;             // the summary by size bucket too (histograms.bpf.h)
+    int targets_fd = -1;                 // --targets-fd: pids and libraries named there later
     bool by_path = false;                // the libraries attached by path, only traced events kept
 };
 

@@ -11,6 +11,7 @@
 #include <vector>        // std::vector
 
 #include "engine.h" // the maps' layouts
+#include "histograms.hpp"
 #include "json.hpp"
 #include "maps.hpp"
 
@@ -248,6 +249,9 @@ Report make_report(const Tracer &tracer,
     json += ",\"leaks\":" + entries(leaks, names, unnamed);
     json += ",\"live_blocks\":" + std::to_string(live_blocks);
     json += native_libraries_json(tracer);
+    uint64_t histograms_refused = 0; // --histograms: events its full map could not count
+    if (tracer.plan().histograms)
+        json += ",\"size_buckets\":" + size_buckets_json(tracer, histograms_refused);
     // Every library attached, named or mapped later: none means nothing could be traced.
     json += ",\"libraries_attached\":" + std::to_string(tracer.libraries().size());
     json += ",\"attached_by_path\":" + by_path_json(tracer);
@@ -274,7 +278,8 @@ Report make_report(const Tracer &tracer,
         {"forked_window", window_lost},
         {"snapshot_rows_full", counters[COUNTER_SNAPSHOT_ROWS_FULL]},
         {"late_window", tracer.late_libraries().size()},
-        {"unexamined_files", unexamined.size()}};
+        {"unexamined_files", unexamined.size()},
+        {"histograms_full", histograms_refused}};
     json += ",\"loss\":{";
     bool first = true;
     for (const auto &loss : losses) {

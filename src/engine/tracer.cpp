@@ -19,18 +19,13 @@
 #include <bpf/bpf.h>    // bpf_map_update_elem, bpf_map_lookup_elem
 #include <bpf/libbpf.h> // bpf_program__attach_usdt, ring_buffer
 
-// The skeleton is generated C (bpftool gen skeleton); the warnings of a C++ build are not ours.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpedantic"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wold-style-cast"
-#include "engine.skel.h"
-#pragma GCC diagnostic pop
+#include "skeleton.hpp" // engine.skel.h
 
 #include "batch.hpp" // target_clock_now
 #include "engine.h"  // struct engine_record
 #include "error.hpp"
 #include "json.hpp" // quote
+#include "loaded.hpp"
 #include "notes.hpp"
 #include "output.hpp"
 
@@ -187,16 +182,21 @@ uint64_t monotonic_ns()
     return static_cast<uint64_t>(now.tv_sec) * 1000000000u + static_cast<uint64_t>(now.tv_nsec);
 }
 
-Tracer::Tracer(const Plan &plan) : plan_(plan)
+Tracer::Tracer(const Plan &plan, const std::function<void()> &name_targets) : plan_(plan)
 {
     libbpf_verbose = plan.verbose;
     libbpf_set_print(print_libbpf);
     check_machine();
-    libraries_ = distinct_files(plan.libraries);
-    for (const auto &library : libraries_)
-        check_library(library, plan.plain, stack_request(plan));
-    for (const pid_t pid : plan.pids)
-        check_process(pid);
+    // Bad targets are said before the load; with --targets-fd they are named after it.
+    const auto check_targets = [this, &plan] {
+        libraries_ = distinct_files(plan.libraries);
+        for (const auto &library : libraries_)
+            check_library(library, plan.plain, stack_request(plan));
+        for (const pid_t pid : plan.pids)
+            check_process(pid);
+    };
+    if (plan.targets_fd < 0)
+        check_targets();
 
     skeleton_ = engine_bpf__open();
     if (skeleton_ == nullptr)
@@ -212,12 +212,16 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     skeleton_->rodata->every_process = plan.every_process ? 1 : 0;
     skeleton_->rodata->traced_only = plan.by_path ? 1 : 0; // by_path.bpf.h
     skeleton_->rodata->stack_depth = plan.depth > 1 ? plan.depth : 0;
+    skeleton_->rodata->no_follow = plan.follow ? 0 : 1;
+    skeleton_->rodata->size_histograms = plan.histograms ? 1 : 0;
+    bpf_map__set_max_entries(skeleton_->maps.size_buckets, plan.max_locations);
     bpf_map__set_max_entries(skeleton_->maps.stack_names, plan.max_locations);
     bpf_map__set_max_entries(skeleton_->maps.live_rows, plan.max_locations);
     // Without a flow its ring buffer is the smallest there is: one page.
     bpf_map__set_max_entries(skeleton_->maps.flow, plan.flow_fd >= 0
                                                        ? plan.flow_bytes
                                                        : static_cast<uint32_t>(getpagesize()));
+    load_only_what_runs(skeleton_, plan); // programs it attaches, maps it fills: start-up
     // --batch's programs are loaded only with it; the exec one only where the kernel has its
     // tracepoint (Linux 6.10+).
     bpf_program__set_autoload(skeleton_->progs.on_pybatch, plan.batch);
@@ -266,6 +270,10 @@ Tracer::Tracer(const Plan &plan) : plan_(plan)
     if (records_ == nullptr)
         throw Error(std::string("cannot read the engine's ring buffer: ") + std::strerror(errno));
 
+    if (plan.targets_fd >= 0) { // loaded and watching forks, exits and mappings: the targets
+        name_targets();
+        check_targets();
+    }
     const uint64_t start = monotonic_ns();
     // --all, --by-path: the plan's libraries by path, before any process's (one found mapped
     // under another name is then known by its inode, and never attached per PID as well).

@@ -6,6 +6,7 @@
 #define PYMEMTRACE_ENGINE_TRACER_HPP
 
 #include <cstdint> // uint64_t
+#include <functional> // std::function
 #include <map>     // std::map
 #include <optional> // std::optional
 #include <set>     // std::set
@@ -46,7 +47,9 @@ struct Process {
 
 class Tracer {
 public:
-    explicit Tracer(const Plan &plan); // checks the machine and the plan, loads, attaches
+    // Checks the machine and the plan, loads, attaches. With --targets-fd, `name_targets` fills
+    // the plan's pids and libraries once the programs are loaded (main.cpp).
+    explicit Tracer(const Plan &plan, const std::function<void()> &name_targets = nullptr);
     ~Tracer();
     Tracer(const Tracer &) = delete;
     Tracer &operator=(const Tracer &) = delete;

@@ -3,8 +3,10 @@
 the report in a file of its own (apart from the command's output), the build's cMemLeak on
 PYTHONPATH."""
 import os
+import signal
 import subprocess
 import tempfile
+import time
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 RUNNER = os.path.join(ROOT, "toolkit", "pymemtrace-trace")
@@ -51,3 +53,37 @@ def pid_report(target, args, timeout=120):
     status, out, err = pid_run(target, args, timeout)
     assert status == 0, f"runner exited {status}:\n{err[-800:]}"
     return out
+
+
+def wait_until(predicate, timeout=30.0):
+    """Whether `predicate()` came true within `timeout` seconds (asked every 50 ms)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def every_process_run(args, errors, workload, settle=0.3):
+    """(exit status, stdout) of `pymemtrace-trace --all ARGS`, its stderr in the file `errors`:
+    once it says it traces every process, `workload(processes)` starts what is to be traced
+    (appending each Popen to `processes`) and returns when they have done what the report is
+    to hold; `settle` seconds later a SIGINT stops the runner. Whatever still runs is killed."""
+    processes = []
+    with open(errors, "w") as err:
+        runner = subprocess.Popen([PYTHON, "-I", RUNNER, "--all", *args], stdout=subprocess.PIPE,
+                                  stderr=err, text=True)
+    try:
+        said = lambda: open(errors).read()  # noqa: E731
+        assert wait_until(lambda: "tracing every process" in said()), said()
+        workload(processes)
+        time.sleep(settle)
+        runner.send_signal(signal.SIGINT)
+        out, _ = runner.communicate(timeout=120)
+    finally:
+        for process in (*processes, runner):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return runner.returncode, out

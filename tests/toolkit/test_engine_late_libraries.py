@@ -59,8 +59,11 @@ def test_env_pythonpath_bash_c_python_from_root_is_traced_with_no_lib(tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert runner.stdout.readline() == "imported\n"
-        # env and bash exec: the runner's child is the Python that imported cMemLeak.
-        child = int(open(f"/proc/{runner.pid}/task/{runner.pid}/children").read().split()[0])
+        # env and bash exec: the runner's child is the Python that imported cMemLeak (its other
+        # child is the engine, started first: docs/engine.md, "Start-up").
+        children = open(f"/proc/{runner.pid}/task/{runner.pid}/children").read().split()
+        child = next(int(pid) for pid in children
+                     if open(f"/proc/{pid}/comm").read().strip() != "pymemtrace-engi")
         wait_armed(child, library)
         out, err = runner.communicate("go\n", timeout=120)
     finally:

@@ -7,7 +7,6 @@ PYTHONPATH=<builddir>/src.
 """
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
 import tracing  # noqa: E402,F401  (also makes pymemtrace.trace importable)
-from runner import BUILD_SRC, LIB, PYTHON, RUNNER  # noqa: E402
+from runner import BUILD_SRC, LIB, PYTHON, every_process_run, wait_until  # noqa: E402
 
 
 # Waits for the file GO, keeps COUNT blocks of SIZE bytes, says so (GO.PID), then waits.
@@ -33,15 +32,6 @@ time.sleep(120)
 """
 
 
-def wait_until(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 def test_two_independent_processes_are_reported_under_their_own_pids(tmp_path):
     os.chmod(str(tmp_path), 0o755)
     script = tmp_path / "user.py"
@@ -50,28 +40,25 @@ def test_two_independent_processes_are_reported_under_their_own_pids(tmp_path):
     # One process runs before tracing starts; the other starts after; neither is related to the
     # runner or to the other. The second's last argument is hostile in a terminal.
     before = subprocess.Popen([PYTHON, str(script), BUILD_SRC, go, "111", "3"])
-    errors = tmp_path / "runner.err"
-    with open(errors, "w") as err:
-        runner = subprocess.Popen([PYTHON, "-I", RUNNER, "--all", "--lib", LIB, "--report",
-                                   "leaks", "--json"], stdout=subprocess.PIPE, stderr=err,
-                                  text=True)
-    after = None
-    try:
-        assert wait_until(lambda: "tracing every process" in errors.read_text()), \
-            errors.read_text()
-        after = subprocess.Popen([PYTHON, str(script), BUILD_SRC, go, "222", "4", "\x1b]0;x\x07"])
+    started = [before]
+
+    def workload(processes):
+        started.append(subprocess.Popen([PYTHON, str(script), BUILD_SRC, go, "222", "4",
+                                         "\x1b]0;x\x07"]))
+        processes.append(started[-1])
         time.sleep(0.5)  # its import done
         open(go, "w").close()
-        assert wait_until(lambda: all(os.path.exists(f"{go}.{p.pid}") for p in (before, after)))
-        time.sleep(0.3)
-        runner.send_signal(signal.SIGINT)
-        out, _ = runner.communicate(timeout=120)
+        assert wait_until(lambda: all(os.path.exists(f"{go}.{p.pid}") for p in started))
+    errors = tmp_path / "runner.err"
+    try:
+        status, out = every_process_run(["--lib", LIB, "--report", "leaks", "--json"], errors,
+                                        workload)
     finally:
-        for process in (before, after, runner):
-            if process is not None and process.poll() is None:
-                process.kill()
-                process.wait()
-    assert runner.returncode == 0, errors.read_text()
+        if before.poll() is None:
+            before.kill()
+            before.wait()
+    assert status == 0, errors.read_text()
+    after = started[1]
     entries = json.loads(out)
     by_pid = {}
     for e in entries:
@@ -88,26 +75,18 @@ def test_text_sections_name_each_pid_and_its_escaped_command_line(tmp_path):
     script.write_text(USER)
     go = str(tmp_path / "go")
     errors = tmp_path / "runner.err"
-    with open(errors, "w") as err:
-        runner = subprocess.Popen([PYTHON, "-I", RUNNER, "--all", "--lib", LIB, "--report",
-                                   "leaks"], stdout=subprocess.PIPE, stderr=err, text=True)
-    user = None
-    try:
-        assert wait_until(lambda: "tracing every process" in errors.read_text()), \
-            errors.read_text()
-        user = subprocess.Popen([PYTHON, str(script), BUILD_SRC, go, "50", "2", "a\nb\x1b[2J"])
+    users = []
+
+    def workload(processes):
+        users.append(subprocess.Popen([PYTHON, str(script), BUILD_SRC, go, "50", "2",
+                                       "a\nb\x1b[2J"]))
+        processes.append(users[0])
         time.sleep(0.5)
         open(go, "w").close()
-        assert wait_until(lambda: os.path.exists(f"{go}.{user.pid}"))
-        time.sleep(0.3)
-        runner.send_signal(signal.SIGINT)
-        out, _ = runner.communicate(timeout=120)
-    finally:
-        for process in (user, runner):
-            if process is not None and process.poll() is None:
-                process.kill()
-                process.wait()
-    assert runner.returncode == 0, errors.read_text()
+        assert wait_until(lambda: os.path.exists(f"{go}.{users[0].pid}"))
+    status, out = every_process_run(["--lib", LIB, "--report", "leaks"], errors, workload)
+    assert status == 0, errors.read_text()
+    user = users[0]
     section = [line for line in out.splitlines() if line.startswith(f"== PID {user.pid}: ")]
     assert len(section) == 1 and section[0].endswith(" 50 2 a\\nb\\x1b[2J (still running)"), out
     assert "\x1b" not in out, out

@@ -17,7 +17,7 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
 from runner import BUILD_SRC, LIB, PYTHON, RUNNER  # noqa: E402
 import tracing  # noqa: E402,F401  (makes pymemtrace.trace importable)
-from pymemtrace.trace import flamegraph_html, reports  # noqa: E402
+from pymemtrace.trace import flamegraph_html, reports, unseen  # noqa: E402
 from pymemtrace.trace.programs import Plan  # noqa: E402
 
 MESON_BUILT = os.environ.get("PYMEMTRACE_REDIRECT_MESON", "")  # redirect flags, C++ ones too
@@ -99,3 +99,23 @@ def test_the_html_page_states_what_it_cannot_see_as_escaped_text(tmp_path):
     shown = re.search(r'<p id="not-seen">(.*?)</p>', dom, re.S)
     assert shown and shown[1] == html.escape(hostile, quote=False), dom[-2000:]
     assert 'id="forged"' not in dom
+
+
+def test_copies_of_one_extension_in_several_builds_are_each_named_by_path_once(tmp_path):
+    """A scan of sys.path may find the same extension built in several places: each copy's
+    sentence names its whole path (four identical lines naming cMemLeak.so were printed, seen),
+    and a file traced through two names is said once."""
+    built = CMEMLEAK[1]
+    copies = []
+    for place in ("one", "two"):
+        (tmp_path / place).mkdir()
+        copies.append(str(tmp_path / place / os.path.basename(built)))
+        with open(built, "rb") as source, open(copies[-1], "wb") as copy:
+            copy.write(source.read())
+    lines = unseen.not_seen(copies + [copies[0]])
+    heap = [line for line in lines if "C++ heap" in line]
+    assert len(heap) == 2 and all(any(path in line for line in heap) for path in copies), lines
+    assert unseen.not_seen([built]) == unseen.not_seen([built, built])
+    assert [line for line in unseen.not_seen([built]) if "C++ heap" in line] == [
+        f"not seen: the C++ heap (operator new/delete) of {os.path.basename(built)}, built "
+        "without the C++ flags; rebuild it with `pkg-config --libs pymemtrace-redirect`"]

@@ -22,10 +22,12 @@ from .errors import Failure
 from .modes import LOSS, Trace, trace_all, trace_command, trace_pid
 from .names import shown
 from .output import ReportFile
+from .request import Request
 
 
 
 def parse_args(argv):
+    """The checked Request argv makes; a usage error (exit 2) if it is not one."""
     command = []
     if "--" in argv:
         index = argv.index("--")
@@ -189,7 +191,7 @@ def parse_args(argv):
             parser.error("--interval needs the default --frames probes")
         if not 0.1 <= args.interval <= 86400:
             parser.error(f"--interval {args.interval}: give 0.1 to 86400 seconds")
-    return args
+    return Request.from_arguments(args)
 
 
 def report_format(parser, args):
@@ -222,9 +224,9 @@ def run(argv):
     reader = targets.CommandUser.choose(args.user, os.environ)
     user = None if args.pid is not None or args.all else reader
     # Before tracing: a missing flame graph library is said now, not after the run.
-    args.scripts = flamegraph_html.scripts() if args.format == "html" else None
+    scripts = flamegraph_html.scripts() if args.format == "html" else None
     report_file = ReportFile(args.output, reader) if args.output else None
-    args.out = report_file.stream if report_file else sys.stdout
+    args = args.writing_to(report_file.stream if report_file else sys.stdout, scripts)
     aliases = FileAliases()
     try:
         status = trace(args, user, aliases)
@@ -267,12 +269,27 @@ def trace(args, user, aliases):
     if (args.frames == "python-probes" or args.libc or args.object_allocator
             or args.python_call_stack):
         python, pymalloc = python_with_probes(target_exe, aliases, args.object_allocator)
+    plan = programs.choose_script(args, pymalloc)
+    setid = programs.for_another_user(user, os.environ)
+    # The engine loads its programs while the libraries are checked and found (start-up,
+    # docs/engine.md); it is told its targets once the command is forked.
+    early = engine_trace.start_early(args, plan, setid)
+    try:
+        return trace_with(args, user, aliases, env, python, plan, setid, early)
+    except BaseException as failure:
+        if early is not None:  # never left running: its load is of no use now
+            early.__exit__(type(failure), failure, failure.__traceback__)
+        raise
+
+
+def trace_with(args, user, aliases, env, python, plan, setid, early):
+    """trace() once the plan is chosen: the libraries, then the run on the engine (`early`, if
+    started) or on bpftrace."""
     libraries = []
     for lib in args.lib:
         libraries += given_libraries(lib, user, aliases)
     for note in interpreters.notes(args.command, env, user, libraries) if args.command else ():
         print(f"pymemtrace-trace: note: {note}", file=sys.stderr)
-    plan = programs.choose_script(args, pymalloc)
     if plan.script.startswith("pymemtrace_") and not args.all:
         libraries = with_found_libraries(args, env, user, aliases, libraries,
                                          engine_trace.finds_libraries(args, plan))
@@ -280,11 +297,11 @@ def trace(args, user, aliases):
         native.check_tools()
     if args.depth > 1 or args.native:
         libraries = libraries_with_records(libraries, args.depth, args.native)
-    setid = programs.for_another_user(user, os.environ)
     engine_path = chosen_engine(args, plan)
     if engine_path is not None:
         def make_run(pid):
-            return engine_trace.EngineTrace(pid, plan, args, libraries, engine_path, setid)
+            return engine_trace.EngineTrace(pid, plan, args, libraries, engine_path, setid,
+                                            loading=early)
         if args.all:
             return trace_all(args, None, plan, libraries, make_run(None))
     else:
@@ -315,9 +332,8 @@ def chosen_engine(args, plan):
     if not engine_trace.takes(args, plan):
         if wanted:
             raise Failure("pymemtrace-engine (--engine libbpf, --attach-by) makes the flow, "
-                          "summary and leak reports of the py* probes, following forks (or "
-                          "--all), without --histograms; the flow at --depth 1, without "
-                          "--interval or --all",
+                          "summary and leak reports of the py* probes: not --libc, "
+                          "--object-allocator or --frames python-probes",
                           "leave --engine and --attach-by out: bpftrace then makes this report")
         return None
     found = engine.find_engine()

@@ -60,13 +60,18 @@ class EngineRun:
     def __init__(self, pids, libraries, engine=None, allow_loss=False, max_live=None,
                  setid_stop=False, interval_ms=None, every_process=False, depth=1,
                  max_locations=None, native_caller=False, flow_bytes=None, batch=False,
-                 by_path=False):
+                 follow=True, histograms=False, targets_later=False, by_path=False):
         engine = engine or find_engine()
         if engine is None:
             raise Failure(f"{ENGINE} was not found beside the runner",
                           "build it (meson compile -C build; tools/install-deps.sh installs "
                           "libbpf-dev, libelf-dev, bpftool and clang) or install pymemtrace")
         argv = [engine]
+        # targets_later: started before its targets are known, it loads its programs while the
+        # runner finds them, then takes them on its stdin (name_targets).
+        self.targets_later = targets_later
+        if targets_later:
+            argv += ["--targets-fd", "0"]
         for pid in pids:
             argv += ["--pid", str(int(pid))]
         for library in libraries:
@@ -91,6 +96,10 @@ class EngineRun:
         self.flow_bytes, self.flow = flow_bytes, None
         if batch:  # the py* events read in batches from the targets' rings (issue 23)
             argv.append("--batch")
+        if not follow:  # what the traced processes fork is not traced
+            argv.append("--no-follow")
+        if histograms:  # the summary by size bucket too (the text summary's histograms)
+            argv.append("--histograms")
         if by_path:  # the libraries in every process that maps them, traced processes' kept
             argv.append("--by-path")
         self.argv = argv
@@ -109,12 +118,29 @@ class EngineRun:
             argv = [*argv, "--flow-fd", str(write_end), "--flow-buffer", str(int(self.flow_bytes))]
         try:
             self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                         stdin=subprocess.DEVNULL, start_new_session=True,
+                                         stdin=subprocess.PIPE if self.targets_later
+                                         else subprocess.DEVNULL, start_new_session=True,
                                          pass_fds=kept, preexec_fn=die_with(os.getpid()))
         finally:
             for fd in kept:  # the engine's now: the flow ends when the engine closes it
                 os.close(fd)
         return self
+
+    def name_targets(self, pids, libraries):
+        """targets_later: the processes and libraries to trace, once known (the engine is
+        loading meanwhile). An `end` line closes them: a command forked since holds the pipe
+        until it execs."""
+        lines = [f"pid {int(pid)}\n" for pid in pids]
+        for library in libraries:
+            path = os.fspath(library)
+            if "\n" in path:  # never from the runner: its libraries are /proc/self/fd aliases
+                raise ValueError(f"a library path with a newline: {path!r}")
+            lines.append(f"lib {path}\n")
+        try:
+            self.proc.stdin.write("".join(lines + ["end\n"]).encode())
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass  # the engine failed: its error line is read with its ready line
 
     def end_later(self):
         """The wait for the engine's detach, at the runner's exit: after the report was written,
@@ -138,6 +164,8 @@ class EngineRun:
             self.returncode = self.proc.returncode
         self.proc.stdout.close()
         self.proc.stderr.close()
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
         if self.flow is not None:
             os.close(self.flow)
             self.flow = None

@@ -3,13 +3,13 @@
 same run interface as modes.Trace (start, alive, ended_early, pause, stop, drain, finish), so
 `modes` holds, releases and waits for the traced processes the same way whichever engine traces.
 
-Which runs it takes (`takes`): every run it is able to make (`_able`: the plain summary or leaks
-of the py* probes, without --histograms, with -p, --all or a command, --interval's snapshots and
---depth's stacks included, and the flow of -p or a command: engine_flow), unless --engine
-bpftrace; the others stay on bpftrace. A command's libraries named or found beforehand are
-attached by path before it runs (`attached_by_path`). It attaches to every instrumented library
-the traced processes map, also those mapped after it started, so it needs no library named or
-found beforehand (`finds_libraries`)."""
+Which runs it takes (`takes`): every report of the py* probes (the summary, --histograms
+included; the leaks, --interval's snapshots included; --depth's stacks; the flow, engine_flow),
+with -p, --all or a command, following forks or not (--no-follow), unless --engine bpftrace;
+--libc, --object-allocator and --frames python-probes stay on bpftrace. A command's libraries
+named or found beforehand are attached by path before it runs (`attached_by_path`). It attaches
+to every instrumented library the traced processes map, also those mapped after it started, so
+it needs no library named or found beforehand (`finds_libraries`)."""
 import os
 import sys
 import threading
@@ -47,16 +47,25 @@ LOSS_WORDS = {
     "batch_rings_full": "{} thread buffers could not be followed: too many threads or libraries",
     "batch_unordered": "{} frees read before their allocations could not be remembered; raise "
                        "--max-entries",
+    "histograms_full": "{} allocations are missing from the size histograms: their map was "
+                       "full; raise --max-entries",
 }
 
 
 def _able(args, plan):
-    """Whether the engine can make this run's report at all: summary and leaks (snapshots,
-    --all and --depth included), and the flow of -p or a command at depth 1."""
-    flow = plan.script == "pymemtrace_flow"
-    return ((plan.script in ("pymemtrace_summary", "pymemtrace_leaks")
-             or (flow and args.depth == 1 and args.interval is None and not args.all))
-            and not args.histograms and (args.follow or args.all))
+    """Whether the engine can make this run's report at all: every report of the py* probes,
+    the summary and leaks (snapshots, --all, --depth, --histograms, --no-follow included) and
+    the flow (at depth 1, without --interval: the only flow cli accepts)."""
+    return (plan.script in ("pymemtrace_summary", "pymemtrace_leaks")
+            or (plan.script == "pymemtrace_flow" and args.depth == 1 and args.interval is None))
+
+
+def histograms(args, plan):
+    """Whether the engine counts this run's events by size bucket: the text summary's
+    --histograms (one table for all processes: a report per process has none, as the bpftrace
+    runner's)."""
+    return (args.histograms and plan.kind == "summary" and args.format == "text"
+            and not args.per_process)
 
 
 def finds_libraries(args, plan):
@@ -72,7 +81,7 @@ def takes(args, plan):
     --engine bpftrace. A command's libraries named or found beforehand are attached by path
     before it runs (`attached_by_path`), so that what it forks misses nothing, as with bpftrace;
     a library mapped later is attached once the engine sees the mapping, its window stated
-    (docs/engine.md). The engine follows forks always: not with --no-follow."""
+    (docs/engine.md)."""
     return _able(args, plan) and args.engine != "bpftrace"
 
 
@@ -82,14 +91,16 @@ def attached_by_path(args):
     if args.all:
         return False
     default = "pid" if args.pid is not None else "path"
-    return (getattr(args, "attach_by", None) or default) == "path"
+    return (args.attach_by or default) == "path"
 
 
 def batches(args, plan):
     """Whether the engine reads this run's events in batches (--batch: one trap per 64 events,
-    issue 23): the summary and leaks at depth 1, without --interval, --native or --all."""
+    issue 23): the summary and leaks at depth 1, without --interval, --native, --all or the
+    histograms."""
     return (plan.script in ("pymemtrace_summary", "pymemtrace_leaks") and args.depth == 1
-            and args.interval is None and not getattr(args, "native", False) and not args.all)
+            and args.interval is None and not args.native and not args.all
+            and not histograms(args, plan))  # batches read at the report keep no size buckets
 
 
 def statuses(processes):
@@ -185,6 +196,42 @@ def flow_buffer_bytes(perf_pages):
 MOST_LOCATIONS = 1 << 24
 
 
+def engine_run(plan, args, engine_path, setid, pids=(), libraries=(), targets_later=False):
+    """The engine.EngineRun of this run (not started). The engine's own loss counters are turned
+    into words here, and the exit status is the runner's (modes.exit_status): the engine itself
+    always allows loss. --all traces set-ID programs too, as the bpftrace runner's --all does.
+    The summary and leaks at depth 1 read the events in batches where the libraries have
+    pybatch (`batches`)."""
+    interval = args.interval
+    return engine.EngineRun(pids=list(pids), libraries=list(libraries),
+                            engine=engine_path, allow_loss=True,
+                            setid_stop=setid and not args.all,
+                            interval_ms=None if interval is None
+                            else max(1, round(interval * 1000)),
+                            every_process=args.all, depth=args.depth,
+                            max_locations=min(args.max_entries, MOST_LOCATIONS),
+                            native_caller=args.native,
+                            flow_bytes=flow_buffer_bytes(args.perf_pages)
+                            if plan.kind == "flow" else None,
+                            batch=batches(args, plan), follow=args.follow,
+                            histograms=histograms(args, plan), targets_later=targets_later,
+                            by_path=attached_by_path(args))
+
+
+def start_early(args, plan, setid):
+    """The engine started now, before the runner looks for the command's libraries and forks
+    it, when it is sure to make this command's report (`takes`: not with --engine bpftrace): it
+    loads its programs and attaches its tracepoints meanwhile, and EngineTrace(loading=...)
+    names its targets. None when the engine does not take the run, or is not found (said
+    later)."""
+    if not args.command or args.pid is not None or args.all or not takes(args, plan):
+        return None
+    found = engine.find_engine()
+    if found is None:
+        return None
+    return engine_run(plan, args, found, setid, targets_later=True).__enter__()
+
+
 def moment_of(time_ns):
     """time.time() of the CLOCK_MONOTONIC instant `time_ns` (the engine's clock)."""
     return time.time() - (time.monotonic_ns() - int(time_ns)) / 1e9
@@ -194,30 +241,17 @@ class EngineTrace:
     """`pid`: the process traced (and what it forks); None with --all: every process that maps
     the libraries."""
 
-    def __init__(self, pid, plan, args, libraries, engine_path=None, setid=False):
+    def __init__(self, pid, plan, args, libraries, engine_path=None, setid=False, loading=None):
         self.plan, self.args = plan, args
         # The engine attaches what a traced process maps; --all attaches the libraries given.
         self.missed = MissedLibraries(libraries) if args.all else AttachedByEngine()
         self.not_seen = tuple(unseen.not_seen(libraries)) if libraries else ()
-        interval = getattr(args, "interval", None)
-        # The engine's own loss counters are turned into words here, and the exit status is the
-        # runner's (modes.exit_status): the engine itself always allows loss. --all traces
-        # set-ID programs too, as the bpftrace runner's --all does. The summary and leaks at
-        # depth 1 read the events in batches where the libraries have pybatch (`batches`).
-        self.native_caller = getattr(args, "native", False)
-        self.run = engine.EngineRun(pids=[] if pid is None else [pid],
-                                    libraries=[os.fspath(lib) for lib in libraries],
-                                    engine=engine_path, allow_loss=True,
-                                    setid_stop=setid and not args.all,
-                                    interval_ms=None if interval is None
-                                    else max(1, round(interval * 1000)),
-                                    every_process=args.all, depth=args.depth,
-                                    max_locations=min(args.max_entries, MOST_LOCATIONS),
-                                    native_caller=self.native_caller,
-                                    flow_bytes=flow_buffer_bytes(args.perf_pages)
-                                    if plan.kind == "flow" else None,
-                                    batch=batches(args, plan),
-                                    by_path=attached_by_path(args))
+        interval = args.interval
+        self.native_caller = args.native
+        # `loading`: the engine start_early started for this run, to be told its targets.
+        self.pid, self.libraries = pid, [os.fspath(lib) for lib in libraries]
+        self.run = loading or engine_run(plan, args, engine_path, setid,
+                                         [] if pid is None else [pid], self.libraries)
         self.shortener = reports.Shortener(not args.full_file_path, args.strlen)
         self.started = False
         self.snapshots = (Snapshots(args.out, args.format, args.top, args.per_process,
@@ -235,7 +269,10 @@ class EngineTrace:
 
     def start(self):
         """Returns once every probe is attached (the engine's ready line)."""
-        self.run.__enter__()
+        if self.run.proc is None:
+            self.run.__enter__()
+        else:  # started early (start_early): loaded, waiting for its targets
+            self.run.name_targets([self.pid], self.libraries)
         self.started = True
         self.run.ready()
         if any(wanted is not None for wanted in (self.snapshots, self.commands, self.stacks)):
@@ -331,6 +368,26 @@ class EngineTrace:
         if self.flow is not None:
             self.flow.join()
 
+    def _size_dists(self, report, rows):
+        """--histograms: the text summary's histograms, drawn by reports.size_dists from the
+        engine's rows by size bucket (`size_buckets`), named as the summary `rows` (or, at
+        --depth N, the stacks) of the same location name them; (None, None) without."""
+        buckets = report.get("size_buckets")
+        if buckets is None:
+            return None, None
+        if self.args.depth > 1:
+            def where(row):
+                frame = self.stacks.stack(int(row["pid"]), int(row["location"]))[0]
+                return frame[0], frame[2]
+        else:
+            named = {int(r["location"]): (self.shortener.file(r["file"]), r["function"])
+                     for r in rows}
+
+            def where(row):  # a location the full summary refused: stated, shown as "?"
+                return named.get(int(row["location"]), ("?", "?"))
+        return reports.size_dists((*where(row), int(row["domain"]), int(row["bucket"]),
+                                    int(row["count"]), int(row["bytes"])) for row in buckets)
+
     def _write(self, report, early):
         from .modes import write_report  # modes imports this module
         from .cli import BUILD_WITH_PROBES  # cli imports this module
@@ -369,6 +426,8 @@ class EngineTrace:
         setid = {int(p["pid"]): "set-user-ID or set-group-ID"
                  for p in report.get("processes", []) if p.get("setid")}
 
+        dists = self._size_dists(report, rows)
+
         def write(view):
             if self.flow is not None:  # written as it came; then which processes left it
                 if self.flow.write_error:
@@ -382,6 +441,7 @@ class EngineTrace:
             if view.form != "text":
                 reports.write_entries(self.args.out, self.args.report, view, entries)
             else:
-                reports.write_text(self.args.out, self.args.report, view, entries, ended)
+                reports.write_text(self.args.out, self.args.report, view, entries, ended,
+                                   dists=dists[0], domain_dists=dists[1])
         return write_report(self.args, lost, write, self.commands, self.snapshots, setid=setid,
                             not_seen=self.not_seen)

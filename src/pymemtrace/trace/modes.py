@@ -108,10 +108,10 @@ class Trace:
         # leaks, or the names of --depth's stacks.
         self.replay = (replay.FlowReplay(args.max_entries, plan.flow_domain, self.shortener)
                        if plan.kind == "flowlog" and args.report != "flow" else None)
-        native_caller = getattr(args, "native", False)
+        native_caller = args.native
         self.stacks = (stacks.Stacks(args.max_entries, self.shortener,
                                      list(libraries) if native_caller else None)
-                       if getattr(args, "depth", 1) > 1 or native_caller else None)
+                       if args.depth > 1 or native_caller else None)
         self.setid = {}  # {pid: what it exec'd} (scripts.SETID_LINE): not traced from then on
         self.unseen = UnseenFrees(args.max_entries) if args.report == "flow" else None
         # Rows reach a terminal as they come; a file or pipe gets them a buffer at a time (a
@@ -127,10 +127,10 @@ class Trace:
                                        ready_marker="dtrace:::BEGIN", on_printf=self._printf,
                                        framed_rows=True if plan.kind == "flow" else "json")
         # --all: {pid: command line}, read when a process makes its first event (PROCESS_LINE).
-        self.commands = {} if getattr(args, "all", False) else None
+        self.commands = {} if args.all else None
         # --interval: the snapshot announced by SNAPSHOT_LINE, filled by the maps printed next.
         self.snapshots, self.pending = None, None
-        if getattr(args, "interval", None):
+        if args.interval:
             self.snapshots = Snapshots(args.out, args.format, args.top, args.per_process,
                                        self.shortener, args.max_entries)
             self.session.maps = MapWatch(self._maps)

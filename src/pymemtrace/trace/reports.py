@@ -120,6 +120,23 @@ def bucket_hist(counts):
             for b, c in sorted(counts.items())]
 
 
+def size_dists(rows):
+    """The text summary's histograms from rows (file, function, domain, bucket, count, bytes),
+    bucket the size's power of two (-1 for 0): ({(file, function): (bytes, buckets)},
+    {domain: (bytes, buckets)}), as tables.histogram_lines takes them. Whichever engine
+    counted the rows, and at whatever depth (the innermost frame's file and function)."""
+    totals, domain_totals = collections.Counter(), collections.Counter()
+    by_function, by_domain = {}, {}
+    for file, function, domain, bucket, count, total in rows:
+        totals[file, function] += total
+        domain_totals[domain] += total
+        for table, key in ((by_function, (file, function)), (by_domain, domain)):
+            counts = table.setdefault(key, collections.Counter())
+            counts[bucket] += count
+    return ({key: (totals[key], bucket_hist(c)) for key, c in by_function.items()},
+            {d: (domain_totals[d], bucket_hist(c)) for d, c in by_domain.items()})
+
+
 def leaks_from_live(live):
     """Leak entries, one per process and location, from @live[pid, ptr]."""
     groups = {}
@@ -314,14 +331,7 @@ def report(out, plan, wanted, as_json, maps, collected, shortener, view=None):
         write_entries(out, wanted, view, entries)
         return
     # Histograms per (file, function) and per domain, from @alloc's size buckets.
-    totals, domain_totals, by_function, by_domain = {}, {}, {}, {}
-    for _pid, file, function, _line, domain, bucket, count, total in alloc_rows(maps):
-        totals[(file, function)] = totals.get((file, function), 0) + total
-        domain_totals[domain] = domain_totals.get(domain, 0) + total
-        counts = by_function.setdefault((file, function), {})
-        counts[bucket] = counts.get(bucket, 0) + count
-        counts = by_domain.setdefault(domain, {})
-        counts[bucket] = counts.get(bucket, 0) + count
-    dists = {key: (totals[key], bucket_hist(c)) for key, c in by_function.items()}
-    domain_dists = {d: (domain_totals[d], bucket_hist(c)) for d, c in by_domain.items()}
+    dists, domain_dists = size_dists(
+        (file, function, domain, bucket, count, total)
+        for _pid, file, function, _line, domain, bucket, count, total in alloc_rows(maps))
     write_text(out, wanted, view, entries, ended, dists=dists, domain_dists=domain_dists)

@@ -12,7 +12,6 @@ name is whatever follows the fixed fields of its own printf. Depth 1 keeps the t
 
 Standard library only; the program is made of scripts.py's parts (BEGIN, following children,
 the size bucket, END) and checked by aliases like every program of the runner."""
-import collections
 import platform
 import re
 
@@ -350,15 +349,7 @@ def report(out, wanted, view, maps, stacks, ended):
         reports.write_text(out, wanted, view, entries, ended)
         return
     # Histograms per innermost (file, function) and per domain, from the size buckets.
-    totals, by_function, by_domain = collections.Counter(), {}, {}
-    domain_totals = collections.Counter()
-    for _pid, stack, domain, bucket, count, total in rows:
-        file, _line, function = stack[0]
-        totals[file, function] += total
-        domain_totals[domain] += total
-        for table, key in ((by_function, (file, function)), (by_domain, domain)):
-            counts = table.setdefault(key, collections.Counter())
-            counts[bucket] += count
-    dists = {key: (totals[key], reports.bucket_hist(c)) for key, c in by_function.items()}
-    domain_dists = {d: (domain_totals[d], reports.bucket_hist(c)) for d, c in by_domain.items()}
+    dists, domain_dists = reports.size_dists(
+        (stack[0][0], stack[0][2], domain, bucket, count, total)
+        for _pid, stack, domain, bucket, count, total in rows)
     reports.write_text(out, wanted, view, entries, ended, dists=dists, domain_dists=domain_dists)

@@ -40,9 +40,10 @@ def not_seen(paths):
         lines.append("not seen unless the traced program installed the hooks: what CPython "
                      "allocates for the traced extensions (objects from tp_alloc, strings, lists "
                      f"and dicts built through the C API); {HOOKS}")
+    names = _distinct_names([real_name(path) for path in paths])
     for path in paths:
         needed, imports = dynamic_facts(path)
-        name = shown(os.path.basename(real_name(path)))
+        name = names[real_name(path)]
         used = CXX_OPERATORS & imports
         if used and used != CXX_OPERATORS:
             lines.append(f"not seen: the C++ heap (operator new/delete) of {name}, built without "
@@ -52,7 +53,17 @@ def not_seen(paths):
         if linked:
             lines.append(f"not seen: allocations inside the shared libraries {name} links "
                          f"({', '.join(linked)}); only the extension's own calls are traced")
-    return lines
+    return list(dict.fromkeys(lines))  # a file traced through two aliases is said once
+
+
+def _distinct_names(paths):
+    """{path: how a sentence names it}: the file's name, or its whole path where another traced
+    file has the same name (a scan may find copies of one extension in several builds)."""
+    by_name = {}
+    for path in dict.fromkeys(paths):
+        by_name.setdefault(os.path.basename(path), []).append(path)
+    return {path: shown(name if len(same) == 1 else path)
+            for name, same in by_name.items() for path in same}
 
 
 def real_name(path):
