@@ -3,7 +3,9 @@
 // the summary (events and bytes by process, location and domain) and the live blocks (leaks) in
 // hash maps; two tracepoint programs follow the traced processes' forks and exits. The loader
 // attaches the USDT programs per process (a PID-bound uprobe is installed only in that process),
-// so every event that reaches these programs belongs to a traced process.
+// so every event that reaches these programs belongs to a traced process; or by path: with --all
+// every process's events are kept (every_process.bpf.h), with --by-path only the traced
+// processes' (by_path.bpf.h).
 #include <linux/bpf.h>
 #include <linux/ptrace.h>
 #include <linux/types.h>
@@ -191,6 +193,7 @@ static __always_inline uint64_t locate(uint64_t file, uint64_t function, int32_t
 
 #include "snapshot.bpf.h"
 #include "every_process.bpf.h"
+#include "by_path.bpf.h" // --by-path: only the traced processes' events are kept
 #include "depth.bpf.h"
 #include "native.bpf.h" // --native: the caller in the stack record
 #include "follow.bpf.h" // --no-follow: forks are not traced
@@ -240,11 +243,12 @@ static __always_inline uint32_t current_pid(void)
 }
 
 // With --setid-stop, an event of a process that left `traced` (a set-ID exec) is not recorded:
-// the loader detaches its probes on the record, and until then this check stands guard.
+// the loader detaches its probes on the record, and until then this check stands guard. With
+// --by-path, an event of a process that is not traced (another process mapping the library).
 static __always_inline bool ignored(uint32_t pid)
 {
     enrol(pid); // --all: a process's first event makes it known
-    return setid_stop && !bpf_map_lookup_elem(&traced, &pid);
+    return (setid_stop || traced_only) && !bpf_map_lookup_elem(&traced, &pid);
 }
 
 // A block forgotten (freed, or moved by a realloc); one not in the map was allocated before

@@ -17,7 +17,7 @@ const char *const usage =
     "                         [--max-locations N] [--setid-stop] [--plain] [--verbose]\n"
     "                         [--native] [--interval-ms MS] [--all] [--depth N]\n"
     "                         [--flow-fd FD [--flow-buffer BYTES]] [--batch] [--no-follow]\n"
-    "                         [--histograms]\n"
+    "                         [--histograms] [--by-path]\n"
     "                         [--python-frames PYTHON [--allocator PREFIX\n"
     "                         --allocator-domain N [--allocator-library LIBC]]]\n"
     "       pymemtrace-engine --targets-fd FD [options but --pid, --lib and --all]\n"
@@ -54,7 +54,10 @@ const char *const usage =
     "--with-dtrace), attached in the traced processes only. --allocator PREFIX: instead of\n"
     "any library's probes, PYTHON's functions PREFIX Malloc, Calloc, Realloc and Free\n"
     "(PyObject_ or PyMem_Raw) by uprobes, their blocks in domain N (--allocator-domain);\n"
-    "--allocator libc: malloc, calloc, realloc and free of the C library LIBC.\n";
+    "--allocator libc: malloc, calloc, realloc and free of the C library LIBC.\n"
+    "--by-path: the --lib libraries are attached by path before `ready` (every process that\n"
+    "maps them traps their probes; only the traced processes' events are kept), so that a\n"
+    "process forked by a traced one has no window; libraries found mapped stay per PID.\n";
 
 namespace {
 
@@ -131,6 +134,8 @@ Plan parse_plan(int argc, char **argv)
             plan.follow = false;
         } else if (option == "--histograms") {
             plan.histograms = true;
+        } else if (option == "--by-path") {
+            plan.by_path = true;
         } else if (option == "--verbose") {
             plan.verbose = true;
         } else if (option == "--native") {
@@ -213,6 +218,9 @@ Plan parse_plan(int argc, char **argv)
     if (!plan.python_frames.empty() && (plan.every_process || plan.native))
         throw Error("--python-frames attaches CPython's probes per --pid, by their stacks: leave "
                     "out --all and --native");
+    if (plan.by_path && plan.every_process)
+        throw Error("--all attaches by path already and keeps every process's events: leave out "
+                    "--by-path");
     if (plan.max_live == 0 || plan.max_locations == 0)
         throw Error("--max-live and --max-locations must be at least 1");
     return plan;

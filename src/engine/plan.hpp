@@ -37,6 +37,7 @@ struct Plan {
                                          // instead of any library's probes (object_allocator.bpf.h)
     int32_t allocator_domain = 0;        // the domain their blocks are counted in
     std::string allocator_library;       // --allocator libc: the C library's file
+    bool by_path = false;                // the libraries attached by path, only traced events kept
 };
 
 // The plan of argv, or throws engine::Error (bad input: one line, what and how to fix).

@@ -191,6 +191,16 @@ std::string unexamined_json(const std::vector<UnexaminedFile> &files)
     return out + "]";
 }
 
+// The libraries attached by path (--all, --by-path): every process on the host that maps one
+// traps its probes while the engine runs (docs/engine.md).
+std::string by_path_json(const Tracer &tracer)
+{
+    std::string out = "[";
+    for (size_t index = 0; index < tracer.libraries_by_path(); ++index)
+        out += (out.size() > 1 ? "," : "") + quote(tracer.libraries()[index].shown);
+    return out + "]";
+}
+
 // --native: the libraries in the order their index is in the rows' `native` (attach cookies).
 std::string native_libraries_json(const Tracer &tracer)
 {
@@ -244,6 +254,7 @@ Report make_report(const Tracer &tracer,
         json += ",\"size_buckets\":" + size_buckets_json(tracer, histograms_refused);
     // Every library attached, named or mapped later: none means nothing could be traced.
     json += ",\"libraries_attached\":" + std::to_string(tracer.libraries().size());
+    json += ",\"attached_by_path\":" + by_path_json(tracer);
     json += ",\"processes\":" + processes_json(tracer, unattached, window_lost);
     json += ",\"late_libraries\":" + late_libraries_json(tracer);
     const auto unexamined = tracer.unexamined_files();

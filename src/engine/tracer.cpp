@@ -112,6 +112,18 @@ bool has_probe(const Library &library, const char *name)
     return false;
 }
 
+// Every probe attached to `library`: the plan's programs, and the requests that go with them.
+std::vector<Probe> probes_for(const Plan &plan, const engine_bpf *skeleton,
+                              const Library &library)
+{
+    std::vector<Probe> probes = probes_of(plan, skeleton);
+    if (plan.native) // the request: its semaphore asks for the native caller
+        probes.push_back({"pynative", skeleton->progs.on_pynative});
+    if (plan.batch && has_probe(library, "pybatch")) // batches, beside the py* semaphores
+        probes.push_back({"pybatch", skeleton->progs.on_pybatch});
+    return probes;
+}
+
 void check_library(const Library &library, bool plain, const char *request)
 {
     std::set<std::string> found;
@@ -200,6 +212,7 @@ Tracer::Tracer(const Plan &plan, const std::function<void()> &name_targets) : pl
     skeleton_->rodata->native_caller = plan.native ? 1 : 0;
     skeleton_->rodata->snapshots = plan.interval_ms != 0 ? 1 : 0;
     skeleton_->rodata->every_process = plan.every_process ? 1 : 0;
+    skeleton_->rodata->traced_only = plan.by_path ? 1 : 0; // by_path.bpf.h
     skeleton_->rodata->stack_depth = plan.depth > 1 ? plan.depth : 0;
     skeleton_->rodata->no_follow = plan.follow ? 0 : 1;
     skeleton_->rodata->size_histograms = plan.histograms ? 1 : 0;
@@ -266,10 +279,13 @@ Tracer::Tracer(const Plan &plan, const std::function<void()> &name_targets) : pl
         check_targets();
     }
     const uint64_t start = monotonic_ns();
+    // --all, --by-path: the plan's libraries by path, before any process's (one found mapped
+    // under another name is then known by its inode, and never attached per PID as well).
+    if (plan.every_process || plan.by_path)
+        attach_everywhere();
+    by_path_ = plan.every_process || plan.by_path ? libraries_.size() : 0;
     for (const pid_t pid : plan.pids)
         trace(pid, 0, 0);
-    if (plan.every_process)
-        attach_everywhere();
     // What the processes mapped meanwhile is looked at (and attached) before `ready`, while a
     // held command still waits: a file read later may be gone with a process that ended.
     ring_buffer__consume(records_);
@@ -318,23 +334,38 @@ void Tracer::trace(pid_t pid, pid_t parent, uint64_t forked_ns)
     process.parent = parent;
     process.forked_ns = forked_ns;
     process.pidfd = open_pidfd(pid);
-    if (process.pidfd < 0) { // it has ended already
+    // A child with only libraries attached by path (in `traced` since its fork, from BPF) had
+    // their probes from its first instruction: it missed nothing, ended or not.
+    const std::vector<Library> per_pid(libraries_.begin() + static_cast<long>(by_path_),
+                                       libraries_.end());
+    const bool covered = parent != 0 && per_pid.empty();
+    if (process.pidfd < 0) { // it has ended already (its exit record follows)
         process.ended = true;
-        process.attach_error = "it ended before its probes could be attached";
+        if (covered) {
+            process.attached_ns = monotonic_ns();
+            process.window_exact = true;
+        } else {
+            process.attach_error = "it ended before its probes could be attached";
+        }
         return;
     }
     // First in the map, so that what it forks while its probes are attached is followed.
     const uint32_t key = static_cast<uint32_t>(pid), one = 1;
-    bpf_map_update_elem(bpf_map__fd(skeleton_->maps.traced), &key, &one, BPF_ANY);
+    if (bpf_map_update_elem(bpf_map__fd(skeleton_->maps.traced), &key, &one, BPF_ANY) != 0
+        && plan_.by_path) { // its events are not kept (by_path.bpf.h)
+        process.attach_error = "too many processes traced at once (the traced map is full)";
+        return;
+    }
     if (parent != 0) // a drop is visible only until the attach re-arms the probe
-        process.window_dropped = disarmed_in_child(pid, parent, libraries_);
+        process.window_dropped = disarmed_in_child(pid, parent, per_pid);
     else // the instrumented libraries it maps already are attached before `ready`
         add_mapped_libraries(pid);
     attach(process);
     if (parent != 0 && process.attached_ns != 0)
         // --allocator: no library, but the Python binary or libc it maps, whose inherited
         // breakpoints it dropped at their first hit before this attach: never known to be exact.
-        process.window_exact = process.window_dropped.empty() && maps_none_of(pid, libraries_)
+        process.window_exact = process.window_dropped.empty()
+                               && (per_pid.empty() || maps_none_of(pid, per_pid))
                                && plan_.allocator.empty();
 }
 
@@ -358,7 +389,7 @@ void Tracer::attach(Process &process)
         process.attach_error = not_python;
         return;
     }
-    for (size_t index = 0; index < libraries_.size(); ++index) {
+    for (size_t index = by_path_; index < libraries_.size(); ++index) { // not by path again
         if (index < process.armed_ns.size() && process.armed_ns[index] != 0)
             continue; // a library found mapped while this process was being traced
         std::string why;
@@ -380,12 +411,7 @@ void Tracer::attach(Process &process)
 bool Tracer::attach_library(Process &process, size_t index, std::string &why)
 {
     const Library &library = libraries_[index];
-    std::vector<Probe> probes = probes_of(plan_, skeleton_);
-    if (plan_.native) // the request: its semaphore asks for the native caller
-        probes.push_back({"pynative", skeleton_->progs.on_pynative});
-    if (plan_.batch && has_probe(library, "pybatch")) // batches, beside the py* semaphores
-        probes.push_back({"pybatch", skeleton_->progs.on_pybatch});
-    for (const auto &probe : probes) {
+    for (const auto &probe : probes_for(plan_, skeleton_, library)) {
         // By path and PID: the uprobe is installed in this process only, also in a mapping of
         // the library made after this call; the kernel sets the probe's semaphore there. The
         // cookie names the library in --native's keys.
@@ -471,6 +497,8 @@ void Tracer::on_mapping(const engine_map_record &record)
             unexamined_.push_back(UnexaminedFile{pid, id});
         return; // not instrumented, or not known to be
     }
+    if (static_cast<size_t>(index) < by_path_)
+        return; // attached by path: its probes are in every mapping of it, as it is made
     if (ready_ns_ == 0)
         return; // before `ready`, which nothing is promised before: attached by then
     Process &process = found->second;
@@ -519,15 +547,13 @@ std::vector<UnexaminedFile> Tracer::unexamined_files() const
     return unknown;
 }
 
-// --all: by path, PID -1: every process that maps a library, now or later, traps its probes.
+// --all, --by-path: by path, PID -1: every process that maps a library, now or later, traps its
+// probes (a forked one included, from its first instruction).
 void Tracer::attach_everywhere()
 {
-    std::vector<Probe> probes = probes_of(plan_, skeleton_);
-    if (plan_.native) // as attach() does
-        probes.push_back({"pynative", skeleton_->progs.on_pynative});
     for (std::size_t index = 0; index < libraries_.size(); ++index) {
         const Library &library = libraries_[index];
-        for (const auto &probe : probes) {
+        for (const auto &probe : probes_for(plan_, skeleton_, library)) {
             bpf_usdt_opts options{};
             options.sz = sizeof options;
             options.usdt_cookie = index; // the library, in --native's keys

@@ -64,6 +64,7 @@ public:
 
     const std::map<pid_t, Process> &processes() const { return processes_; }
     const std::vector<Library> &libraries() const { return libraries_; } // in cookie order
+    size_t libraries_by_path() const { return by_path_; } // the first ones (--all, --by-path)
     const Plan &plan() const { return plan_; }
     size_t probes_attached() const { return links_.size(); }
     uint64_t attach_ns() const { return attach_ns_; }
@@ -106,6 +107,7 @@ private:
     std::vector<LateLibrary> late_;
     std::vector<UnexaminedFile> unexamined_; // some may be looked at later, in another process
     uint64_t ready_ns_ = 0; // when every probe of the plan's processes was attached
+    size_t by_path_ = 0; // libraries_[0, by_path_) are attached by path (--all, --by-path)
 };
 
 uint64_t monotonic_ns();

@@ -95,13 +95,14 @@ class EngineRun:
             self.proc.wait()
 
 
-def held_command(engine, argv, pythonpath, libraries, before_release=lambda pid: None):
+def held_command(engine, argv, pythonpath, libraries, before_release=lambda pid: None,
+                 extra=()):
     """Runs Debian's Python on argv, a command that waits for a line on stdin before it imports
-    cMemLeak, under the engine: released once the engine is ready, traced until it ends.
-    before_release(pid) runs between the two. Returns (its pid, the ready line, the report, the
-    engine's status, the engine's stderr)."""
+    cMemLeak, under the engine (with options `extra`): released once the engine is ready, traced
+    until it ends. before_release(pid) runs between the two. Returns (its pid, the ready line,
+    the report, the engine's status, the engine's stderr)."""
     target = start_python(argv, pythonpath)
-    run = EngineRun(engine, [target.pid], libraries)
+    run = EngineRun(engine, [target.pid], libraries, extra)
     try:
         ready = run.wait_for("ready")
         before_release(target.pid)
@@ -113,6 +114,19 @@ def held_command(engine, argv, pythonpath, libraries, before_release=lambda pid:
         target.kill()
         target.wait()
     return target.pid, ready, report, returncode, run.stderr
+
+
+def semaphores(pid, library, probes=("pyalloc", "pyrealloc", "pyfree")):
+    """{probe: value} of the semaphores of `library` as mapped in process `pid`."""
+    from pymemtrace.trace import elf, procfs  # the tests put the source tree on sys.path
+    addresses = procfs.runtime_addresses(pid, library, elf.semaphore_addresses(library, probes))
+    assert addresses, f"process {pid} has not mapped {library}"
+    values = {}
+    with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        for name, address in addresses.items():
+            mem.seek(address)
+            values[name] = int.from_bytes(mem.read(2), "little")
+    return values
 
 
 def entries(report, key, pid=None):

@@ -24,10 +24,10 @@ import tracing  # noqa: E402  (the runner's procfs and elf modules, from the sou
 from other_user import other_user  # noqa: E402
 from source_lines import tagged_lines  # noqa: E402
 
-from engine_run import (PYTHON, EngineRun, entries, held_command, start_python,  # noqa: E402
-                        workload)
+from engine_run import (PYTHON, EngineRun, entries, held_command, semaphores,  # noqa: E402
+                        start_python, workload)
 
-from pymemtrace.trace import elf, procfs  # noqa: E402
+from pymemtrace.trace import procfs  # noqa: E402
 
 PY_PROBES = ("pyalloc", "pyrealloc", "pyfree")
 
@@ -35,18 +35,6 @@ PY_PROBES = ("pyalloc", "pyrealloc", "pyfree")
 def tags(name):
     with open(workload(name)) as source:
         return tagged_lines(source.read())
-
-
-def semaphores(pid, library):
-    """{probe: value} of the py* semaphores of `library` as mapped in process `pid`."""
-    addresses = procfs.runtime_addresses(pid, library, elf.semaphore_addresses(library, PY_PROBES))
-    assert addresses, f"process {pid} has not mapped {library}"
-    values = {}
-    with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
-        for name, address in addresses.items():
-            mem.seek(address)
-            values[name] = int.from_bytes(mem.read(2), "little")
-    return values
 
 
 def maps_library(pid, library):

@@ -114,9 +114,17 @@ def parse_args(argv):
                         help="what traces: libbpf, pymemtrace-engine (compiled BPF attached to "
                              "the traced processes only; summary and leaks at --depth 1, read "
                              "at one instant, and their flow through a ring buffer), or "
-                             "bpftrace (every report). auto: libbpf with -p, "
-                             "bpftrace for a command (the engine attaches a forked child only "
-                             "once it sees the fork, and states that window as a loss)")
+                             "bpftrace (every report). auto: libbpf for every run it can "
+                             "make, bpftrace for the others")
+    parser.add_argument("--attach-by", choices=("path", "pid"), default=None,
+                        help="how the engine attaches the libraries named or found beforehand. "
+                             "path (a command's default): before the command runs, in every "
+                             "process that maps them, keeping only the traced processes' "
+                             "events: a forked child misses nothing, but another process "
+                             "mapping the same library meanwhile pays a trap per allocation, as "
+                             "with bpftrace. pid (-p's default): in the traced processes only: "
+                             "nobody else pays, but a child's first events may be missed (a "
+                             "stated loss)")
     parser.add_argument("--keep-program", action="store_true",
                         help="save a copy of the generated bpftrace program and say where")
     parser.add_argument("--user", metavar="USER",
@@ -172,6 +180,9 @@ def parse_args(argv):
         parser.error("--native names the C caller in the summary and leak reports of the py* "
                      "probes: not with flow, --libc, --object-allocator, --frames "
                      "python-probes, --interval or --all")
+    if args.attach_by is not None and (args.all or args.engine == "bpftrace"):
+        parser.error("--attach-by chooses how pymemtrace-engine attaches: --all and bpftrace "
+                     "attach by path always; leave it out")
     if args.interval is not None:
         if args.report != "leaks" or args.format not in ("text", "json"):
             parser.error("--interval takes snapshots of the live blocks: use it with --report "
@@ -286,7 +297,7 @@ def trace_with(args, user, aliases, env, python, plan, setid, early):
         native.check_tools()
     if args.depth > 1 or args.native:
         libraries = libraries_with_records(libraries, args.depth, args.native)
-    engine_path = chosen_engine(args, plan, libraries)
+    engine_path = chosen_engine(args, plan)
     libc = targets.libc_of(args.pid, aliases) if args.libc else None
     if engine_path is not None:
         def make_run(pid):
@@ -314,20 +325,21 @@ def trace_with(args, user, aliases, env, python, plan, setid, early):
     return trace_command(args, make_run, env, user)
 
 
-def chosen_engine(args, plan, libraries=()):
+def chosen_engine(args, plan):
     """The path of pymemtrace-engine if it makes this run's report (--engine), else None:
     bpftrace does."""
-    if not (engine_trace.takes(args, plan, libraries)
-            or engine_trace.takes_python_frames(args, plan)
+    wanted = args.engine == "libbpf" or args.attach_by is not None  # the engine by name
+    if not (engine_trace.takes(args, plan) or engine_trace.takes_python_frames(args, plan)
             or engine_trace.takes_object_allocator(args, plan)):
-        if args.engine == "libbpf":
-            raise Failure("--engine libbpf makes the flow, summary and leak reports of the py* "
-                          "probes, and the summary and leaks of --frames python-probes, --libc "
-                          "and --object-allocator: not their flow",
-                          "leave --engine out: bpftrace then makes this report")
+        if wanted:
+            raise Failure("pymemtrace-engine (--engine libbpf, --attach-by) makes the flow, "
+                          "summary and leak reports of the py* probes, and the summary and "
+                          "leaks of --frames python-probes, --libc and --object-allocator: not "
+                          "their flow",
+                          "leave --engine and --attach-by out: bpftrace then makes this report")
         return None
     found = engine.find_engine()
-    if found is None and args.engine == "libbpf":
+    if found is None and wanted:
         raise Failure(f"{engine.ENGINE} was not found beside the runner",
                       "build it (tools/install-deps.sh, then meson compile -C build) or "
                       "install pymemtrace")

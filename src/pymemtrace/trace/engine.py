@@ -61,7 +61,7 @@ class EngineRun:
                  setid_stop=False, interval_ms=None, every_process=False, depth=1,
                  max_locations=None, native_caller=False, flow_bytes=None, batch=False,
                  follow=True, histograms=False, targets_later=False, python_frames=None,
-                 allocator=None, libc=None):
+                 allocator=None, libc=None, by_path=False):
         engine = engine or find_engine()
         if engine is None:
             raise Failure(f"{ENGINE} was not found beside the runner",
@@ -107,6 +107,8 @@ class EngineRun:
             argv += ["--allocator", allocator[0], "--allocator-domain", str(int(allocator[1]))]
         if libc is not None:  # --allocator libc: the C library the traced processes map
             argv += ["--allocator-library", os.fspath(libc)]
+        if by_path:  # the libraries in every process that maps them, traced processes' kept
+            argv.append("--by-path")
         self.argv = argv
         self.proc = None
         self.returncode = None

@@ -5,10 +5,11 @@ same run interface as modes.Trace (start, alive, ended_early, pause, stop, drain
 
 Which runs it takes (`takes`): every report of the py* probes (the summary, --histograms
 included; the leaks, --interval's snapshots included; --depth's stacks; the flow, engine_flow),
-with -p, --all or a command, following forks or not (--no-follow); --libc, --object-allocator
-and --frames python-probes stay on bpftrace. It attaches to every instrumented
-library the traced processes map, also those mapped after it started, so it needs no library
-named or found beforehand (`finds_libraries`)."""
+with -p, --all or a command, following forks or not (--no-follow), unless --engine bpftrace;
+--libc, --object-allocator and --frames python-probes stay on bpftrace. A command's libraries
+named or found beforehand are attached by path before it runs (`attached_by_path`). It attaches
+to every instrumented library the traced processes map, also those mapped after it started, so
+it needs no library named or found beforehand (`finds_libraries`)."""
 import os
 import sys
 import threading
@@ -32,7 +33,8 @@ LOSS_WORDS = {
     "records_lost": "{} records of processes starting or ending were lost",
     "unattached_processes": "{} forked processes could not be traced",
     "forked_window": "{} forked processes made allocations before their probes were attached "
-                     "(how many is unknown); --engine bpftrace follows forks with no window",
+                     "(how many is unknown); --attach-by path attaches the libraries given "
+                     "before anything forks, with no window",
     "late_window": "libraries with pymemtrace probes mapped before their probes could be "
                    "attached, what they allocated in between unknown ({} of them: {}); name them "
                    "with --lib, which attaches them before they are mapped",
@@ -74,17 +76,22 @@ def finds_libraries(args, plan):
             and (args.engine == "libbpf" or engine.find_engine() is not None))
 
 
-def takes(args, plan, libraries=()):
-    """Whether the engine makes this run's report: --engine libbpf; or auto with -p, --all, or a
-    command for which no library could be named beforehand. A forked child is attached once the
-    engine sees the fork, and a library mapped later once the engine sees the mapping: what they
-    allocate before that is lost (a stated loss, docs/engine.md). bpftrace follows forks with no
-    window and attaches to named libraries before the command runs, so auto leaves it commands
-    it can trace; with no library found it could not trace one at all."""
-    able = _able(args, plan)
-    if args.engine == "auto":
-        return able and (args.pid is not None or args.all or not libraries)
-    return able and args.engine == "libbpf"
+def takes(args, plan):
+    """Whether the engine makes this run's report: every run it is able to make, unless
+    --engine bpftrace. A command's libraries named or found beforehand are attached by path
+    before it runs (`attached_by_path`), so that what it forks misses nothing, as with bpftrace;
+    a library mapped later is attached once the engine sees the mapping, its window stated
+    (docs/engine.md)."""
+    return _able(args, plan) and args.engine != "bpftrace"
+
+
+def attached_by_path(args):
+    """Whether the engine attaches the libraries named or found beforehand by path (--attach-by;
+    by default for a command, per PID for -p). --all attaches by path in any case."""
+    if args.all:
+        return False
+    default = "pid" if args.pid is not None else "path"
+    return (args.attach_by or default) == "path"
 
 
 def takes_python_frames(args, plan):
@@ -249,16 +256,17 @@ def engine_run(plan, args, engine_path, setid, pids=(), libraries=(), targets_la
                             python_frames=python
                             if allocator or takes_python_frames(args, plan) else None,
                             allocator=allocator_of(plan) if allocator else None,
-                            libc=libc if allocator and args.libc else None)
+                            libc=libc if allocator and args.libc else None,
+                            by_path=attached_by_path(args))
 
 
 def start_early(args, plan, setid):
     """The engine started now, before the runner looks for the command's libraries and forks
-    it, when it is sure to make this command's report (--engine libbpf): it loads its programs
-    and attaches its tracepoints meanwhile, and EngineTrace(loading=...) names its targets.
-    None when the engine does not take the run, or is not found (said later)."""
-    if (args.engine != "libbpf" or not args.command or args.pid is not None or args.all
-            or not _able(args, plan)):
+    it, when it is sure to make this command's report (`takes`: not with --engine bpftrace): it
+    loads its programs and attaches its tracepoints meanwhile, and EngineTrace(loading=...)
+    names its targets. None when the engine does not take the run, or is not found (said
+    later)."""
+    if not args.command or args.pid is not None or args.all or not takes(args, plan):
         return None
     found = engine.find_engine()
     if found is None:

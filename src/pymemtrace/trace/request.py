@@ -19,6 +19,8 @@ class Request:
     follow: bool                   # the processes a traced one forks too
     user: Optional[str]            # --user: whom a COMMAND runs as
     engine: str                    # auto, libbpf or bpftrace
+    attach_by: Optional[str]       # path or pid: how the engine attaches named libraries; None:
+                                   # path for a COMMAND, pid for -p (engine_trace.attached_by_path)
     # Where locations come from.
     frames: str                    # probes (py*) or python-probes (CPython's)
     libc: bool
