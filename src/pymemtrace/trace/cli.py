@@ -74,7 +74,9 @@ def parse_args(argv):
                              "probes")
     parser.add_argument("--frames", choices=("probes", "python-probes"), default="probes",
                         help="where the Python location comes from: probes (default: the py* "
-                             "probes) or python-probes (CPython's function__entry/return/line)")
+                             "probes) or python-probes (CPython's function__entry/return/line; "
+                             "CPython fails code whose file or function name is not UTF-8 with "
+                             "SystemError while they are enabled: docs/security.md)")
     parser.add_argument("--libc", action="store_true",
                         help="trace libc malloc/calloc/realloc/free (py_flow_malloc_free.bt)")
     parser.add_argument("--object-allocator", action="store_true",
