@@ -218,20 +218,20 @@ def report_format(parser, args):
 
 
 def run(argv):
-    args = parse_args(argv)
+    request = parse_args(argv)
     if os.geteuid() != 0:
         raise Failure("tracing needs root (BPF programs attach uprobes)",
                       "run it as root, e.g. sudo " + " ".join([sys.argv[0]] + argv))
     # Whom the report is for (the sudo user, --user; None: root); the command runs as them too.
-    reader = targets.CommandUser.choose(args.user, os.environ)
-    user = None if args.pid is not None or args.all else reader
+    reader = targets.CommandUser.choose(request.user, os.environ)
+    user = None if request.pid is not None or request.all else reader
     # Before tracing: a missing flame graph library is said now, not after the run.
-    scripts = flamegraph_html.scripts() if args.format == "html" else None
-    report_file = ReportFile(args.output, reader) if args.output else None
-    args = args.writing_to(report_file.stream if report_file else sys.stdout, scripts)
+    scripts = flamegraph_html.scripts() if request.format == "html" else None
+    report_file = ReportFile(request.output, reader) if request.output else None
+    request = request.writing_to(report_file.stream if report_file else sys.stdout, scripts)
     aliases = FileAliases()
     try:
-        status = trace(args, user, aliases)
+        status = trace(request, user, aliases)
     except BaseException:
         if report_file:
             report_file.close()  # the unnamed file vanishes: FILE stays as it was
@@ -242,97 +242,99 @@ def run(argv):
         try:
             report_file.commit()
         except OSError as error:
-            raise Failure(f"-o {shown(args.output)}: the report could not be written: "
+            raise Failure(f"-o {shown(request.output)}: the report could not be written: "
                           f"{error.strerror}", "give -o a writable path") from None
         finally:
             report_file.close()
     return status
 
 
-def trace(args, user, aliases):
+def trace(request, user, aliases):
     procfs.mount_tracefs()
     env = dict(os.environ)
-    if args.pid is not None:
-        if not os.path.exists(f"/proc/{args.pid}"):
-            raise Failure(f"no process with PID {args.pid}", "check the PID (ps -ef | grep python)")
-        if not procfs.process_alive(args.pid):
-            raise Failure(f"PID {args.pid} has exited (a zombie: its parent has not reaped it)",
+    if request.pid is not None:
+        if not os.path.exists(f"/proc/{request.pid}"):
+            raise Failure(f"no process with PID {request.pid}",
+                          "check the PID (ps -ef | grep python)")
+        if not procfs.process_alive(request.pid):
+            raise Failure(f"PID {request.pid} has exited (a zombie: its parent has not reaped it)",
                           "give the PID of a running process")
-        target_exe = f"/proc/{args.pid}/exe"
-    elif not args.all:  # --all: no target; the libraries are given (--lib)
+        target_exe = f"/proc/{request.pid}/exe"
+    elif not request.all:  # --all: no target; the libraries are given (--lib)
         if user:
             env = user.environ(env)
-        target_exe = shutil.which(args.command[0], path=env.get("PATH"))
+        target_exe = shutil.which(request.command[0], path=env.get("PATH"))
         if target_exe is None:
-            raise Failure(f"cannot start the command: {shown(args.command[0])!r} not found or not "
-                          "executable", "check the command and PATH")
+            raise Failure(f"cannot start the command: {shown(request.command[0])!r} not found or "
+                          "not executable", "check the command and PATH")
 
     python, pymalloc = None, True
-    if (args.frames == "python-probes" or args.libc or args.object_allocator
-            or args.python_call_stack):
-        python, pymalloc = python_with_probes(target_exe, aliases, args.object_allocator)
-    plan = programs.choose_script(args, pymalloc)
+    if (request.frames == "python-probes" or request.libc or request.object_allocator
+            or request.python_call_stack):
+        python, pymalloc = python_with_probes(target_exe, aliases, request.object_allocator)
+    plan = programs.choose_script(request, pymalloc)
     setid = programs.for_another_user(user, os.environ)
     # The engine loads its programs while the libraries are checked and found (start-up,
     # docs/engine.md); it is told its targets once the command is forked.
-    early = engine_trace.start_early(args, plan, setid)
+    early = engine_trace.start_early(request, plan, setid)
     try:
-        return trace_with(args, user, aliases, env, python, plan, setid, early)
+        return trace_with(request, user, aliases, env, python, plan, setid, early)
     except BaseException as failure:
         if early is not None:  # never left running: its load is of no use now
             early.__exit__(type(failure), failure, failure.__traceback__)
         raise
 
 
-def trace_with(args, user, aliases, env, python, plan, setid, early):
+def trace_with(request, user, aliases, env, python, plan, setid, early):
     """trace() once the plan is chosen: the libraries, then the run on the engine (`early`, if
     started) or on bpftrace."""
     libraries = []
-    for lib in args.lib:
+    for lib in request.lib:
         libraries += given_libraries(lib, user, aliases)
-    for note in interpreters.notes(args.command, env, user, libraries) if args.command else ():
+    notes = interpreters.notes(request.command, env, user, libraries) if request.command else ()
+    for note in notes:
         print(f"pymemtrace-trace: note: {note}", file=sys.stderr)
-    if plan.script.startswith("pymemtrace_") and not args.all:
-        libraries = with_found_libraries(args, env, user, aliases, libraries,
-                                         engine_trace.finds_libraries(args, plan))
-    if args.native:
+    if plan.script.startswith("pymemtrace_") and not request.all:
+        libraries = with_found_libraries(request, env, user, aliases, libraries,
+                                         engine_trace.finds_libraries(request, plan))
+    if request.native:
         native.check_tools()
-    if args.depth > 1 or args.native:
-        libraries = libraries_with_records(libraries, args.depth, args.native)
-    engine_path = chosen_engine(args, plan)
-    libc = targets.libc_of(args.pid, aliases) if args.libc else None
+    if request.depth > 1 or request.native:
+        libraries = libraries_with_records(libraries, request.depth, request.native)
+    engine_path = chosen_engine(request, plan)
+    libc = targets.libc_of(request.pid, aliases) if request.libc else None
     if engine_path is not None:
         def make_run(pid):
-            return engine_trace.EngineTrace(pid, plan, args, libraries, engine_path, setid,
+            return engine_trace.EngineTrace(pid, plan, request, libraries, engine_path, setid,
                                             loading=early, python=python, libc=libc)
-        if args.all:
-            return trace_all(args, None, plan, libraries, make_run(None))
+        if request.all:
+            return trace_all(request, None, plan, libraries, make_run(None))
     else:
         bpftrace_binary.path()  # found and checked now, not after the command started
-        program = programs.make_program(plan.script, libraries, python, libc, args.follow,
-                                        args.interval, args.all, depth=args.depth, setid=setid,
-                                        native_caller=args.native)
-        if args.keep_program:
+        program = programs.make_program(plan.script, libraries, python, libc, request.follow,
+                                        request.interval, request.all, depth=request.depth,
+                                        setid=setid, native_caller=request.native)
+        if request.keep_program:
             handle, kept = tempfile.mkstemp(prefix="pymemtrace-", suffix=".bt")
             with os.fdopen(handle, "w") as copy:
                 copy.write(program)
             print(f"pymemtrace-trace: program kept in {kept}", file=sys.stderr)
-        if args.all:
-            return trace_all(args, program, plan, libraries)
+        if request.all:
+            return trace_all(request, program, plan, libraries)
 
         def make_run(pid):
-            return Trace(program, pid, plan, args, libraries)
-    if args.pid is not None:
-        return trace_pid(args, make_run(args.pid), libraries)
-    return trace_command(args, make_run, env, user)
+            return Trace(program, pid, plan, request, libraries)
+    if request.pid is not None:
+        return trace_pid(request, make_run(request.pid), libraries)
+    return trace_command(request, make_run, env, user)
 
 
-def chosen_engine(args, plan):
+def chosen_engine(request, plan):
     """The path of pymemtrace-engine if it makes this run's report (--engine), else None:
     bpftrace does."""
-    wanted = args.engine == "libbpf" or args.attach_by is not None  # the engine by name
-    if not (engine_trace.takes(args, plan) or engine_trace.takes_python_frames(args, plan)
-            or engine_trace.takes_object_allocator(args, plan)):
+    wanted = request.engine == "libbpf" or request.attach_by is not None  # the engine by name
+    if not (engine_trace.takes(request, plan) or engine_trace.takes_python_frames(request, plan)
+            or engine_trace.takes_object_allocator(request, plan)):
         if wanted:
             raise Failure("pymemtrace-engine (--engine libbpf, --attach-by) makes the flow, "
                           "summary and leak reports of the py* probes, and the summary and "
@@ -424,8 +426,8 @@ def libraries_with_records(libraries, depth, native_caller=False):
               f"{'native callers' if native_caller else 'stack records'} (built with older "
               f"pymemtrace headers): not traced with {option}; rebuild them", file=sys.stderr)
     if not able:
-        raise Failure(f"no library here records {'native callers' if native_caller else 'Python stacks'}"
-                      f" for {option}",
+        recorded = "native callers" if native_caller else "Python stacks"
+        raise Failure(f"no library here records {recorded} for {option}",
                       "rebuild the extension with this pymemtrace's headers, or leave "
                       f"{'--native out' if native_caller else '--depth out'}")
     return able
@@ -440,20 +442,20 @@ BUILD_WITH_PROBES = (
     "or pass --lib PATH or --lib DIR")
 
 
-def with_found_libraries(args, env, user, aliases, libraries, engine_finds=False):
+def with_found_libraries(request, env, user, aliases, libraries, engine_finds=False):
     """`libraries` (aliases) and those found in the target, each file once; a Failure if none,
     unless the engine will find them as the target maps them (`engine_finds`)."""
     known, passed = {procfs.file_identity(lib) for lib in libraries}, []
-    if args.pid is not None:
+    if request.pid is not None:
         try:
-            found = [alias for alias, _name in targets.mapped_libraries(args.pid, aliases)]
+            found = [alias for alias, _name in targets.mapped_libraries(request.pid, aliases)]
         except PermissionError:
-            raise Failure(f"cannot read the memory map of PID {args.pid}",
+            raise Failure(f"cannot read the memory map of PID {request.pid}",
                           "run as root in the target's PID namespace") from None
     else:
         # --lib given: no guess at the source tree's build (a library the command never
         # loads costs bpftrace's start-up a program of its own).
-        found = targets.command_libraries(args.command, env, user, aliases,
+        found = targets.command_libraries(request.command, env, user, aliases,
                                           guess=not libraries, passed=passed)
     libraries = list(libraries)
     for alias in found:
@@ -461,10 +463,10 @@ def with_found_libraries(args, env, user, aliases, libraries, engine_finds=False
             known.add(procfs.file_identity(alias))
             libraries.append(alias)
     if not libraries and not engine_finds:
-        where = f"PID {args.pid}" if args.pid is not None else "the command"
+        where = f"PID {request.pid}" if request.pid is not None else "the command"
         not_read = targets.Scan(passed=passed).said()
         raise Failure(f"no library with pymemtrace probes found for {where}"
-                      + ("" if args.pid is not None else
+                      + ("" if request.pid is not None else
                          " (none under the sys.path of its Python)")
                       + (f"; not read: {not_read}" if not_read else ""),
                       BUILD_WITH_PROBES)

@@ -52,72 +52,73 @@ LOSS_WORDS = {
 }
 
 
-def _able(args, plan):
+def _able(request, plan):
     """Whether the engine can make this run's report at all: every report of the py* probes,
     the summary and leaks (snapshots, --all, --depth, --histograms, --no-follow included) and
     the flow (at depth 1, without --interval: the only flow cli accepts)."""
     return (plan.script in ("pymemtrace_summary", "pymemtrace_leaks")
-            or (plan.script == "pymemtrace_flow" and args.depth == 1 and args.interval is None))
+            or (plan.script == "pymemtrace_flow" and request.depth == 1
+                and request.interval is None))
 
 
-def histograms(args, plan):
+def histograms(request, plan):
     """Whether the engine counts this run's events by size bucket: the text summary's
     --histograms (one table for all processes: a report per process has none, as the bpftrace
     runner's)."""
-    return (args.histograms and plan.kind == "summary" and args.format == "text"
-            and not args.per_process)
+    return (request.histograms and plan.kind == "summary" and request.format == "text"
+            and not request.per_process)
 
 
-def finds_libraries(args, plan):
+def finds_libraries(request, plan):
     """Whether the engine may take this run when no library is named or found beforehand: it
     attaches to those the traced processes map (docs/engine.md, "Libraries mapped later").
     Not --all, which attaches the libraries given by path."""
-    return (_able(args, plan) and not args.all and args.engine != "bpftrace"
-            and (args.engine == "libbpf" or engine.find_engine() is not None))
+    return (_able(request, plan) and not request.all and request.engine != "bpftrace"
+            and (request.engine == "libbpf" or engine.find_engine() is not None))
 
 
-def takes(args, plan):
+def takes(request, plan):
     """Whether the engine makes this run's report: every run it is able to make, unless
     --engine bpftrace. A command's libraries named or found beforehand are attached by path
     before it runs (`attached_by_path`), so that what it forks misses nothing, as with bpftrace;
     a library mapped later is attached once the engine sees the mapping, its window stated
     (docs/engine.md)."""
-    return _able(args, plan) and args.engine != "bpftrace"
+    return _able(request, plan) and request.engine != "bpftrace"
 
 
-def attached_by_path(args):
+def attached_by_path(request):
     """Whether the engine attaches the libraries named or found beforehand by path (--attach-by;
     by default for a command, per PID for -p). --all attaches by path in any case."""
-    if args.all:
+    if request.all:
         return False
-    default = "pid" if args.pid is not None else "path"
-    return (args.attach_by or default) == "path"
+    default = "pid" if request.pid is not None else "path"
+    return (request.attach_by or default) == "path"
 
 
-def takes_python_frames(args, plan):
+def takes_python_frames(request, plan):
     """Whether the engine makes this run's `--frames python-probes` summary or leaks: always
     when it can (auto or --engine libbpf, -p or a command, depth 1). It attaches CPython's
     probes per traced process, where bpftrace 0.17 attaches them by path and sets the line
     semaphore of every Python on the host (each then ran 31-36x slower, measured). The flow and
     --python-call-stack stay on bpftrace (docs/toolkit.md)."""
     return (plan.script == "pymemtrace_pyframes" and plan.kind in ("summary", "leaks")
-            and args.engine != "bpftrace" and args.follow and not args.all
-            and not args.python_call_stack and not args.histograms and args.depth == 1
-            and args.interval is None and not args.native
-            and (args.engine == "libbpf" or engine.find_engine() is not None))
+            and request.engine != "bpftrace" and request.follow and not request.all
+            and not request.python_call_stack and not request.histograms and request.depth == 1
+            and request.interval is None and not request.native
+            and (request.engine == "libbpf" or engine.find_engine() is not None))
 
 
-def takes_object_allocator(args, plan):
+def takes_object_allocator(request, plan):
     """Whether the engine makes this run's `--object-allocator` or `--libc` summary or leaks, on
     the same terms as takes_python_frames: the Python binary's (or libc's) allocator functions by
     uprobes attached per traced process (bpftrace 0.17's, by path, trapped every process mapping
     the file). The flow stays on bpftrace."""
     return ((plan.script.startswith("py_object_") or plan.script == "py_flow_malloc_free")
-            and args.report in ("summary", "leaks")
-            and args.engine != "bpftrace" and args.follow and not args.all
-            and not args.python_call_stack and not args.histograms and args.depth == 1
-            and args.interval is None and not args.native
-            and (args.engine == "libbpf" or engine.find_engine() is not None))
+            and request.report in ("summary", "leaks")
+            and request.engine != "bpftrace" and request.follow and not request.all
+            and not request.python_call_stack and not request.histograms and request.depth == 1
+            and request.interval is None and not request.native
+            and (request.engine == "libbpf" or engine.find_engine() is not None))
 
 
 def allocator_of(plan):
@@ -129,13 +130,13 @@ def allocator_of(plan):
             plan.flow_domain)
 
 
-def batches(args, plan):
+def batches(request, plan):
     """Whether the engine reads this run's events in batches (--batch: one trap per 64 events,
     issue 23): the summary and leaks at depth 1 (--interval's snapshots too), without --native,
     --all or the histograms."""
-    return (plan.script in ("pymemtrace_summary", "pymemtrace_leaks") and args.depth == 1
-            and not args.native and not args.all
-            and not histograms(args, plan))  # batches read at the report keep no size buckets
+    return (plan.script in ("pymemtrace_summary", "pymemtrace_leaks") and request.depth == 1
+            and not request.native and not request.all
+            and not histograms(request, plan))  # batches read at the report keep no size buckets
 
 
 def statuses(processes):
@@ -231,7 +232,7 @@ def flow_buffer_bytes(perf_pages):
 MOST_LOCATIONS = 1 << 24
 
 
-def engine_run(plan, args, engine_path, setid, pids=(), libraries=(), targets_later=False,
+def engine_run(plan, request, engine_path, setid, pids=(), libraries=(), targets_later=False,
                python=None, libc=None):
     """The engine.EngineRun of this run (not started). The engine's own loss counters are turned
     into words here, and the exit status is the runner's (modes.exit_status): the engine itself
@@ -239,39 +240,39 @@ def engine_run(plan, args, engine_path, setid, pids=(), libraries=(), targets_la
     The summary and leaks at depth 1 read the events in batches where the libraries have
     pybatch (`batches`). `python`, `libc`: the target's Python binary and C library (aliases),
     for --frames python-probes, --object-allocator and --libc."""
-    interval = args.interval
-    allocator = takes_object_allocator(args, plan)
+    interval = request.interval
+    allocator = takes_object_allocator(request, plan)
     return engine.EngineRun(pids=list(pids), libraries=list(libraries),
                             engine=engine_path, allow_loss=True,
-                            setid_stop=setid and not args.all,
+                            setid_stop=setid and not request.all,
                             interval_ms=None if interval is None
                             else max(1, round(interval * 1000)),
-                            every_process=args.all, depth=args.depth,
-                            max_locations=min(args.max_entries, MOST_LOCATIONS),
-                            native_caller=args.native,
-                            flow_bytes=flow_buffer_bytes(args.perf_pages)
+                            every_process=request.all, depth=request.depth,
+                            max_locations=min(request.max_entries, MOST_LOCATIONS),
+                            native_caller=request.native,
+                            flow_bytes=flow_buffer_bytes(request.perf_pages)
                             if plan.kind == "flow" else None,
-                            batch=batches(args, plan), follow=args.follow,
-                            histograms=histograms(args, plan), targets_later=targets_later,
+                            batch=batches(request, plan), follow=request.follow,
+                            histograms=histograms(request, plan), targets_later=targets_later,
                             python_frames=python
-                            if allocator or takes_python_frames(args, plan) else None,
+                            if allocator or takes_python_frames(request, plan) else None,
                             allocator=allocator_of(plan) if allocator else None,
-                            libc=libc if allocator and args.libc else None,
-                            by_path=attached_by_path(args))
+                            libc=libc if allocator and request.libc else None,
+                            by_path=attached_by_path(request))
 
 
-def start_early(args, plan, setid):
+def start_early(request, plan, setid):
     """The engine started now, before the runner looks for the command's libraries and forks
     it, when it is sure to make this command's report (`takes`: not with --engine bpftrace): it
     loads its programs and attaches its tracepoints meanwhile, and EngineTrace(loading=...)
     names its targets. None when the engine does not take the run, or is not found (said
     later)."""
-    if not args.command or args.pid is not None or args.all or not takes(args, plan):
+    if not request.command or request.pid is not None or request.all or not takes(request, plan):
         return None
     found = engine.find_engine()
     if found is None:
         return None
-    return engine_run(plan, args, found, setid, targets_later=True).__enter__()
+    return engine_run(plan, request, found, setid, targets_later=True).__enter__()
 
 
 def moment_of(time_ns):
@@ -283,32 +284,32 @@ class EngineTrace:
     """`pid`: the process traced (and what it forks); None with --all: every process that maps
     the libraries."""
 
-    def __init__(self, pid, plan, args, libraries, engine_path=None, setid=False, loading=None,
+    def __init__(self, pid, plan, request, libraries, engine_path=None, setid=False, loading=None,
                  python=None, libc=None):
-        self.plan, self.args = plan, args
+        self.plan, self.request = plan, request
         # --object-allocator: the Python binary's functions, no library's probes.
-        self.python_only = takes_object_allocator(args, plan)
+        self.python_only = takes_object_allocator(request, plan)
         if self.python_only:
             libraries = []
         # The engine attaches what a traced process maps; --all attaches the libraries given.
-        self.missed = MissedLibraries(libraries) if args.all else AttachedByEngine()
+        self.missed = MissedLibraries(libraries) if request.all else AttachedByEngine()
         self.not_seen = tuple(unseen.not_seen(libraries)) if libraries else ()
-        interval = args.interval
-        self.native_caller = args.native
+        interval = request.interval
+        self.native_caller = request.native
         # `loading`: the engine start_early started for this run, to be told its targets.
         self.pid, self.libraries = pid, [os.fspath(lib) for lib in libraries]
-        self.run = loading or engine_run(plan, args, engine_path, setid,
+        self.run = loading or engine_run(plan, request, engine_path, setid,
                                          [] if pid is None else [pid], self.libraries,
                                          python=python, libc=libc)
-        self.shortener = reports.Shortener(not args.full_file_path, args.strlen)
+        self.shortener = reports.Shortener(not request.full_file_path, request.strlen)
         self.started = False
-        self.snapshots = (Snapshots(args.out, args.format, args.top, args.per_process,
-                                    self.shortener, args.max_entries)
+        self.snapshots = (Snapshots(request.out, request.format, request.top, request.per_process,
+                                    self.shortener, request.max_entries)
                           if interval is not None else None)
         # --all: {pid: command line}, read when a process makes its first event.
-        self.commands = {} if args.all else None
+        self.commands = {} if request.all else None
         # --depth N: the names of the report's stacks, kept as the bpftrace runner keeps them.
-        self.stacks = (stacks.Stacks(args.max_entries, self.shortener) if args.depth > 1
+        self.stacks = (stacks.Stacks(request.max_entries, self.shortener) if request.depth > 1
                        else None)
         # With snapshots, --all or stacks the engine's lines come while it runs, or many of
         # them before the report: a thread reads them.
@@ -327,9 +328,9 @@ class EngineTrace:
             self.reader = threading.Thread(target=self._read, daemon=True)
             self.reader.start()
         if self.run.flow is not None:  # what came before waits in the pipe and ring buffer
-            self.flow = engine_flow.FlowReader(self.run.flow, self.args.out, self.shortener,
-                                               self.args.out.isatty(),
-                                               UnseenFrees(self.args.max_entries))
+            self.flow = engine_flow.FlowReader(self.run.flow, self.request.out, self.shortener,
+                                               self.request.out.isatty(),
+                                               UnseenFrees(self.request.max_entries))
 
     def _read(self):
         try:
@@ -342,7 +343,7 @@ class EngineTrace:
                     self.snapshots.add_entries(entries, line.get("refused", 0),
                                                moment_of(line["time_ns"]))
                 elif event == "process" and self.commands is not None:
-                    if len(self.commands) >= self.args.max_entries:  # bounded over a long run
+                    if len(self.commands) >= self.request.max_entries:  # bounded over a long run
                         self.commands.pop(next(iter(self.commands)))
                     self.commands[int(line["pid"])] = processes.command_line(int(line["pid"]))
                 elif event == "stack" and self.stacks is not None:
@@ -423,7 +424,7 @@ class EngineTrace:
         buckets = report.get("size_buckets")
         if buckets is None:
             return None, None
-        if self.args.depth > 1:
+        if self.request.depth > 1:
             def where(row):
                 frame = self.stacks.stack(int(row["pid"]), int(row["location"]))[0]
                 return frame[0], frame[2]
@@ -453,8 +454,8 @@ class EngineTrace:
         if early:
             lost.insert(0, f"pymemtrace-engine ended on its own (status {self.run.proc.returncode})"
                            " while the target ran: what it had traced went with it")
-        rows = report.get("leaks" if self.args.report == "leaks" else "summary", [])
-        if self.args.depth > 1:
+        rows = report.get("leaks" if self.request.report == "leaks" else "summary", [])
+        if self.request.depth > 1:
             entries, unknown = stack_entries_of(rows, self.stacks)
             if unknown:
                 lost.append(f"the names of {unknown} stacks in the report are unknown: the "
@@ -483,13 +484,13 @@ class EngineTrace:
                 for pid, what in sorted(setid.items()):
                     said = f"PID {pid} {processes.not_traced_since(what)}"
                     print(f"pymemtrace-trace: {said}", file=sys.stderr)
-                    self.args.out.write(said + "\n")
-                say_unseen_frees(self.flow.unseen, self.args.out)
+                    self.request.out.write(said + "\n")
+                say_unseen_frees(self.flow.unseen, self.request.out)
                 return
             if view.form != "text":
-                reports.write_entries(self.args.out, self.args.report, view, entries)
+                reports.write_entries(self.request.out, self.request.report, view, entries)
             else:
-                reports.write_text(self.args.out, self.args.report, view, entries, ended,
+                reports.write_text(self.request.out, self.request.report, view, entries, ended,
                                    dists=dists[0], domain_dists=dists[1])
-        return write_report(self.args, lost, write, self.commands, self.snapshots, setid=setid,
+        return write_report(self.request, lost, write, self.commands, self.snapshots, setid=setid,
                             not_seen=self.not_seen)

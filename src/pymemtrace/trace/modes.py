@@ -92,8 +92,8 @@ class Trace:
     """One run of bpftrace for the runner: flow printfs shown as they come or kept for replay,
     maps kept for the report."""
 
-    def __init__(self, program, pid, plan, args, libraries=()):
-        self.plan, self.args, self.program = plan, args, program
+    def __init__(self, program, pid, plan, request, libraries=()):
+        self.plan, self.request, self.program = plan, request, program
         self.target = pid  # the PID whose recording a leaks report stops (the runner's: --all)
         # Instrumented libraries the target maps that the program does not name: a loss.
         self.missed = MissedLibraries(libraries)
@@ -102,24 +102,24 @@ class Trace:
                          if plan.script.startswith("pymemtrace_") and libraries else ())
         self.write_error = None
         self.rows = 0  # event rows received
-        self.shortener = reports.Shortener(not args.full_file_path, args.strlen)
+        self.shortener = reports.Shortener(not request.full_file_path, request.strlen)
         # What a report needs of the printfs, kept as they come in tables bounded by
         # --max-entries (never the printfs themselves): a flow replayed into summary and
         # leaks, or the names of --depth's stacks.
-        self.replay = (replay.FlowReplay(args.max_entries, plan.flow_domain, self.shortener)
-                       if plan.kind == "flowlog" and args.report != "flow" else None)
-        native_caller = args.native
-        self.stacks = (stacks.Stacks(args.max_entries, self.shortener,
+        self.replay = (replay.FlowReplay(request.max_entries, plan.flow_domain, self.shortener)
+                       if plan.kind == "flowlog" and request.report != "flow" else None)
+        native_caller = request.native
+        self.stacks = (stacks.Stacks(request.max_entries, self.shortener,
                                      list(libraries) if native_caller else None)
-                       if args.depth > 1 or native_caller else None)
+                       if request.depth > 1 or native_caller else None)
         self.setid = {}  # {pid: what it exec'd} (scripts.SETID_LINE): not traced from then on
-        self.unseen = UnseenFrees(args.max_entries) if args.report == "flow" else None
+        self.unseen = UnseenFrees(request.max_entries) if request.report == "flow" else None
         # Rows reach a terminal as they come; a file or pipe gets them a buffer at a time (a
         # flush per row would cost more than the rest of a row's handling).
-        self.show_at_once = args.out.isatty()
-        env = dict(os.environ, BPFTRACE_STRLEN=str(args.strlen),
-                   BPFTRACE_MAP_KEYS_MAX=str(args.max_entries))
-        env.setdefault("BPFTRACE_PERF_RB_PAGES", str(args.perf_pages))
+        self.show_at_once = request.out.isatty()
+        env = dict(os.environ, BPFTRACE_STRLEN=str(request.strlen),
+                   BPFTRACE_MAP_KEYS_MAX=str(request.max_entries))
+        env.setdefault("BPFTRACE_PERF_RB_PAGES", str(request.perf_pages))
         # Every printf is a row framed by the session's secret tag. A flow's rows come as
         # text, which bpftrace writes several times faster than JSON; the other reports need
         # its maps, which only JSON gives whole (--libc's histograms have names for keys).
@@ -127,12 +127,12 @@ class Trace:
                                        ready_marker="dtrace:::BEGIN", on_printf=self._printf,
                                        framed_rows=True if plan.kind == "flow" else "json")
         # --all: {pid: command line}, read when a process makes its first event (PROCESS_LINE).
-        self.commands = {} if args.all else None
+        self.commands = {} if request.all else None
         # --interval: the snapshot announced by SNAPSHOT_LINE, filled by the maps printed next.
         self.snapshots, self.pending = None, None
-        if args.interval:
-            self.snapshots = Snapshots(args.out, args.format, args.top, args.per_process,
-                                       self.shortener, args.max_entries)
+        if request.interval:
+            self.snapshots = Snapshots(request.out, request.format, request.top,
+                                       request.per_process, self.shortener, request.max_entries)
             self.session.maps = MapWatch(self._maps)
 
     def _maps(self, printed):
@@ -158,7 +158,7 @@ class Trace:
                 dict.pop(self.session.maps, "@live", None)
         if self.commands is not None and text.startswith("dtrace:::PROCESS "):
             pid = int(text.split()[1])
-            if len(self.commands) >= self.args.max_entries:  # bounded over a long run
+            if len(self.commands) >= self.request.max_entries:  # bounded over a long run
                 self.commands.pop(next(iter(self.commands)))
             self.commands[pid] = processes.command_line(pid)
             return
@@ -175,11 +175,11 @@ class Trace:
             self.rows += 1
             if self.unseen is not None and not self._shown(text):
                 return
-        if self.args.report == "flow" and self.write_error is None:
+        if self.request.report == "flow" and self.write_error is None:
             try:
-                self.args.out.write(text if row is None else row)
+                self.request.out.write(text if row is None else row)
                 if self.show_at_once:
-                    self.args.out.flush()
+                    self.request.out.flush()
             except OSError as error:
                 self.write_error = error  # reported by finish(): the flow is incomplete
 
@@ -204,16 +204,16 @@ class Trace:
             pid, user = (int(word) for word in text.split()[1:3])
         except ValueError:
             return
-        if len(self.setid) < self.args.max_entries:
+        if len(self.setid) < self.request.max_entries:
             self.setid[pid] = processes.SETID_WHAT[bool(user)]
         said = (f"PID {pid} exec'd a {processes.SETID_WHAT[bool(user)]} program: not traced "
                 "from then on")
         print(f"pymemtrace-trace: {said}", file=sys.stderr)
-        if self.args.report == "flow" and self.write_error is None:
+        if self.request.report == "flow" and self.write_error is None:
             try:
-                self.args.out.write(said + "\n")  # where it happens in the flow
+                self.request.out.write(said + "\n")  # where it happens in the flow
                 if self.show_at_once:
-                    self.args.out.flush()
+                    self.request.out.flush()
             except OSError as error:
                 self.write_error = error
 
@@ -263,7 +263,7 @@ class Trace:
             self._snapshot()
         for line in session.errors:
             print(f"bpftrace: {shown(line)}", file=sys.stderr)
-        lost = reports.losses(self.plan, session.maps, session.lost, self.args.max_entries,
+        lost = reports.losses(self.plan, session.maps, session.lost, self.request.max_entries,
                               self.rows)
         if self.replay is not None:
             lost += self.replay.losses()
@@ -281,69 +281,69 @@ class Trace:
             if self.write_error:
                 raise self.write_error  # the flow could not be written: said as the report's
             collected = self.replay if self.replay is not None else self.stacks
-            reports.report(self.args.out, self.plan, self.args.report, self.args.json,
+            reports.report(self.request.out, self.plan, self.request.report, self.request.json,
                            dict(session.maps), collected, self.shortener, view)
             if self.unseen is not None:
-                say_unseen_frees(self.unseen, self.args.out)
-        return write_report(self.args, lost, write, self.commands, self.snapshots, self.setid,
+                say_unseen_frees(self.unseen, self.request.out)
+        return write_report(self.request, lost, write, self.commands, self.snapshots, self.setid,
                             self.not_seen)
 
 
-def write_report(args, lost, write, commands=None, snapshots=None, setid=None, not_seen=()):
+def write_report(request, lost, write, commands=None, snapshots=None, setid=None, not_seen=()):
     """Writes a report through `write(view)`, then what it lost, in the report and on standard
     error; returns `lost`. Whichever engine traced, the report is written the same way."""
     try:
-        if snapshots is not None and snapshots.number and not args.json:
-            print(file=args.out)  # the report apart from the last snapshot
-        view = reports.View(args.format, args.top, args.histograms, tuple(lost), args.scripts,
-                            args.per_process, commands, snapshots is not None, setid or {},
-                            not_seen)
+        if snapshots is not None and snapshots.number and not request.json:
+            print(file=request.out)  # the report apart from the last snapshot
+        view = reports.View(request.format, request.top, request.histograms, tuple(lost),
+                            request.scripts, request.per_process, commands,
+                            snapshots is not None, setid or {}, not_seen)
         write(view)
-        if lost and args.format == "text" and args.report != "flow":
-            print("\nINCOMPLETE: " + "; ".join(lost), file=args.out)
+        if lost and request.format == "text" and request.report != "flow":
+            print("\nINCOMPLETE: " + "; ".join(lost), file=request.out)
         if snapshots is not None:
             snapshots.write_peak()
-        args.out.flush()
+        request.out.flush()
     except OSError as error:
-        where = f"-o {shown(args.output)}" if args.output else "standard output"
+        where = f"-o {shown(request.output)}" if request.output else "standard output"
         raise Failure(f"the report could not be written to {where}: {error.strerror}",
                       "give -o a writable file") from None
     for what in lost:
-        print(f"pymemtrace-trace: {'warning' if args.allow_loss else 'error'}: the "
+        print(f"pymemtrace-trace: {'warning' if request.allow_loss else 'error'}: the "
               f"report is incomplete: {what}", file=sys.stderr)
     return lost
 
 
-def exit_status(lost, args, status):
+def exit_status(lost, request, status):
     """The run's exit status: LOSS when the report lost data and the user did not allow it."""
-    if lost and not args.allow_loss:
+    if lost and not request.allow_loss:
         print(f"pymemtrace-trace: exit {LOSS}: give --allow-loss to accept an incomplete report",
               file=sys.stderr)
         return LOSS
     return status
 
 
-def trace_pid(args, run, libraries):
+def trace_pid(request, run, libraries):
     """-p: `run` (a Trace, or an engine_trace.EngineTrace) on a running process."""
     stop = Stop()
     try:
         run.start()
-        if not run.wait_armed(args.pid, libraries):
-            print(f"pymemtrace-trace: warning: the probes' semaphores of PID {args.pid} are not "
+        if not run.wait_armed(request.pid, libraries):
+            print(f"pymemtrace-trace: warning: the probes' semaphores of PID {request.pid} are not "
                   "all set after 30 s; events may be missing", file=sys.stderr)
-        print(f"pymemtrace-trace: tracing PID {args.pid}; Ctrl-C to stop", file=sys.stderr)
-        with _pidfd(args.pid) as ended:  # its end is seen at once, not at the next poll
-            while not stop and run.alive() and procfs.process_alive(args.pid):
-                run.missed.check(args.pid)
+        print(f"pymemtrace-trace: tracing PID {request.pid}; Ctrl-C to stop", file=sys.stderr)
+        with _pidfd(request.pid) as ended:  # its end is seen at once, not at the next poll
+            while not stop and run.alive() and procfs.process_alive(request.pid):
+                run.missed.check(request.pid)
                 stop.wait(0.2, ended)
-        run.missed.check(args.pid)
-        early = not stop and run.ended_early() and procfs.process_alive(args.pid)
+        run.missed.check(request.pid)
+        early = not stop and run.ended_early() and procfs.process_alive(request.pid)
         if run.plan.kind in ("flow", "flowlog") and not stop:
             run.drain()
         run.pause()
     finally:
         run.stop()
-    return exit_status(run.finish(early), args, 0)
+    return exit_status(run.finish(early), request, 0)
 
 
 @contextlib.contextmanager
@@ -360,12 +360,12 @@ def _pidfd(pid):
         os.close(fd)
 
 
-def trace_all(args, program, plan, libraries=(), run=None):
+def trace_all(request, program, plan, libraries=(), run=None):
     """--all: every process that maps the libraries, already running or started later, until
     Ctrl-C or SIGTERM, traced by `run` (an engine_trace.EngineTrace) or by bpftrace running
     `program`. $1 is the runner's own PID: only the tgkill that stops recording names it."""
     stop = Stop()
-    run = run or Trace(program, os.getpid(), plan, args, libraries)
+    run = run or Trace(program, os.getpid(), plan, request, libraries)
     try:
         run.start()
         if isinstance(run, Trace):
@@ -378,7 +378,7 @@ def trace_all(args, program, plan, libraries=(), run=None):
         run.pause()
     finally:
         run.stop()
-    return exit_status(run.finish(early), args, 0)
+    return exit_status(run.finish(early), request, 0)
 
 
 def stop_recording(pid):
@@ -389,12 +389,12 @@ def stop_recording(pid):
             ctypes.c_long(0))  # SYS_tgkill on x86-64
 
 
-def trace_command(args, make_run, env, user):
+def trace_command(request, make_run, env, user):
     """A command the runner starts, traced by `make_run(pid)` (a Trace, or an
     engine_trace.EngineTrace)."""
     # The child waits on a pipe until bpftrace has attached, then execs: nothing is missed. If
     # the runner dies first, the pipe closes and the child exits: it never runs untraced.
-    executable = shutil.which(args.command[0], path=env.get("PATH")) or args.command[0]
+    executable = shutil.which(request.command[0], path=env.get("PATH")) or request.command[0]
     go_read, go_write = os.pipe()
     err_read, err_write = os.pipe2(os.O_CLOEXEC)
     stop = Stop()
@@ -410,7 +410,7 @@ def trace_command(args, make_run, env, user):
             if not os.read(go_read, 1):
                 os._exit(125)  # the runner went away before releasing us
             os.close(go_read)
-            os.execve(executable, args.command, env)
+            os.execve(executable, request.command, env)
         except OSError as error:
             os.write(err_write, f"{error.errno}:{error.strerror}".encode())
         finally:
@@ -463,11 +463,11 @@ def trace_command(args, make_run, env, user):
         run.stop()
     if failure:
         message = failure.decode(errors="replace").split(":", 1)[-1]
-        raise Failure(f"the command failed to start: {shown(args.command[0])}: {message}",
+        raise Failure(f"the command failed to start: {shown(request.command[0])}: {message}",
                       "check the command, its permissions and its interpreter line")
     lost = run.finish(early)
     if status is None:
         _, status = os.waitpid(child, 0)  # the tracer ended early: let the command finish
     if os.WIFSIGNALED(status):
-        return exit_status(lost, args, 128 + os.WTERMSIG(status))
-    return exit_status(lost, args, os.WEXITSTATUS(status))
+        return exit_status(lost, request, 128 + os.WTERMSIG(status))
+    return exit_status(lost, request, os.WEXITSTATUS(status))

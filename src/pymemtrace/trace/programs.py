@@ -21,26 +21,26 @@ def for_another_user(user, environ):
 Plan = collections.namedtuple("Plan", "script words kind flow_domain")
 
 
-def choose_script(args, pymalloc=True):
+def choose_script(request, pymalloc=True):
     """The Plan for the options given (`pymalloc`: whether the target Python uses it).
 
     The scripts always get `full_file_path`: cutting a path to its basename in BPF reads it a byte at
     a time on every event (7x the cost of the event for a 100-character path, measured, and
     still 1.8x reading a word at a time); the report does it instead, once per location (see
     reports.Shortener)."""
-    words = ["full_file_path"] + (["python_call_stack"] if args.python_call_stack else [])
-    if args.libc:
+    words = ["full_file_path"] + (["python_call_stack"] if request.python_call_stack else [])
+    if request.libc:
         return Plan("py_flow_malloc_free", words, "flowlog", 0)
-    if args.object_allocator:
+    if request.object_allocator:
         letter = "D" if pymalloc else "U"
         return Plan(f"py_object_{letter}_WITH_PYMALLOC", words, "flowlog",
                     3 if letter == "D" else 1)
-    if args.frames == "python-probes":
-        return Plan("pymemtrace_pyframes", [args.report] + words, args.report, -1)
-    if args.python_call_stack:
+    if request.frames == "python-probes":
+        return Plan("pymemtrace_pyframes", [request.report] + words, request.report, -1)
+    if request.python_call_stack:
         raise Failure("--python-call-stack needs CPython's own probes",
                       "add --frames python-probes (or --libc / --object-allocator)")
-    return Plan(f"pymemtrace_{args.report}", words, args.report, -1)
+    return Plan(f"pymemtrace_{request.report}", words, request.report, -1)
 
 
 def make_program(script, libraries, python, libc, follow=True, interval=None, everyone=False,
