@@ -437,9 +437,11 @@ def test_runner_death_leaves_no_tracer(mode, sig, engine):
         assert len(bpftrace) == 1, [command_name(child) for child in children(runner.pid)]
         runner.send_signal(sig)
         runner.wait(timeout=60)
-        assert procfs.wait_semaphores(pid, addresses, lambda v: not any(v), 5), \
+        # Bounds for a tracer left behind, not speed: detaching takes the kernel's grace periods,
+        # 2-9 s on a loaded 2-core machine (seen), 0.3 s on a quiet one.
+        assert procfs.wait_semaphores(pid, addresses, lambda v: not any(v), 30), \
             "the target's semaphores stayed set after the runner died"
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
         while procfs.process_alive(bpftrace[0]) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not procfs.process_alive(bpftrace[0]), "the tracer outlived the runner"
