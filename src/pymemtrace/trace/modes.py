@@ -28,7 +28,8 @@ class Stop:
     is printed; the target is never signalled. In command mode the signal is passed on to the
     command, as sudo and tini do, and tracing goes on until it exits, so its shutdown is in the
     report (SIGINT from the terminal reaches the command itself, in our process group, and is
-    not passed on a second time).
+    not passed on a second time; off a terminal the command has its own process group, so a
+    signal to ours reaches it only as the request we pass on).
 
     Copies of a request within REPEAT seconds are one request: coreutils timeout, systemd and
     supervisors signal the runner and its process group at once. A request after that ends the
@@ -398,6 +399,10 @@ def trace_command(request, make_run, env, user):
     go_read, go_write = os.pipe()
     err_read, err_write = os.pipe2(os.O_CLOEXEC)
     stop = Stop()
+    # Unless we are the terminal's foreground job (whose Ctrl-C the kernel gives the command
+    # itself), the command gets a process group of its own: a signal to ours (coreutils timeout,
+    # a supervisor's group kill) then reaches it once, as the stop request we pass on, not twice.
+    own_group = not _from_terminal()
     child = os.fork()
     if child == 0:
         try:
@@ -405,6 +410,8 @@ def trace_command(request, make_run, env, user):
             os.close(err_read)
             for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(number, signal.SIG_DFL)
+            if own_group:
+                os.setpgid(0, 0)
             if user:
                 user.become()
             if not os.read(go_read, 1):
@@ -417,6 +424,11 @@ def trace_command(request, make_run, env, user):
             os._exit(127)
     os.close(go_read)
     os.close(err_write)
+    if own_group:
+        try:
+            os.setpgid(child, child)  # as the child does: whichever runs first
+        except OSError:
+            pass  # it has exec'd or ended: its own call did it
     command = os.pidfd_open(child)
     stop.pass_to(command)
     run = make_run(child)
