@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """The engine at work for a test: runs pymemtrace-engine, collects its JSON lines as they come
 (ready, attached, the report) and its stderr, and waits for one of them."""
+import contextlib
 import json
 import os
 import queue
@@ -23,6 +24,26 @@ def start_python(argv, pythonpath, **kwargs):
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": pythonpath, "PYTHONDONTWRITEBYTECODE": "1"}
     return subprocess.Popen([PYTHON, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             env=env, text=True, **kwargs)
+
+
+@contextlib.contextmanager
+def bystander_beside_target(pythonpath):
+    """Another user's Python allocating through the same library (bystander.py) beside a FIFO
+    target of ours (fifo_workload.py): yields (bystander, its pid, the target's pid). At the end
+    the bystander is asked to finish (its stdin closes) and waited for: its `returncode` says
+    whether it ended normally; the target is killed."""
+    from other_user import other_user  # tests/support, on the path of every engine test
+    with other_user() as user:
+        env = ["env", f"PYTHONPATH={pythonpath}", PYTHON, workload("bystander.py")]
+        bystander = user.popen(env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        target = start_python([workload("fifo_workload.py"), "100"], pythonpath)
+        try:
+            yield bystander, int(bystander.stdout.readline()), int(target.stdout.readline())
+        finally:
+            bystander.stdin.close()
+            bystander.wait(timeout=30)
+            target.kill()
+            target.wait()
 
 
 class EngineRun:

@@ -10,11 +10,10 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import tracing  # noqa: E402,F401  (the runner's modules, from the source tree)
-from other_user import other_user  # noqa: E402
 from source_lines import tagged_lines  # noqa: E402
 
-from engine_run import (EngineRun, entries, held_command, semaphores,  # noqa: E402
-                        start_python, workload)
+from engine_run import (EngineRun, bystander_beside_target, entries, held_command,  # noqa: E402
+                        semaphores, workload)
 
 
 def test_children_that_allocate_at_once_after_fork_are_reported_whole_with_no_window(
@@ -59,36 +58,26 @@ def test_a_library_attached_by_path_is_not_attached_again_per_pid_when_the_comma
 
 def test_another_users_process_mapping_the_library_pays_the_trap_but_is_not_reported(
         engine, cmemleak, pythonpath):
-    with other_user() as user:
-        env = ["env", f"PYTHONPATH={pythonpath}", "/usr/bin/python3", workload("bystander.py")]
-        bystander = user.popen(env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        target = start_python([workload("fifo_workload.py"), "100"], pythonpath)
+    with bystander_beside_target(pythonpath) as (bystander, bystander_pid, target_pid):
+        run = EngineRun(engine, [target_pid], [cmemleak], ["--by-path"])
         try:
-            bystander_pid = int(bystander.stdout.readline())
-            target_pid = int(target.stdout.readline())
-            run = EngineRun(engine, [target_pid], [cmemleak], ["--by-path"])
-            try:
-                run.wait_for("ready")
-                # The cost of by path, as the bpftrace runner has it: the kernel set the other
-                # process's semaphores too; its events trap, and BPF drops them.
-                assert set(semaphores(bystander_pid, cmemleak).values()) == {1}
-                time.sleep(0.2)
-                run.signal(signal.SIGINT)
-                report, returncode, _ = run.report()
-            finally:
-                run.close()
-            assert returncode == 0, run.stderr
-            assert {entry["pid"] for entry in report["summary"]} == {target_pid}
-            assert {entry["pid"] for entry in report["leaks"]} == {target_pid}
-            assert bystander.poll() is None
-            # Detached: nobody pays any more.
-            assert set(semaphores(bystander_pid, cmemleak).values()) == {0}
-            assert set(semaphores(target_pid, cmemleak).values()) == {0}
+            run.wait_for("ready")
+            # The cost of by path, as the bpftrace runner has it: the kernel set the other
+            # process's semaphores too; its events trap, and BPF drops them.
+            assert set(semaphores(bystander_pid, cmemleak).values()) == {1}
+            time.sleep(0.2)
+            run.signal(signal.SIGINT)
+            report, returncode, _ = run.report()
         finally:
-            bystander.stdin.close()
-            assert bystander.wait(timeout=30) == 0
-            target.kill()
-            target.wait()
+            run.close()
+        assert returncode == 0, run.stderr
+        assert {entry["pid"] for entry in report["summary"]} == {target_pid}
+        assert {entry["pid"] for entry in report["leaks"]} == {target_pid}
+        assert bystander.poll() is None
+        # Detached: nobody pays any more.
+        assert set(semaphores(bystander_pid, cmemleak).values()) == {0}
+        assert set(semaphores(target_pid, cmemleak).values()) == {0}
+    assert bystander.returncode == 0
 
 
 def test_by_path_with_all_is_refused_in_one_line(engine, cmemleak):

@@ -24,8 +24,8 @@ import tracing  # noqa: E402  (the runner's procfs and elf modules, from the sou
 from other_user import other_user  # noqa: E402
 from source_lines import tagged_lines  # noqa: E402
 
-from engine_run import (PYTHON, EngineRun, entries, held_command, semaphores,  # noqa: E402
-                        start_python, workload)
+from engine_run import (PYTHON, EngineRun, bystander_beside_target, entries,  # noqa: E402
+                        held_command, semaphores, start_python, workload)
 
 from pymemtrace.trace import procfs  # noqa: E402
 
@@ -180,35 +180,25 @@ def test_a_library_named_twice_is_attached_once(engine, cmemleak, pythonpath, tm
 
 def test_an_unrelated_process_of_another_user_is_not_traced_and_does_not_pay(
         engine, cmemleak, pythonpath):
-    with other_user() as user:
-        env = ["env", f"PYTHONPATH={pythonpath}", "/usr/bin/python3", workload("bystander.py")]
-        bystander = user.popen(env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        target = start_python([workload("fifo_workload.py"), "100"], pythonpath)
+    with bystander_beside_target(pythonpath) as (bystander, bystander_pid, target_pid):
+        run = EngineRun(engine, [target_pid], [cmemleak])
         try:
-            bystander_pid = int(bystander.stdout.readline())
-            target_pid = int(target.stdout.readline())
-            run = EngineRun(engine, [target_pid], [cmemleak])
-            try:
-                run.wait_for("ready")
-                # The traced process has its semaphores set; the other one, allocating through
-                # the same library meanwhile, keeps them at 0: its wrappers never call a probe.
-                assert set(semaphores(target_pid, cmemleak).values()) == {1}
-                time.sleep(0.2)
-                assert semaphores(bystander_pid, cmemleak) == {p: 0 for p in PY_PROBES}
-                run.signal(signal.SIGINT)
-                report, returncode, _ = run.report()
-            finally:
-                run.close()
-            assert returncode == 0, run.stderr
-            assert {entry["pid"] for entry in report["summary"]} == {target_pid}
-            assert bystander.poll() is None
-            # Detached: the traced process pays nothing any more either.
-            assert set(semaphores(target_pid, cmemleak).values()) == {0}
+            run.wait_for("ready")
+            # The traced process has its semaphores set; the other one, allocating through the
+            # same library meanwhile, keeps them at 0: its wrappers never call a probe.
+            assert set(semaphores(target_pid, cmemleak).values()) == {1}
+            time.sleep(0.2)
+            assert semaphores(bystander_pid, cmemleak) == {p: 0 for p in PY_PROBES}
+            run.signal(signal.SIGINT)
+            report, returncode, _ = run.report()
         finally:
-            bystander.stdin.close()
-            bystander.wait(timeout=30)
-            target.kill()
-            target.wait()
+            run.close()
+        assert returncode == 0, run.stderr
+        assert {entry["pid"] for entry in report["summary"]} == {target_pid}
+        assert bystander.poll() is None
+        # Detached: the traced process pays nothing any more either.
+        assert set(semaphores(target_pid, cmemleak).values()) == {0}
+    assert bystander.returncode == 0
 
 
 def fifo_engine(engine, cmemleak, pythonpath, blocks):
