@@ -8,7 +8,7 @@ A bystander, Debian's /usr/bin/python3 not traced, runs N iterations (default 20
 Python function call, a 1 KiB bytes object (libc malloc through pymalloc) and cMemLeak's
 CMalloc(16) (the pymemtrace probes), and times them with time.perf_counter. It runs alone, then
 while `pymemtrace-trace -p PID --report summary` traces another, busy Python in each mode, on each
-engine that makes it. Rows: the mode, the engine, the bystander's time and its ratio to the
+engine that makes it (and `--report flow` of --frames python-probes, to /dev/null). Rows: the mode, the engine, the bystander's time and its ratio to the
 untraced time: the median of three runs while the same busy target runs untraced (one before,
 one between and one after the traced ones), so that the ratio is the tracing's, not the target's
 share of the 2 cores. Target and bystander run one private copy of Debian's python3.11 and libc.so.6 (as
@@ -64,7 +64,9 @@ while not done.is_set():
 MODES = [(["--frames", "probes"], "libbpf"), (["--frames", "probes"], "bpftrace"),
          (["--frames", "python-probes"], "libbpf"), (["--frames", "python-probes"], "bpftrace"),
          (["--libc"], "libbpf"), (["--libc"], "bpftrace"),
-         (["--object-allocator"], "libbpf"), (["--object-allocator"], "bpftrace")]
+         (["--object-allocator"], "libbpf"), (["--object-allocator"], "bpftrace"),
+         (["--frames", "python-probes", "--report", "flow"], "libbpf"),
+         (["--frames", "python-probes", "--report", "flow"], "bpftrace")]
 
 
 def bystander(env, iterations):
@@ -83,8 +85,8 @@ def while_tracing(options, engine, env, iterations):
         target.stdout.readline()
         if options is None:
             return bystander(env, iterations)
-        runner = subprocess.Popen([PYTHON, RUNNER, "--engine", engine, *options, "--report",
-                                   "summary", "--allow-loss", "-p", str(target.pid),
+        runner = subprocess.Popen([PYTHON, RUNNER, "--engine", engine, "--report", "summary",
+                                   *options, "--allow-loss", "-p", str(target.pid),
                                    "-o", os.devnull], stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE, text=True)
         for line in runner.stderr:

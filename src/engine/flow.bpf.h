@@ -18,22 +18,26 @@ struct {
     __type(value, uint64_t);
 } flow_lost SEC(".maps");
 
-// One event into the flow; counted in `counter` (the report's pyalloc, pyrealloc, pyfree: every
-// event the probes saw while not paused), and in flow_lost[kind] if the buffer was full.
-static __always_inline void flow_send(uint32_t kind, uint32_t counter, uint64_t ptr,
-                                      uint64_t old_ptr, uint64_t size, int32_t domain,
-                                      uint64_t file, uint64_t function, int32_t line)
+// Whether an event goes into the flow: not while paused, nor a process ignored; counted in
+// `counter` (the report's pyalloc, pyrealloc, pyfree, or alloc, realloc, free: every event the
+// probes saw while not paused).
+static __always_inline bool flow_takes(uint32_t counter)
 {
     if (paused) {
         count(COUNTER_PAUSED);
-        return;
+        return false;
     }
-    const uint64_t pid_tgid = bpf_get_current_pid_tgid();
-    const uint32_t pid = (uint32_t)(pid_tgid >> 32);
-    if (ignored(pid))
-        return;
+    if (ignored(current_pid()))
+        return false;
     count(counter);
-    const uint64_t location = locate(file, function, line);
+    return true;
+}
+
+// One event at `location` into the flow; counted in flow_lost[kind] if the buffer was full.
+static __always_inline void flow_put(uint32_t kind, uint64_t ptr, uint64_t old_ptr,
+                                     uint64_t size, int32_t domain, uint64_t location)
+{
+    const uint64_t pid_tgid = bpf_get_current_pid_tgid();
     struct engine_event *event = bpf_ringbuf_reserve(&flow, sizeof(*event), 0);
     if (!event) {
         uint64_t *lost = bpf_map_lookup_elem(&flow_lost, &kind);
@@ -46,11 +50,20 @@ static __always_inline void flow_send(uint32_t kind, uint32_t counter, uint64_t 
     event->old_ptr = old_ptr;
     event->size = size;
     event->location = location;
-    event->pid = pid;
+    event->pid = (uint32_t)(pid_tgid >> 32);
     event->tid = (uint32_t)pid_tgid;
     event->kind = kind;
     event->domain = domain;
     bpf_ringbuf_submit(event, 0); // the reader is woken only when it has caught up
+}
+
+// A py* probe's event into the flow, located by its own arguments.
+static __always_inline void flow_send(uint32_t kind, uint32_t counter, uint64_t ptr,
+                                      uint64_t old_ptr, uint64_t size, int32_t domain,
+                                      uint64_t file, uint64_t function, int32_t line)
+{
+    if (flow_takes(counter))
+        flow_put(kind, ptr, old_ptr, size, domain, locate(file, function, line));
 }
 
 SEC("usdt")

@@ -189,8 +189,11 @@ Plan parse_plan(int argc, char **argv)
     if (plan.flow_fd >= 0 && fcntl(plan.flow_fd, F_GETFD) < 0)
         throw Error("--flow-fd " + std::to_string(plan.flow_fd)
                     + " is not an open file descriptor: give one the caller passed open");
-    if (plan.flow_fd >= 0 && plan.plain)
-        throw Error("--flow-fd sends the py* probes' events: leave out --plain");
+    if (plan.flow_fd >= 0 && plan.plain && plan.python_frames.empty())
+        throw Error("--flow-fd sends the py* probes' events, or the plain ones with "
+                    "--python-frames: leave out --plain");
+    if (plan.flow_fd >= 0 && !plan.allocator.empty())
+        throw Error("--flow-fd does not send --allocator's calls yet: leave out one of them");
     if (plan.flow_fd >= 0 && plan.native)
         throw Error("--flow-fd sends events without their native caller: leave out --native");
     if (plan.flow_bytes < 4096 || (plan.flow_bytes & (plan.flow_bytes - 1)) != 0)

@@ -88,6 +88,10 @@ const char *stack_request(const Plan &plan)
 
 std::vector<Probe> probes_of(const Plan &plan, const engine_bpf *skeleton)
 {
+    if (plan.flow_fd >= 0 && plan.plain) // --python-frames: cpython_flow.bpf.h
+        return {{"alloc", skeleton->progs.on_alloc_flow},
+                {"realloc", skeleton->progs.on_realloc_flow},
+                {"free", skeleton->progs.on_free_flow}};
     if (plan.flow_fd >= 0) // every event to the flow (flow.bpf.h), none aggregated
         return {{"pyalloc", skeleton->progs.on_pyalloc_flow},
                 {"pyrealloc", skeleton->progs.on_pyrealloc_flow},

@@ -125,6 +125,14 @@ def test_a_flow_that_overflows_the_ring_buffer_states_a_loss_that_adds_up(allowe
     assert adds_up(status, out, err, 2 * n, allowed) > 0, err[-800:]
 
 
+def test_a_python_probes_flow_that_overflows_the_ring_buffer_states_a_loss_that_adds_up():
+    """--frames python-probes (the plain probes, counted as alloc and free): the same sums."""
+    n = 100000
+    status, out, err, _pid = flow(RATE, [str(n)], options=["--frames", "python-probes",
+                                                          "--perf-pages", "1", "--allow-loss"])
+    assert adds_up(status, out, err, 2 * n, allowed=True) > 0, err[-800:]
+
+
 def command_flow(engine):
     """The flow of tests/redirect's workload (allocations in every domain, reallocs, C++ and
     Cython), built through meson with the redirect flags, run as a command by the runner."""

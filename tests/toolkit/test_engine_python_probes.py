@@ -8,6 +8,7 @@ bystander's semaphores (checked below, the reason the engine takes this mode). R
 tests/support/run_pytest.py, as root."""
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -155,12 +156,17 @@ MODES = {"python-probes": ["--frames", "python-probes"], "object-allocator": ["-
          "libc": ["--libc"]}
 
 
+def as_json(options):
+    """`options` and --json, but for the flow: text only."""
+    return options if "flow" in options else [*options, "--json"]
+
+
 def traced_as_command(directory, engine, options, while_traced=lambda pid: None):
-    """The --json report of the runner's `options` on the workload run as its command;
-    `while_traced(pid)` is called once the command runs traced, before it allocates."""
+    """The --json report (the flow's text) of the runner's `options` on the workload run as its
+    command; `while_traced(pid)` is called once the command runs traced, before it allocates."""
     out = os.path.join(directory, "report.json")
     runner = subprocess.Popen(
-        [PYTHON, RUNNER, "--engine", engine, *options, "--json", "-o", out,
+        [PYTHON, RUNNER, "--engine", engine, *as_json(options), "-o", out,
          "--", PYTHON, os.path.join(directory, "workload.py"), BUILD_SRC],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         cwd=directory)
@@ -190,7 +196,7 @@ def traced_by_pid(directory, engine, options, while_traced=lambda pid: None):
             while_traced(pid)
             return original_write(text)
         target.stdin.write = released
-        status, out, err = pid_run(target, ["--engine", engine, *options, "--json"])
+        status, out, err = pid_run(target, ["--engine", engine, *as_json(options)])
     finally:
         if target.poll() is None:
             target.kill()
@@ -234,22 +240,56 @@ def test_the_engine_reports_what_the_bpftrace_runner_reports(workload_dir, mode,
     assert (freed in engine) == (report == "summary"), engine
 
 
+def flow_rows(flow_text):
+    """The event rows of a flow, its PIDs and pointers (which differ from run to run) masked:
+    kinds, sizes, domains and locations, in order."""
+    lines = flow_text.splitlines()
+    assert "dtrace:::BEGIN" in lines and "dtrace:::END" in lines, flow_text[-800:]
+    events = lines[lines.index("dtrace:::BEGIN") + 1:lines.index("dtrace:::END")]
+    return [re.sub(r"0x[0-9a-f]+", "0x?", re.sub(r"^ *[0-9]+ ", "PID ", row))
+            for row in events if row]
+
+
+@pytest.mark.parametrize("mode", ["command", "pid"])
+def test_the_engine_flows_the_rows_the_bpftrace_runner_flows(workload_dir, mode):
+    options = [*MODES["python-probes"], "--report", "flow"]
+    engine = flow_rows(TRACED[mode](workload_dir, "libbpf", options))
+    assert engine == flow_rows(TRACED[mode](workload_dir, "bpftrace", options))
+    # Located by CPython's probes: an allocation and the free of its block, a generator.
+    at = f"workload.py:{line_of('PyMalloc(size * 2)')} "
+    assert any(at in row and "-> leaf malloc(20) pntr 0x? domain 2" in row for row in engine)
+    assert any(at in row and "-> leaf free(0x?) domain 2" in row for row in engine)
+    assert sum("-> generates malloc(" in row for row in engine) == 2, engine
+
+
 REDIRECT_BUILT = os.environ.get("PYMEMTRACE_REDIRECT_MESON", "")
 REDIRECT_DIR = os.path.join(ROOT, "tests", "redirect")
 
 
-def redirect_rows(engine, report):
-    """{(line, function, domain): (count, bytes)} of tests/redirect's workload (reallocs that
-    move, grow and free; four domains), run as the runner's command on `engine`."""
+def redirect_run(engine, report):
+    """The --json report (the flow's text) of tests/redirect's workload (reallocs that move,
+    grow and free; four domains), run as the runner's command on `engine`."""
     with tempfile.TemporaryDirectory() as scratch:
         out = os.path.join(scratch, "report.json")
         result = subprocess.run(
-            [PYTHON, RUNNER, "--engine", engine, "--frames", "python-probes", "--report", report,
-             "--json", "-o", out, "--", PYTHON, "-c", "import workload; workload.main()"],
+            [PYTHON, RUNNER, "--engine", engine,
+             *as_json(["--frames", "python-probes", "--report", report]),
+             "-o", out, "--", PYTHON, "-c", "import workload; workload.main()"],
             capture_output=True, text=True, timeout=180, cwd=scratch,
             env=dict(os.environ, PYTHONPATH=f"{REDIRECT_BUILT}:{REDIRECT_DIR}"))
         assert result.returncode == 0, result.stderr[-800:]
-        return rows(open(out).read())
+        return open(out).read()
+
+
+def redirect_rows(engine, report):
+    """{(line, function, domain): (count, bytes)} of redirect_run's report."""
+    return rows(redirect_run(engine, report))
+
+
+def test_the_engine_flows_reallocs_as_the_bpftrace_runner_does():
+    engine = flow_rows(redirect_run("libbpf", "flow"))
+    assert engine == flow_rows(redirect_run("bpftrace", "flow"))
+    assert sum(" realloc(0x?, " in row for row in engine) >= 3, engine
 
 
 @pytest.mark.parametrize("report", ["summary", "leaks"])
@@ -294,7 +334,8 @@ def test_the_engine_reports_object_reallocs_as_the_bpftrace_runner_does(report):
     assert engine[(3, "<module>", "PyObject")] == (1, 900), engine
 
 
-def bystander_while_traced(engine, mode, workload_dir, tracing="python-probes"):
+def bystander_while_traced(engine, mode, workload_dir, tracing="python-probes",
+                           report="summary"):
     """(what the run added to the bystander's semaphores or breakpoints, the traced target's,
     the bystander's as read) while the runner on `engine` traces the workload in `mode`; the
     bystander, another user's Python, must run to its normal end. What the run added: what they
@@ -312,7 +353,7 @@ def bystander_while_traced(engine, mode, workload_dir, tracing="python-probes"):
             def look(target_pid):
                 seen["bystander"] = LOOKS[tracing](bystander_pid)
                 seen["target"] = LOOKS[tracing](target_pid)
-            TRACED[mode](workload_dir, engine, [*MODES[tracing], "--report", "summary"], look)
+            TRACED[mode](workload_dir, engine, [*MODES[tracing], "--report", report], look)
             after = LOOKS[tracing](bystander_pid)
             assert bystander.poll() is None, "the bystander ended while the target was traced"
             seen["added"] = {name: max(0, value - max(before[name], after[name]))
@@ -326,10 +367,13 @@ def bystander_while_traced(engine, mode, workload_dir, tracing="python-probes"):
     return seen["added"], seen["target"], seen["bystander"]
 
 
+@pytest.mark.parametrize("report", ["summary", "flow"])
 @pytest.mark.parametrize("mode", ["command", "pid"])
 def test_another_users_python_keeps_its_cpython_semaphores_at_0_while_the_engine_traces(
-        workload_dir, mode):
-    bystander, target, _read = bystander_while_traced("libbpf", mode, workload_dir)
+        workload_dir, mode, report):
+    """--engine auto, as users run it: the engine takes the summary and the flow alike."""
+    bystander, target, _read = bystander_while_traced("auto", mode, workload_dir,
+                                                      report=report)
     assert all(target.values()), target  # the look reads the semaphores that tracing sets
     assert bystander == {name: 0 for name in CPYTHON_PROBES}
 

@@ -96,12 +96,12 @@ def attached_by_path(request):
 
 
 def takes_python_frames(request, plan):
-    """Whether the engine makes this run's `--frames python-probes` summary or leaks: always
-    when it can (auto or --engine libbpf, -p or a command, depth 1). It attaches CPython's
-    probes per traced process, where bpftrace 0.17 attaches them by path and sets the line
-    semaphore of every Python on the host (each then ran 31-36x slower, measured). The flow and
-    --python-call-stack stay on bpftrace (docs/toolkit.md)."""
-    return (plan.script == "pymemtrace_pyframes" and plan.kind in ("summary", "leaks")
+    """Whether the engine makes this run's `--frames python-probes` summary, leaks or flow:
+    always when it can (auto or --engine libbpf, -p or a command, depth 1). It attaches
+    CPython's probes per traced process, where bpftrace 0.17 attaches them by path and sets the
+    line semaphore of every Python on the host (each then ran 31-36x slower, measured).
+    --python-call-stack stays on bpftrace (docs/toolkit.md)."""
+    return (plan.script == "pymemtrace_pyframes" and plan.kind in ("summary", "leaks", "flow")
             and request.engine != "bpftrace" and request.follow and not request.all
             and not request.python_call_stack and not request.histograms and request.depth == 1
             and request.interval is None and not request.native
@@ -204,7 +204,9 @@ def flow_losses(report, rows):
     engine's ring buffer refused (by kind), that could not be written to the runner, or that
     the runner did not show (`rows`: the rows it wrote; never, but counted)."""
     counters, loss = report.get("counters", {}), report.get("loss", {})
-    made = [int(counters.get(kind, 0)) for kind in engine_flow.KINDS]
+    # The py* probes' events, or the plain ones' (--frames python-probes): one set is counted.
+    made = [int(counters.get(kind, 0)) + int(counters.get(kind[2:], 0))
+            for kind in engine_flow.KINDS]
     refused = [int(loss.get("flow_lost_" + kind, 0)) for kind in engine_flow.KINDS]
     unwritten = int(loss.get("flow_unwritten", 0))
     lost = []
