@@ -77,6 +77,22 @@ def test_env_pythonpath_bash_c_python_from_root_is_traced_with_no_lib(tmp_path):
     assert f": {library} in PID {child}, " in err and "--lib" in err
 
 
+def test_env_pythonpath_python_from_root_is_traced_whole_with_no_lib(tmp_path):
+    # Behind env, the runner looks under the PYTHONPATH env gives the command's Python: the
+    # library is attached before the command runs, no window. Before, env was not followed
+    # (not a Python: nothing looked for), and the copy was attached only once mapped: exit 3.
+    pythonpath, library = package_copy(str(tmp_path))
+    done = subprocess.run([PYTHON, RUNNER, "--report", "leaks", "--json", "--", "env",
+                           f"PYTHONPATH={pythonpath}", PYTHON, "-c", COMMAND], cwd="/",
+                          input="go\n", capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("imported\n"), done.stdout
+    rows = json.loads(done.stdout[len("imported\n"):])
+    assert [(r["file"], r["function"], r["count"], r["bytes"]) for r in rows] == [
+        ("<string>", "<listcomp>", 7, 700)]
+    assert "mapped before" not in done.stderr, done.stderr
+
+
 def test_a_pid_that_imports_its_extension_after_the_attach_is_traced_with_no_lib():
     env = dict(os.environ, PYTHONPATH=BUILD_SRC)
     target = subprocess.Popen([PYTHON, "-c", "import sys; sys.stdin.readline(); " + COMMAND],

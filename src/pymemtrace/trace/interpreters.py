@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 
+from . import env_command
 from .names import shown
 from .targets import _command_python, interpreter_line
 
@@ -40,7 +41,9 @@ def _version_of(python, user):
 
 def notes(command, env, user, libraries):
     """Lines for the user (each a sentence that ends with how to fix it), empty when the
-    command's Python is what it seems. `libraries`: aliases of the --lib extensions."""
+    command's Python is what it seems. `libraries`: aliases of the --lib extensions. Behind
+    `env NAME=VALUE...`, of the command env runs."""
+    command, env = env_command.unwrapped(command, env) or (command, env)
     exe = shutil.which(command[0], path=env.get("PATH"))
     if exe is None:
         return []

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 
-from . import elf, procfs, safe_open
+from . import elf, env_command, procfs, safe_open
 from .errors import Failure
 from .names import shown
 from .scripts import BT_LIBC
@@ -41,7 +41,11 @@ def mapped_libraries(pid, aliases):
 # none, under its own sys.path, whose .note.stapsdt names provider pymemtrace; and, as
 # "PASSED <what>\t<path>", each file of an extension's name it did not read: a symbolic link, a
 # FIFO, a device... (opened with O_PATH|O_NOFOLLOW first: it neither follows, acts nor blocks).
-# Only importable names are walked (packages are identifiers), to a bounded depth.
+# Only importable names are walked (packages are identifiers), to a bounded depth; under the
+# working directory and the script's (user directories, `/` or a home at worst) only regular
+# packages (with __init__.py): namespace packages are how installs share a name (site-packages'
+# google/), not how a working tree is imported, and walking every directory of `/` found the
+# extensions of every unrelated build on the disk.
 _SCAN = """
 import importlib.machinery, os, stat, sys, time
 DEADLINE = time.monotonic() + 20  # a huge tree (a home directory as cwd): what was found so far
@@ -59,7 +63,7 @@ def opened(path):
         return os.open("/proc/self/fd/%d" % handle, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     finally:
         os.close(handle)
-def scan(top, depth, seen, out):
+def scan(top, depth, seen, out, packages_only=False):
     try:
         info = os.stat(top)
         if (info.st_dev, info.st_ino) in seen:
@@ -75,8 +79,10 @@ def scan(top, depth, seen, out):
             # Not through a directory symlink: one to a source tree (a meson subproject) made a
             # script's directory lead to every stale build under it.
             if entry.is_dir(follow_symlinks=False):
-                if depth < 8 and entry.name.isidentifier():
-                    scan(entry.path, depth + 1, seen, out)
+                if depth < 8 and entry.name.isidentifier() and not (
+                        packages_only
+                        and not os.path.isfile(os.path.join(entry.path, "__init__.py"))):
+                    scan(entry.path, depth + 1, seen, out, packages_only)
             elif entry.name.endswith(SUFFIXES):
                 fd = opened(entry.path)
                 if isinstance(fd, str):
@@ -90,11 +96,17 @@ def scan(top, depth, seen, out):
 # Run with -c, sys.path[0] is '' (the working directory); a script run puts its own directory
 # there instead (EXTRA), not the working directory.
 PATH = sys.path[1:] if SCRIPT_RUN and sys.path[:1] == [''] else sys.path
-tops = sys.argv[1:] or [p or os.getcwd() for p in PATH] + EXTRA
+if sys.argv[1:]:
+    tops, user_tops = sys.argv[1:], []
+else:
+    tops = [p for p in PATH if p]
+    user_tops = [os.getcwd() for p in PATH if not p] + EXTRA
 found = []
 seen = set()
-for top in tops:
+for top in tops:  # first: a user directory also on PYTHONPATH is walked whole
     scan(top, 0, seen, found)
+for top in user_tops:
+    scan(top, 0, seen, found, packages_only=True)
 sys.stdout.buffer.write(b"\\0".join(os.fsencode(path) for path in found))
 """
 
@@ -218,7 +230,9 @@ def command_libraries(command, env, user, aliases, guess=True, passed=None):
     directory included) with pymemtrace probes, found by that Python as the command's user
     (`user`), never with more privileges than the command will have. None found and `guess`:
     the cMemLeak of this source tree's build, if any. `passed`, a list, gets the (what, path)
-    of the files not read (Scan.passed)."""
+    of the files not read (Scan.passed). Behind `env NAME=VALUE...`, the command env runs,
+    with the environment env gives it."""
+    command, env = env_command.unwrapped(command, env) or (command, env)
     python = _command_python(command, env)
     paths = []
     if python:
