@@ -43,7 +43,7 @@
 enum pymemtrace_batch_kind {
     PYMEMTRACE_BATCH_ALLOC = 1,   /* as pyalloc: ptr, size, domain */
     PYMEMTRACE_BATCH_REALLOC = 2, /* as pyrealloc: old_ptr, ptr (new), size */
-    PYMEMTRACE_BATCH_FREE = 3     /* as pyfree: ptr, domain */
+    PYMEMTRACE_BATCH_FREE = 3     /* as pyfree: ptr, domain; no location (matched by ptr) */
 };
 
 struct pymemtrace_batch_event {

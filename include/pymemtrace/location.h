@@ -86,6 +86,9 @@ __attribute__((weak)) PYMEMTRACE_HIDDEN __thread uintptr_t
 #define PYMEMTRACE_DETAIL_HANDING_CALLER(fire)                                                     \
     PYMEMTRACE_DETAIL_HANDING((uintptr_t)__builtin_return_address(0), fire)
 
+/* No location: what an event that needs none carries. */
+static const struct pymemtrace_location pymemtrace_detail_nowhere = {"", "", 0, 0, 0, 0};
+
 /* The location of the calling thread; valid until the calling Python frame returns. Always
  * inlined into the fire helper that asks, so that its return address is the helper's: the code
  * that called the allocator (the wrappers are inlined there), unless a layer handed one down.

@@ -122,6 +122,19 @@ def test_signal_handlers_and_threads_without_the_gil_lose_and_double_nothing(
     assert no_loss(report), report["loss"]
 
 
+def test_frees_fire_no_batch_of_their_own(engine, cmemleak, pythonpath):
+    # A batched free carries no location (the engine matches it by pointer): 200 frees, each in
+    # a frame never seen, fired 200 batches early when each free looked its frame up.
+    name = "batch_free_frames_workload.py"
+    pid, report, returncode, stderr = idle_run(engine, cmemleak, pythonpath, name)
+    assert returncode == 0, stderr
+    assert entries(report, "leaks", pid) == {
+        (workload(name), "<listcomp>", tags(name)["kept"], 0): (440, 44000)}
+    # 840 events: 13 full batches, the first frame's own, the ring's announcement.
+    assert report["counters"]["batches"] <= 20, report["counters"]
+    assert no_loss(report), report
+
+
 def two_engines_in_turn(engine, cmemleak, pythonpath, argv):
     """Runs argv (a workload that makes its events after each line on stdin, then prints "idle")
     under two `engine --batch` in turn, each stopped with SIGINT once the workload is idle.
