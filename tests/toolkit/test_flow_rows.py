@@ -4,6 +4,7 @@
 come from the same Shortener.row). No root needed."""
 import io
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src"))
@@ -143,3 +144,14 @@ def test_the_engines_calls_and_returns_become_the_bpftrace_runners_rows():
                     + "\ndtrace:::END\n")
     assert "    42 " + " " * 8 + "ev\\x1bil.py:12   <- RTN  f%d\\n (depth 2)\n" in text
     assert reader.rows == 6 and reader.read_error is None
+
+
+def test_the_readers_call_and_return_kinds_are_the_engines():
+    """engine.h's enum engine_event_kind numbers EVENT_CALL and EVENT_RTN; the reader keys them
+    by number (other kinds may come before them)."""
+    header = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src",
+                               "engine", "engine.h")).read()
+    numbers = {name: int(number) for name, number in
+               re.findall(r"\bEVENT_(CALL|RTN) = (\d+)", header)}
+    assert {name: kind for kind, (name, _arrow, _word) in engine_flow.CALL_KINDS.items()} == {
+        "call": numbers["CALL"], "rtn": numbers["RTN"]}

@@ -207,7 +207,7 @@ def flow_losses(report, rows):
     counters, loss = report.get("counters", {}), report.get("loss", {})
     # The py* probes' events, or the plain ones' (--frames python-probes): one set is counted;
     # then --python-call-stack's calls and returns.
-    calls = tuple(name for name, _arrow, _word in engine_flow.CALL_KINDS)
+    calls = tuple(name for name, _arrow, _word in engine_flow.CALL_KINDS.values())
     made = [int(counters.get(kind, 0)) + int(counters.get(kind[2:], 0))
             for kind in engine_flow.KINDS] + [int(counters.get(kind, 0)) for kind in calls]
     kinds = engine_flow.KINDS + calls
