@@ -19,7 +19,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 from runner import PYTHON, pid_run  # noqa: E402
 from test_engine_python_probes import (CPYTHON_PROBES, TRACED,  # noqa: E402
-                                       bystander_while_traced, flow_rows)
+                                       bystander_while_traced, flow_rows, line_of)
 
 # Both runs of a comparison call the same functions in the same order: no set or dict of strings
 # ordered differently by hash randomisation in the interpreter's start-up (command mode).
@@ -76,14 +76,9 @@ os._exit(0)
 HOSTILE_SHOWN = "evil\\n     1      workload.py:1    -> CALL forged (depth 1)\\x1b[2J\\x07"
 
 
-def line_of(text):
-    """The line of WORKLOAD where `text` starts."""
-    return WORKLOAD[:WORKLOAD.index(text)].count("\n") + 1
-
-
 def at(text):
     """A row's location, as the flow shows it, of the line of WORKLOAD where `text` starts."""
-    return f"workload.py:{line_of(text):<4}"
+    return f"workload.py:{line_of(text, WORKLOAD):<4}"
 
 
 @pytest.fixture

@@ -96,9 +96,9 @@ print("clean exit", flush=True)
 """
 
 
-def line_of(text):
-    """The line of WORKLOAD where `text` starts."""
-    return WORKLOAD[:WORKLOAD.index(text)].count("\n") + 1
+def line_of(text, workload=WORKLOAD):
+    """The line of `workload` (WORKLOAD) where `text` starts."""
+    return workload[:workload.index(text)].count("\n") + 1
 
 
 def cpython_semaphores(pid):
