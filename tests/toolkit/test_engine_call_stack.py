@@ -21,6 +21,8 @@ from runner import PYTHON, pid_run  # noqa: E402
 from test_engine_python_probes import (CPYTHON_PROBES, TRACED,  # noqa: E402
                                        bystander_while_traced, flow_rows, line_of)
 
+from pymemtrace.trace.engine import find_engine  # noqa: E402  (the source tree's: on sys.path)
+
 # Both runs of a comparison call the same functions in the same order: no set or dict of strings
 # ordered differently by hash randomisation in the interpreter's start-up (command mode).
 os.environ["PYTHONHASHSEED"] = "0"
@@ -183,3 +185,12 @@ def test_a_call_stack_flow_that_overflows_the_ring_buffer_states_a_loss_that_add
     rows = sum(bool(re.match(r"^ *\d+ ", row)) for row in out.splitlines())
     assert lost > 0 and made >= 2 * n and rows + lost == made, (rows, lost, made, err[-800:])
     assert " call" in stated[3] and " rtn" in stated[3], stated[3]
+
+
+@pytest.mark.parametrize("given", [[], ["--python-frames", PYTHON]], ids=["alone", "no flow"])
+def test_the_engine_refuses_a_call_stack_without_a_flow_of_python_frames_in_one_line(given):
+    result = subprocess.run([find_engine(), "--pid", "1", *given, "--python-call-stack"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stdout == "", result
+    assert result.stderr == ("pymemtrace-engine: --python-call-stack sends CPython's calls and "
+                             "returns in the flow: give --flow-fd FD and --python-frames PYTHON\n")
