@@ -102,6 +102,10 @@ static __always_inline void drop_frame(uint32_t tid, uint32_t depth)
     bpf_map_delete_elem(&cpython_frames, &key);
 }
 
+// --python-call-stack's CALL and RTN events into the flow (call_stack.bpf.h, included later).
+static __always_inline void call_stack_send(uint32_t kind, uint64_t file, uint64_t function,
+                                            int32_t line, uint32_t depth);
+
 // The location of the calling thread's innermost known Python frame (0: none).
 static __always_inline uint64_t frame_location(void)
 {
@@ -122,6 +126,7 @@ int BPF_USDT(on_cpython_entry, uint64_t file, uint64_t function, int32_t line)
     uint32_t depth = frame_depth(tid) + 1;
     put_frame(tid, depth, file, function, line);
     set_frame_depth(tid, depth);
+    call_stack_send(EVENT_CALL, file, function, line, depth);
     return 0;
 }
 
@@ -144,10 +149,11 @@ int BPF_USDT(on_cpython_line, uint64_t file, uint64_t function, int32_t line)
 }
 
 SEC("usdt")
-int BPF_USDT(on_cpython_return, uint64_t file, uint64_t function)
+int BPF_USDT(on_cpython_return, uint64_t file, uint64_t function, int32_t line)
 {
     uint32_t tid = current_tid();
     uint32_t depth = frame_depth(tid);
+    call_stack_send(EVENT_RTN, file, function, line, depth);
     if (depth > 0 && frame_is(tid, depth, file, function)) {
         drop_frame(tid, depth);
         set_frame_depth(tid, depth - 1);

@@ -37,6 +37,8 @@ enum engine_counter {
     COUNTER_BATCH_MOVED_FIRST,  /* --batch: the same for a realloc (in unmatched_realloc first) */
     COUNTER_BATCH_UNORDERED,    /* --batch: a free of a block not seen yet that could not be
                                    remembered (the early map full): its block may show live (loss) */
+    COUNTER_CALL,               /* --python-call-stack: Python calls sent (call_stack.bpf.h) */
+    COUNTER_RTN,                /* --python-call-stack: Python returns sent */
     COUNTER_COUNT
 };
 
@@ -150,13 +152,20 @@ struct engine_live_row {
 /* The flow (--flow-fd, flow.bpf.h): every py* event as it happens, one record each through the
  * `flow` ring buffer, in the order the events reserved their place (per thread: the order they
  * happened). A location's names are not in the record: `names` holds them, once per id. */
-enum engine_event_kind { EVENT_PYALLOC = 0, EVENT_PYREALLOC = 1, EVENT_PYFREE = 2, EVENT_KINDS };
+enum engine_event_kind {
+    EVENT_PYALLOC = 0,
+    EVENT_PYREALLOC = 1,
+    EVENT_PYFREE = 2,
+    EVENT_CALL = 3, /* --python-call-stack: a Python function entered (call_stack.bpf.h) */
+    EVENT_RTN = 4,  /* --python-call-stack: one returned */
+    EVENT_KINDS
+};
 
 struct engine_event {
     uint64_t time_ns;  /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
     uint64_t ptr;      /* the block: allocated, freed, or where a realloc moved it */
     uint64_t old_ptr;  /* pyrealloc: the block it moved; 0 otherwise */
-    uint64_t size;     /* 0 for pyfree */
+    uint64_t size;     /* 0 for pyfree; EVENT_CALL, EVENT_RTN: the depth of the Python stack */
     uint64_t location; /* content id of (file, function, line), as the summary's; 0: no frame */
     uint32_t pid;
     uint32_t tid;

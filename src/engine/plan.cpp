@@ -20,6 +20,7 @@ const char *const usage =
     "                         [--histograms] [--by-path]\n"
     "                         [--python-frames PYTHON [--allocator PREFIX\n"
     "                         --allocator-domain N [--allocator-library LIBC]]]\n"
+    "                         [--python-call-stack]\n"
     "       pymemtrace-engine --targets-fd FD [options but --pid, --lib and --all]\n"
     "Traces pymemtrace's pyalloc, pyrealloc and pyfree probes of the libraries PATH, and of\n"
     "every instrumented library the traced processes map, in the processes PID and the\n"
@@ -57,7 +58,10 @@ const char *const usage =
     "--allocator libc: malloc, calloc, realloc and free of the C library LIBC.\n"
     "--by-path: the --lib libraries are attached by path before `ready` (every process that\n"
     "maps them traps their probes; only the traced processes' events are kept), so that a\n"
-    "process forked by a traced one has no window; libraries found mapped stay per PID.\n";
+    "process forked by a traced one has no window; libraries found mapped stay per PID.\n"
+    "--python-call-stack (with --flow-fd and --python-frames): the flow has a call event for\n"
+    "each Python function entered (function__entry) and a return event for each one left\n"
+    "(function__return), with the depth of the thread's Python stack.\n";
 
 namespace {
 
@@ -136,6 +140,8 @@ Plan parse_plan(int argc, char **argv)
             plan.histograms = true;
         } else if (option == "--by-path") {
             plan.by_path = true;
+        } else if (option == "--python-call-stack") {
+            plan.python_call_stack = true;
         } else if (option == "--verbose") {
             plan.verbose = true;
         } else if (option == "--native") {
@@ -224,6 +230,9 @@ Plan parse_plan(int argc, char **argv)
     if (plan.by_path && plan.every_process)
         throw Error("--all attaches by path already and keeps every process's events: leave out "
                     "--by-path");
+    if (plan.python_call_stack && (plan.flow_fd < 0 || plan.python_frames.empty()))
+        throw Error("--python-call-stack sends CPython's calls and returns in the flow: give "
+                    "--flow-fd FD and --python-frames PYTHON");
     if (plan.max_live == 0 || plan.max_locations == 0)
         throw Error("--max-live and --max-locations must be at least 1");
     return plan;

@@ -24,7 +24,8 @@ const char *const counter_names[COUNTER_COUNT] = {
     "pyalloc", "pyrealloc", "pyfree", "free_null", "unmatched_free", "unmatched_realloc",
     "live_full", "summary_full", "names_full", "paused", "records_lost", "alloc", "realloc",
     "free", "snapshot_rows_full", "batches", "batch_overwritten", "batch_unread",
-    "batch_rings_full", "batch_freed_first", "batch_moved_first", "batch_unordered"};
+    "batch_rings_full", "batch_freed_first", "batch_moved_first", "batch_unordered",
+    "call", "rtn"};
 
 struct Names {
     std::string file, function;

@@ -223,6 +223,7 @@ Tracer::Tracer(const Plan &plan, const std::function<void()> &name_targets) : pl
     bpf_map__set_max_entries(skeleton_->maps.size_buckets, plan.max_locations);
     skeleton_->rodata->python_frames = plan.python_frames.empty() ? 0 : 1;
     skeleton_->rodata->allocator_domain = plan.allocator_domain;
+    skeleton_->rodata->python_call_stack = plan.python_call_stack ? 1 : 0; // call_stack.bpf.h
     bpf_map__set_max_entries(skeleton_->maps.stack_names, plan.max_locations);
     bpf_map__set_max_entries(skeleton_->maps.live_rows, plan.max_locations);
     // Without a flow its ring buffer is the smallest there is: one page.

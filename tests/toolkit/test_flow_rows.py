@@ -4,6 +4,7 @@
 come from the same Shortener.row). No root needed."""
 import io
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src"))
@@ -105,3 +106,52 @@ def test_once_the_flow_remembers_its_limit_of_blocks_every_free_is_shown_and_sai
     assert "free(0xd0)" in text and reader.unseen.hidden == 0
     assert reader.unseen.said() == ["once 2 blocks were live, every free is shown, whether or "
                                     "not its block was shown allocated; raise --max-entries"]
+
+
+# --python-call-stack's rows, as the scripts print them (scripts.CALL_LINE, RETURN_LINE).
+CALL = "%6d %16s:%-4d -> CALL %s (depth %d)\n"
+RETURN = "%6d %16s:%-4d <- RTN  %s (depth %d)\n"
+
+
+def test_a_bpftrace_return_row_is_shortened_and_escaped_as_a_call_row_is():
+    """The runner read only `->` rows: a return row went out as bpftrace printed it, the whole
+    path and the target's escape sequences with it."""
+    shortener = reports.Shortener(True, 128)
+    assert shortener.event_row(RETURN % (77, "/d/ev\x1bil.py", 12, "f\n\x07", 3)) == (
+        "    77 " + " " * 8 + "ev\\x1bil.py:12   <- RTN  f\\n\\x07 (depth 3)\n")
+    assert shortener.event_row(CALL % (77, "/d/ev\x1bil.py", 10, "f\n\x07", 3)) == (
+        "    77 " + " " * 8 + "ev\\x1bil.py:10   -> CALL f\\n\\x07 (depth 3)\n")
+
+
+def test_the_engines_calls_and_returns_become_the_bpftrace_runners_rows():
+    """Kinds 3 and 4 (engine.h's EVENT_CALL, EVENT_RTN), the depth in the record's size; a
+    location's names once, shared by rows of every depth; a `%` in a name stays a `%`."""
+    shortener = reports.Shortener(True, 128)
+    text, reader = read(frames(
+        names_frame(5, 10, b"/d/ev\x1bil.py", b"f%d\n"),
+        names_frame(6, 12, b"/d/ev\x1bil.py", b"f%d\n"),
+        events_frame((3, 42, 5, 0, 0, 1, 0), (3, 42, 5, 0, 0, 2, 0),
+                     (0, 42, 5, 0xA0, 0, 100, 2), (4, 42, 6, 0, 0, 2, 0),
+                     (4, 42, 6, 0, 0, 1, 0), (4, 42, 0, 0, 0, 0, 0))))
+    printed = [CALL % (42, "/d/ev\x1bil.py", 10, "f%d\n", 1),
+               CALL % (42, "/d/ev\x1bil.py", 10, "f%d\n", 2),
+               "%6d %16s:%-4d -> %s malloc(%d) pntr 0x%x domain %d\n" % (
+                   42, "/d/ev\x1bil.py", 10, "f%d\n", 100, 0xA0, 2),
+               RETURN % (42, "/d/ev\x1bil.py", 12, "f%d\n", 2),
+               RETURN % (42, "/d/ev\x1bil.py", 12, "f%d\n", 1),
+               RETURN % (42, "", 0, "", 0)]
+    assert text == ("dtrace:::BEGIN\n" + "".join(map(shortener.event_row, printed))
+                    + "\ndtrace:::END\n")
+    assert "    42 " + " " * 8 + "ev\\x1bil.py:12   <- RTN  f%d\\n (depth 2)\n" in text
+    assert reader.rows == 6 and reader.read_error is None
+
+
+def test_the_readers_call_and_return_kinds_are_the_engines():
+    """engine.h's enum engine_event_kind numbers EVENT_CALL and EVENT_RTN; the reader keys them
+    by number (other kinds may come before them)."""
+    header = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src",
+                               "engine", "engine.h")).read()
+    numbers = {name: int(number) for name, number in
+               re.findall(r"\bEVENT_(CALL|RTN) = (\d+)", header)}
+    assert {name: kind for kind, (name, _arrow, _word) in engine_flow.CALL_KINDS.items()} == {
+        "call": numbers["CALL"], "rtn": numbers["RTN"]}

@@ -338,8 +338,8 @@ def chosen_engine(request, plan):
         if wanted:
             raise Failure("pymemtrace-engine (--engine libbpf, --attach-by) makes the flow, "
                           "summary and leak reports of the py* probes, and the summary and "
-                          "leaks of --libc and --object-allocator (not their flow), and every "
-                          "report of --frames python-probes but --python-call-stack",
+                          "leaks of --libc and --object-allocator (not their flow, nor with "
+                          "--python-call-stack), and every report of --frames python-probes",
                           "leave --engine and --attach-by out: bpftrace then makes this report")
         return None
     found = engine.find_engine()

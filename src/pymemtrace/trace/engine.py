@@ -61,7 +61,7 @@ class EngineRun:
                  setid_stop=False, interval_ms=None, every_process=False, depth=1,
                  max_locations=None, native_caller=False, flow_bytes=None, batch=False,
                  follow=True, histograms=False, targets_later=False, python_frames=None,
-                 allocator=None, libc=None, by_path=False):
+                 allocator=None, libc=None, by_path=False, python_call_stack=False):
         engine = engine or find_engine()
         if engine is None:
             raise Failure(f"{ENGINE} was not found beside the runner",
@@ -109,6 +109,8 @@ class EngineRun:
             argv += ["--allocator-library", os.fspath(libc)]
         if by_path:  # the libraries in every process that maps them, traced processes' kept
             argv.append("--by-path")
+        if python_call_stack:  # CPython's calls and returns in the flow too
+            argv.append("--python-call-stack")
         self.argv = argv
         self.proc = None
         self.returncode = None

@@ -14,6 +14,10 @@ NAMES = struct.Struct("=QiIII")  # id, line, truncated, file bytes, function byt
 EVENT = struct.Struct("=QQQQQIIIi")  # engine.h's struct engine_event
 FRAME_NAMES, FRAME_EVENTS = 1, 2
 KINDS = ("pyalloc", "pyrealloc", "pyfree")  # enum engine_event_kind
+# --python-call-stack's kinds (engine.h's EVENT_CALL, EVENT_RTN): their name in the report's
+# counters and losses, the arrow and word of their rows, as scripts.CALL_LINE and RETURN_LINE
+# print `-> CALL f (depth N)` and `<- RTN  f (depth N)`; the record's size is the depth.
+CALL_KINDS = {3: ("call", "->", "CALL "), 4: ("rtn", "<-", "RTN  ")}
 # struct engine_event's fields by the names scripts.PROBES gives the probes' arguments.
 FIELDS = {"ptr": 1, "new_ptr": 1, "old_ptr": 2, "size": 3, "domain": 8}
 NOWHERE = ("", "", 0)  # location 0: no Python frame
@@ -34,6 +38,7 @@ def _event_text(probe):
 
 
 EVENT_TEXTS = tuple(_event_text(probe) for probe in KINDS)
+DEPTH = operator.itemgetter(3)  # a call's or return's depth: the record's size
 
 
 class FlowReader:
@@ -106,7 +111,9 @@ class FlowReader:
         templates, unseen, hidden = self.templates, self.unseen, 0
         for event in EVENT.iter_unpack(records):
             kind = event[7]
-            if kind == 0:
+            if kind in CALL_KINDS:  # a call or a return: no block
+                pass
+            elif kind == 0:
                 unseen.allocated(event[5], event[1])
             elif kind == 1:
                 unseen.moved(event[5], event[2], event[1], event[3])
@@ -124,9 +131,20 @@ class FlowReader:
         line, `->`, the function, then the event text (the numbers are all a row computes)."""
         file, function, line = (NOWHERE if location == 0 else
                                 self.names.get(location, UNNAMED))
+        if kind in CALL_KINDS:
+            return self._call_template(pid, location, kind, file, function, line)
         text, values = EVENT_TEXTS[kind]
         beginning = self.shortener.row(pid, file, line, function + " ")[:-1]
         template = (beginning.replace("%", "%%") + text + "\n", values)
+        if len(self.templates) < self.KEPT:
+            self.templates[(pid, location, kind)] = template
+        return template
+
+    def _call_template(self, pid, location, kind, file, function, line):
+        """_template's for a call or a return (--python-call-stack): the depth is its number."""
+        _name, arrow, word = CALL_KINDS[kind]
+        beginning = self.shortener.row(pid, file, line, word + function + " ", arrow)[:-1]
+        template = (beginning.replace("%", "%%") + "(depth %d)\n", DEPTH)
         if len(self.templates) < self.KEPT:
             self.templates[(pid, location, kind)] = template
         return template

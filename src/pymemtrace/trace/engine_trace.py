@@ -100,10 +100,11 @@ def takes_python_frames(request, plan):
     always when it can (auto or --engine libbpf, -p or a command, depth 1). It attaches
     CPython's probes per traced process, where bpftrace 0.17 attaches them by path and sets the
     line semaphore of every Python on the host (each then ran 31-36x slower, measured).
-    --python-call-stack stays on bpftrace (docs/toolkit.md)."""
+    --python-call-stack's CALL and RTN rows come in the flow (call_stack.bpf.h); a summary or
+    leaks report has none, with either engine."""
     return (plan.script == "pymemtrace_pyframes" and plan.kind in ("summary", "leaks", "flow")
             and request.engine != "bpftrace" and request.follow and not request.all
-            and not request.python_call_stack and not request.histograms and request.depth == 1
+            and not request.histograms and request.depth == 1
             and request.interval is None and not request.native
             and (request.engine == "libbpf" or engine.find_engine() is not None))
 
@@ -204,15 +205,18 @@ def flow_losses(report, rows):
     engine's ring buffer refused (by kind), that could not be written to the runner, or that
     the runner did not show (`rows`: the rows it wrote; never, but counted)."""
     counters, loss = report.get("counters", {}), report.get("loss", {})
-    # The py* probes' events, or the plain ones' (--frames python-probes): one set is counted.
+    # The py* probes' events, or the plain ones' (--frames python-probes): one set is counted;
+    # then --python-call-stack's calls and returns.
+    calls = tuple(name for name, _arrow, _word in engine_flow.CALL_KINDS.values())
     made = [int(counters.get(kind, 0)) + int(counters.get(kind[2:], 0))
-            for kind in engine_flow.KINDS]
-    refused = [int(loss.get("flow_lost_" + kind, 0)) for kind in engine_flow.KINDS]
+            for kind in engine_flow.KINDS] + [int(counters.get(kind, 0)) for kind in calls]
+    kinds = engine_flow.KINDS + calls
+    refused = [int(loss.get("flow_lost_" + kind, 0)) for kind in kinds]
     unwritten = int(loss.get("flow_unwritten", 0))
     lost = []
     if sum(refused):
         lost.append(f"{sum(refused)} of {sum(made)} events were lost ("
-                    + ", ".join(f"{n} {kind}" for n, kind in zip(refused, engine_flow.KINDS) if n)
+                    + ", ".join(f"{n} {kind}" for n, kind in zip(refused, kinds) if n)
                     + "): the engine's ring buffer was full; a larger --perf-pages, or the "
                       "summary or leaks report, which aggregate in the kernel")
     if unwritten:
@@ -260,7 +264,9 @@ def engine_run(plan, request, engine_path, setid, pids=(), libraries=(), targets
                             if allocator or takes_python_frames(request, plan) else None,
                             allocator=allocator_of(plan) if allocator else None,
                             libc=libc if allocator and request.libc else None,
-                            by_path=attached_by_path(request))
+                            by_path=attached_by_path(request),
+                            python_call_stack=(request.python_call_stack
+                                               and request.report == "flow"))
 
 
 def start_early(request, plan, setid):

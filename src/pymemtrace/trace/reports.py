@@ -28,7 +28,9 @@ class Shortener:
     """Basenames for file paths in flow lines and map keys, unless --full-file-path. Locations that
     differ only by directory then merge, as they would have in the D scripts' basename()."""
 
-    FLOW_PREFIX = re.compile(r"^(?P<pid>\s*\d+) (?P<file>.*?):(?P<line>-?\d+)\s*-> ", re.S)
+    # `->` an event or a CALL, `<-` an RTN (--python-call-stack)
+    FLOW_PREFIX = re.compile(r"^(?P<pid>\s*\d+) (?P<file>.*?):(?P<line>-?\d+)\s*(?P<arrow>->|<-) ",
+                             re.S)
 
     KEPT = 4096  # files remembered: a flow names few files in many rows; a flood of new
     # names is shortened afresh each time, not kept
@@ -49,12 +51,12 @@ class Shortener:
                 self._files[path] = short
         return short
 
-    def row(self, pid, file, line, rest):
+    def row(self, pid, file, line, rest, arrow="->"):
         """A flow row as the scripts print it (scripts.LOCATION: PID, file, line), the file
-        shortened, then `-> ` and `rest` (the function and the event); one escaped line,
-        whatever characters the target's names hold. The bpftrace flow's rows and the engine's
-        (engine_flow) both come from here."""
-        return shown(f"{pid:>6} {self.file(file):>16}:{line:<4} -> {rest}") + "\n"
+        shortened, then `-> ` (`<- ` for a return) and `rest` (the function and the event); one
+        escaped line, whatever characters the target's names hold. The bpftrace flow's rows and
+        the engine's (engine_flow) both come from here."""
+        return shown(f"{pid:>6} {self.file(file):>16}:{line:<4} {arrow} {rest}") + "\n"
 
     def event_row(self, event):
         """One printf of a flow, to show, if it is an event row (it holds names from the target:
@@ -64,7 +66,8 @@ class Shortener:
         match = self.FLOW_PREFIX.match(text)
         if not match:
             return None
-        return self.row(match["pid"], match["file"].strip(), match["line"], text[match.end():])
+        return self.row(match["pid"], match["file"].strip(), match["line"], text[match.end():],
+                        match["arrow"])
 
     def maps(self, maps):
         """The report's maps with files shortened and equal keys merged."""
