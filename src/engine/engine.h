@@ -150,7 +150,14 @@ struct engine_live_row {
 /* The flow (--flow-fd, flow.bpf.h): every py* event as it happens, one record each through the
  * `flow` ring buffer, in the order the events reserved their place (per thread: the order they
  * happened). A location's names are not in the record: `names` holds them, once per id. */
-enum engine_event_kind { EVENT_PYALLOC = 0, EVENT_PYREALLOC = 1, EVENT_PYFREE = 2, EVENT_KINDS };
+enum engine_event_kind { EVENT_PYALLOC = 0, EVENT_PYREALLOC = 1, EVENT_PYFREE = 2,
+                         /* --allocator's calls (allocator_flow.bpf.h), ptr the block returned
+                          * (NULL included) or freed, domain the allocator's: */
+                         EVENT_MALLOC = 3,  /* size */
+                         EVENT_CALLOC = 4,  /* old_ptr: the count, size: the element's size */
+                         EVENT_REALLOC = 5, /* old_ptr: the block given, size */
+                         EVENT_FREE = 6,
+                         EVENT_KINDS };
 
 struct engine_event {
     uint64_t time_ns;  /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */

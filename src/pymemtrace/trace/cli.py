@@ -337,9 +337,9 @@ def chosen_engine(request, plan):
             or engine_trace.takes_object_allocator(request, plan)):
         if wanted:
             raise Failure("pymemtrace-engine (--engine libbpf, --attach-by) makes the flow, "
-                          "summary and leak reports of the py* probes, and the summary and "
-                          "leaks of --libc and --object-allocator (not their flow), and every "
-                          "report of --frames python-probes but --python-call-stack",
+                          "summary and leak reports of the py* probes, of --libc and "
+                          "--object-allocator, and of --frames python-probes, but not "
+                          "with --python-call-stack",
                           "leave --engine and --attach-by out: bpftrace then makes this report")
         return None
     found = engine.find_engine()
