@@ -95,6 +95,8 @@ def test_the_allocator_calls_become_the_rows_of_their_functions_as_the_scripts_p
         f"{row}PyObject_Free(0xb0)\n"
         "\ndtrace:::END\n")
     assert reader.rows == 6 and reader.unseen.hidden == 1
+    text, _reader = read(calls, family="py_object_U_WITH_PYMALLOC")  # --without-pymalloc builds
+    assert f"{row}PyMem_RawRealloc(0xa0, 300) PyMem_RawRealloc returns 0xc0\n" in text, text
     text, _reader = read(calls, family="py_flow_malloc_free")
     assert f"{row}calloc(4, 8) pntr 0xb0\n" in text and f"{row}free(0xb0)\n" in text, text
     assert text.endswith("\ndtrace:::END\nPython malloc byte distributions by engine caller:\n"
