@@ -28,6 +28,11 @@ def same_hashes(monkeypatch):
     monkeypatch.setenv("PYTHONHASHSEED", "0")
 
 
+def masked(text):
+    """`text` with its pointers, which differ from run to run, as 0x?."""
+    return re.sub(r"0x[0-9a-f]+", "0x?", text)
+
+
 def event_rows(flow_text):
     """(the event rows of a flow with PIDs and pointers masked, sorted: bpftrace reads its
     per-CPU buffers in turn, so its rows of a thread that moved between CPUs are not always in
@@ -35,9 +40,8 @@ def event_rows(flow_text):
     lines = flow_text.split("\n")
     assert "dtrace:::BEGIN" in lines and "dtrace:::END" in lines, flow_text[-800:]
     events = lines[lines.index("dtrace:::BEGIN") + 1:lines.index("dtrace:::END")]
-    masked = sorted(re.sub(r"0x[0-9a-f]+", "0x?", re.sub(r"^ *[0-9]+ ", "PID ", row))
-                    for row in events if row)
-    return masked, lines[lines.index("dtrace:::END"):]
+    rows = sorted(masked(re.sub(r"^ *[0-9]+ ", "PID ", row)) for row in events if row)
+    return rows, lines[lines.index("dtrace:::END"):]
 
 
 def calls_at(flow_text, line, function):
@@ -58,11 +62,12 @@ def test_the_engine_flows_the_object_allocator_calls_the_bpftrace_runner_flows(w
     assert event_rows(engine) == event_rows(TRACED[mode](workload_dir, "bpftrace", options))
     # In order: each block kept, and each freed after its allocation (the same pointer).
     kept = calls_at(engine, line_of("PyObjectMalloc(size))"), "objects")
-    assert [re.sub(r"0x[0-9a-f]+", "0x?", call) for call in kept] == [
+    assert [masked(call) for call in kept] == [
         f"PyObject_Malloc({size}) PyObject_Malloc returns 0x?" for size in (50, 60)], engine
     freed = calls_at(engine, line_of("PyObjectMalloc(size + 1)"), "objects")
     for size in (51, 61):
-        made = next(i for i, call in enumerate(freed) if call.startswith(f"PyObject_Malloc({size})"))
+        made = next(i for i, call in enumerate(freed)
+                    if call.startswith(f"PyObject_Malloc({size})"))
         block = pointers(freed[made])[0]
         assert f"PyObject_Free({block})" in freed[made + 1:], freed
 
@@ -76,7 +81,7 @@ def test_the_engine_flows_the_libc_calls_the_bpftrace_runner_flows(workload_dir,
     # After the END line, the titles of its tables, as the bpftrace runner writes them.
     assert end[1:3] == ["Python malloc byte distributions by engine caller:", ""], end
     leaf = calls_at(engine, line_of("CMalloc(size))\n    cMemLeak.Py"), "leaf")
-    assert [re.sub(r"0x[0-9a-f]+", "0x?", call) for call in leaf] == [
+    assert [masked(call) for call in leaf] == [
         f"malloc({size}) pntr 0x?" for size in range(10, 15)], engine
     assert any("-> middle malloc(24) pntr 0x" in row for row in engine.split("\n")), engine
 
