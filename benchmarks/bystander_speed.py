@@ -4,18 +4,18 @@ not trace"), one run, as root:
 
     python3 benchmarks/bystander_speed.py BUILD [--iterations N]
 
-A bystander, Debian's /usr/bin/python3 not traced, runs N iterations (default 200,000) of a
-Python function call, a 1 KiB bytes object (libc malloc through pymalloc) and cMemLeak's
-CMalloc(16) (the pymemtrace probes), and times them with time.perf_counter. It runs alone, then
-while `pymemtrace-trace -p PID --report summary` traces another, busy Python in each mode, on each
-engine that makes it (and `--report flow` of --frames python-probes, with and without
---python-call-stack, to /dev/null). Rows: the mode, the engine, the bystander's time and its
-ratio to the untraced time: the median of three runs while the same busy target runs untraced
-(one before, one between and one after the traced ones), so that the ratio is the tracing's, not the target's
-share of the 2 cores. Target and bystander run one private copy of Debian's python3.11 and libc.so.6 (as
-benchmarks/run.sh's workloads do), so that other tracers on a shared machine, attached by path to
-the system's files, do not slow them; the table names any bpftrace or engine process running
-when it started.
+A bystander, Debian's /usr/bin/python3 not traced, runs N iterations (default 200,000) of a Python
+function call, a 1 KiB bytes object (libc malloc through pymalloc) and cMemLeak's CMalloc(16) (the
+pymemtrace probes), and times them with time.perf_counter. It runs alone, then while
+`pymemtrace-trace -p PID --report summary` traces another, busy Python in each mode, on each engine
+that makes it (and `--report flow` of --frames python-probes, with and without
+--python-call-stack, --libc and --object-allocator, to /dev/null). Rows: the mode, the engine,
+the bystander's time and its ratio to the untraced time: the median of three runs while the same
+busy target runs untraced (one before, one between and one after the traced ones), so that the
+ratio is the tracing's, not the target's share of the 2 cores. Target and bystander run one
+private copy of Debian's python3.11 and libc.so.6 (as benchmarks/run.sh's workloads do), so that
+other tracers on a shared machine, attached by path to the system's files, do
+not slow them; the table names any bpftrace or engine process running when it started.
 """
 import argparse
 import os
@@ -69,7 +69,10 @@ MODES = [(["--frames", "probes"], "libbpf"), (["--frames", "probes"], "bpftrace"
          (["--frames", "python-probes", "--report", "flow"], "libbpf"),
          (["--frames", "python-probes", "--report", "flow"], "bpftrace"),
          (["--frames", "python-probes", "--python-call-stack", "--report", "flow"], "libbpf"),
-         (["--frames", "python-probes", "--python-call-stack", "--report", "flow"], "bpftrace")]
+         (["--frames", "python-probes", "--python-call-stack", "--report", "flow"], "bpftrace"),
+         (["--libc", "--report", "flow"], "libbpf"), (["--libc", "--report", "flow"], "bpftrace"),
+         (["--object-allocator", "--report", "flow"], "libbpf"),
+         (["--object-allocator", "--report", "flow"], "bpftrace")]
 
 
 def bystander(env, iterations):

@@ -546,5 +546,6 @@ int BPF_PROG(on_exec, struct task_struct *task, int old_pid, struct linux_binprm
 
 #include "flow.bpf.h" // the flow: every event through a ring buffer (--flow-fd)
 #include "cpython_flow.bpf.h" // the flow of --python-frames
+#include "allocator_flow.bpf.h" // the flow of --allocator
 #include "call_stack.bpf.h" // --python-call-stack: Python's calls and returns in the flow
 #include "mappings.bpf.h" // libraries mapped after the engine started

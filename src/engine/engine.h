@@ -156,8 +156,14 @@ enum engine_event_kind {
     EVENT_PYALLOC = 0,
     EVENT_PYREALLOC = 1,
     EVENT_PYFREE = 2,
-    EVENT_CALL = 3, /* --python-call-stack: a Python function entered (call_stack.bpf.h) */
-    EVENT_RTN = 4,  /* --python-call-stack: one returned */
+    /* --allocator's calls (allocator_flow.bpf.h), ptr the block returned (NULL included) or
+     * freed, domain the allocator's: */
+    EVENT_MALLOC = 3,  /* size */
+    EVENT_CALLOC = 4,  /* old_ptr: the count, size: the element's size */
+    EVENT_REALLOC = 5, /* old_ptr: the block given, size */
+    EVENT_FREE = 6,
+    EVENT_CALL = 7, /* --python-call-stack: a Python function entered (call_stack.bpf.h) */
+    EVENT_RTN = 8,  /* --python-call-stack: one returned */
     EVENT_KINDS
 };
 

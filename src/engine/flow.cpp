@@ -18,7 +18,8 @@ namespace engine {
 
 namespace {
 
-const char *const kind_names[EVENT_KINDS] = {"pyalloc", "pyrealloc", "pyfree", "call", "rtn"};
+const char *const kind_names[EVENT_KINDS] = {"pyalloc", "pyrealloc", "pyfree", "malloc", "calloc",
+                                             "realloc", "free", "call", "rtn"};
 
 void append(std::string &out, const void *bytes, size_t size)
 {

@@ -12,7 +12,8 @@ namespace engine {
 
 bool attach_object_allocator(engine_bpf *skeleton, pid_t pid, const std::string &binary,
                              const std::string &family,
-                             std::vector<std::pair<pid_t, bpf_link *>> &links, std::string &why)
+                             std::vector<std::pair<pid_t, bpf_link *>> &links, std::string &why,
+                             bool flow)
 {
     struct Function {
         const char *name;      // in the Python binary, after the family's prefix
@@ -20,14 +21,22 @@ bool attach_object_allocator(engine_bpf *skeleton, pid_t pid, const std::string 
         bpf_program *program;
         bool at_return;
     };
+    const auto &progs = skeleton->progs; // a flow's send every call (allocator_flow.bpf.h)
     const Function functions[] = {
-        {"Malloc", "malloc", skeleton->progs.on_allocator_malloc, false},
-        {"Malloc", "malloc", skeleton->progs.on_allocator_malloc_return, true},
-        {"Calloc", "calloc", skeleton->progs.on_allocator_calloc, false},
-        {"Calloc", "calloc", skeleton->progs.on_allocator_calloc_return, true},
-        {"Realloc", "realloc", skeleton->progs.on_allocator_realloc, false},
-        {"Realloc", "realloc", skeleton->progs.on_allocator_realloc_return, true},
-        {"Free", "free", skeleton->progs.on_allocator_free, false}};
+        {"Malloc", "malloc", flow ? progs.on_allocator_malloc_flow : progs.on_allocator_malloc,
+         false},
+        {"Malloc", "malloc",
+         flow ? progs.on_allocator_malloc_return_flow : progs.on_allocator_malloc_return, true},
+        {"Calloc", "calloc", flow ? progs.on_allocator_calloc_flow : progs.on_allocator_calloc,
+         false},
+        {"Calloc", "calloc",
+         flow ? progs.on_allocator_calloc_return_flow : progs.on_allocator_calloc_return, true},
+        {"Realloc", "realloc",
+         flow ? progs.on_allocator_realloc_flow : progs.on_allocator_realloc, false},
+        {"Realloc", "realloc",
+         flow ? progs.on_allocator_realloc_return_flow : progs.on_allocator_realloc_return,
+         true},
+        {"Free", "free", flow ? progs.on_allocator_free_flow : progs.on_allocator_free, false}};
     const bool libc = family == "libc";
     for (const auto &function : functions) {
         const std::string symbol = libc ? function.libc_name : family + function.name;

@@ -18,10 +18,11 @@ namespace engine {
 // Attaches the allocator `family`'s functions (PyObject_ or PyMem_Raw: PREFIX Malloc, Calloc,
 // Realloc, Free; libc: malloc, calloc, realloc, free), entries and returns, in the ELF file
 // `binary` in process `pid` only, adding the links to `links`. False, with the reason in `why`,
-// when one cannot be attached.
+// when one cannot be attached. `flow`: the programs that send every call to the flow instead.
 bool attach_object_allocator(engine_bpf *skeleton, pid_t pid, const std::string &binary,
                              const std::string &family,
-                             std::vector<std::pair<pid_t, bpf_link *>> &links, std::string &why);
+                             std::vector<std::pair<pid_t, bpf_link *>> &links, std::string &why,
+                             bool flow = false);
 
 } // namespace engine
 

@@ -55,7 +55,8 @@ const char *const usage =
     "--with-dtrace), attached in the traced processes only. --allocator PREFIX: instead of\n"
     "any library's probes, PYTHON's functions PREFIX Malloc, Calloc, Realloc and Free\n"
     "(PyObject_ or PyMem_Raw) by uprobes, their blocks in domain N (--allocator-domain);\n"
-    "--allocator libc: malloc, calloc, realloc and free of the C library LIBC.\n"
+    "--allocator libc: malloc, calloc, realloc and free of the C library LIBC. With --flow-fd,\n"
+    "every call of them (kinds malloc, calloc, realloc, free: flow.hpp).\n"
     "--by-path: the --lib libraries are attached by path before `ready` (every process that\n"
     "maps them traps their probes; only the traced processes' events are kept), so that a\n"
     "process forked by a traced one has no window; libraries found mapped stay per PID.\n"
@@ -198,8 +199,6 @@ Plan parse_plan(int argc, char **argv)
     if (plan.flow_fd >= 0 && plan.plain && plan.python_frames.empty())
         throw Error("--flow-fd sends the py* probes' events, or the plain ones with "
                     "--python-frames: leave out --plain");
-    if (plan.flow_fd >= 0 && !plan.allocator.empty())
-        throw Error("--flow-fd does not send --allocator's calls yet: leave out one of them");
     if (plan.flow_fd >= 0 && plan.native)
         throw Error("--flow-fd sends events without their native caller: leave out --native");
     if (plan.flow_bytes < 4096 || (plan.flow_bytes & (plan.flow_bytes - 1)) != 0)

@@ -388,7 +388,8 @@ void Tracer::attach(Process &process)
         && !attach_object_allocator(skeleton_, process.pid,
                                     plan_.allocator == "libc" ? plan_.allocator_library
                                                               : plan_.python_frames,
-                                    plan_.allocator, links_, not_python)) {
+                                    plan_.allocator, links_, not_python,
+                                    plan_.flow_fd >= 0)) {
         if (process.parent == 0)
             throw Error(not_python);
         process.attach_error = not_python;

@@ -335,27 +335,28 @@ def test_the_engine_reports_object_reallocs_as_the_bpftrace_runner_does(report):
 
 
 def bystander_while_traced(engine, mode, workload_dir, tracing="python-probes",
-                           report="summary", options=()):
-    """(what the run added to the bystander's semaphores or breakpoints, the traced target's,
-    the bystander's as read) while the runner on `engine` traces the workload in `mode`, with
-    `options` too; the bystander, another user's Python, must run to its normal end. What the
-    run added: what they were before and after it is taken off, so that a tracer outside the
-    test (another bpftrace on a shared machine, which sets them in every Python) is not counted;
-    alone on a machine, as in CI, that is all of it."""
+                           report="summary", options=(), looks=None):
+    """(what the run added to the bystander's semaphores or breakpoints, read by `looks(pid)`
+    (LOOKS[tracing] by default), the traced target's, the bystander's as read) while the runner
+    on `engine` traces the workload in `mode`, with `options` too; the bystander, another user's
+    Python, must run to its normal end. What the run added: what they were before and after it
+    is taken off, so that a tracer outside the test (another bpftrace on a shared machine, which
+    sets them in every Python) is not counted; alone on a machine, as in CI, that is all of it."""
     seen = {}
+    looks = looks or LOOKS[tracing]
     with other_user() as user:
         bystander = user.popen([PYTHON, "-c", BYSTANDER], stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, text=True)
         try:
             bystander_pid = int(bystander.stdout.readline())
-            before = LOOKS[tracing](bystander_pid)
+            before = looks(bystander_pid)
 
             def look(target_pid):
-                seen["bystander"] = LOOKS[tracing](bystander_pid)
-                seen["target"] = LOOKS[tracing](target_pid)
+                seen["bystander"] = looks(bystander_pid)
+                seen["target"] = looks(target_pid)
             TRACED[mode](workload_dir, engine, [*MODES[tracing], *options, "--report", report],
                          look)
-            after = LOOKS[tracing](bystander_pid)
+            after = looks(bystander_pid)
             assert bystander.poll() is None, "the bystander ended while the target was traced"
             seen["added"] = {name: max(0, value - max(before[name], after[name]))
                              for name, value in seen["bystander"].items()}

@@ -8,7 +8,7 @@ import re
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src"))
-from pymemtrace.trace import engine_flow, reports  # noqa: E402
+from pymemtrace.trace import engine_flow, reports, scripts  # noqa: E402
 from pymemtrace.trace.unseen_frees import UnseenFrees  # noqa: E402
 
 
@@ -46,12 +46,13 @@ def events_frame(*events):
         for kind, pid, location, ptr, old, size, domain in events))
 
 
-def read(stream, limit=1000):
-    """What FlowReader writes of `stream`, and the reader (remembering `limit` live blocks)."""
+def read(stream, limit=1000, family=None):
+    """What FlowReader writes of `stream`, and the reader (remembering `limit` live blocks; the
+    calls of `family`'s allocator functions, a scripts.FAMILIES script's name)."""
     read_end, write_end = os.pipe()
     out = io.StringIO()
     reader = engine_flow.FlowReader(read_end, out, reports.Shortener(True, 128), False,
-                                    UnseenFrees(limit))
+                                    UnseenFrees(limit), scripts.FAMILIES.get(family))
     os.write(write_end, stream)
     os.close(write_end)
     reader.join()
@@ -72,6 +73,35 @@ def test_the_engines_frames_become_the_flows_rows_names_escaped_and_each_locatio
         "    42                 :0    ->  malloc(5) pntr 0xc0 domain 0\n"
         "\ndtrace:::END\n")
     assert reader.rows == 4 and reader.read_error is None
+
+
+MALLOC, CALLOC, REALLOC, FREE = 3, 4, 5, 6  # engine.h: --allocator's kinds
+
+
+def test_the_allocator_calls_become_the_rows_of_their_functions_as_the_scripts_print_them():
+    """calloc's count travels in old_ptr, realloc's block given too; a free of a block the flow
+    did not show allocated is counted, not shown (unseen_frees), as every flow's."""
+    calls = frames(names_frame(7, 12, b"/d/w.py", b"f"), events_frame(
+        (MALLOC, 42, 7, 0xA0, 0, 100, 3), (CALLOC, 42, 7, 0xB0, 4, 8, 3),
+        (REALLOC, 42, 7, 0xC0, 0xA0, 300, 3), (REALLOC, 42, 7, 0, 0xC0, 0, 3),
+        (FREE, 42, 7, 0xB0, 0, 0, 3), (FREE, 42, 7, 0xD0, 0, 0, 3)))
+    text, reader = read(calls, family="py_object_D_WITH_PYMALLOC")
+    row = "    42             w.py:12   -> f "
+    assert text == (
+        "dtrace:::BEGIN\n"
+        f"{row}PyObject_Malloc(100) PyObject_Malloc returns 0xa0\n"
+        f"{row}PyObject_Calloc(4, 8) PyObject_Calloc returns 0xb0\n"
+        f"{row}PyObject_Realloc(0xa0, 300) PyObject_Realloc returns 0xc0\n"
+        f"{row}PyObject_Realloc(0xc0, 0) PyObject_Realloc returns 0x0\n"
+        f"{row}PyObject_Free(0xb0)\n"
+        "\ndtrace:::END\n")
+    assert reader.rows == 6 and reader.unseen.hidden == 1
+    text, _reader = read(calls, family="py_object_U_WITH_PYMALLOC")  # --without-pymalloc builds
+    assert f"{row}PyMem_RawRealloc(0xa0, 300) PyMem_RawRealloc returns 0xc0\n" in text, text
+    text, _reader = read(calls, family="py_flow_malloc_free")
+    assert f"{row}calloc(4, 8) pntr 0xb0\n" in text and f"{row}free(0xb0)\n" in text, text
+    assert text.endswith("\ndtrace:::END\nPython malloc byte distributions by engine caller:\n"
+                         "\nPython malloc byte distributions by Python file and function:\n")
 
 
 def test_a_flow_the_runner_cannot_read_is_stated_and_still_drained():

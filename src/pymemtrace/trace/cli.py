@@ -337,9 +337,8 @@ def chosen_engine(request, plan):
             or engine_trace.takes_object_allocator(request, plan)):
         if wanted:
             raise Failure("pymemtrace-engine (--engine libbpf, --attach-by) makes the flow, "
-                          "summary and leak reports of the py* probes, and the summary and "
-                          "leaks of --libc and --object-allocator (not their flow, nor with "
-                          "--python-call-stack), and every report of --frames python-probes",
+                          "summary and leak reports of the py* probes, of --libc and "
+                          "--object-allocator, and of --frames python-probes",
                           "leave --engine and --attach-by out: bpftrace then makes this report")
         return None
     found = engine.find_engine()

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 """The flow from pymemtrace-engine (--flow-fd; src/engine/flow.hpp): its binary frames read on a
 thread as they come, every event written as the bpftrace flow's row (reports.Shortener.row, with
-the event text of scripts.PROBE_EVENTS), the target's names escaped. Standard library only."""
+the event text of scripts.PROBE_EVENTS, or of the allocator family's functions for --libc and
+--object-allocator), the target's names escaped. Standard library only."""
 import operator
 import os
 import struct
@@ -14,31 +15,57 @@ NAMES = struct.Struct("=QiIII")  # id, line, truncated, file bytes, function byt
 EVENT = struct.Struct("=QQQQQIIIi")  # engine.h's struct engine_event
 FRAME_NAMES, FRAME_EVENTS = 1, 2
 KINDS = ("pyalloc", "pyrealloc", "pyfree")  # enum engine_event_kind
+ALLOCATOR_KINDS = ("malloc", "calloc", "realloc", "free")  # then --allocator's calls
 # --python-call-stack's kinds (engine.h's EVENT_CALL, EVENT_RTN): their name in the report's
 # counters and losses, the arrow and word of their rows, as scripts.CALL_LINE and RETURN_LINE
 # print `-> CALL f (depth N)` and `<- RTN  f (depth N)`; the record's size is the depth.
-CALL_KINDS = {3: ("call", "->", "CALL "), 4: ("rtn", "<-", "RTN  ")}
+CALL_KINDS = {7: ("call", "->", "CALL "), 8: ("rtn", "<-", "RTN  ")}
 # struct engine_event's fields by the names scripts.PROBES gives the probes' arguments.
 FIELDS = {"ptr": 1, "new_ptr": 1, "old_ptr": 2, "size": 3, "domain": 8}
+# ... and by the names scripts.KEPT gives the allocator functions' (engine.h: calloc's count in
+# old_ptr, realloc's block given in old_ptr, the block returned in ptr).
+ALLOCATOR_FIELDS = {"malloc": {"size": 3, "ret": 1}, "calloc": {"count": 2, "size": 3, "ret": 1},
+                    "realloc": {"ptr": 2, "size": 3, "ret": 1}, "free": {"ptr": 1}}
+# What each kind does to the blocks the flow showed (unseen_frees): allocates, moves, frees, or
+# nothing (a Python call or return).
+ALLOCATES, MOVES, FREES, NO_BLOCK = 0, 1, 2, 3
+ROLES = (ALLOCATES, MOVES, FREES, ALLOCATES, ALLOCATES, MOVES, FREES, NO_BLOCK, NO_BLOCK)
 NOWHERE = ("", "", 0)  # location 0: no Python frame
 UNNAMED = ("?", "?", 0)  # names the full names map refused (the report's names_full)
 BEGIN = scripts.BEGIN_LINE.replace("\\n", "\n")
 END = scripts.END_LINE.replace("\\n", "\n")
 
 
-def _event_text(probe):
-    """(format, values) of a probe's event text after the function, from the printf format
-    the scripts print it with (`malloc(%lu) pntr 0x%lx domain %d`) in Python's % terms, and
-    a getter of its values from an EVENT tuple."""
-    event = scripts.PROBE_EVENTS[probe[2:]]
+def _event_text(event, fields):
+    """(format, values) of an event's text after the function, from the printf format the
+    scripts print it with (`malloc(%lu) pntr 0x%lx domain %d`, a scripts.Event) in Python's %
+    terms, and a getter of its values from an EVENT tuple (`fields`: their indexes by name)."""
     text = event.format()
     text = text[text.index(" -> %s ") + len(" -> %s "):-len("\\n")]
-    values = event.values(FIELDS)
+    values = event.values(fields)
     return text.replace("%lu", "%d").replace("%lx", "%x"), operator.itemgetter(*values)
 
 
-EVENT_TEXTS = tuple(_event_text(probe) for probe in KINDS)
+EVENT_TEXTS = tuple(_event_text(scripts.PROBE_EVENTS[probe[2:]], FIELDS) for probe in KINDS)
 DEPTH = operator.itemgetter(3)  # a call's or return's depth: the record's size
+
+
+def event_texts(family):
+    """The event texts by kind of a flow: the py* kinds', then those of the allocator `family`'s
+    functions (a scripts.Family: --libc, --object-allocator) if any."""
+    if family is None:
+        return EVENT_TEXTS
+    return EVENT_TEXTS + tuple(_event_text(scripts._family_event(family, call),
+                                           ALLOCATOR_FIELDS[call]) for call in ALLOCATOR_KINDS)
+
+
+def end_text(family):
+    """What follows a flow's events: the END line, and for libc's the titles of its END tables
+    (as scripts._callers_end prints them; the bpftrace runner shows their titles only)."""
+    if family is None or not family.callers:
+        return END
+    return END + "\n".join(f"Python malloc byte distributions {title}:\n"
+                           for title, _name, _total in scripts.CALLERS)
 
 
 class FlowReader:
@@ -49,8 +76,10 @@ class FlowReader:
 
     KEPT = 4096  # row templates remembered, by (pid, location, kind)
 
-    def __init__(self, fd, out, shortener, at_once, unseen):
+    def __init__(self, fd, out, shortener, at_once, unseen, family=None):
         self.fd, self.out, self.shortener, self.at_once = fd, out, shortener, at_once
+        # --libc, --object-allocator: the scripts.Family whose calls the flow holds
+        self.texts, self.end = event_texts(family), end_text(family)
         self.unseen = unseen  # an unseen_frees.UnseenFrees: frees it does not show
         self.rows = 0  # event rows read, shown or not
         self.names = {}  # location id -> (file, function, line): each sent once, at most
@@ -77,7 +106,7 @@ class FlowReader:
                 pending = self._add_frames(pending + chunk if pending else chunk)
             except Exception as error:  # noqa: BLE001 (any: stated, and the pipe still drained)
                 self.read_error = error
-        self._write(END)
+        self._write(self.end)
 
     def _add_frames(self, data):
         """Writes the rows of the whole frames in `data`; returns the rest."""
@@ -110,14 +139,12 @@ class FlowReader:
         """Appends the rows of `records` to `rows`; returns how many frees it did not show."""
         templates, unseen, hidden = self.templates, self.unseen, 0
         for event in EVENT.iter_unpack(records):
-            kind = event[7]
-            if kind in CALL_KINDS:  # a call or a return: no block
-                pass
-            elif kind == 0:
+            role = ROLES[event[7]]
+            if role == ALLOCATES:
                 unseen.allocated(event[5], event[1])
-            elif kind == 1:
+            elif role == MOVES:
                 unseen.moved(event[5], event[2], event[1], event[3])
-            elif not unseen.shows_free(event[5], event[1]):
+            elif role == FREES and not unseen.shows_free(event[5], event[1]):
                 hidden += 1
                 continue
             template = templates.get((event[5], event[4], event[7]))  # pid, location, kind
@@ -133,7 +160,7 @@ class FlowReader:
                                 self.names.get(location, UNNAMED))
         if kind in CALL_KINDS:
             return self._call_template(pid, location, kind, file, function, line)
-        text, values = EVENT_TEXTS[kind]
+        text, values = self.texts[kind]
         beginning = self.shortener.row(pid, file, line, function + " ")[:-1]
         template = (beginning.replace("%", "%%") + text + "\n", values)
         if len(self.templates) < self.KEPT:

@@ -6,7 +6,8 @@ same run interface as modes.Trace (start, alive, ended_early, pause, stop, drain
 Which runs it takes (`takes`): every report of the py* probes (the summary, --histograms
 included; the leaks, --interval's snapshots included; --depth's stacks; the flow, engine_flow),
 with -p, --all or a command, following forks or not (--no-follow), unless --engine bpftrace;
---libc, --object-allocator and --frames python-probes stay on bpftrace. A command's libraries
+--frames python-probes, --libc and --object-allocator (takes_python_frames,
+takes_object_allocator) on their own terms. A command's libraries
 named or found beforehand are attached by path before it runs (`attached_by_path`). It attaches
 to every instrumented library the traced processes map, also those mapped after it started, so
 it needs no library named or found beforehand (`finds_libraries`)."""
@@ -15,7 +16,7 @@ import sys
 import threading
 import time
 
-from . import engine, engine_flow, native, processes, reports, stacks, unseen
+from . import engine, engine_flow, native, processes, reports, scripts, stacks, unseen
 from .errors import Failure
 from .missed_libraries import AttachedByEngine, MissedLibraries
 from .names import shown
@@ -110,14 +111,14 @@ def takes_python_frames(request, plan):
 
 
 def takes_object_allocator(request, plan):
-    """Whether the engine makes this run's `--object-allocator` or `--libc` summary or leaks, on
-    the same terms as takes_python_frames: the Python binary's (or libc's) allocator functions by
-    uprobes attached per traced process (bpftrace 0.17's, by path, trapped every process mapping
-    the file). The flow stays on bpftrace."""
+    """Whether the engine makes this run's `--object-allocator` or `--libc` summary, leaks or
+    flow, on the same terms as takes_python_frames: the Python binary's (or libc's) allocator
+    functions by uprobes attached per traced process (bpftrace 0.17's, by path, trapped every
+    process mapping the file); --python-call-stack's rows come in the flow, as there."""
     return ((plan.script.startswith("py_object_") or plan.script == "py_flow_malloc_free")
-            and request.report in ("summary", "leaks")
+            and request.report in ("summary", "leaks", "flow")
             and request.engine != "bpftrace" and request.follow and not request.all
-            and not request.python_call_stack and not request.histograms and request.depth == 1
+            and not request.histograms and request.depth == 1
             and request.interval is None and not request.native
             and (request.engine == "libbpf" or engine.find_engine() is not None))
 
@@ -205,12 +206,13 @@ def flow_losses(report, rows):
     engine's ring buffer refused (by kind), that could not be written to the runner, or that
     the runner did not show (`rows`: the rows it wrote; never, but counted)."""
     counters, loss = report.get("counters", {}), report.get("loss", {})
-    # The py* probes' events, or the plain ones' (--frames python-probes): one set is counted;
-    # then --python-call-stack's calls and returns.
+    # The py* probes' events, or the plain ones' (--frames python-probes) or the allocator's
+    # calls (alloc: malloc and calloc): one set is counted; then --python-call-stack's calls and
+    # returns.
     calls = tuple(name for name, _arrow, _word in engine_flow.CALL_KINDS.values())
     made = [int(counters.get(kind, 0)) + int(counters.get(kind[2:], 0))
             for kind in engine_flow.KINDS] + [int(counters.get(kind, 0)) for kind in calls]
-    kinds = engine_flow.KINDS + calls
+    kinds = engine_flow.KINDS + engine_flow.ALLOCATOR_KINDS + calls
     refused = [int(loss.get("flow_lost_" + kind, 0)) for kind in kinds]
     unwritten = int(loss.get("flow_unwritten", 0))
     lost = []
@@ -257,7 +259,7 @@ def engine_run(plan, request, engine_path, setid, pids=(), libraries=(), targets
                             max_locations=min(request.max_entries, MOST_LOCATIONS),
                             native_caller=request.native,
                             flow_bytes=flow_buffer_bytes(request.perf_pages)
-                            if plan.kind == "flow" else None,
+                            if plan.kind == "flow" or request.report == "flow" else None,
                             batch=batches(request, plan), follow=request.follow,
                             histograms=histograms(request, plan), targets_later=targets_later,
                             python_frames=python
@@ -338,7 +340,8 @@ class EngineTrace:
         if self.run.flow is not None:  # what came before waits in the pipe and ring buffer
             self.flow = engine_flow.FlowReader(self.run.flow, self.request.out, self.shortener,
                                                self.request.out.isatty(),
-                                               UnseenFrees(self.request.max_entries))
+                                               UnseenFrees(self.request.max_entries),
+                                               scripts.FAMILIES.get(self.plan.script))
 
     def _read(self):
         try:
