@@ -154,15 +154,16 @@ def test_a_bpftrace_return_row_is_shortened_and_escaped_as_a_call_row_is():
 
 
 def test_the_engines_calls_and_returns_become_the_bpftrace_runners_rows():
-    """Kinds 3 and 4 (engine.h's EVENT_CALL, EVENT_RTN), the depth in the record's size; a
-    location's names once, shared by rows of every depth; a `%` in a name stays a `%`."""
+    """The call and return kinds (engine.h's EVENT_CALL, EVENT_RTN), the depth in the record's
+    size; a location's names once, shared by rows of every depth; a `%` in a name stays a `%`."""
+    call, rtn = sorted(engine_flow.CALL_KINDS)
     shortener = reports.Shortener(True, 128)
     text, reader = read(frames(
         names_frame(5, 10, b"/d/ev\x1bil.py", b"f%d\n"),
         names_frame(6, 12, b"/d/ev\x1bil.py", b"f%d\n"),
-        events_frame((3, 42, 5, 0, 0, 1, 0), (3, 42, 5, 0, 0, 2, 0),
-                     (0, 42, 5, 0xA0, 0, 100, 2), (4, 42, 6, 0, 0, 2, 0),
-                     (4, 42, 6, 0, 0, 1, 0), (4, 42, 0, 0, 0, 0, 0))))
+        events_frame((call, 42, 5, 0, 0, 1, 0), (call, 42, 5, 0, 0, 2, 0),
+                     (0, 42, 5, 0xA0, 0, 100, 2), (rtn, 42, 6, 0, 0, 2, 0),
+                     (rtn, 42, 6, 0, 0, 1, 0), (rtn, 42, 0, 0, 0, 0, 0))))
     printed = [CALL % (42, "/d/ev\x1bil.py", 10, "f%d\n", 1),
                CALL % (42, "/d/ev\x1bil.py", 10, "f%d\n", 2),
                "%6d %16s:%-4d -> %s malloc(%d) pntr 0x%x domain %d\n" % (
