@@ -86,6 +86,17 @@ def test_the_engine_flows_the_libc_calls_the_bpftrace_runner_flows(workload_dir,
     assert any("-> middle malloc(24) pntr 0x" in row for row in engine.split("\n")), engine
 
 
+def test_the_engine_flows_libc_calls_with_their_python_calls_as_the_bpftrace_runner(
+        workload_dir):
+    # The CALL and RTN rows come from CPython's probes, which --libc attaches anyway. Before,
+    # the engine refused --python-call-stack with --libc: bpftrace made it, system-wide.
+    options = [*MODES["libc"], "--python-call-stack", "--report", "flow"]
+    engine = TRACED["command"](workload_dir, "libbpf", options)
+    rows, end = event_rows(engine)
+    assert any("-> CALL leaf (depth" in row for row in rows), rows[:20]
+    assert (rows, end) == event_rows(TRACED["command"](workload_dir, "bpftrace", options))
+
+
 REALLOCS = """\
 import ctypes, os
 libc = ctypes.CDLL(None)
