@@ -335,9 +335,10 @@ def test_the_engine_reports_object_reallocs_as_the_bpftrace_runner_does(report):
 
 
 def bystander_while_traced(engine, mode, workload_dir, tracing="python-probes",
-                           report="summary"):
+                           report="summary", options=()):
     """(what the run added to the bystander's semaphores or breakpoints, the traced target's,
-    the bystander's as read) while the runner on `engine` traces the workload in `mode`; the
+    the bystander's as read) while the runner on `engine` traces the workload in `mode` (with
+    `options` more); the
     bystander, another user's Python, must run to its normal end. What the run added: what they
     were before and after it is taken off, so that a tracer outside the test (another bpftrace on
     a shared machine, which sets them in every Python) is not counted; alone on a machine, as in
@@ -353,7 +354,8 @@ def bystander_while_traced(engine, mode, workload_dir, tracing="python-probes",
             def look(target_pid):
                 seen["bystander"] = LOOKS[tracing](bystander_pid)
                 seen["target"] = LOOKS[tracing](target_pid)
-            TRACED[mode](workload_dir, engine, [*MODES[tracing], "--report", report], look)
+            TRACED[mode](workload_dir, engine, [*MODES[tracing], "--report", report, *options],
+                         look)
             after = LOOKS[tracing](bystander_pid)
             assert bystander.poll() is None, "the bystander ended while the target was traced"
             seen["added"] = {name: max(0, value - max(before[name], after[name]))
