@@ -3,9 +3,11 @@
 probes and the allocator functions by path (every other Python on the host then pays 36-293x:
 docs/benchmarks.md, "Bystanders"); the engine attaches per traced process. So every run the
 command line accepts, but --all and --engine bpftrace, must be the engine's: each combination
-of a mode (the py* probes, --frames python-probes, --libc, --object-allocator), a report and one
-more option, with -p or a command, is routed as the runner routes it (cli.chosen_engine on the
-plan programs.choose_script makes). No root needed; the engine must be built (meson compile)."""
+of a mode (the py* probes, --frames python-probes, --libc, --object-allocator), a report and up
+to two more options, with -p or a command, is routed as the runner routes it (cli.chosen_engine
+on the plan programs.choose_script makes). No root needed; the engine must be built (meson
+compile)."""
+import itertools
 import os
 import sys
 
@@ -18,8 +20,10 @@ from pymemtrace.trace.errors import Failure  # noqa: E402
 MODES = {"probes": [], "python-probes": ["--frames", "python-probes"], "libc": ["--libc"],
          "object-allocator": ["--object-allocator"]}
 REPORTS = ("summary", "leaks", "flow")
-OPTIONS = ([], ["--interval", "1"], ["--histograms"], ["--no-follow"], ["--native"],
-           ["--depth", "2"], ["--per-process"], ["--python-call-stack"])
+MORE = (["--interval", "1"], ["--histograms"], ["--no-follow"], ["--native"], ["--depth", "2"],
+        ["--per-process"], ["--python-call-stack"])
+# None, each, and each two of them.
+OPTIONS = [[], *MORE, *([*a, *b] for a, b in itertools.combinations(MORE, 2))]
 TARGETS = {"pid": ["-p", "4242"], "command": ["--", "python3", "workload.py"]}
 ENGINES = ("auto", "libbpf")
 
