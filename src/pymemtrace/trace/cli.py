@@ -189,8 +189,10 @@ def parse_args(argv):
         if args.report != "leaks" or args.format not in ("text", "json"):
             parser.error("--interval takes snapshots of the live blocks: use it with --report "
                          "leaks, as text or --json")
-        if args.frames != "probes":
-            parser.error("--interval needs the default --frames probes")
+        if (args.frames != "probes" or args.libc or args.object_allocator) and (
+                args.engine == "bpftrace"):  # its scripts in these modes have no live map
+            parser.error("--interval with --frames python-probes, --libc or --object-allocator "
+                         "is made by pymemtrace-engine: leave out --engine bpftrace")
         if not 0.1 <= args.interval <= 86400:
             parser.error(f"--interval {args.interval}: give 0.1 to 86400 seconds")
     return Request.from_arguments(args)
@@ -340,6 +342,15 @@ def chosen_engine(request, plan):
                           "summary and leak reports of the py* probes, of --libc and "
                           "--object-allocator, and of --frames python-probes",
                           "leave --engine and --attach-by out: bpftrace then makes this report")
+        if request.interval is not None and plan.script != "pymemtrace_leaks":
+            # bpftrace's scripts of CPython's probes and the allocators keep no live map.
+            missing = engine.find_engine() is None
+            raise Failure("snapshots (--interval) of --frames python-probes, --libc and "
+                          "--object-allocator are made by pymemtrace-engine only"
+                          + (", which was not found beside the runner" if missing
+                             else ", not with --python-call-stack"),
+                          "build it (tools/install-deps.sh, then meson compile -C build)"
+                          if missing else "leave out --interval or --python-call-stack")
         return None
     found = engine.find_engine()
     if found is None and wanted:

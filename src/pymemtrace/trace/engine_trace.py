@@ -65,8 +65,8 @@ def _able(request, plan):
 def histograms(request, plan):
     """Whether the engine counts this run's events by size bucket: the text summary's
     --histograms (one table for all processes: a report per process has none, as the bpftrace
-    runner's)."""
-    return (request.histograms and plan.kind == "summary" and request.format == "text"
+    runner's). --libc and --object-allocator too, whose plan replays a flow on bpftrace."""
+    return (request.histograms and request.report == "summary" and request.format == "text"
             and not request.per_process)
 
 
@@ -98,15 +98,15 @@ def attached_by_path(request):
 
 def takes_python_frames(request, plan):
     """Whether the engine makes this run's `--frames python-probes` summary, leaks or flow:
-    always when it can (auto or --engine libbpf, -p or a command, depth 1). It attaches
-    CPython's probes per traced process, where bpftrace 0.17 attaches them by path and sets the
-    line semaphore of every Python on the host (each then ran 31-36x slower, measured).
+    always when it can (auto or --engine libbpf, -p or a command; --histograms, --no-follow,
+    --per-process and --interval included: cli refuses --depth N and --native in this mode). It
+    attaches CPython's probes per traced process, where bpftrace 0.17 attaches them by path and
+    sets the line semaphore of every Python on the host (each then ran 31-36x slower, measured).
     --python-call-stack's CALL and RTN rows come in the flow (call_stack.bpf.h); a summary or
     leaks report has none, with either engine."""
     return (plan.script == "pymemtrace_pyframes" and plan.kind in ("summary", "leaks", "flow")
-            and request.engine != "bpftrace" and request.follow and not request.all
-            and not request.histograms and request.depth == 1
-            and request.interval is None and not request.native
+            and request.engine != "bpftrace" and not request.all
+            and request.depth == 1 and not request.native
             and (request.engine == "libbpf" or engine.find_engine() is not None))
 
 
@@ -114,12 +114,12 @@ def takes_object_allocator(request, plan):
     """Whether the engine makes this run's `--object-allocator` or `--libc` summary, leaks or
     flow, on the same terms as takes_python_frames: the Python binary's (or libc's) allocator
     functions by uprobes attached per traced process (bpftrace 0.17's, by path, trapped every
-    process mapping the file); --python-call-stack's rows come in the flow, as there."""
+    process mapping the file); --interval's snapshots only here (bpftrace's script prints a
+    flow, no live map); --python-call-stack's rows come in the flow, as there."""
     return ((plan.script.startswith("py_object_") or plan.script == "py_flow_malloc_free")
             and request.report in ("summary", "leaks", "flow")
-            and request.engine != "bpftrace" and request.follow and not request.all
-            and not request.histograms and request.depth == 1
-            and request.interval is None and not request.native
+            and request.engine != "bpftrace" and not request.all
+            and request.depth == 1 and not request.native
             and (request.engine == "libbpf" or engine.find_engine() is not None))
 
 
@@ -502,6 +502,7 @@ class EngineTrace:
                 reports.write_entries(self.request.out, self.request.report, view, entries)
             else:
                 reports.write_text(self.request.out, self.request.report, view, entries, ended,
-                                   dists=dists[0], domain_dists=dists[1])
+                                   dists=dists[0], domain_dists=None if self.python_only
+                                   else dists[1])  # one domain: bpftrace's replay draws none
         return write_report(self.request, lost, write, self.commands, self.snapshots, setid=setid,
                             not_seen=self.not_seen)
