@@ -344,13 +344,10 @@ def chosen_engine(request, plan):
                           "leave --engine and --attach-by out: bpftrace then makes this report")
         if request.interval is not None and plan.script != "pymemtrace_leaks":
             # bpftrace's scripts of CPython's probes and the allocators keep no live map.
-            missing = engine.find_engine() is None
             raise Failure("snapshots (--interval) of --frames python-probes, --libc and "
-                          "--object-allocator are made by pymemtrace-engine only"
-                          + (", which was not found beside the runner" if missing
-                             else ", not with --python-call-stack"),
-                          "build it (tools/install-deps.sh, then meson compile -C build)"
-                          if missing else "leave out --interval or --python-call-stack")
+                          "--object-allocator are made by pymemtrace-engine only, which was "
+                          "not found beside the runner",
+                          "build it (tools/install-deps.sh, then meson compile -C build)")
         return None
     found = engine.find_engine()
     if found is None and wanted:
