@@ -38,6 +38,7 @@ struct Plan {
     int32_t allocator_domain = 0;        // the domain their blocks are counted in
     std::string allocator_library;       // --allocator libc: the C library's file
     bool by_path = false;                // the libraries attached by path, only traced events kept
+    pid_t die_with = 0;                  // --die-with: killed when this parent ends (main.cpp)
 };
 
 // The plan of argv, or throws engine::Error (bad input: one line, what and how to fix).
