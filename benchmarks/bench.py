@@ -775,11 +775,12 @@ def engine_ready_after(engine, library, batch):
 
 
 def runner_imports_after(python):
-    """Seconds from spawning the runner's interpreter (-I, as toolkit/pymemtrace-trace runs) to
-    the end of its imports: its part of a traced start before it can start the engine."""
+    """Seconds from spawning the runner's interpreter (-IS, as toolkit/pymemtrace-trace runs) to
+    the end of the imports it makes before it starts the engine (modes and the rest come after,
+    while the engine loads)."""
     code = (f"import sys; sys.path.insert(0, {os.path.join(ROOT, 'src')!r}); "
             "import pymemtrace.trace.cli, time; print('STARTED', time.monotonic(), flush=True)")
-    return started_after([python, "-I", "-c", code], None, None)
+    return started_after([python, "-IS", "-c", code], None, None)
 
 
 def section_startup(env, args):
@@ -816,7 +817,8 @@ def section_startup(env, args):
     ms = {key: 1000 * median(values) for key, values in runs.items()}
     row(6, "command untraced: python3 -c, spawn to its first line", f"{ms['untraced']:.0f} ms")
     if parts:
-        row(6, "the runner's part: python3 -I, spawn to the end of its imports",
+        row(6, "the runner's part: python3 -IS, spawn to the end of its imports before the "
+               "engine's spawn",
             f"{ms['imports']:.0f} ms")
         for batch in (False, True):
             row(6, f"the engine's part: pymemtrace-engine --lib{' --batch' if batch else ''}, "

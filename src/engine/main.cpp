@@ -10,7 +10,9 @@
 #include <memory>    // std::unique_ptr
 #include <string>    // std::string
 
-#include <unistd.h> // close
+#include <signal.h>    // SIGKILL
+#include <sys/prctl.h> // prctl: --die-with
+#include <unistd.h>    // close, getppid
 
 #include "cpython_frames.hpp"
 #include "depth.hpp"
@@ -92,7 +94,14 @@ int main(int argc, char **argv)
             return 0;
         }
     try {
-        return run(engine::parse_plan(argc, argv));
+        const engine::Plan plan = engine::parse_plan(argc, argv);
+        // Its caller's death is its own (the runner's spawn needs no code of its own in the
+        // child: a plain spawn, no Python between fork and exec). Checked after the request: a
+        // parent that ended before it is seen here.
+        if (plan.die_with != 0
+            && (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != plan.die_with))
+            return 1;
+        return run(plan);
     } catch (const engine::Error &error) {
         std::fprintf(stderr, "pymemtrace-engine: %s\n", error.what());
         return 2;

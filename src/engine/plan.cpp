@@ -17,7 +17,7 @@ const char *const usage =
     "                         [--max-locations N] [--setid-stop] [--plain] [--verbose]\n"
     "                         [--native] [--interval-ms MS] [--all] [--depth N]\n"
     "                         [--flow-fd FD [--flow-buffer BYTES]] [--batch] [--no-follow]\n"
-    "                         [--histograms] [--by-path]\n"
+    "                         [--histograms] [--by-path] [--die-with PID]\n"
     "                         [--python-frames PYTHON [--allocator PREFIX\n"
     "                         --allocator-domain N [--allocator-library LIBC]]]\n"
     "                         [--python-call-stack]\n"
@@ -62,7 +62,9 @@ const char *const usage =
     "process forked by a traced one has no window; libraries found mapped stay per PID.\n"
     "--python-call-stack (with --flow-fd and --python-frames): the flow has a call event for\n"
     "each Python function entered (function__entry) and a return event for each one left\n"
-    "(function__return), with the depth of the thread's Python stack.\n";
+    "(function__return), with the depth of the thread's Python stack.\n"
+    "--die-with PID: the engine is killed (SIGKILL, which detaches every probe) when its\n"
+    "parent PID ends, and ends at once if PID is not its parent (the runner's spawn).\n";
 
 namespace {
 
@@ -169,6 +171,9 @@ Plan parse_plan(int argc, char **argv)
             ++i;
         } else if (option == "--allocator-domain") {
             plan.allocator_domain = static_cast<int32_t>(number("--allocator-domain", value, 1000));
+            ++i;
+        } else if (option == "--die-with") {
+            plan.die_with = static_cast<pid_t>(number("--die-with", value, 0x3fffffff));
             ++i;
         } else {
             throw Error("unknown option '" + option + "': see pymemtrace-engine --help");

@@ -39,6 +39,7 @@ struct Plan {
     std::string allocator_library;       // --allocator libc: the C library's file
     bool by_path = false;                // the libraries attached by path, only traced events kept
     bool python_call_stack = false;      // Python's calls and returns in the flow (call_stack.bpf.h)
+    pid_t die_with = 0;                  // --die-with: killed when this parent ends (main.cpp)
 };
 
 // The plan of argv, or throws engine::Error (bad input: one line, what and how to fix).

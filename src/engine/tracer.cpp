@@ -73,6 +73,17 @@ void check_machine()
                     "missing): boot a kernel built with CONFIG_UPROBE_EVENTS=y, as Debian's are");
 }
 
+// Whether the kernel has the tracepoint: its directory in tracefs (the runner mounts it), else
+// its type in the kernel's BTF (which libbpf reads again to load: 10 ms more on the way to
+// `ready`, start-up).
+bool has_tracepoint(const char *system, const char *name)
+{
+    const std::string events = "/sys/kernel/tracing/events/";
+    if (access(events.c_str(), F_OK) == 0)
+        return access((events + system + "/" + name).c_str(), F_OK) == 0;
+    return libbpf_find_vmlinux_btf_id(name, BPF_TRACE_RAW_TP) > 0;
+}
+
 // The probes attached, and the programs that record them: the py* ones, or with --plain the
 // plain ones (never both: a wrapper fires both, its events would count twice).
 struct Probe {
@@ -236,9 +247,7 @@ Tracer::Tracer(const Plan &plan, const std::function<void()> &name_targets) : pl
     bpf_program__set_autoload(skeleton_->progs.on_pybatch, plan.batch);
     bpf_program__set_autoload(skeleton_->progs.on_thread_exit, plan.batch);
     bpf_program__set_autoload(skeleton_->progs.on_prepare_exec,
-                              plan.batch
-                                  && libbpf_find_vmlinux_btf_id("sched_prepare_exec",
-                                                                BPF_TRACE_RAW_TP) > 0);
+                              plan.batch && has_tracepoint("sched", "sched_prepare_exec"));
     if (engine_bpf__load(skeleton_) != 0)
         throw Error(std::string("the kernel refused the engine's BPF programs: ")
                     + std::strerror(errno) + libbpf_detail()

@@ -115,5 +115,32 @@ def test_a_pid_report_made_by_the_engine_needs_no_bpftrace():
     assert 10 <= blocks <= 11, (blocks, err)  # the FIFO's 10, and the one being made at the instant
 
 
+def children_of(pid):
+    with open(f"/proc/{pid}/task/{pid}/children") as listing:
+        return [int(child) for child in listing.read().split()]
+
+
+def test_a_runner_killed_at_once_takes_its_engine_with_it_and_the_probes_go():
+    """SIGKILL to the runner leaves no engine attached to the target: the engine asks the kernel
+    to kill it with its parent (--die-with, set by the engine itself since the runner spawns it
+    without code of its own in the child: start-up, docs/engine.md)."""
+    target = fifo(10)
+    try:
+        runner = subprocess.Popen([PYTHON, RUNNER, "--report", "leaks", "-p", str(target.pid)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert "tracing PID" in runner.stderr.readline()
+        engines = children_of(runner.pid)
+        assert len(engines) == 1 and all(semaphores(target.pid)), engines
+        runner.kill()
+        runner.communicate(timeout=60)
+        deadline = time.monotonic() + 30  # the kernel's detach: RCU grace periods
+        while os.path.exists(f"/proc/{engines[0]}") or any(semaphores(target.pid)):
+            assert time.monotonic() < deadline, "the engine outlived its runner"
+            time.sleep(0.1)
+    finally:
+        target.kill()
+        target.wait()
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))

@@ -15,11 +15,10 @@ import stat
 import sys
 import tempfile
 
-from . import (bpftrace_binary, elf, engine, engine_trace, flamegraph_html, install_hints,
-               interpreters, native, procfs, programs, pythonbinary, safe_open, stacks, targets)
+from . import (elf, engine, engine_trace, flamegraph_html, install_hints, native, procfs,
+               programs, pythonbinary, safe_open, stacks, targets)
 from .aliases import FileAliases
-from .errors import Failure
-from .modes import LOSS, Trace, trace_all, trace_command, trace_pid
+from .errors import LOSS, Failure
 from .names import shown
 from .output import ReportFile
 from .request import Request
@@ -290,6 +289,9 @@ def trace(request, user, aliases):
 def trace_with(request, user, aliases, env, python, plan, setid, early):
     """trace() once the plan is chosen: the libraries, then the run on the engine (`early`, if
     started) or on bpftrace."""
+    # Imported once the engine is loading (start_early): not on the way to its spawn.
+    from . import bpftrace_binary, interpreters
+    from .modes import Trace, trace_all, trace_command, trace_pid
     libraries = []
     for lib in request.lib:
         libraries += given_libraries(lib, user, aliases)

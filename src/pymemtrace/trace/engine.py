@@ -17,7 +17,6 @@ import signal
 import subprocess
 
 from .errors import Failure
-from .session import die_with
 
 ENGINE = "pymemtrace-engine"
 DETACH_SECONDS = 10  # the engine's detach after its report: 250-350 ms measured
@@ -120,7 +119,9 @@ class EngineRun:
         # Its own session, as bpftrace's: Ctrl-C at the terminal reaches the command, and the
         # runner stops the engine. It dies with the runner (SIGKILL included), which detaches
         # every probe.
-        argv, kept = self.argv, ()
+        # It dies with the runner (--die-with: PR_SET_PDEATHSIG, set by the engine itself), so
+        # that the spawn runs no Python in the child and needs no ctypes (start-up).
+        argv, kept = [*self.argv, "--die-with", str(os.getpid())], ()
         if self.flow_bytes is not None:
             self.flow, write_end = os.pipe2(os.O_CLOEXEC)
             kept = (write_end,)
@@ -129,7 +130,7 @@ class EngineRun:
             self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                          stdin=subprocess.PIPE if self.targets_later
                                          else subprocess.DEVNULL, start_new_session=True,
-                                         pass_fds=kept, preexec_fn=die_with(os.getpid()))
+                                         pass_fds=kept)
         finally:
             for fd in kept:  # the engine's now: the flow ends when the engine closes it
                 os.close(fd)

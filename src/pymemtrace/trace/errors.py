@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: MIT
 """The runner's one kind of error: something the user can fix."""
 
+LOSS = 3  # the exit status of a run whose report lost data (unless --allow-loss)
+
 
 class Failure(Exception):
     """An error the user can fix: printed with its fix, exit status 2."""

@@ -12,14 +12,13 @@ import sys
 import time
 
 from . import processes, procfs, replay, reports, scripts, stacks, unseen
-from .errors import Failure
+from .errors import LOSS, Failure
 from .missed_libraries import MissedLibraries
 from .names import shown
 from .session import BpftraceSession, SessionError
 from .snapshots import MapWatch, Snapshots
 from .unseen_frees import UnseenFrees, say_unseen_frees
 
-LOSS = 3  # the exit status of a run whose report lost data (unless --allow-loss)
 SETID_PREFIX = scripts.SETID_LINE.split("%")[0]
 
 

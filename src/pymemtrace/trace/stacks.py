@@ -12,7 +12,7 @@ name is whatever follows the fixed fields of its own printf. Depth 1 keeps the t
 
 Standard library only; the program is made of scripts.py's parts (BEGIN, following children,
 the size bucket, END) and checked by aliases like every program of the runner."""
-import platform
+import os
 import re
 
 from . import elf, native, scripts
@@ -59,7 +59,7 @@ def _record_argument(probe, machine=None):
     """The expression of the py* probe's `stack` argument. x86-64: pyalloc's and pyrealloc's
     seventh argument is on the stack, which bpftrace 0.17 will not read as arg6."""
     index = {"pyalloc": 6, "pyrealloc": 6, "pyfree": 5}[probe]
-    if index == 6 and (machine or platform.machine()) in ("x86_64", "AMD64"):
+    if index == 6 and (machine or os.uname().machine) in ("x86_64", "AMD64"):
         return '*(uint64 *)(reg("sp") + 8)'
     return f"arg{index}"
 
