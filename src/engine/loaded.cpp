@@ -34,9 +34,26 @@ void load_only_what_runs(engine_bpf *skeleton, const Plan &plan)
     // The events' programs: a flow's, the plain probes', or the py* ones that aggregate
     // (tracer.cpp's probes_of attaches one of these three sets). The rest are attached only with
     // their option. The batch programs are chosen by the tracer.
-    load_if(flow, {progs.on_pyalloc_flow, progs.on_pyrealloc_flow, progs.on_pyfree_flow});
+    load_if(flow && !plan.plain, {progs.on_pyalloc_flow, progs.on_pyrealloc_flow,
+                                  progs.on_pyfree_flow});
+    load_if(flow && plan.plain, {progs.on_alloc_flow, progs.on_realloc_flow, progs.on_free_flow});
     load_if(!flow && plan.plain, {progs.on_alloc, progs.on_realloc, progs.on_free});
     load_if(!flow && !plan.plain, {progs.on_pyalloc, progs.on_pyrealloc, progs.on_pyfree});
+    // --python-frames' stack, and --allocator's functions with or without a flow: loaded in
+    // every run before, 17 programs for the verifier that only those modes attach.
+    const bool allocator = !plan.allocator.empty();
+    load_if(!plan.python_frames.empty(),
+            {progs.on_cpython_entry, progs.on_cpython_line, progs.on_cpython_return});
+    load_if(allocator && !flow,
+            {progs.on_allocator_malloc, progs.on_allocator_malloc_return,
+             progs.on_allocator_calloc, progs.on_allocator_calloc_return,
+             progs.on_allocator_realloc, progs.on_allocator_realloc_return,
+             progs.on_allocator_free});
+    load_if(allocator && flow,
+            {progs.on_allocator_malloc_flow, progs.on_allocator_malloc_return_flow,
+             progs.on_allocator_calloc_flow, progs.on_allocator_calloc_return_flow,
+             progs.on_allocator_realloc_flow, progs.on_allocator_realloc_return_flow,
+             progs.on_allocator_free_flow});
     load_if(plan.depth > 1, {progs.on_stack_request});
     load_if(plan.native, {progs.on_pynative});
     load_if(plan.setid_stop, {progs.on_exec});
