@@ -547,3 +547,4 @@ int BPF_PROG(on_exec, struct task_struct *task, int old_pid, struct linux_binprm
 #include "flow.bpf.h" // the flow: every event through a ring buffer (--flow-fd)
 #include "cpython_flow.bpf.h" // the flow of --python-frames
 #include "mappings.bpf.h" // libraries mapped after the engine started
+#include "signals.bpf.h" // --report-signals: who sent a stop signal to whom

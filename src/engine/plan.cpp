@@ -17,7 +17,8 @@ const char *const usage =
     "                         [--max-locations N] [--setid-stop] [--plain] [--verbose]\n"
     "                         [--native] [--interval-ms MS] [--all] [--depth N]\n"
     "                         [--flow-fd FD [--flow-buffer BYTES]] [--batch] [--no-follow]\n"
-    "                         [--histograms] [--by-path]\n"
+    "                         [--histograms] [--by-path] [--report-signals]\n"
+    "                         [--stops-from-parent]\n"
     "                         [--python-frames PYTHON [--allocator PREFIX\n"
     "                         --allocator-domain N [--allocator-library LIBC]]]\n"
     "       pymemtrace-engine --targets-fd FD [options but --pid, --lib and --all]\n"
@@ -57,7 +58,12 @@ const char *const usage =
     "--allocator libc: malloc, calloc, realloc and free of the C library LIBC.\n"
     "--by-path: the --lib libraries are attached by path before `ready` (every process that\n"
     "maps them traps their probes; only the traced processes' events are kept), so that a\n"
-    "process forked by a traced one has no window; libraries found mapped stay per PID.\n";
+    "process forked by a traced one has no window; libraries found mapped stay per PID.\n"
+    "--report-signals: {\"event\": \"signal\"} on stdout for each SIGINT, SIGTERM and SIGHUP\n"
+    "sent to a traced process or to the engine's parent, with its sender and time.\n"
+    "--stops-from-parent: only the stop requests the engine's parent sends stop it (a unit's\n"
+    "stop that reaches every process leaves it to the parent, which stops it after the\n"
+    "command).\n";
 
 namespace {
 
@@ -136,6 +142,10 @@ Plan parse_plan(int argc, char **argv)
             plan.histograms = true;
         } else if (option == "--by-path") {
             plan.by_path = true;
+        } else if (option == "--report-signals") {
+            plan.report_signals = true;
+        } else if (option == "--stops-from-parent") {
+            plan.stops_from_parent = true;
         } else if (option == "--verbose") {
             plan.verbose = true;
         } else if (option == "--native") {

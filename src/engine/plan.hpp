@@ -38,6 +38,9 @@ struct Plan {
     int32_t allocator_domain = 0;        // the domain their blocks are counted in
     std::string allocator_library;       // --allocator libc: the C library's file
     bool by_path = false;                // the libraries attached by path, only traced events kept
+    bool report_signals = false;         // a line for each stop signal to a traced process or the
+                                         // parent (signals.hpp)
+    bool stops_from_parent = false;      // only the parent's stop requests stop it (stop.hpp)
 };
 
 // The plan of argv, or throws engine::Error (bad input: one line, what and how to fix).
