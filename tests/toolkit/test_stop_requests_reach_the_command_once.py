@@ -111,3 +111,15 @@ def test_a_stop_request_to_the_runner_alone_reaches_the_command_once(engine, nam
     runner, _pid = start_runner(engine, name)
     os.kill(runner.pid, getattr(signal, name))
     assert_one_graceful_stop(*finished(runner))
+
+
+def test_with_bpftrace_a_stop_request_to_every_process_of_the_unit_reaches_the_command_once():
+    """bpftrace's program of a command reports the stop signals too; bpftrace itself does not end
+    on the unit's SIGTERM (the runner stops it once the command has ended)."""
+    runner, pid = start_runner("bpftrace", "SIGTERM")
+    everyone = [runner.pid] + descendants(runner.pid)
+    assert pid in everyone, everyone
+    for each in everyone:
+        os.kill(each, signal.SIGTERM)
+        time.sleep(0.005)  # two copies pending at once would be one: let each be delivered
+    assert_one_graceful_stop(*finished(runner))

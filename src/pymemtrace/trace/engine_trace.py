@@ -261,13 +261,8 @@ def engine_run(plan, request, engine_path, setid, pids=(), libraries=(), targets
                             allocator=allocator_of(plan) if allocator else None,
                             libc=libc if allocator and request.libc else None,
                             by_path=attached_by_path(request),
-                            report_signals=commanded(request), stops_from_parent=True)
-
-
-def commanded(request):
-    """Whether the run traces a command the runner starts, which it passes stop requests on to
-    (modes.Stop): the engine then says who sent each stop signal (stop_relay)."""
-    return bool(request.command) and request.pid is None and not request.all
+                            report_signals=stop_relay.commanded(request),
+                            stops_from_parent=True)
 
 
 def start_early(request, plan, setid):
@@ -324,7 +319,7 @@ class EngineTrace:
         # them before the report: a thread reads them.
         self.reader, self.report_line, self.reader_error = None, None, None
         # A command's stop signals, as the engine reports them while it runs (modes.Stop).
-        self.signal_log = stop_relay.SignalLog() if commanded(request) else None
+        self.signal_log = stop_relay.SignalLog() if stop_relay.commanded(request) else None
         self.flow = None  # the engine_flow.FlowReader of a flow
 
     def start(self):

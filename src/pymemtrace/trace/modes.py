@@ -151,6 +151,11 @@ class Trace:
                                      list(libraries) if native_caller else None)
                        if request.depth > 1 or native_caller else None)
         self.setid = {}  # {pid: what it exec'd} (scripts.SETID_LINE): not traced from then on
+        # A command's stop signals, as the program's signal clause reports them (modes.Stop).
+        self.signal_log = None
+        if stop_relay.commanded(request):
+            self.signal_log = stop_relay.SignalLog()
+            program += stop_relay.bpftrace_clause(os.getpid())
         self.unseen = UnseenFrees(request.max_entries) if request.report == "flow" else None
         # Rows reach a terminal as they come; a file or pipe gets them a buffer at a time (a
         # flush per row would cost more than the rest of a row's handling).
@@ -185,6 +190,9 @@ class Trace:
             self.snapshots.add(pending.get("@live"), pending.get("@live_refused", 0))
 
     def _printf(self, text):
+        if self.signal_log is not None and text.startswith(stop_relay.BPFTRACE_PREFIX):
+            self.signal_log.add_row(text)
+            return
         if self.snapshots is not None:
             self._snapshot()  # @live_refused is not printed until set: a printf ends a snapshot
             if text == "dtrace:::SNAPSHOT\n":

@@ -6,8 +6,9 @@ runner and the command the same signal, microseconds to milliseconds apart, in e
 `kill` of the runner alone, `docker stop` of an entry point or coreutils `timeout` (the command
 has a process group of its own) reach the runner only.
 
-The engine (--report-signals, signals.bpf.h) says who sent each SIGINT, SIGTERM and SIGHUP to
-the runner or the command, and when (CLOCK_MONOTONIC, as time.monotonic). The runner's own copy
+The engine (--report-signals, signals.bpf.h), or bpftrace (`bpftrace_clause`), says who sent
+each SIGINT, SIGTERM and SIGHUP to the runner or the command, and when (CLOCK_MONOTONIC, as
+time.monotonic), as `signal` records the SignalLog keeps. The runner's own copy
 names the sender; a copy from that sender to the command up to a second before it (the same
 request: Stop.REPEAT) or up to AFTER seconds after it means the command has it. The decision
 waits for the engine's word on the runner's copy at most OWN_COPY_WAIT seconds; without it the
@@ -20,6 +21,28 @@ SAME_REQUEST = 1.0  # copies within a second are one request (modes.Stop.REPEAT)
 KEPT = 256  # records kept: a few per request
 
 
+# A row of bpftrace_clause: signal, to, sender, time_ns.
+BPFTRACE_LINE = "dtrace:::SIGNAL %d %d %d %llu\\n"
+BPFTRACE_PREFIX = BPFTRACE_LINE.split("%")[0]
+
+
+def commanded(request):
+    """Whether the run traces a command the runner starts, which it passes stop requests on to
+    (modes.Stop): the tracer then says who sent each stop signal."""
+    return bool(request.command) and request.pid is None and not request.all
+
+
+def bpftrace_clause(runner):
+    """The clause a bpftrace program of a command ($1) gets: a row for each stop signal made for
+    the command or for the runner (PID `runner`), with its sender (the task it was made in)."""
+    return ("\ntracepoint:signal:signal_generate\n"
+            "/(args->sig == 1 || args->sig == 2 || args->sig == 15)"
+            f" && (args->pid == $1 || args->pid == {int(runner)})/\n"
+            "{\n"
+            f'\tprintf("{BPFTRACE_LINE}", args->sig, args->pid, pid, nsecs);\n'
+            "}\n")
+
+
 class SignalLog:
     """The engine's `signal` lines, as its reader thread gets them (bounded)."""
 
@@ -28,8 +51,19 @@ class SignalLog:
         self._records = []
 
     def add(self, line):
-        record = (int(line["time_ns"]) / 1e9, int(line["signal"]), int(line["pid"]),
-                  int(line["sender"]))
+        """An engine's `signal` line (a dict)."""
+        self._keep((int(line["time_ns"]) / 1e9, int(line["signal"]), int(line["pid"]),
+                    int(line["sender"])))
+
+    def add_row(self, text):
+        """A bpftrace row of BPFTRACE_LINE."""
+        try:
+            number, to, sender, time_ns = (int(word) for word in text.split()[1:5])
+        except ValueError:
+            return
+        self._keep((time_ns / 1e9, number, to, sender))
+
+    def _keep(self, record):
         with self._lock:
             self._records.append(record)
             del self._records[:-KEPT]
