@@ -37,7 +37,7 @@ class Stop:
     that did (threading.Event.set) could run while the main thread held that same lock inside
     Event.wait, and deadlock the runner (seen: a runner stuck for good after SIGTERM).
 
-    When the engine reports who signalled whom (`check_with`), a request is passed on only if
+    When the tracer reports who signalled whom (`check_with`), a request is passed on only if
     the command did not get it itself (stop_relay: systemd's KillMode=control-group signals
     both), decided by the main loop within tens of milliseconds (`pass_on`)."""
 
@@ -56,7 +56,7 @@ class Stop:
         self.command = pidfd
 
     def check_with(self, log, command_pid):
-        """Command mode with the engine's stop_relay.SignalLog: requests the command got itself
+        """Command mode with the tracer's stop_relay.SignalLog: requests the command got itself
         are not passed on again. Until this is called, every request is passed on at once."""
         self.relay = stop_relay.Relay(log, os.getpid(), command_pid)
 
