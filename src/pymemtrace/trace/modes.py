@@ -477,7 +477,7 @@ def trace_command(request, make_run, env, user):
     command = os.pidfd_open(child)
     stop.pass_to(command)
     run = make_run(child)
-    if getattr(run, "signal_log", None) is not None:  # the engine's: who signalled whom
+    if run.signal_log is not None:  # the tracer's word on who signalled whom
         stop.check_with(run.signal_log, child)
     status, early = None, False
     try:
