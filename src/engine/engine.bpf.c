@@ -549,3 +549,4 @@ int BPF_PROG(on_exec, struct task_struct *task, int old_pid, struct linux_binprm
 #include "allocator_flow.bpf.h" // the flow of --allocator
 #include "call_stack.bpf.h" // --python-call-stack: Python's calls and returns in the flow
 #include "mappings.bpf.h" // libraries mapped after the engine started
+#include "signals.bpf.h" // --report-signals: who sent a stop signal to whom

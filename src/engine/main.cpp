@@ -52,7 +52,7 @@ int poll_ms(const engine::Plan &plan, uint64_t next_ns)
 
 int run(engine::Plan plan)
 {
-    engine::install_stop_handlers();
+    engine::install_stop_handlers(plan.stops_from_parent);
     engine::Tracer tracer(plan, [&plan] { engine::read_targets(plan); }); // --targets-fd
     std::unique_ptr<engine::FlowStream> flow;
     if (plan.flow_fd >= 0)

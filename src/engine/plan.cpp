@@ -18,6 +18,7 @@ const char *const usage =
     "                         [--native] [--interval-ms MS] [--all] [--depth N]\n"
     "                         [--flow-fd FD [--flow-buffer BYTES]] [--batch] [--no-follow]\n"
     "                         [--histograms] [--by-path] [--die-with PID]\n"
+    "                         [--report-signals] [--stops-from-parent]\n"
     "                         [--python-frames PYTHON [--allocator PREFIX\n"
     "                         --allocator-domain N [--allocator-library LIBC]]]\n"
     "                         [--python-call-stack]\n"
@@ -64,7 +65,12 @@ const char *const usage =
     "each Python function entered (function__entry) and a return event for each one left\n"
     "(function__return), with the depth of the thread's Python stack.\n"
     "--die-with PID: the engine is killed (SIGKILL, which detaches every probe) when its\n"
-    "parent PID ends, and ends at once if PID is not its parent (the runner's spawn).\n";
+    "parent PID ends, and ends at once if PID is not its parent (the runner's spawn).\n"
+    "--report-signals: {\"event\": \"signal\"} on stdout for each SIGINT, SIGTERM and SIGHUP\n"
+    "sent to a traced process or to the engine's parent, with its sender and time.\n"
+    "--stops-from-parent: only the stop requests the engine's parent sends stop it (a unit's\n"
+    "stop that reaches every process leaves it to the parent, which stops it after the\n"
+    "command).\n";
 
 namespace {
 
@@ -145,6 +151,10 @@ Plan parse_plan(int argc, char **argv)
             plan.by_path = true;
         } else if (option == "--python-call-stack") {
             plan.python_call_stack = true;
+        } else if (option == "--report-signals") {
+            plan.report_signals = true;
+        } else if (option == "--stops-from-parent") {
+            plan.stops_from_parent = true;
         } else if (option == "--verbose") {
             plan.verbose = true;
         } else if (option == "--native") {

@@ -40,6 +40,9 @@ struct Plan {
     bool by_path = false;                // the libraries attached by path, only traced events kept
     bool python_call_stack = false;      // Python's calls and returns in the flow (call_stack.bpf.h)
     pid_t die_with = 0;                  // --die-with: killed when this parent ends (main.cpp)
+    bool report_signals = false;         // a line for each stop signal to a traced process or the
+                                         // parent (signals.hpp)
+    bool stops_from_parent = false;      // only the parent's stop requests stop it (stop.hpp)
 };
 
 // The plan of argv, or throws engine::Error (bad input: one line, what and how to fix).

@@ -5,8 +5,8 @@
 #include <ctime>   // clock_gettime
 #include <initializer_list> // the three signals
 
-#include <signal.h> // sigaction
-#include <unistd.h> // write, _exit
+#include <signal.h> // sigaction, siginfo_t
+#include <unistd.h> // write, _exit, getppid
 
 namespace engine {
 
@@ -15,9 +15,12 @@ namespace {
 volatile sig_atomic_t requested = 0;
 volatile time_t first_request_s = 0; // CLOCK_MONOTONIC seconds of the first request
 volatile long first_request_ns = 0;
+volatile sig_atomic_t parent_only = 0; // --stops-from-parent
 
-void on_stop_signal(int)
+void on_stop_signal(int, siginfo_t *info, void *)
 {
+    if (parent_only && (info == nullptr || info->si_pid != getppid()))
+        return; // the runner's to decide: it stops the engine once its command has ended
     timespec now{};
     clock_gettime(CLOCK_MONOTONIC, &now); // async-signal-safe
     if (!requested) {
@@ -38,12 +41,13 @@ void on_stop_signal(int)
 
 } // namespace
 
-void install_stop_handlers()
+void install_stop_handlers(bool from_parent_only)
 {
+    parent_only = from_parent_only ? 1 : 0;
     struct sigaction action {};
-    action.sa_handler = on_stop_signal;
+    action.sa_sigaction = on_stop_signal;
     sigemptyset(&action.sa_mask);
-    action.sa_flags = 0; // no SA_RESTART: the wait for records returns at once
+    action.sa_flags = SA_SIGINFO; // the sender; no SA_RESTART: the wait for records returns at once
     for (const int signal_number : {SIGINT, SIGTERM, SIGHUP})
         sigaction(signal_number, &action, nullptr);
     signal(SIGPIPE, SIG_IGN); // a reader that went away is told by write's error, not killed

@@ -30,6 +30,7 @@
 #include "loaded.hpp"
 #include "notes.hpp"
 #include "output.hpp"
+#include "signals.hpp" // --report-signals
 
 namespace engine {
 
@@ -242,6 +243,7 @@ Tracer::Tracer(const Plan &plan, const std::function<void()> &name_targets) : pl
                                                        ? plan.flow_bytes
                                                        : static_cast<uint32_t>(getpagesize()));
     load_only_what_runs(skeleton_, plan); // programs it attaches, maps it fills: start-up
+    prepare_signals(skeleton_, plan); // --report-signals
     // --batch's programs are loaded only with it; the exec one only where the kernel has its
     // tracepoint (Linux 6.10+).
     bpf_program__set_autoload(skeleton_->progs.on_pybatch, plan.batch);
@@ -287,6 +289,7 @@ Tracer::Tracer(const Plan &plan, const std::function<void()> &name_targets) : pl
     records_ = ring_buffer__new(bpf_map__fd(skeleton_->maps.records), on_record, this, nullptr);
     if (records_ == nullptr)
         throw Error(std::string("cannot read the engine's ring buffer: ") + std::strerror(errno));
+    watch_signals(skeleton_, plan, records_); // --report-signals, from before the command runs
 
     if (plan.targets_fd >= 0) { // loaded and watching forks, exits and mappings: the targets
         name_targets();

@@ -60,7 +60,8 @@ class EngineRun:
                  setid_stop=False, interval_ms=None, every_process=False, depth=1,
                  max_locations=None, native_caller=False, flow_bytes=None, batch=False,
                  follow=True, histograms=False, targets_later=False, python_frames=None,
-                 allocator=None, libc=None, by_path=False, python_call_stack=False):
+                 allocator=None, libc=None, by_path=False, python_call_stack=False,
+                 report_signals=False, stops_from_parent=False):
         engine = engine or find_engine()
         if engine is None:
             raise Failure(f"{ENGINE} was not found beside the runner",
@@ -110,6 +111,10 @@ class EngineRun:
             argv.append("--by-path")
         if python_call_stack:  # CPython's calls and returns in the flow too
             argv.append("--python-call-stack")
+        if report_signals:  # a `signal` line for each stop signal to the command or the runner
+            argv.append("--report-signals")
+        if stops_from_parent:  # a unit's stop reaching every process leaves it to the runner
+            argv.append("--stops-from-parent")
         self.argv = argv
         self.proc = None
         self.returncode = None

@@ -16,7 +16,8 @@ import sys
 import threading
 import time
 
-from . import engine, engine_flow, native, processes, reports, scripts, stacks, unseen
+from . import (engine, engine_flow, native, processes, reports, scripts, stacks, stop_relay,
+               unseen)
 from .errors import Failure
 from .missed_libraries import AttachedByEngine, MissedLibraries
 from .names import shown
@@ -268,7 +269,9 @@ def engine_run(plan, request, engine_path, setid, pids=(), libraries=(), targets
                             libc=libc if allocator and request.libc else None,
                             by_path=attached_by_path(request),
                             python_call_stack=(request.python_call_stack
-                                               and request.report == "flow"))
+                                               and request.report == "flow"),
+                            report_signals=stop_relay.commanded(request),
+                            stops_from_parent=True)
 
 
 def start_early(request, plan, setid):
@@ -324,6 +327,8 @@ class EngineTrace:
         # With snapshots, --all or stacks the engine's lines come while it runs, or many of
         # them before the report: a thread reads them.
         self.reader, self.report_line, self.reader_error = None, None, None
+        # A command's stop signals, as the engine reports them while it runs (modes.Stop).
+        self.signal_log = stop_relay.SignalLog() if stop_relay.commanded(request) else None
         self.flow = None  # the engine_flow.FlowReader of a flow
 
     def start(self):
@@ -334,7 +339,8 @@ class EngineTrace:
             self.run.name_targets([self.pid], self.libraries)
         self.started = True
         self.run.ready()
-        if any(wanted is not None for wanted in (self.snapshots, self.commands, self.stacks)):
+        if any(wanted is not None for wanted in (self.snapshots, self.commands, self.stacks,
+                                                 self.signal_log)):
             self.reader = threading.Thread(target=self._read, daemon=True)
             self.reader.start()
         if self.run.flow is not None:  # what came before waits in the pipe and ring buffer
@@ -361,6 +367,8 @@ class EngineTrace:
                     self.stacks.put(line["pid"], line["stack"],
                                     [(f["file"], f["line"], f["function"])
                                      for f in line["frames"]])
+                elif event == "signal" and self.signal_log is not None:
+                    self.signal_log.add(line)
                 elif event == "report":  # the last line: the engine detaches after it
                     self.report_line = line
                     return

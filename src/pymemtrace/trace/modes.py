@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 
-from . import processes, procfs, replay, reports, scripts, stacks, unseen
+from . import processes, procfs, replay, reports, scripts, stacks, stop_relay, unseen
 from .errors import LOSS, Failure
 from .missed_libraries import MissedLibraries
 from .names import shown
@@ -34,12 +34,18 @@ class Stop:
     supervisors signal the runner and its process group at once. A request after that ends the
     runner at once, without a report (the tracer dies with it). The handler takes no lock: one
     that did (threading.Event.set) could run while the main thread held that same lock inside
-    Event.wait, and deadlock the runner (seen: a runner stuck for good after SIGTERM)."""
+    Event.wait, and deadlock the runner (seen: a runner stuck for good after SIGTERM).
 
-    REPEAT = 1.0
+    When the tracer reports who signalled whom (`check_with`), a request is passed on only if
+    the command did not get it itself (stop_relay: systemd's KillMode=control-group signals
+    both), decided by the main loop within tens of milliseconds (`pass_on`)."""
+
+    REPEAT = stop_relay.SAME_REQUEST
 
     def __init__(self):
-        self.signal, self.at, self.command = None, None, None
+        self.signal, self.at, self.command, self.relay = None, None, None, None
+        # Written by the handler when a decision is pending: wakes the main loop's select.
+        self.wake, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(number, self._set)
 
@@ -47,6 +53,26 @@ class Stop:
         """Command mode: stop requests go to the command, by its pidfd (a PID could name another
         process once the command is reaped; its pidfd cannot)."""
         self.command = pidfd
+
+    def check_with(self, log, command_pid):
+        """Command mode with the tracer's stop_relay.SignalLog: requests the command got itself
+        are not passed on again. Until this is called, every request is passed on at once."""
+        self.relay = stop_relay.Relay(log, os.getpid(), command_pid)
+
+    def pass_on(self, final=False):
+        """Passes a pending request on to the command once stop_relay says so; `final`: the
+        runner stops waiting for the command, so an undecided request goes now. Returns whether
+        a decision is still pending."""
+        if self.relay is None:
+            return False
+        try:
+            os.read(self.wake, 64)  # the handler's wake-ups: seen
+        except BlockingIOError:
+            pass
+        decided = self.relay.decide(time.monotonic(), final)
+        if decided:
+            self._send(self.signal)
+        return decided is None
 
     def _set(self, number, _frame):
         if self.command is not None and number == signal.SIGINT and _from_terminal():
@@ -58,11 +84,22 @@ class Stop:
             os.write(2, b"pymemtrace-trace: stopped at once, no report\n")
             os._exit(128 + number)  # the tracer dies with us (PR_SET_PDEATHSIG)
         self.signal, self.at = number, now
-        if self.command is not None:
-            try:
-                signal.pidfd_send_signal(self.command, number)
-            except OSError:
-                pass  # it has just ended: the runner reports that
+        if self.command is None:
+            return
+        if self.relay is None:
+            self._send(number)
+            return
+        self.relay.requested(number, now)  # the main loop decides (pass_on)
+        try:
+            os.write(self._wake_write, b"!")
+        except BlockingIOError:
+            pass  # already awake
+
+    def _send(self, number):
+        try:
+            signal.pidfd_send_signal(self.command, number)
+        except OSError:
+            pass  # it has just ended: the runner reports that
 
     def wait(self, seconds, ended=None):
         """Sleeps up to `seconds`, less once a stop signal came or the process of the pidfd
@@ -113,6 +150,11 @@ class Trace:
                                      list(libraries) if native_caller else None)
                        if request.depth > 1 or native_caller else None)
         self.setid = {}  # {pid: what it exec'd} (scripts.SETID_LINE): not traced from then on
+        # A command's stop signals, as the program's signal clause reports them (modes.Stop).
+        self.signal_log = None
+        if stop_relay.commanded(request):
+            self.signal_log = stop_relay.SignalLog()
+            program += stop_relay.bpftrace_clause(os.getpid())
         self.unseen = UnseenFrees(request.max_entries) if request.report == "flow" else None
         # Rows reach a terminal as they come; a file or pipe gets them a buffer at a time (a
         # flush per row would cost more than the rest of a row's handling).
@@ -147,6 +189,9 @@ class Trace:
             self.snapshots.add(pending.get("@live"), pending.get("@live_refused", 0))
 
     def _printf(self, text):
+        if self.signal_log is not None and text.startswith(stop_relay.BPFTRACE_PREFIX):
+            self.signal_log.add_row(text)
+            return
         if self.snapshots is not None:
             self._snapshot()  # @live_refused is not printed until set: a printf ends a snapshot
             if text == "dtrace:::SNAPSHOT\n":
@@ -431,6 +476,8 @@ def trace_command(request, make_run, env, user):
     command = os.pidfd_open(child)
     stop.pass_to(command)
     run = make_run(child)
+    if run.signal_log is not None:  # the tracer's word on who signalled whom
+        stop.check_with(run.signal_log, child)
     status, early = None, False
     try:
         try:
@@ -463,9 +510,13 @@ def trace_command(request, make_run, env, user):
                 early = True  # its errors and the loss are reported below
                 break
             run.missed.check(child)
+            deciding = stop.pass_on()  # a stop request the command may have got itself
             # Often in the first seconds, when a short command imports its extensions and may
-            # end (its mappings go with it); at once when it ends.
-            select.select([command], [], [], 0.01 if time.monotonic() - started < 2 else 0.1)
+            # end (its mappings go with it), or while a stop request is being decided; at once
+            # when it ends or a request comes.
+            select.select([command, stop.wake], [], [],
+                          0.01 if deciding or time.monotonic() - started < 2 else 0.1)
+        stop.pass_on(final=True)  # the tracer ended early: the command must get it all the same
         if run.plan.kind in ("flow", "flowlog"):
             run.drain()
         else:

@@ -107,7 +107,7 @@ class BpftraceSession:
             [bpftrace_binary.path(), *output, "-B", "line", *self.options,
              f"/proc/{os.getpid()}/fd/{self._program_fd}", *self.positional],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env,
-            start_new_session=True, preexec_fn=die_with(os.getpid()))
+            start_new_session=True, preexec_fn=deaf_to_unit_stops(die_with(os.getpid())))
         reader = self._read_framed if self._text else self._read_json
         for target in (reader, self._read_stderr):
             thread = threading.Thread(target=target, daemon=True)
@@ -313,6 +313,18 @@ def _bytes_as_utf8(value):
     if isinstance(value, list):
         return [_bytes_as_utf8(item) for item in value]
     return value
+
+
+def deaf_to_unit_stops(preexec):
+    """For Popen's preexec_fn: `preexec`, then SIGTERM and SIGHUP blocked in the child (a mask
+    exec keeps). bpftrace ends on SIGTERM, and its owner stops it by SIGINT: a stop that
+    reaches every process of a unit (systemd's KillMode=control-group: SIGTERM, then SIGHUP
+    with SendSIGHUP=) would end it before the command it traces, whose shutdown the report
+    holds. SIGKILL still ends it, as the owner's death does (die_with)."""
+    def run():
+        preexec()
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGHUP})
+    return run
 
 
 def die_with(owner):
