@@ -197,18 +197,26 @@ def test_a_command_that_execs_passwd_does_not_show_passwds_heap_to_its_user():
             file.write(PASSWD)
         env = dict(os.environ, SUDO_UID=str(user.uid), SUDO_GID=str(user.gid),
                    SUDO_USER=user.name)
-        result, flow = run_runner(["--libc", "--report", "flow", "--", PYTHON, script], env=env)
-        assert result.returncode == 0, result.stderr[-1500:]
-        words = re.search(r"^passwd (\d+) (\d+)$", result.stdout, re.M)
-        assert words and words[2] == "0", result.stdout  # passwd ran, as the user, and ended
-        child = int(words[1])
-        said = f"PID {child} exec'd a set-user-ID program: not traced from then on"
-        assert said in result.stderr and said in flow, (result.stderr[-1500:], flow[-1500:])
-        rows = [int(pid) for pid in FLOW_ROW.findall(flow)]
-        assert rows and child not in rows, sorted(set(rows))
-        # On bpftrace, which follows forks with no window: the engine (--engine auto's choice
-        # for --libc since issue 20) attaches a forked child after the fork, and passwd, which
-        # ends at once, is then a stated loss (exit 3); its set-ID rule is tests/engine's.
+        for engine in ("bpftrace", "libbpf"):
+            result, flow = run_runner(["--libc", "--report", "flow", "--engine", engine, "--",
+                                       PYTHON, script], env=env)
+            words = re.search(r"^passwd (\d+) (\d+)$", result.stdout, re.M)
+            assert words and words[2] == "0", result.stdout  # passwd ran, as the user, and ended
+            child = int(words[1])
+            said = re.compile(f"PID {child} exec'd a set-user-ID (or set-group-ID )?program: "
+                              "not traced from then on")
+            assert said.search(result.stderr) and said.search(flow), (result.stderr[-1500:],
+                                                                      flow[-1500:])
+            rows = [int(pid) for pid in FLOW_ROW.findall(flow)]
+            assert rows and child not in rows, sorted(set(rows))
+            # bpftrace follows forks with no window. The engine (--engine auto's choice for
+            # --libc since issue 20, the C library attached per process: no other process
+            # traps) attaches a forked child after the fork: a child that execs passwd at once
+            # may do so first, a stated loss (exit 3), never rows.
+            window = "1 forked processes could not be traced" in result.stderr
+            assert result.returncode == (3 if engine == "libbpf" and window else 0), \
+                result.stderr[-1500:]
+        # The summary per process, on bpftrace (the engine's set-ID rule is tests/engine's).
         result, text = run_runner(["--libc", "--per-process", "--engine", "bpftrace", "--",
                                    PYTHON, script], env=env)
         assert result.returncode == 0, result.stderr[-1500:]
