@@ -125,3 +125,39 @@ def test_with_bpftrace_a_stop_request_to_every_process_of_the_unit_reaches_the_c
         os.kill(each, getattr(signal, name))
         time.sleep(0.005)  # two copies pending at once would be one: let each be delivered
     assert_one_graceful_stop(*finished(runner))
+
+
+# Sends its parent, the runner, the stop signal named by argv[2] once armed (a line on stdin),
+# counts the copies it gets back in the next second, allocates and exits 0.
+SIGNALS_ITS_PARENT = """\
+import os, signal, sys, time
+sys.path.insert(0, sys.argv[1])
+from pymemtrace import cMemLeak
+number = getattr(signal, sys.argv[2])
+stops = []
+signal.signal(number, lambda n, frame: stops.append(n))
+print("pid", os.getpid(), flush=True)
+sys.stdin.readline()
+os.kill(os.getppid(), number)
+time.sleep(1.0)
+kept = cMemLeak.CMalloc(4321)
+print("stops", len(stops), flush=True)
+os._exit(0)
+"""
+
+
+@pytest.mark.parametrize("engine", ["libbpf", "bpftrace"])
+def test_a_stop_request_the_command_sends_the_runner_is_not_sent_back_to_it(engine):
+    # As sudo: the command asked; sent back, its own signal stopped it (before: "stops 1").
+    runner = subprocess.Popen([PYTHON, RUNNER, "--report", "leaks", "--engine", engine, "--lib",
+                               CMEMLEAK, "--", PYTHON, "-c", SIGNALS_ITS_PARENT, BUILD_SRC,
+                               "SIGTERM"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    pid = int(runner.stdout.readline().split()[1])
+    assert procfs.wait_semaphores(pid, semaphores(pid), any, 60), "never armed"
+    runner.stdin.write("go\n")
+    runner.stdin.flush()
+    status, out, err = finished(runner)
+    assert "stops 0\n" in out, (out, err)
+    assert status == 0, err
+    assert re.search(r"^\s+4321 .*C heap", out, re.M), out

@@ -12,7 +12,8 @@ time.monotonic), as `signal` records the SignalLog keeps. The runner's own copy
 names the sender; a copy from that sender to the command up to a second before it (the same
 request: Stop.REPEAT) or up to AFTER seconds after it means the command has it. The decision
 waits for the engine's word on the runner's copy at most OWN_COPY_WAIT seconds; without it the
-request is passed on (the command must never miss a stop request only the runner got)."""
+request is passed on (the command must never miss a stop request only the runner got). A request
+the command itself sent the runner (`kill $PPID`) is not sent back to it, as sudo does not."""
 import threading
 
 AFTER = 0.05  # how late the sender's copy to the command may come: a loop over a unit's processes
@@ -100,6 +101,8 @@ class Relay:
                 return self._done(True)  # the engine did not see it: passed on all the same
             return None
         sent_at, sender = own[-1][0], own[-1][3]
+        if sender == self.command:
+            return self._done(False)  # the command's own request to the runner: not sent back
         if any(r[1] == number and r[2] == self.command and r[3] == sender
                and sent_at - SAME_REQUEST <= r[0] <= sent_at + AFTER for r in records):
             return self._done(False)
